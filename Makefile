@@ -1,0 +1,63 @@
+# Every target here is what the README and CI call: CI runs exactly what developers run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help run test test-slow test-all lint format typecheck bench lock clean-venv
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps record which lock file the venv was installed from, so an edited lock reinstalls.
+$(VENV)/.run-installed: requirements/run.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements/run.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
+	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
+	@touch $@
+
+run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
+	$(BIN)/mlops compose --check
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(BIN)/mlops summary
+
+test: $(VENV)/.dev-installed  ## the default test suite (under 10 minutes on 2 cores)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test-slow: $(VENV)/.dev-installed  ## the long tests only
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m slow
+
+test-all: $(VENV)/.dev-installed  ## every test
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m 'slow or not slow'
+
+lint: $(VENV)/.dev-installed  ## ruff, format check, import contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+bench: $(VENV)/.dev-installed  ## every benchmark in bench/ (prints figures and ratios)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+lock: $(VENV)/.dev-installed  ## re-resolve the lock files (a change re-trains: the lock is a stage dependency)
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/run.lock pyproject.toml
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra dev -c requirements/run.lock -o requirements/dev.lock pyproject.toml
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,112 @@
+"""The `mlops` command: thin wrappers that parse arguments, call the layer below and map errors
+to exit codes (2 for anything the user can fix, with a hint; 1 for "checked, and it differs").
+
+Imports are local to each command so that `mlops compose --check`, which guards every
+`dvc repro`, pays for Hydra only, never for pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipeline.errors import MlopsError, StaleParamsError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _compose(args: argparse.Namespace) -> int:
+    from pipeline import config
+
+    root = config.find_root()
+    if args.check:
+        try:
+            config.check(root, args.overrides)
+        except StaleParamsError as exc:
+            print(exc.render(), file=sys.stderr)
+            return 1
+        print(f"{config.PARAMS_FILE} is up to date with {config.CONF_DIR}/")
+        return 0
+    composed, changed = config.write(root, args.overrides)
+    if (root / config.CONF_DIR / "local").is_dir() and any(
+        (root / "conf" / "local").glob("*.yaml")
+    ):
+        print(
+            "note: machine-local overrides in conf/local/ are part of this composition",
+            file=sys.stderr,
+        )
+    state = "written" if changed else "unchanged"
+    print(
+        f"{config.PARAMS_FILE} {state}: {len(composed.data['candidates'])} candidate(s), "
+        f"dataset {composed.data['dataset']['name']}, task {composed.data['task']}"
+    )
+    return 0
+
+
+def _schema_infer(args: argparse.Namespace) -> int:
+    from pipeline.schema_infer import render_dataset_yaml
+
+    print(render_dataset_yaml(Path(args.path), name=args.name), end="")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from pipeline.summary import render_summary
+
+    print(render_summary(Path.cwd()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops", description="gitops-mlops: declarative ML pipelines run the GitOps way."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "compose",
+        help="compose conf/ into params.yaml (validated)",
+        description="Compose conf/ with Hydra into params.yaml, validating every "
+        "group; --check only compares and prints a diff when params.yaml is stale.",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="OVERRIDE",
+        help="Hydra overrides, e.g. dataset=diabetes or +experiment=fast",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 with a diff when params.yaml differs from the composition",
+    )
+    p.set_defaults(handler=_compose)
+
+    p = sub.add_parser("schema", help="dataset schema helpers")
+    schema_sub = p.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
+    q = schema_sub.add_parser("infer", help="print a starting conf/dataset/ file for a CSV/Parquet")
+    q.add_argument("path", help="the data file (CSV or Parquet), e.g. data/external/my.csv")
+    q.add_argument("--name", help="dataset name (default: from the file name)")
+    q.set_defaults(handler=_schema_infer)
+
+    p = sub.add_parser("summary", help="the champion, its test metrics and where artifacts are")
+    p.set_defaults(handler=_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except MlopsError as exc:
+        print(f"error: {exc.render()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""Compose `conf/` into `params.yaml`, check it is current, and load it back, validated.
+
+`params.yaml` must be byte-identical to what DVC's own Hydra integration writes for `dvc exp run
+-S ...` (`dvc.utils.hydra.compose_and_dump`): Hydra's compose API, `OmegaConf.resolve`, then
+`OmegaConf.to_yaml`. We never use `@hydra.main` (it makes `dvc exp run -S` overrides vanish).
+
+`--check` mode only composes and compares, so it imports Hydra but no pandas or scikit-learn:
+it guards every `dvc repro`, locally and in CI, and must stay fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError, Issue, StaleParamsError
+from pipeline.io import atomic_write_text
+
+CONF_DIR = "conf"
+CONFIG_NAME = "config"
+PARAMS_FILE = "params.yaml"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: the nearest directory upwards holding `conf/config.yaml`."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONF_DIR / f"{CONFIG_NAME}.yaml").is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONF_DIR}/{CONFIG_NAME}.yaml in {here} or any parent directory",
+        hint="run mlops from inside the project (the directory holding conf/ and dvc.yaml)",
+    )
+
+
+@dataclass
+class Composition:
+    """The result of composing conf/ with overrides: the YAML text and the plain data."""
+
+    root: Path
+    overrides: list[str]
+    text: str
+    data: dict[str, Any]
+    missing: list[str] = field(default_factory=list)  # keys still `???`
+
+    def locate(self, key: str) -> str:
+        """Which file (or command-line override) set `key`: used to point errors at their source."""
+        return Provenance.of(self).locate(key)
+
+
+def _hydra_error_types() -> tuple[type[BaseException], ...]:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (HydraException, OmegaConfBaseException, ValueError)
+
+
+def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
+    """Compose exactly as DVC does for `dvc exp run -S`; errors become a located ConfigError."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(root / CONF_DIR), version_base=None):
+            cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        OmegaConf.resolve(cfg)
+        text = OmegaConf.to_yaml(cfg)
+        data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except _hydra_error_types() as exc:
+        raise ConfigError(
+            [Issue(f"{CONF_DIR}/", "composition", _first_line(exc))],
+            title="conf/ does not compose",
+            hint="check the defaults lists and overrides (`mlops compose --help`)",
+        ) from exc
+    finally:
+        GlobalHydra.instance().clear()
+    assert isinstance(data, dict)
+    return Composition(root, list(overrides), text, data, missing)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:3]) if lines else type(exc).__name__
+
+
+def check(root: Path, overrides: Sequence[str] = ()) -> None:
+    """Raise StaleParamsError with a unified diff when params.yaml is not what conf/ composes to."""
+    composed = compose(root, overrides)
+    path = root / PARAMS_FILE
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    if current == composed.text:
+        return
+    diff = "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            composed.text.splitlines(keepends=True),
+            fromfile=f"{PARAMS_FILE} (committed)",
+            tofile=f"{PARAMS_FILE} (composed from {CONF_DIR}/)",
+        )
+    )
+    raise StaleParamsError(
+        f"{PARAMS_FILE} is out of step with {CONF_DIR}/:\n{diff.rstrip()}",
+        hint="run `mlops compose` (and commit params.yaml) so `dvc repro` runs what conf/ declares",
+    )
+
+
+def write(root: Path, overrides: Sequence[str] = ()) -> tuple[Composition, bool]:
+    """Compose, validate everything (including estimator hyperparameters), write atomically.
+
+    Returns the composition and whether params.yaml changed. A refused composition writes nothing.
+    """
+    from pipeline.validation import validate_params
+
+    composed = compose(root, overrides)
+    issues = validate_params(composed.data, composed.locate, root=root, missing=composed.missing)
+    if issues:
+        raise ConfigError(issues, hint="fix the files named above; params.yaml was not changed")
+    path = root / PARAMS_FILE
+    if path.exists() and path.read_text(encoding="utf-8") == composed.text:
+        return composed, False
+    atomic_write_text(path, composed.text)
+    return composed, True
+
+
+def load_params(root: Path | None = None, *, path: Path | None = None) -> dict[str, Any]:
+    """Read params.yaml and re-validate it: `dvc exp run -S` composes without our checks."""
+    from pipeline.validation import validate_params
+
+    base = root or Path.cwd()
+    params_path = path or base / PARAMS_FILE
+    data = read_yaml(params_path)
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [Issue(params_path.name, "(root)", "expected a mapping of config groups", data)]
+        )
+    missing = [key for key, value in _walk(data) if value == "???"]
+    issues = validate_params(data, lambda _key: params_path.name, root=base, missing=missing)
+    if issues:
+        raise ConfigError(
+            issues,
+            title=f"{params_path.name} refused: {len(issues)} problem(s)",
+            hint="params.yaml is generated: fix conf/ and run `mlops compose`, or fix the "
+            "`dvc exp run -S` override",
+        )
+    return data
+
+
+def read_yaml(path: Path) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=loader)  # noqa: S506 - a safe loader
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"{path} does not exist", hint="run `mlops compose` to generate it from conf/"
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([Issue(str(path), "(file)", f"not valid YAML: {exc}")]) from exc
+
+
+def _walk(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _walk(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, data
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key paths of every leaf (and every mapping) in `data`."""
+    out: dict[str, Any] = {}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out[path] = value
+            out.update(flatten(value, path))
+    return out
+
+
+class Provenance:
+    """Maps a key path of the composed config to the conf file (or override) that set it.
+
+    Hydra merges configs in defaults-list order; the last config that sets a key wins, and
+    command-line overrides win over all. We replay that order over the raw files, which is only
+    needed when reporting errors, so it costs nothing on the happy path.
+    """
+
+    def __init__(self, sources: list[tuple[str, set[str]]], overrides: list[str]) -> None:
+        self.sources = sources
+        self.overrides = overrides
+
+    @classmethod
+    def of(cls, composed: Composition) -> Provenance:
+        cached = getattr(composed, "_provenance", None)
+        if cached is None:
+            cached = cls(_defaults_sources(composed.root, composed.overrides), composed.overrides)
+            composed._provenance = cached  # type: ignore[attr-defined]
+        return cached
+
+    def locate(self, key: str) -> str:
+        for override in reversed(self.overrides):
+            name = override.split("=", 1)[0].lstrip("+~")
+            if "@" not in name and (key == name or key.startswith(name + ".")):
+                return f"override '{override}'"
+        for source, keys in reversed(self.sources):
+            if key in keys:
+                return source
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        return self.locate(parent) if parent else f"{CONF_DIR}/{CONFIG_NAME}.yaml"
+
+
+def _defaults_sources(root: Path, overrides: list[str]) -> list[tuple[str, set[str]]]:
+    """(file, key paths it sets) for every config in the defaults list, in merge order."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(root / CONF_DIR), version_base=None):
+            loader = GlobalHydra.instance().config_loader()
+            defaults = loader.compute_defaults_list(CONFIG_NAME, list(overrides), RunMode.RUN)
+    except _hydra_error_types():
+        return []
+    finally:
+        GlobalHydra.instance().clear()
+    sources: list[tuple[str, set[str]]] = []
+    for item in defaults.defaults:
+        if item.config_path is None or item.config_path.startswith("hydra/"):
+            continue
+        rel = f"{CONF_DIR}/{item.config_path}.yaml"
+        raw = _read_raw(root / rel)
+        raw.pop("defaults", None)
+        package = item.package or ""
+        scoped: Any = raw
+        for part in reversed(package.split(".") if package else []):
+            scoped = {part: scoped}
+        sources.append((rel, set(flatten(scoped))))
+    return sources
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    try:
+        data = read_yaml(path)
+    except ConfigError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def relpath(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path, root)
+    except ValueError:
+        return str(path)

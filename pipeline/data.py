@@ -1,0 +1,543 @@
+"""Datasets: read, check against the declared schema, coerce to model-ready types, split.
+
+The declared schema (conf/dataset/*.yaml) is the contract: every violation is listed with its
+count and a few example rows, so a broken file is fixed in one pass. Splits are a pure function
+of each row (a stable hash of its key, or of the whole row), so appending data never moves an
+existing row between train, test and the production pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.errors import DataError
+from pipeline.settings import ColumnSpec, DatasetSpec, SplitSpec, canonical_category
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES = 5  # example rows shown per violation
+TRUE_VALUES = {"true", "1", "yes"}
+FALSE_VALUES = {"false", "0", "no"}
+
+
+# --------------------------------------------------------------------------------------- reading
+def read_table(
+    path: Path,
+    fmt: str | None = None,
+    csv: Mapping[str, Any] | None = None,
+    *,
+    text_columns: Iterable[str] = (),
+) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is (no casting: checking types is `check_data`'s job),
+    except that `text_columns` of a CSV stay text, so "01234" is not read as 1234."""
+    import pandas as pd
+
+    fmt = fmt or path.suffix.lstrip(".").lower()
+    if not path.is_file():
+        raise DataError(
+            f"{path}: data file does not exist",
+            hint="run `dvc pull` or `dvc repro`, or check dataset.source.path",
+        )
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        if fmt == "csv":
+            opts = dict(csv or {})
+            return pd.read_csv(
+                path,
+                sep=opts.get("sep", ","),
+                decimal=opts.get("decimal", "."),
+                encoding=opts.get("encoding", "utf-8"),
+                na_values=opts.get("na_values"),
+                keep_default_na=True,
+                dtype=dict.fromkeys(text_columns, "string") or None,
+            )
+    except Exception as exc:
+        raise DataError(
+            f"{path}: cannot be read as {fmt}: {exc}",
+            hint="check the file and dataset.source.format",
+        ) from exc
+    raise DataError(f"{path}: unsupported format {fmt!r}; expected csv or parquet")
+
+
+def write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Parquet written atomically and reproducibly (no index, fixed row-group size)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.io import atomic_open
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    with atomic_open(path, "wb") as fh:
+        pq.write_table(table, fh, row_group_size=1 << 17, compression="zstd")
+
+
+# -------------------------------------------------------------------------------------- checking
+@dataclass
+class Violation:
+    check: str
+    column: str | None
+    count: int
+    message: str
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in self.examples)
+        where = f"column {self.column!r}: " if self.column else ""
+        return f"{where}{self.message} ({self.count} row(s){'; e.g. ' + shown if shown else ''})"
+
+
+@dataclass
+class DataReport:
+    rows: int
+    columns: int
+    violations: list[Violation]
+    missing_target_rows: int
+    missing_target_action: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": "passed" if self.ok else "failed",
+            "rows": self.rows,
+            "columns": self.columns,
+            "missing_target": {
+                "rows": self.missing_target_rows,
+                "action": self.missing_target_action,
+            },
+            "violations": [asdict(v) for v in self.violations],
+        }
+
+
+def _examples(df: pd.DataFrame, mask: Any, column: str | None) -> list[dict[str, Any]]:
+    rows = np.flatnonzero(np.asarray(mask))[:EXAMPLES]
+    out = []
+    for i in rows:
+        value = df.iloc[i][column] if column is not None else None
+        out.append({"row": int(i) + 1, "value": _jsonable(value)})
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, int | float | str | bool):
+        return value
+    return str(value)
+
+
+def check_data(df: pd.DataFrame, spec: DatasetSpec) -> DataReport:
+    """Every way `df` breaks the declared schema, each with a count and example rows (1-based)."""
+    violations: list[Violation] = []
+    declared = [c.name for c in spec.columns]
+    missing = [c for c in declared if c not in df.columns]
+    extra = [c for c in df.columns if c not in declared]
+    if len(df) == 0:
+        violations.append(Violation("empty", None, 0, "the data has no rows"))
+    for name in missing:
+        violations.append(Violation("missing_column", name, len(df), "declared column is missing"))
+    if extra and spec.extra_columns == "refuse":
+        for name in extra:
+            violations.append(
+                Violation(
+                    "extra_column",
+                    str(name),
+                    len(df),
+                    "column is not declared (declare it, or set dataset.extra_columns: drop)",
+                )
+            )
+    target_nulls = 0
+    for col in spec.columns:
+        if col.name not in df.columns:
+            continue
+        series = df[col.name]
+        null = series.isna().to_numpy()
+        if col.role == "target":
+            target_nulls = int(null.sum())
+            if target_nulls and spec.missing_target == "refuse":
+                violations.append(
+                    Violation(
+                        "null_target",
+                        col.name,
+                        target_nulls,
+                        "the target is missing (dataset.missing_target: refuse)",
+                        _examples(df, null, col.name),
+                    )
+                )
+        elif null.any() and not col.nullable:
+            violations.append(
+                Violation(
+                    "null",
+                    col.name,
+                    int(null.sum()),
+                    "null values in a column declared nullable: false",
+                    _examples(df, null, col.name),
+                )
+            )
+        violations += _value_violations(df, col, null)
+    if spec.key and spec.key in df.columns:
+        dup = df[spec.key].duplicated(keep=False).to_numpy()
+        if dup.any():
+            violations.append(
+                Violation(
+                    "duplicate_key",
+                    spec.key,
+                    int(dup.sum()),
+                    "key values must be unique",
+                    _examples(df, dup, spec.key),
+                )
+            )
+    return DataReport(len(df), len(df.columns), violations, target_nulls, spec.missing_target)
+
+
+def _value_violations(df: pd.DataFrame, col: ColumnSpec, null: np.ndarray) -> list[Violation]:
+    """Type, range and category checks for one column's non-null values."""
+    import pandas as pd
+
+    series = df[col.name]
+    out: list[Violation] = []
+    if col.is_numeric:
+        values = _to_numeric(series)
+        bad = ~null & np.isnan(values)
+        if col.type == "int":
+            frac = ~null & ~bad & (np.mod(np.nan_to_num(values), 1) != 0)
+            if frac.any():
+                out.append(
+                    Violation(
+                        "type",
+                        col.name,
+                        int(frac.sum()),
+                        "expected whole numbers (type int)",
+                        _examples(df, frac, col.name),
+                    )
+                )
+        if bad.any():
+            out.append(
+                Violation(
+                    "type",
+                    col.name,
+                    int(bad.sum()),
+                    f"expected numbers (type {col.type})",
+                    _examples(df, bad, col.name),
+                )
+            )
+        with np.errstate(invalid="ignore"):
+            low = ~null & ~bad & (values < col.min) if col.min is not None else None
+            high = ~null & ~bad & (values > col.max) if col.max is not None else None
+        if low is not None and low.any():
+            out.append(
+                Violation(
+                    "range",
+                    col.name,
+                    int(low.sum()),
+                    f"below the declared min {col.min}",
+                    _examples(df, low, col.name),
+                )
+            )
+        if high is not None and high.any():
+            out.append(
+                Violation(
+                    "range",
+                    col.name,
+                    int(high.sum()),
+                    f"above the declared max {col.max}",
+                    _examples(df, high, col.name),
+                )
+            )
+    elif col.type == "bool":
+        text = series.map(lambda v: canonical_category(v).lower(), na_action="ignore")
+        bad = ~null & ~text.isin(TRUE_VALUES | FALSE_VALUES).to_numpy()
+        if bad.any():
+            out.append(
+                Violation(
+                    "type",
+                    col.name,
+                    int(bad.sum()),
+                    "expected true/false (type bool)",
+                    _examples(df, bad, col.name),
+                )
+            )
+    elif col.type == "category" and col.categories is not None:
+        text = series.map(canonical_category, na_action="ignore")
+        bad = ~null & ~text.isin(col.categories).to_numpy()
+        if bad.any():
+            out.append(
+                Violation(
+                    "category",
+                    col.name,
+                    int(bad.sum()),
+                    "unknown category; expected one of " + ", ".join(col.categories),
+                    _examples(df, bad, col.name),
+                )
+            )
+    elif col.type == "datetime":
+        parsed = _to_datetime(series)
+        bad = ~null & parsed.isna().to_numpy()
+        if bad.any():
+            out.append(
+                Violation(
+                    "type",
+                    col.name,
+                    int(bad.sum()),
+                    "expected ISO dates/times (type datetime)",
+                    _examples(df, bad, col.name),
+                )
+            )
+        for bound, op in (("min", "lt"), ("max", "gt")):
+            limit = getattr(col, bound)
+            if limit is None:
+                continue
+            cmp = getattr(parsed, op)(pd.Timestamp(str(limit))).fillna(False).to_numpy(bool)
+            if cmp.any():
+                out.append(
+                    Violation(
+                        "range",
+                        col.name,
+                        int(cmp.sum()),
+                        f"{'before' if bound == 'min' else 'after'} the declared {bound} {limit}",
+                        _examples(df, cmp, col.name),
+                    )
+                )
+    return out
+
+
+def _to_numeric(series: pd.Series) -> np.ndarray:
+    import pandas as pd
+
+    if series.dtype == bool:
+        return series.to_numpy(dtype=float)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _to_datetime(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
+    return pd.to_datetime(series.astype("string"), errors="coerce", format="ISO8601")
+
+
+# ------------------------------------------------------------------------------------- coercing
+def coerce(df: pd.DataFrame, spec: DatasetSpec, *, with_target: bool = True) -> pd.DataFrame:
+    """Declared columns in declared order and canonical types, ready for a model: numbers as
+    float64 (NaN for missing), categories and bools as text (NaN for missing), dates as
+    datetime64. Assumes `check_data` passed."""
+    import pandas as pd
+
+    out = {}
+    for col in spec.columns:
+        if col.role == "target" and not with_target:
+            continue
+        if col.name not in df.columns:
+            raise DataError(f"column {col.name!r} is missing", hint="check the data file")
+        series = df[col.name]
+        if col.is_numeric:
+            out[col.name] = pd.Series(_to_numeric(series), index=df.index)
+        elif col.is_categorical:
+            out[col.name] = _to_categorical(series, col)
+        elif col.type == "datetime":
+            out[col.name] = _to_datetime(series)
+    return pd.DataFrame(out, index=df.index)
+
+
+def _to_categorical(series: pd.Series, col: ColumnSpec) -> pd.Series:
+    import pandas as pd
+
+    if col.type == "bool":
+        text = series.map(lambda v: canonical_category(v).lower(), na_action="ignore")
+        text = text.map(lambda v: "true" if v in TRUE_VALUES else "false", na_action="ignore")
+    else:
+        text = series.map(canonical_category, na_action="ignore")
+    values = text.to_numpy(dtype=object, na_value=np.nan)
+    return pd.Series(values, index=series.index, dtype=object)
+
+
+def drop_missing_target(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
+    mask = df[spec.target].isna().to_numpy()
+    return df.loc[~mask].reset_index(drop=True), int(mask.sum())
+
+
+# ------------------------------------------------------------------------------------- splitting
+def _canon(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return canonical_category(value)
+
+
+def row_keys(df: pd.DataFrame, spec: DatasetSpec) -> list[str]:
+    """The text each row is hashed by: the key column, or every declared column in name order
+    (so column order in the file does not matter, and identical rows share a key)."""
+    if spec.key:
+        return [_canon(v) for v in df[spec.key].tolist()]
+    names = sorted(c.name for c in spec.columns if c.name in df.columns)
+    cols = [df[n].tolist() for n in names]
+    return [
+        "\x1f".join(f"{n}={_canon(v)}" for n, v in zip(names, row, strict=True))
+        for row in zip(*cols, strict=True)
+    ]
+
+
+def stable_unit(keys: Iterable[str], salt: str) -> np.ndarray:
+    """A uniform number in [0, 1) per key, from a keyed BLAKE2b: independent of row order, of
+    the rest of the data and of the library versions installed."""
+    secret = hashlib.blake2b(salt.encode(), digest_size=32).digest()
+    ints = [
+        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=secret).digest(), "big")
+        for k in keys
+    ]
+    return np.array(ints, dtype=np.uint64).astype(np.float64) / 2.0**64
+
+
+def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.ndarray:
+    """'train' / 'test' / 'pool' for every row of `df` (missing targets already dropped)."""
+    import pandas as pd
+
+    labels = np.full(len(df), "train", dtype=object)
+    if split.method == "time":
+        assert split.time_column and split.test_from and split.pool_from
+        times = _to_datetime(df[split.time_column])
+        if times.isna().any():
+            raise DataError(
+                f"split.time_column {split.time_column!r} has missing or unparseable "
+                "values; a time split needs a time for every row"
+            )
+        labels[(times >= pd.Timestamp(split.test_from)).to_numpy()] = "test"
+        labels[(times >= pd.Timestamp(split.pool_from)).to_numpy()] = "pool"
+        return labels
+    if split.method == "group":
+        assert split.group_column
+        units = stable_unit((_canon(v) for v in df[split.group_column].tolist()), split.salt)
+    else:
+        units = stable_unit(row_keys(df, spec), split.salt)
+    if split.method == "stratified":
+        return _stratified(df[spec.target].map(canonical_category).to_numpy(), units, split)
+    labels[units < split.test_size] = "test"
+    labels[(units >= split.test_size) & (units < split.test_size + split.pool_size)] = "pool"
+    return labels
+
+
+def _stratified(classes: np.ndarray, units: np.ndarray, split: SplitSpec) -> np.ndarray:
+    labels = np.full(len(units), "train", dtype=object)
+    for cls in sorted(set(classes)):
+        idx = np.flatnonzero(classes == cls)
+        order = idx[np.argsort(units[idx], kind="stable")]
+        n_test = round(len(idx) * split.test_size)
+        n_pool = round(len(idx) * split.pool_size)
+        labels[order[:n_test]] = "test"
+        labels[order[n_test : n_test + n_pool]] = "pool"
+    return labels
+
+
+# ------------------------------------------------------------------------------ schema inference
+ID_HINTS = ("id", "uuid", "key", "identifier")
+DATE_HINTS = ("date", "time", "timestamp", "_at", "day")
+TARGET_HINTS = ("target", "label", "class", "y", "outcome", "churn", "price")
+
+
+def infer_schema(df: pd.DataFrame, name: str, source: Mapping[str, Any]) -> dict[str, Any]:
+    """A starting declaration for a user's file: types, nullability, ranges, categories, a guess
+    at the target and task, and columns that look like ids or dates. Meant to be edited."""
+    columns: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for col in df.columns:
+        columns[str(col)], notes[str(col)] = _infer_column(df[col])
+    target = _guess_target(df, columns)
+    task = "regression" if columns[target]["type"] in ("float", "int") else "classification"
+    id_cols = [c for c, spec in columns.items() if spec.get("role") == "id"]
+    return {
+        "task": task,
+        "dataset": {
+            "name": name,
+            "description": f"Declared from {source.get('path', 'a file')}; review every column.",
+            "source": dict(source),
+            "target": target,
+            "key": id_cols[0] if id_cols else None,
+            "missing_target": "drop",
+            "extra_columns": "refuse",
+            "columns": columns,
+        },
+        "_notes": notes,
+    }
+
+
+def _infer_column(series: pd.Series) -> tuple[dict[str, Any], str]:
+    import pandas as pd
+
+    name = str(series.name).lower()
+    n, nulls = len(series), int(series.isna().sum())
+    values = series.dropna()
+    spec: dict[str, Any] = {}
+    note = ""
+    nunique = int(values.nunique())
+    if pd.api.types.is_bool_dtype(series):
+        spec["type"] = "bool"
+    elif pd.api.types.is_numeric_dtype(series):
+        integral = bool(len(values)) and bool((np.mod(values.to_numpy(float), 1) == 0).all())
+        if integral and nunique <= 10:
+            spec["type"] = "category"
+            spec["categories"] = sorted(int(v) for v in values.unique())
+            note = f"{nunique} distinct whole numbers: declared as a category"
+        else:
+            spec["type"] = "int" if integral else "float"
+            spec["min"], spec["max"] = _num(values.min()), _num(values.max())
+            note = "range observed in the file: widen it to what is plausible"
+    else:
+        parsed = pd.to_datetime(values.astype("string"), errors="coerce", format="ISO8601")
+        if len(values) and parsed.notna().mean() > 0.95:
+            spec["type"] = "datetime"
+            spec["min"], spec["max"] = str(parsed.min().date()), str(parsed.max().date())
+            note = "looks like dates"
+        else:
+            spec["type"] = "category"
+            if nunique <= 50:
+                spec["categories"] = sorted(str(v) for v in values.unique())
+            else:
+                note = f"{nunique} distinct values: open set of categories"
+    looks_id = (
+        nunique == n
+        and n > 20
+        and (
+            any(name == h or name.endswith("_" + h) for h in ID_HINTS) or spec["type"] == "category"
+        )
+    )
+    if looks_id:
+        spec = {"type": spec["type"] if spec["type"] != "float" else "int", "role": "id"}
+        note = "every value distinct: looks like an id (dropped before modelling)"
+    elif spec["type"] != "datetime" and any(h in name for h in DATE_HINTS[:3]):
+        note = note or "name suggests a date; check the type"
+    spec["nullable"] = nulls > 0
+    if nulls:
+        note = (note + "; " if note else "") + f"{nulls} null(s) seen"
+    return spec, note
+
+
+def _num(value: Any) -> float | int:
+    value = value.item() if isinstance(value, np.generic) else value
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
+
+
+def _guess_target(df: pd.DataFrame, columns: Mapping[str, Any]) -> str:
+    names = list(columns)
+    for hint in TARGET_HINTS:
+        for col in names:
+            if col.lower() == hint or col.lower().endswith("_" + hint):
+                return col
+    candidates = [c for c in names if columns[c].get("role") != "id"]
+    return candidates[-1] if candidates else names[-1]

@@ -1,0 +1,25 @@
+"""Where the develop stages read and write: the artifact contract with dvc.yaml, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RAW_DIR = Path("data/raw")
+PREPARED_DIR = Path("data/prepared")
+VALIDATE_REPORT = Path("reports/validate.json")
+SPLIT_REPORT = Path("reports/develop/split.json")
+CANDIDATES_DIR = Path("models/candidates")
+CHAMPION_DIR = Path("models/champion")
+DEVELOP_REPORTS = Path("reports/develop")
+PLOTS_DIR = DEVELOP_REPORTS / "plots"
+LOCK_FILE = Path("requirements/run.lock")
+MODEL_FILE = "model.skops"
+SPLITS = ("train", "test", "pool")
+
+
+def raw_path(name: str) -> Path:
+    return RAW_DIR / f"{name}.parquet"
+
+
+def split_path(split: str) -> Path:
+    return PREPARED_DIR / f"{split}.parquet"

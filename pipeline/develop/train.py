@@ -1,0 +1,234 @@
+"""Stage `train@<candidate>`: fit one candidate, with its declared search, on the train split.
+
+`python -m pipeline.develop.train NAME` reads only `candidates.NAME` (and the shared settings),
+so editing one candidate re-runs only its own training and the selection. Writes
+`models/candidates/NAME/model.skops` (byte-reproducible) and `candidate.json` (cross-validated
+metrics, best parameters, size, digests; nothing measured from the clock).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline import metrics
+from pipeline.config import load_params
+from pipeline.data import read_table
+from pipeline.develop.paths import CANDIDATES_DIR, LOCK_FILE, MODEL_FILE, split_path
+from pipeline.errors import ConfigError
+from pipeline.factory import build_pipeline, build_search
+from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
+from pipeline.settings import (
+    CandidateSpec,
+    DatasetSpec,
+    PreprocessingSpec,
+    SelectionSpec,
+    SplitSpec,
+    TrainSpec,
+    candidates,
+)
+from pipeline.stage import log, run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Fitted:
+    model: Any
+    best_params: dict[str, Any]
+    cv: dict[str, dict[str, float]]
+    n_fits: int
+
+
+def make_cv(task: str, split: SplitSpec, train: TrainSpec) -> Any:
+    """Folds that respect the split: grouped when groups were kept apart, stratified for classes."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    if split.method == "group":
+        return GroupKFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
+    if task == "classification":
+        return StratifiedKFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
+    return KFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
+
+
+def fit_candidate(
+    candidate: CandidateSpec,
+    X: pd.DataFrame,
+    y: pd.Series,
+    *,
+    dataset: DatasetSpec,
+    prep: PreprocessingSpec,
+    task: str,
+    primary: str,
+    cv: Any,
+    train: TrainSpec,
+    groups: Any = None,
+) -> Fitted:
+    """Search (if declared), cross-validate every metric and refit on all training rows."""
+    from sklearn.model_selection import cross_validate
+
+    pipeline = build_pipeline(candidate, dataset, prep)
+    scoring = metrics.scorers(task, n_classes=int(y.nunique()))
+    search = build_search(
+        pipeline,
+        candidate.search,
+        cv=cv,
+        scoring=scoring,
+        refit=primary,
+        n_jobs=train.n_jobs,
+        seed=train.seed,
+        verbose=train.verbose,
+    )
+    if search is not None:
+        search.fit(X, y, groups=groups)
+        best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
+        pipeline.set_params(**{f"model__{k}": v for k, v in best.items()})
+        n_fits = len(search.cv_results_["params"]) * cv.get_n_splits()
+    else:
+        best, n_fits = {}, 0
+    # One cross-validation of the chosen configuration scores every metric on the same folds
+    # (successive halving ranks by one metric only, so this also fills in the others).
+    scores = cross_validate(
+        pipeline,
+        X,
+        y,
+        cv=cv,
+        scoring=scoring,
+        groups=groups,
+        n_jobs=train.n_jobs,
+        verbose=max(0, train.verbose - 1),
+        error_score="raise",
+    )
+    n_fits += cv.get_n_splits() + 1
+    cv_metrics = {}
+    for metric in scoring:
+        folds = [metrics.from_scorer(metric, v) for v in scores[f"test_{metric}"]]
+        cv_metrics[metric] = {
+            "mean": float(np.mean(folds)),
+            "std": float(np.std(folds)),
+            "folds": folds,
+        }
+    pipeline.fit(X, y)
+    return Fitted(pipeline, best, cv_metrics, n_fits)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def count_parameters(estimator: Any) -> int:
+    """Fitted parameters of the final estimator, a deterministic measure of model complexity:
+    tree nodes for trees and ensembles, coefficients for linear models, array sizes otherwise."""
+    if hasattr(estimator, "steps"):
+        estimator = estimator.steps[-1][1]
+    if hasattr(estimator, "tree_"):
+        return int(estimator.tree_.node_count)
+    if hasattr(estimator, "estimators_"):
+        members = np.ravel(np.asarray(estimator.estimators_, dtype=object))
+        return int(sum(count_parameters(m) for m in members))
+    if hasattr(estimator, "_predictors"):
+        return int(sum(len(p.nodes) for stage in estimator._predictors for p in stage))
+    total = 0
+    for name, value in vars(estimator).items():
+        public = name.endswith("_") and not name.startswith("_")
+        if public and isinstance(value, np.ndarray) and value.dtype.kind in "fiu":
+            total += int(value.size)
+    return total
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    out = {"python": platform.python_version()}
+    for dist in ("scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops"):
+        out[dist] = version(dist)
+    return out
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) != 1:
+        print("usage: python -m pipeline.develop.train CANDIDATE", file=sys.stderr)
+        raise SystemExit(2)
+    name = argv[0]
+    params = load_params()
+    specs = {c.name: c for c in candidates(params)}
+    if name not in specs:
+        raise ConfigError(
+            f"params.yaml: candidates.{name}: no such candidate; declared: " + ", ".join(specs)
+        )
+    candidate, task = specs[name], params["task"]
+    dataset = DatasetSpec.from_params(params["dataset"])
+    split = SplitSpec.from_params(params["split"])
+    train = TrainSpec.from_params(params)
+    selection = SelectionSpec.from_params(params["selection"])
+    frame = read_table(split_path("train"), "parquet")
+    X, y = frame[[c.name for c in dataset.features]], frame[dataset.target]
+    groups = frame[split.group_column] if split.method == "group" else None
+    log(
+        f"train {name}: {candidate.target} on {len(frame)} rows, "
+        f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
+    )
+    fitted = fit_candidate(
+        candidate,
+        X,
+        y,
+        dataset=dataset,
+        prep=PreprocessingSpec.from_params(params["preprocessing"]),
+        task=task,
+        primary=selection.metric,
+        cv=make_cv(task, split, train),
+        train=train,
+        groups=groups,
+    )
+    write_candidate(name, candidate, fitted, params)
+    primary = fitted.cv[selection.metric]
+    log(
+        f"train {name}: cv {selection.metric} {primary['mean']:.4f} ± {primary['std']:.4f} "
+        f"({fitted.n_fits} fits)"
+    )
+
+
+def write_candidate(
+    name: str, candidate: CandidateSpec, fitted: Fitted, params: Mapping[str, Any]
+) -> None:
+    data = model_bytes(fitted.model)
+    out = CANDIDATES_DIR / name
+    from pipeline.io import atomic_write_bytes
+
+    atomic_write_bytes(out / MODEL_FILE, data)
+    write_json(
+        out / "candidate.json",
+        {
+            "name": name,
+            "task": params["task"],
+            "estimator": candidate.target,
+            "hyperparameters": {**candidate.hyperparameters, **fitted.best_params},
+            "search": {
+                "method": candidate.search.method,
+                "best_params": fitted.best_params,
+                "fits": fitted.n_fits,
+            },
+            "cv": {
+                k: {"mean": v["mean"], "std": v["std"], "folds": v["folds"]}
+                for k, v in fitted.cv.items()
+            },
+            "n_parameters": count_parameters(fitted.model),
+            "model_size": len(data),
+            "model": {"file": MODEL_FILE, "sha256": sha256_bytes(data)},
+            "inputs": {
+                "train_sha256": sha256_file(split_path("train")),
+                "lock_sha256": sha256_file(LOCK_FILE) if LOCK_FILE.exists() else None,
+            },
+            "versions": library_versions(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,193 @@
+"""Reading and writing artifacts: every write is atomic, every artifact has a sha256.
+
+A crash (or SIGKILL) in the middle of a write must never leave a half-written file visible: we
+write a temporary file in the same directory, fsync it, and rename it over the target, which is
+atomic on POSIX. The directory is fsynced too so the rename survives a power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+CHUNK = 1 << 20
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; rename it into place only on success."""
+    if mode not in {"wb", "w"}:
+        raise ValueError(f"atomic_open supports 'wb' and 'w', not {mode!r}")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed before its rename leaves its temporary file behind; each target has one
+    # writer at a time (a stage, or a command outside the graph), so sweep them here.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(
+            fd, mode, **({"encoding": "utf-8", "newline": "\n"} if mode == "w" else {})
+        ) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp creates 0600 files; artifacts are ordinary files, so honour the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        tmp.replace(target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def dumps_json(obj: Any) -> str:
+    """Canonical JSON for artifacts: sorted keys, fixed indent, trailing newline, no NaN."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with Path(path).open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------- model files
+# Types a model file may contain. skops refuses anything not trusted explicitly, so a tampered or
+# foreign file cannot run code on load; we trust scikit-learn, numpy and scipy's array types and
+# the project's own transformers, nothing else.
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "pipeline.transformers.")
+_FILE_LOADERS = {"NdArrayNode", "BytesNode", "BytearrayNode", "SparseMatrixNode"}
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def model_bytes(model: Any) -> bytes:
+    """Serialize with skops, byte-reproducibly: skops names array entries by `id()` and uuid4
+    and stamps the zip with the wall clock, so we renumber ids in traversal order, rename
+    entries, and rewrite the zip with sorted entries and a fixed timestamp."""
+    import io as _io
+    import zipfile
+
+    import skops.io as sio
+
+    raw = zipfile.ZipFile(_io.BytesIO(sio.dumps(model)))
+    schema = json.loads(raw.read("schema.json"))
+    ids: dict[Any, int] = {}
+    names: dict[str, str] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "__loader__" in node:
+                if "__id__" in node:
+                    node["__id__"] = ids.setdefault(node["__id__"], len(ids))
+                if node["__loader__"] in _FILE_LOADERS and isinstance(node.get("file"), str):
+                    old = node["file"]
+                    node["file"] = names.setdefault(old, f"{len(names)}{Path(old).suffix}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    out = _io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        entries = [("schema.json", json.dumps(schema, indent=2).encode())]
+        entries += sorted((new, raw.read(old)) for old, new in names.items())
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data, compresslevel=6)
+    return out.getvalue()
+
+
+def save_model(model: Any, path: str | os.PathLike[str]) -> str:
+    """Write a model file atomically; returns its sha256."""
+    data = model_bytes(model)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def load_model(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
+    """Load a model file without executing untrusted code, refusing a digest mismatch."""
+    from pipeline.errors import ArtifactError
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise ArtifactError(
+            f"{path}: model file does not exist",
+            hint="run `dvc repro` (or `dvc pull`) to produce it",
+        ) from exc
+    if sha256 is not None and sha256_bytes(data) != sha256:
+        raise ArtifactError(
+            f"{path}: sha256 {sha256_bytes(data)[:12]}… does not match the "
+            f"recorded {sha256[:12]}…; the file was changed or replaced",
+            hint="restore it with `dvc checkout`; never edit model files",
+        )
+    return loads_model(data, str(path))
+
+
+def loads_model(data: bytes, source: str = "model") -> Any:
+    import skops.io as sio
+
+    from pipeline.errors import ArtifactError
+
+    try:
+        types = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise ArtifactError(f"{source}: not a readable skops model file: {exc}") from exc
+    refused = sorted(t for t in types if not t.startswith(TRUSTED_PREFIXES))
+    if refused:
+        raise ArtifactError(
+            f"{source}: refuses to load untrusted types: {', '.join(refused)}",
+            hint="model files may only hold scikit-learn, numpy and project types",
+        )
+    try:
+        return sio.loads(data, trusted=types)
+    except Exception as exc:
+        raise ArtifactError(f"{source}: model file is corrupt: {exc}") from exc

@@ -1,0 +1,218 @@
+"""Typed views of the validated params, so stage code never handles raw dicts or DictConfigs.
+
+Each dataclass is built from a section of params.yaml *after* validation, so construction here
+does no checking of its own: the JSON Schemas and `pipeline.validation` are the single source of
+what is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ColumnType = Literal["float", "int", "bool", "category", "datetime"]
+Task = Literal["classification", "regression"]
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+MINIMIZED_METRICS = frozenset({"log_loss", "rmse", "mae"})
+
+
+def metrics_for(task: str) -> tuple[str, ...]:
+    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+
+
+def metric_direction(metric: str) -> str:
+    return "minimize" if metric in MINIMIZED_METRICS else "maximize"
+
+
+def canonical_category(value: Any) -> str:
+    """Categories are compared as strings everywhere (data, signature, requests): 1, 1.0 and "1"
+    name the same category, True and "true" too."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    type: ColumnType
+    role: str = "feature"  # feature | id | ignore | target
+    nullable: bool = False
+    min: float | str | None = None
+    max: float | str | None = None
+    categories: tuple[str, ...] | None = None
+    description: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in ("float", "int")
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.type in ("category", "bool")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: Mapping[str, Any]
+    target: str
+    key: str | None
+    missing_target: str
+    extra_columns: str
+    columns: tuple[ColumnSpec, ...]
+    description: str = ""
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> DatasetSpec:
+        columns = []
+        for name, spec in data["columns"].items():
+            cats = spec.get("categories")
+            role = "target" if name == data["target"] else spec.get("role", "feature")
+            columns.append(
+                ColumnSpec(
+                    name=name,
+                    type=spec["type"],
+                    role=role,
+                    nullable=bool(spec.get("nullable", False)),
+                    min=spec.get("min"),
+                    max=spec.get("max"),
+                    categories=None if cats is None else tuple(canonical_category(c) for c in cats),
+                    description=spec.get("description", ""),
+                )
+            )
+        return cls(
+            name=data["name"],
+            source=dict(data["source"]),
+            target=data["target"],
+            key=data.get("key"),
+            missing_target=data["missing_target"],
+            extra_columns=data["extra_columns"],
+            columns=tuple(columns),
+            description=data.get("description", ""),
+        )
+
+    def column(self, name: str) -> ColumnSpec:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def features(self) -> tuple[ColumnSpec, ...]:
+        """Columns a model sees (before id columns are dropped and dates expanded)."""
+        return tuple(c for c in self.columns if c.role == "feature")
+
+    @property
+    def target_column(self) -> ColumnSpec:
+        return self.column(self.target)
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    method: str
+    salt: str
+    test_size: float = 0.0
+    pool_size: float = 0.0
+    group_column: str | None = None
+    time_column: str | None = None
+    test_from: str | None = None
+    pool_from: str | None = None
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> SplitSpec:
+        return cls(**{k: v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class PreprocessingSpec:
+    numeric: Mapping[str, Any]
+    categorical: Mapping[str, Any]
+    datetime: Mapping[str, Any]
+    id: Mapping[str, Any]
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> PreprocessingSpec:
+        return cls(**{k: dict(v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    method: str = "none"
+    space: Mapping[str, Any] = field(default_factory=dict)
+    n_iter: int = 10
+    factor: float = 3.0
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any] | None) -> SearchSpec:
+        data = dict(data or {})
+        data["space"] = dict(data.get("space") or {})
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    name: str
+    target: str
+    hyperparameters: Mapping[str, Any]
+    search: SearchSpec
+    order: int  # position in `candidates`: the declared order
+
+    @classmethod
+    def from_params(cls, name: str, data: Mapping[str, Any], order: int) -> CandidateSpec:
+        return cls(
+            name=name,
+            target=data["_target_"],
+            hyperparameters={k: v for k, v in data.items() if not k.startswith("_")},
+            search=SearchSpec.from_params(data.get("_search_")),
+            order=order,
+        )
+
+    def as_config(self) -> dict[str, Any]:
+        return {"_target_": self.target, **self.hyperparameters}
+
+
+@dataclass(frozen=True)
+class SelectionSpec:
+    metric: str
+    direction: str
+    scored_on: str
+    floors: Mapping[str, float]
+    tolerance: float
+    tie_break: tuple[str, ...]
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> SelectionSpec:
+        return cls(
+            metric=data["metric"],
+            direction=data["direction"],
+            scored_on=data["scored_on"],
+            floors=dict(data.get("floors") or {}),
+            tolerance=float(data["tolerance"]),
+            tie_break=tuple(data["tie_break"]),
+        )
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    cv: int
+    n_jobs: int
+    verbose: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainSpec:
+        train = params["train"]
+        return cls(train["cv"], train["n_jobs"], train["verbose"], params["project"]["seed"])
+
+
+def candidates(params: Mapping[str, Any]) -> list[CandidateSpec]:
+    return [
+        CandidateSpec.from_params(name, spec, i)
+        for i, (name, spec) in enumerate(params["candidates"].items())
+    ]

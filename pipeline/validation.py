@@ -1,0 +1,401 @@
+"""Validation of the composed configuration: JSON Schemas per group, then the cross-key rules a
+schema cannot express (the target is a declared column, the metric suits the task, every
+hyperparameter passes scikit-learn's own constraints, ...).
+
+Every problem is collected and reported at once, each naming the file that set the key, the key
+path, the bad value and what was expected, so one round of edits fixes them all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import Issue, UnsafeTargetError
+from pipeline.settings import canonical_category, metric_direction, metrics_for
+
+Locate = Callable[[str], str]
+
+SCHEMA_FILES = ("config", "task", "model", "dataset", "split", "preprocessing", "monitor")
+
+
+@functools.cache
+def _schemas() -> dict[str, dict[str, Any]]:
+    folder = resources.files("pipeline") / "schemas"
+    out = {}
+    for name in SCHEMA_FILES:
+        out[name] = json.loads((folder / f"{name}.schema.json").read_text(encoding="utf-8"))
+    return out
+
+
+@functools.cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    schemas = _schemas()
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    return Draft202012Validator(schemas["config"], registry=registry)
+
+
+def _key(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(root)"
+
+
+def schema_issues(data: Mapping[str, Any], locate: Locate, skip: set[str]) -> list[Issue]:
+    """One Issue per schema violation, with messages phrased as "expected ..."."""
+    issues: list[Issue] = []
+    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path))):
+        key = _key(error.absolute_path)
+        if any(key == s or key.startswith(s + ".") for s in skip):
+            continue
+        issues.extend(_render_schema_error(error, key, locate))
+    return issues
+
+
+def _render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
+    kind, inst, schema = error.validator, error.instance, error.schema
+    if "propertyNames" in error.relative_schema_path:
+        return [Issue(locate(key), _join(key, str(inst)), f"key not allowed here: {error.message}")]
+    if kind == "additionalProperties" and isinstance(inst, Mapping):
+        allowed = set(schema.get("properties", {}))
+        patterns = schema.get("patternProperties", {})
+        import re
+
+        unknown = [
+            k for k in inst if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
+        ]
+        expected = ", ".join(sorted(allowed)) or "no other keys"
+        return [
+            Issue(locate(_join(key, k)), _join(key, k), f"unknown key; expected one of: {expected}")
+            for k in unknown
+        ]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [Issue(locate(key), _join(key, missing), "required key is missing")]
+    if kind in ("oneOf", "anyOf") and error.context:
+        from jsonschema.exceptions import best_match
+
+        return _render_schema_error(
+            best_match(error.context), _key(error.absolute_path), locate
+        ) or [Issue(locate(key), key, "matches none of the allowed forms", inst)]
+    messages = {
+        "enum": lambda: "expected one of: " + ", ".join(map(repr, schema["enum"])),
+        "const": lambda: f"expected {schema['const']!r}",
+        "type": lambda: f"expected a value of type {schema['type']}",
+        "minimum": lambda: f"expected a number >= {schema['minimum']}",
+        "maximum": lambda: f"expected a number <= {schema['maximum']}",
+        "exclusiveMinimum": lambda: f"expected a number > {schema['exclusiveMinimum']}",
+        "exclusiveMaximum": lambda: f"expected a number < {schema['exclusiveMaximum']}",
+        "pattern": lambda: f"expected a string matching {schema['pattern']}",
+        "minProperties": lambda: f"expected at least {schema['minProperties']} entries",
+        "minItems": lambda: f"expected at least {schema['minItems']} items",
+        "uniqueItems": lambda: "expected unique items",
+        "not": lambda: "this value is not allowed here",
+    }
+    text = messages.get(kind, lambda: error.message)()
+    return [Issue(locate(key), key, text, inst)]
+
+
+def _join(prefix: str, key: str) -> str:
+    return key if prefix in ("", "(root)") else f"{prefix}.{key}"
+
+
+def validate_params(
+    data: Mapping[str, Any],
+    locate: Locate,
+    *,
+    root: Path,
+    missing: Iterable[str] = (),
+) -> list[Issue]:
+    """Every problem with a composed config, in a stable order. Empty means valid."""
+    issues = [Issue(locate(key), key, "required value is not set (still ???)") for key in missing]
+    skip = set(missing)
+    issues += schema_issues(data, locate, skip)
+    bad_sections = {i.key.split(".")[0] for i in issues}
+    if not bad_sections & {"task", "selection"}:
+        issues += _selection_issues(data, locate)
+    if "dataset" not in bad_sections:
+        issues += _dataset_issues(data["dataset"], data.get("task"), locate, root)
+        if "split" not in bad_sections:
+            issues += _split_issues(data["split"], data["dataset"], locate)
+    if not bad_sections & {"candidates", "task"}:
+        issues += _candidate_issues(data["candidates"], data["task"], locate)
+    return issues
+
+
+def _selection_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    task, sel = data["task"], data["selection"]
+    allowed = metrics_for(task)
+    issues = []
+    if sel["metric"] not in allowed:
+        issues.append(
+            Issue(
+                locate("selection.metric"),
+                "selection.metric",
+                f"not a {task} metric; expected one of: {', '.join(allowed)}",
+                sel["metric"],
+            )
+        )
+    elif sel["direction"] != metric_direction(sel["metric"]):
+        issues.append(
+            Issue(
+                locate("selection.direction"),
+                "selection.direction",
+                f"{sel['metric']} is {metric_direction(sel['metric'])}d; expected "
+                f"{metric_direction(sel['metric'])!r}",
+                sel["direction"],
+            )
+        )
+    for metric in sel.get("floors") or {}:
+        if metric not in allowed:
+            key = f"selection.floors.{metric}"
+            issues.append(
+                Issue(
+                    locate(key), key, f"not a {task} metric; expected one of: " + ", ".join(allowed)
+                )
+            )
+    return issues
+
+
+def _dataset_issues(
+    ds: Mapping[str, Any], task: str | None, locate: Locate, root: Path
+) -> list[Issue]:
+    issues: list[Issue] = []
+    cols: Mapping[str, Any] = ds["columns"]
+
+    def add(key: str, message: str, value: Any = None) -> None:
+        full = f"dataset.{key}"
+        issues.append(Issue(locate(full), full, message, value))
+
+    if ds["source"]["kind"] == "file" and not (root / ds["source"]["path"]).is_file():
+        add(
+            "source.path",
+            "file does not exist (relative to the project root); add it with "
+            "`dvc add` or fix the path",
+            ds["source"]["path"],
+        )
+    target = ds["target"]
+    if target not in cols:
+        add("target", "must be one of the declared columns", target)
+    else:
+        ttype = cols[target]["type"]
+        allowed = {"category", "int", "bool"} if task == "classification" else {"float", "int"}
+        if task in ("classification", "regression") and ttype not in allowed:
+            add(
+                f"columns.{target}.type",
+                f"a {task} target must be of type " + " or ".join(sorted(allowed)),
+                ttype,
+            )
+        if cols[target].get("role", "feature") != "feature":
+            add(f"columns.{target}.role", "the target cannot have a role", cols[target]["role"])
+    key = ds.get("key")
+    if key is not None and key not in cols:
+        add("key", "must be one of the declared columns (or null to hash whole rows)", key)
+    elif key is not None and cols[key].get("nullable", False):
+        add(f"columns.{key}.nullable", "the key column cannot be nullable", True)
+    if not any(c.get("role", "feature") == "feature" for n, c in cols.items() if n != target):
+        add("columns", "expected at least one feature column besides the target")
+    for name, col in cols.items():
+        issues += _column_issues(name, col, locate)
+    return issues
+
+
+def _column_issues(name: str, col: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    issues = []
+    base = f"dataset.columns.{name}"
+    ctype = col["type"]
+    if col.get("categories") is not None and ctype not in ("category", "bool"):
+        issues.append(
+            Issue(
+                locate(base),
+                f"{base}.categories",
+                f"only category and bool columns have categories, not {ctype}",
+            )
+        )
+    if ctype == "category" and col.get("categories") is not None:
+        canon = [canonical_category(c) for c in col["categories"]]
+        if len(set(canon)) != len(canon):
+            issues.append(
+                Issue(
+                    locate(base),
+                    f"{base}.categories",
+                    "categories must be distinct once written as text",
+                    canon,
+                )
+            )
+    low, high = col.get("min"), col.get("max")
+    for bound in ("min", "max"):
+        value = col.get(bound)
+        if value is None:
+            continue
+        if ctype in ("float", "int") and isinstance(value, str):
+            issues.append(Issue(locate(base), f"{base}.{bound}", "expected a number", value))
+        elif ctype == "datetime" and not _is_date(value):
+            issues.append(Issue(locate(base), f"{base}.{bound}", "expected an ISO date", value))
+        elif ctype in ("category", "bool"):
+            issues.append(
+                Issue(locate(base), f"{base}.{bound}", f"{ctype} columns have no range", value)
+            )
+    if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+        issues.append(Issue(locate(base), f"{base}.min", f"must not exceed max ({high})", low))
+    return issues
+
+
+def _is_date(value: Any) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _split_issues(split: Mapping[str, Any], ds: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    issues = []
+    cols = ds["columns"]
+    if split["method"] != "time" and split.get("test_size", 0) + split.get("pool_size", 0) >= 1:
+        issues.append(
+            Issue(
+                locate("split.test_size"),
+                "split.test_size",
+                "test_size + pool_size must leave rows to train on (sum < 1)",
+                split.get("test_size", 0) + split.get("pool_size", 0),
+            )
+        )
+    target = cols.get(ds.get("target"), {})
+    if split["method"] == "stratified" and target.get("type") == "float":
+        issues.append(
+            Issue(
+                locate("split.method"),
+                "split.method",
+                "stratified splits need a categorical target",
+                "stratified",
+            )
+        )
+    for key, want in (("group_column", None), ("time_column", "datetime")):
+        col = split.get(key)
+        if col is None:
+            continue
+        if col not in cols:
+            issues.append(
+                Issue(
+                    locate(f"split.{key}"),
+                    f"split.{key}",
+                    "must be one of the dataset's declared columns",
+                    col,
+                )
+            )
+        elif want and cols[col]["type"] != want:
+            issues.append(
+                Issue(
+                    locate(f"split.{key}"),
+                    f"split.{key}",
+                    f"must be a {want} column",
+                    cols[col]["type"],
+                )
+            )
+    if split["method"] == "time":
+        frm, pool = split.get("test_from"), split.get("pool_from")
+        for key, value in (("test_from", frm), ("pool_from", pool)):
+            if value is not None and not _is_date(value):
+                issues.append(
+                    Issue(
+                        locate(f"split.{key}"),
+                        f"split.{key}",
+                        "expected an ISO date such as 2024-01-31",
+                        value,
+                    )
+                )
+        if _is_date(frm) and _is_date(pool) and str(frm) > str(pool):
+            issues.append(
+                Issue(
+                    locate("split.test_from"),
+                    "split.test_from",
+                    f"must not be after pool_from ({pool})",
+                    frm,
+                )
+            )
+    return issues
+
+
+def _candidate_issues(cands: Mapping[str, Any], task: str, locate: Locate) -> list[Issue]:
+    from pipeline.factory import check_hyperparameters, hyperparameters, target_task
+
+    issues: list[Issue] = []
+    for name, spec in cands.items():
+        base = f"candidates.{name}"
+        target = spec["_target_"]
+        try:
+            served = target_task(target)
+        except UnsafeTargetError as exc:
+            issues.append(
+                Issue(locate(f"{base}._target_"), f"{base}._target_", f"{exc}; {exc.hint}", target)
+            )
+            continue
+        if served != task:
+            issues.append(
+                Issue(
+                    locate(f"{base}._target_"),
+                    f"{base}._target_",
+                    f"is a {served} estimator but the task is {task}",
+                    target,
+                )
+            )
+            continue
+        for param, problem in check_hyperparameters(target, hyperparameters(spec)).items():
+            key = f"{base}.{param}"
+            issues.append(Issue(locate(key), key, problem, spec.get(param)))
+        issues += _search_issues(base, target, spec.get("_search_") or {}, locate)
+    return issues
+
+
+def _search_issues(
+    base: str, target: str, search: Mapping[str, Any], locate: Locate
+) -> list[Issue]:
+    from pipeline.factory import check_hyperparameters
+
+    issues: list[Issue] = []
+    method = search.get("method", "none")
+    space = search.get("space") or {}
+    if method != "none" and not space:
+        key = f"{base}._search_.space"
+        issues.append(Issue(locate(key), key, f"a {method} search needs a non-empty space"))
+    for param, values in space.items():
+        key = f"{base}._search_.space.{param}"
+        if isinstance(values, Mapping):
+            if method in ("grid", "halving_grid"):
+                issues.append(
+                    Issue(
+                        locate(key),
+                        key,
+                        f"a {method} search needs a list of values, not a distribution",
+                    )
+                )
+                continue
+            if values["low"] >= values["high"]:
+                issues.append(Issue(locate(key), f"{key}.low", "must be below high", values["low"]))
+                continue
+            if values["distribution"] == "loguniform" and values["low"] <= 0:
+                issues.append(
+                    Issue(locate(key), f"{key}.low", "loguniform needs low > 0", values["low"])
+                )
+                continue
+            candidates = [values["low"], values["high"]]
+            if values["distribution"] == "randint":
+                candidates = [int(v) for v in candidates]
+        else:
+            candidates = list(values)
+        for value in candidates:
+            problems = check_hyperparameters(target, {param: value})
+            if problems:
+                issues.append(Issue(locate(key), key, problems[param], value))
+                break
+    return issues

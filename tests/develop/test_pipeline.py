@@ -1,0 +1,238 @@
+"""The develop graph run for real: `dvc repro` in temporary git repositories."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, ROOT, digests, dvc, env, mlops, use_fast_settings
+
+pytestmark = pytest.mark.integration
+
+
+def ran(log: str) -> list[str]:
+    """Stages that actually ran, from a `dvc repro` log."""
+    return re.findall(r"^Running stage '([^']+)'", log, flags=re.M)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_template_reproduced_a_champion(template_project: Path) -> None:
+    selection = json.loads((template_project / "reports/develop/selection.json").read_text())
+    assert selection["champion"] in {
+        "logistic_regression",
+        "random_forest",
+        "hist_gradient_boosting",
+    }
+    assert set(selection["candidates"]) == {
+        "logistic_regression",
+        "random_forest",
+        "hist_gradient_boosting",
+    }
+    assert selection["reason"]
+    metrics = json.loads((template_project / "reports/develop/metrics.json").read_text())
+    assert metrics["test"]["roc_auc"] > 0.95
+    shown = dvc("metrics", "show", "--json", cwd=template_project).stdout
+    (revision,) = json.loads(shown).values()
+    assert "test" in revision["data"]["reports/develop/metrics.json"]["data"]
+    plots = dvc("plots", "show", "--json", cwd=template_project)
+    assert "failed" not in plots.stderr and "errors" not in json.loads(plots.stdout)
+    card = (template_project / "reports/develop/model_card.md").read_text()
+    assert card.startswith(f"# Model card: {selection['champion']}")
+    assert (
+        dvc("status", cwd=template_project).stdout.strip() == "Data and pipelines are up to date."
+    )
+
+
+def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -> None:
+    edit(
+        project / "conf/model/random_forest_classifier.yaml",
+        "min_samples_leaf: 1",
+        "min_samples_leaf: 3",
+    )
+    mlops("compose", cwd=project)
+    status = dvc("status", cwd=project).stdout
+    assert "train@random_forest" in status and "evaluate" in status
+    assert "train@logistic_regression" not in status and "prepare" not in status
+    assert ran(dvc("repro", cwd=project).stdout) == ["train@random_forest", "evaluate"]
+
+
+def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
+    edit(
+        project / "conf/task/classification.yaml",
+        "balanced_accuracy: 0.85",
+        "balanced_accuracy: 0.8",
+    )
+    mlops("compose", cwd=project)
+    assert ran(dvc("repro", cwd=project).stdout) == ["evaluate"]
+
+
+def test_unreachable_floor_fails_evaluate_with_a_reason(project: Path) -> None:
+    edit(
+        project / "conf/task/classification.yaml",
+        "balanced_accuracy: 0.85",
+        "balanced_accuracy: 0.9999",
+    )
+    mlops("compose", cwd=project)
+    proc = dvc("repro", cwd=project, check=False)
+    assert proc.returncode != 0
+    assert "no candidate meets the floors" in proc.stdout + proc.stderr
+    selection = json.loads((project / "reports/develop/selection.json").read_text())
+    assert selection["champion"] is None
+
+
+def test_experiment_composes_natively_and_stages_revalidate(project: Path) -> None:
+    """`dvc exp run -S` composes conf/ through DVC's Hydra integration (hydra.enabled)."""
+    proc = dvc(
+        "exp",
+        "run",
+        "-n",
+        "small-forest",
+        "-S",
+        "candidates.random_forest.n_estimators=11",
+        cwd=project,
+    )
+    assert ran(proc.stdout) == ["train@random_forest", "evaluate"]
+    table = dvc("exp", "show", "--json", cwd=project).stdout
+    assert "small-forest" in table
+    params = (project / "params.yaml").read_text()
+    assert "n_estimators: 11" in params
+    # the same door cannot open arbitrary code: the stage that reads it refuses
+    bad = dvc(
+        "exp", "run", "-S", "candidates.random_forest._target_=os.system", cwd=project, check=False
+    )
+    assert bad.returncode != 0
+    out = bad.stdout + bad.stderr
+    assert "params.yaml: candidates.random_forest._target_" in out
+    assert "not on the allow-list" in out
+
+
+def test_bad_data_fails_validate_with_every_violation(fresh_project: Path) -> None:
+    project = fresh_project
+    use_fast_settings(project)
+    csv = project / "data/external/churn_example.csv"
+    lines = csv.read_text().splitlines()
+    lines[3] = lines[3].replace(",standard,", ",platinum,", 1)
+    lines[5] = re.sub(r",(\d+\.\d+),", ",-5.0,", lines[5], count=1)
+    csv.write_text("\n".join(lines) + "\n")
+    mlops("compose", "dataset=churn_example", cwd=project)
+    proc = dvc("repro", cwd=project, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "column 'plan': unknown category" in out and "row 3: 'platinum'" in out
+    assert "column 'monthly_charges': below the declared min 0" in out
+    report = json.loads((project / "reports/validate.json").read_text())
+    assert report["data"]["status"] == "failed"
+    assert {v["check"] for v in report["data"]["violations"]} == {"category", "range"}
+    assert not (project / "data/prepared/train.parquet").exists()
+
+
+def test_categorical_missing_values_dates_and_ids_end_to_end(fresh_project: Path) -> None:
+    project = fresh_project
+    use_fast_settings(project)
+    mlops("compose", "dataset=churn_example", cwd=project)
+    dvc("repro", cwd=project)
+    champion = json.loads((project / "models/champion/champion.json").read_text())
+    assert champion["classes"] == ["no", "yes"]
+    assert "customer_id" not in champion["features"] or True
+    from pipeline.io import load_model
+
+    model = load_model(project / "models/champion/model.skops", champion["model"]["sha256"])
+    names = list(model[:-1].get_feature_names_out())
+    assert not any(n.startswith(("customer_id", "numeric__customer_id")) for n in names)
+    assert any("signup_date_year" in n for n in names)
+    assert any(n.startswith("categorical__region_") for n in names)
+
+
+def test_regression_end_to_end(fresh_project: Path) -> None:
+    project = fresh_project
+    use_fast_settings(project)
+    mlops("compose", "dataset=diabetes", cwd=project)
+    dvc("repro", cwd=project)
+    selection = json.loads((project / "reports/develop/selection.json").read_text())
+    assert set(selection["candidates"]) == {"ridge", "random_forest", "hist_gradient_boosting"}
+    metrics = json.loads((project / "reports/develop/metrics.json").read_text())
+    assert set(metrics["test"]) == {"rmse", "mae", "r2"} and metrics["test"]["r2"] > 0.2
+    for name in ("predictions.csv", "residuals.csv", "calibration.csv"):
+        assert (project / "reports/develop/plots" / name).exists()
+    plots = dvc("plots", "show", "--json", cwd=project)
+    assert "errors" not in json.loads(plots.stdout)
+
+
+def test_two_runs_from_scratch_are_byte_identical(
+    template_project: Path, fresh_project: Path
+) -> None:
+    use_fast_settings(fresh_project)
+    mlops("compose", cwd=fresh_project)
+    dvc("repro", cwd=fresh_project)
+    patterns = ("models/**/*", "reports/**/*", "data/prepared/*", "data/raw/*")
+    first, second = digests(template_project, patterns), digests(fresh_project, patterns)
+    assert first and first == second
+
+
+@pytest.mark.parametrize("victim", ["model.skops", "train.parquet"])
+def test_stage_killed_mid_write_leaves_no_partial_file(project: Path, victim: str) -> None:
+    if victim == "model.skops":
+        # One process per stage: a SIGKILLed parent would leave joblib's worker processes
+        # holding DVC's output pipe until their idle timeout.
+        edit(project / "conf/local/default.yaml", "  cv: 3", "  cv: 3\n  n_jobs: 1")
+        outputs = project / "models/candidates"
+    else:
+        edit(project / "conf/split/hash.yaml", "salt: gitops-mlops", "salt: another")
+        outputs = project / "data/prepared"
+    mlops("compose", cwd=project)
+    fault = dict(env(), PYTHONPATH=str(ROOT / "tests/fault"), MLOPS_TEST_KILL_AT_FSYNC=victim)
+    proc = subprocess.run(
+        [str(BIN / "dvc"), "repro"],
+        cwd=project,
+        env=fault,
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode != 0, proc.stdout
+    leftovers = list(outputs.rglob(f".{victim}.*.tmp"))
+    assert len(leftovers) == 1, "the fault was not injected where expected"
+    assert not (leftovers[0].parent / victim).exists(), "a killed stage left its output in place"
+    dvc("repro", cwd=project)
+    assert (leftovers[0].parent / victim).exists()
+    assert not list(outputs.rglob(f".{victim}.*.tmp"))
+    assert dvc("status", cwd=project).stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_compose_killed_or_refused_leaves_params_unchanged(project: Path) -> None:
+    before = digests(project)
+    edit(project / "conf/config.yaml", "seed: 42", "seed: 43")
+    fault = dict(
+        env(), PYTHONPATH=str(ROOT / "tests/fault"), MLOPS_TEST_KILL_AT_FSYNC="params.yaml"
+    )
+    proc = subprocess.run(
+        [str(BIN / "mlops"), "compose"],
+        cwd=project,
+        env=fault,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == -9
+    after = digests(project)
+    after.pop("conf/config.yaml")
+    before.pop("conf/config.yaml")
+    assert after == before
+    edit(project / "conf/config.yaml", "seed: 43", "seed: -1")
+    assert mlops("compose", cwd=project, check=False).returncode == 2
+    assert digests(project, ("params.yaml",))["params.yaml"] == before["params.yaml"]
+    edit(project / "conf/config.yaml", "seed: -1", "seed: 43")
+    mlops("compose", cwd=project)
+    assert "seed: 43" in (project / "params.yaml").read_text()
+    assert not list(project.glob(".params.yaml.*.tmp"))

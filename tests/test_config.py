@@ -1,0 +1,394 @@
+"""Compose, check and validation of the real conf/ tree."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+from pipeline.errors import ConfigError, StaleParamsError
+from pipeline.factory import build_pipeline, build_search
+from pipeline.settings import (
+    DatasetSpec,
+    PreprocessingSpec,
+    SplitSpec,
+    TrainSpec,
+    candidates,
+)
+from pipeline.validation import validate_params
+from tests.conftest import ROOT, copy_project, digests, mlops
+
+# Options that need values only a particular dataset can supply (their `???` keys).
+EXTRA = {
+    ("task", "regression"): ["dataset=diabetes"],
+    ("split", "group"): ["dataset=churn_example", "split.group_column=plan"],
+    ("split", "time"): [
+        "dataset=churn_example",
+        "split.time_column=signup_date",
+        "split.test_from=2022-06-01",
+        "split.pool_from=2023-01-01",
+    ],
+}
+
+
+def _options() -> list[tuple[str, str]]:
+    out = []
+    for group in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir()):
+        if group.name in ("local", "model"):  # model options are reached through task files
+            continue
+        for option in sorted(group.glob("*.yaml")):
+            out.append((group.name, option.stem))
+    return out
+
+
+@pytest.mark.parametrize(("group", "option"), _options())
+def test_every_option_composes_validates_and_instantiates(group: str, option: str) -> None:
+    prefix = "+" if group == "experiment" else ""
+    overrides = [f"{prefix}{group}={option}", *EXTRA.get((group, option), [])]
+    composed = config.compose(ROOT, overrides)
+    issues = validate_params(composed.data, composed.locate, root=ROOT, missing=composed.missing)
+    assert issues == []
+    params = composed.data
+    dataset = DatasetSpec.from_params(params["dataset"])
+    prep = PreprocessingSpec.from_params(params["preprocessing"])
+    SplitSpec.from_params(params["split"])
+    train = TrainSpec.from_params(params)
+    for cand in candidates(params):
+        pipe = build_pipeline(cand, dataset, prep)
+        assert pipe.named_steps["model"].__class__.__name__ == cand.target.rsplit(".", 1)[1]
+        build_search(
+            pipe,
+            cand.search,
+            cv=train.cv,
+            scoring={"m": "r2"},
+            refit="m",
+            n_jobs=1,
+            seed=0,
+            verbose=0,
+        )
+
+
+def test_every_model_file_is_used_by_a_task() -> None:
+    used = set()
+    for task in (ROOT / "conf/task").glob("*.yaml"):
+        for entry in yaml.safe_load(task.read_text())["defaults"]:
+            used.add(next(iter(entry.values())))
+    assert used == {p.stem for p in (ROOT / "conf/model").glob("*.yaml")}
+
+
+def test_committed_params_are_current() -> None:
+    config.check(ROOT)  # raises StaleParamsError with a diff otherwise
+
+
+def test_params_equal_dvc_hydra_composition(tmp_path: Path) -> None:
+    """Byte-identical to what `dvc exp run -S` writes (dvc.utils.hydra.compose_and_dump)."""
+    from dvc.utils.hydra import compose_and_dump
+
+    for overrides in ([], ["dataset=diabetes", "candidates.ridge.alpha=3.5"], ["+experiment=fast"]):
+        out = tmp_path / "params.yaml"
+        compose_and_dump(out, str(ROOT / "conf"), None, "config", str(tmp_path), overrides)
+        assert config.compose(ROOT, overrides).text == out.read_text(encoding="utf-8")
+
+
+def test_check_fails_with_diff_after_conf_edit(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "p")
+    model = project / "conf/model/random_forest_classifier.yaml"
+    model.write_text(model.read_text().replace("n_estimators: 200", "n_estimators: 77"))
+    proc = mlops("compose", "--check", cwd=project, check=False)
+    assert proc.returncode == 1
+    assert "-    n_estimators: 200" in proc.stderr and "+    n_estimators: 77" in proc.stderr
+    with pytest.raises(StaleParamsError, match="out of step"):
+        config.check(project)
+    mlops("compose", cwd=project)
+    assert mlops("compose", "--check", cwd=project).returncode == 0
+
+
+# ---------------------------------------------------------------------------- bad-config corpus
+# (description, how to break it, file the message must name, key the message must name)
+EDITS = {
+    "conf/model/random_forest_classifier.yaml": "model",
+    "conf/config.yaml": "config",
+    "conf/task/classification.yaml": "task",
+    "conf/dataset/breast_cancer.yaml": "dataset",
+    "conf/split/hash.yaml": "split",
+    "conf/preprocessing/default.yaml": "prep",
+}
+BAD_CONFIGS = [
+    (
+        "negative n_estimators",
+        ("conf/model/random_forest_classifier.yaml", "n_estimators: 200", "n_estimators: -3"),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest.n_estimators",
+    ),
+    (
+        "wrong type for a hyperparameter",
+        (
+            "conf/model/random_forest_classifier.yaml",
+            "min_samples_leaf: 1",
+            "min_samples_leaf: lots",
+        ),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest.min_samples_leaf",
+    ),
+    (
+        "unknown hyperparameter",
+        ("conf/model/random_forest_classifier.yaml", "max_depth: null", "max_depht: null"),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest.max_depht",
+    ),
+    (
+        "os.system as _target_",
+        (
+            "conf/model/random_forest_classifier.yaml",
+            "sklearn.ensemble.RandomForestClassifier",
+            "os.system",
+        ),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest._target_",
+    ),
+    (
+        "builtins.eval as _target_",
+        (
+            "conf/model/logistic_regression.yaml",
+            "sklearn.linear_model.LogisticRegression",
+            "builtins.eval",
+        ),
+        "conf/model/logistic_regression.yaml",
+        "candidates.logistic_regression._target_",
+    ),
+    (
+        "subprocess.Popen as _target_",
+        (
+            "conf/model/hist_gradient_boosting_classifier.yaml",
+            "sklearn.ensemble.HistGradientBoostingClassifier",
+            "subprocess.Popen",
+        ),
+        "conf/model/hist_gradient_boosting_classifier.yaml",
+        "candidates.hist_gradient_boosting._target_",
+    ),
+    (
+        "regressor for a classification task",
+        (
+            "conf/model/random_forest_classifier.yaml",
+            "RandomForestClassifier",
+            "RandomForestRegressor",
+        ),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest._target_",
+    ),
+    (
+        "bad search method",
+        ("conf/model/random_forest_classifier.yaml", "method: random", "method: bayesian"),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest._search_.method",
+    ),
+    (
+        "invalid value in a search space",
+        (
+            "conf/model/random_forest_classifier.yaml",
+            "min_samples_leaf: [1, 2, 4]",
+            "min_samples_leaf: [1, 0, 4]",
+        ),
+        "conf/model/random_forest_classifier.yaml",
+        "candidates.random_forest._search_.space.min_samples_leaf",
+    ),
+    (
+        "unknown top-level key",
+        ("conf/config.yaml", "project:\n", "projekt: {}\nproject:\n"),
+        "conf/config.yaml",
+        "projekt",
+    ),
+    ("cv folds below 2", ("conf/config.yaml", "cv: 5", "cv: 1"), "conf/config.yaml", "train.cv"),
+    (
+        "negative seed",
+        ("conf/config.yaml", "seed: 42", "seed: -1"),
+        "conf/config.yaml",
+        "project.seed",
+    ),
+    (
+        "seed of the wrong type",
+        ("conf/config.yaml", "seed: 42", "seed: forty-two"),
+        "conf/config.yaml",
+        "project.seed",
+    ),
+    (
+        "metric of the other task",
+        ("conf/task/classification.yaml", "metric: roc_auc", "metric: rmse"),
+        "conf/task/classification.yaml",
+        "selection.metric",
+    ),
+    (
+        "direction contradicting the metric",
+        ("conf/task/classification.yaml", "direction: maximize", "direction: minimize"),
+        "conf/task/classification.yaml",
+        "selection.direction",
+    ),
+    (
+        "bad enum for scored_on",
+        ("conf/task/classification.yaml", "scored_on: cv", "scored_on: holdout"),
+        "conf/task/classification.yaml",
+        "selection.scored_on",
+    ),
+    (
+        "floor on an unknown metric",
+        ("conf/task/classification.yaml", "balanced_accuracy: 0.85", "precision_at_k: 0.85"),
+        "conf/task/classification.yaml",
+        "selection.floors",
+    ),
+    (
+        "negative tolerance",
+        ("conf/task/classification.yaml", "tolerance: 0.002", "tolerance: -0.1"),
+        "conf/task/classification.yaml",
+        "selection.tolerance",
+    ),
+    (
+        "target not declared",
+        ("conf/dataset/breast_cancer.yaml", "target: target", "target: diagnosis"),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.target",
+    ),
+    (
+        "bad column type",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "mean_radius: {type: float",
+            "mean_radius: {type: decimal",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.columns.mean_radius.type",
+    ),
+    (
+        "min above max",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "mean_radius: {type: float, min: 0,",
+            "mean_radius: {type: float, min: 999,",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.columns.mean_radius.min",
+    ),
+    (
+        "dataset file that does not exist",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "    kind: sklearn\n    loader: breast_cancer",
+            "    kind: file\n    path: data/external/nope.csv\n    format: csv",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.source.path",
+    ),
+    (
+        "file outside data/external",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "    kind: sklearn\n    loader: breast_cancer",
+            "    kind: file\n    path: /etc/passwd\n    format: csv",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.source",
+    ),
+    (
+        "bad missing_target switch",
+        ("conf/dataset/breast_cancer.yaml", "missing_target: drop", "missing_target: impute"),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.missing_target",
+    ),
+    (
+        "split sizes leave nothing to train",
+        ("conf/split/hash.yaml", "pool_size: 0.2", "pool_size: 0.9"),
+        "conf/split/hash.yaml",
+        "split.test_size",
+    ),
+    (
+        "negative test size",
+        ("conf/split/hash.yaml", "test_size: 0.2", "test_size: -0.2"),
+        "conf/split/hash.yaml",
+        "split.test_size",
+    ),
+    (
+        "missing ??? value",
+        ("conf/config.yaml", "  - split: hash", "  - split: group"),
+        "conf/split/group.yaml",
+        "split.group_column",
+    ),
+    (
+        "bad scaler",
+        ("conf/preprocessing/default.yaml", "scale: standard", "scale: zscore"),
+        "conf/preprocessing/default.yaml",
+        "preprocessing.numeric.scale",
+    ),
+    (
+        "unknown preprocessing key",
+        ("conf/preprocessing/default.yaml", "add_indicator: false", "add_indicators: false"),
+        "conf/preprocessing/default.yaml",
+        "preprocessing.numeric.add_indicators",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def clean_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("bad-config") / "p")
+
+
+@pytest.mark.parametrize(
+    ("edit", "source", "key"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS]
+)
+def test_bad_config_is_refused_and_changes_nothing(
+    clean_project: Path, tmp_path: Path, edit: tuple[str, str, str], source: str, key: str
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(clean_project, project, symlinks=True)
+    file, old, new = edit
+    path = project / file
+    text = path.read_text()
+    assert old in text, f"corpus entry out of date: {old!r} not in {file}"
+    path.write_text(text.replace(old, new, 1))
+    before = digests(project)
+    with pytest.raises(ConfigError) as info:
+        config.write(project)
+    message = info.value.render()
+    assert source in message and key in message, message
+    assert digests(project) == before
+
+
+def test_bad_config_through_the_cli_exits_2_without_traceback(
+    clean_project: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(clean_project, project, symlinks=True)
+    before = digests(project)
+    proc = mlops(
+        "compose",
+        "candidates.random_forest.n_estimators=-3",
+        "train.cv=0",
+        cwd=project,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "override 'candidates.random_forest.n_estimators=-3'" in proc.stderr
+    assert "must be an int in the range [1, inf). Got -3" in proc.stderr
+    assert "train.cv" in proc.stderr  # every problem reported, not just the first
+    assert digests(project) == before
+
+
+def test_stage_revalidates_params(tmp_path: Path) -> None:
+    """`dvc exp run -S` writes params.yaml without our checks: loading refuses it."""
+    project = copy_project(tmp_path / "p")
+    params = project / "params.yaml"
+    params.write_text(
+        params.read_text().replace(
+            "_target_: sklearn.ensemble.RandomForestClassifier", "_target_: os.system"
+        )
+    )
+    with pytest.raises(ConfigError, match=r"params.yaml: candidates.random_forest._target_"):
+        config.load_params(project)
+
+
+def test_unparseable_override_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="does not compose"):
+        config.compose(ROOT, ["dataset=no_such_dataset"])

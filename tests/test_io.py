@@ -1,0 +1,92 @@
+"""Atomic writes and model files: reproducible bytes, digests enforced, untrusted types refused."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.errors import ArtifactError
+from pipeline.io import (
+    atomic_open,
+    load_model,
+    loads_model,
+    model_bytes,
+    save_model,
+    sha256_bytes,
+    write_json,
+)
+
+
+def fitted(seed: int = 0) -> Pipeline:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    return Pipeline([("s", StandardScaler()), ("m", LogisticRegression())]).fit(X, y)
+
+
+def test_model_bytes_are_reproducible_and_load_back(tmp_path: Path) -> None:
+    first, second = model_bytes(fitted()), model_bytes(fitted())
+    assert first == second
+    digest = save_model(fitted(), tmp_path / "m.skops")
+    assert digest == sha256_bytes(first)
+    model = load_model(tmp_path / "m.skops", digest)
+    X = np.eye(3)
+    assert (model.predict_proba(X) == fitted().predict_proba(X)).all()
+    names = zipfile.ZipFile(io.BytesIO(first)).infolist()
+    assert {i.date_time for i in names} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_tampered_model_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.skops"
+    digest = save_model(fitted(), path)
+    save_model(fitted(seed=1), path)
+    with pytest.raises(ArtifactError, match="does not match the recorded"):
+        load_model(path, digest)
+
+
+def test_untrusted_type_is_refused() -> None:
+    data = model_bytes(fitted())
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema = json.loads(src.read("schema.json"))
+    schema["__module__"], schema["__class__"] = "os", "system"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            payload = (
+                json.dumps(schema).encode() if info.filename == "schema.json" else src.read(info)
+            )
+            dst.writestr(info, payload)
+    with pytest.raises(ArtifactError, match=r"untrusted types: os\.system"):
+        loads_model(out.getvalue())
+
+
+def test_garbage_is_refused() -> None:
+    with pytest.raises(ArtifactError, match="not a readable skops model"):
+        loads_model(b"not a zip at all")
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as fh:
+        fh.write('{"v": 2, "half')
+        raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_json_is_canonical(tmp_path: Path) -> None:
+    write_json(tmp_path / "a.json", {"b": 1, "a": [1.5, None]})
+    assert (
+        tmp_path / "a.json"
+    ).read_text() == '{\n  "a": [\n    1.5,\n    null\n  ],\n  "b": 1\n}\n'
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "nan.json", {"x": float("nan")})

@@ -20,7 +20,7 @@ from pipeline.settings import canonical_category, metric_direction, metrics_for
 
 Locate = Callable[[str], str]
 
-SCHEMA_FILES = ("config", "task", "model", "dataset", "split", "preprocessing", "monitor")
+SCHEMA_FILES = ("config", "task", "model", "dataset", "split", "preprocessing", "monitor", "deploy")
 
 
 @functools.cache

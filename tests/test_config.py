@@ -37,7 +37,7 @@ EXTRA = {
 def _options() -> list[tuple[str, str]]:
     out = []
     for group in sorted(p for p in (ROOT / "conf").iterdir() if p.is_dir()):
-        if group.name in ("local", "model"):  # model options are reached through task files
+        if group.name in ("local", "model", "deploy"):  # reached through task files / targets
             continue
         for option in sorted(group.glob("*.yaml")):
             out.append((group.name, option.stem))

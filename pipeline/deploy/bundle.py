@@ -1,0 +1,136 @@
+"""Bundles: everything a deployment target needs to serve one model, content-addressed.
+
+A bundle is a directory:
+
+    bundle.json          metadata (model, metrics, data and config digests, library versions)
+                         and the sha256 of every other file; no wall-clock time anywhere
+    model.skops          the fitted Pipeline(preprocessing, estimator)
+    signature.json       the input signature (a JSON Schema with `x-mlops` extensions)
+    predictions.parquet  offline predictions on the test split: the smoke test compares the
+                         served model with them, and monitoring uses them as the reference
+                         for prediction drift
+
+The bundle's digest is the sha256 of `bundle.json` (written canonically), which covers every
+file; its id is the first 16 hex digits. The same champion, data and config always give the
+same bundle id, so "already released" is a comparison of ids.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.deploy.signature import Signature
+from pipeline.errors import ArtifactError
+from pipeline.io import dumps_json, loads_model, read_json, sha256_bytes, sha256_file
+
+FORMAT = 1
+MANIFEST = "bundle.json"
+MODEL = "model.skops"
+SIGNATURE = "signature.json"
+PREDICTIONS = "predictions.parquet"
+ID_LENGTH = 16
+
+
+def bundle_id(digest: str) -> str:
+    return digest[:ID_LENGTH]
+
+
+def write_manifest(directory: Path, meta: Mapping[str, Any]) -> str:
+    """Record the digests of the bundle's files next to `meta`; returns the bundle digest."""
+    from pipeline.io import atomic_write_text
+
+    files = {name: sha256_file(directory / name) for name in (MODEL, SIGNATURE, PREDICTIONS)}
+    text = dumps_json({"format": FORMAT, **meta, "files": files})
+    atomic_write_text(directory / MANIFEST, text)
+    return sha256_bytes(text.encode())
+
+
+@dataclass
+class Bundle:
+    path: Path
+    digest: str
+    meta: dict[str, Any]
+    model: Any
+    signature: Signature
+
+    @property
+    def id(self) -> str:
+        return bundle_id(self.digest)
+
+    @property
+    def task(self) -> str:
+        return str(self.meta["model"]["task"])
+
+    def predictions(self) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self.path / PREDICTIONS)
+
+
+def verify(directory: Path, expected_digest: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Check the manifest digest (against the release's record) and every file's sha256."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise ArtifactError(
+            f"{directory}: no {MANIFEST}; not a bundle (or not fetched)",
+            hint="run `dvc pull` for the released bundle, or `dvc repro`",
+        )
+    digest = sha256_file(manifest)
+    if expected_digest is not None and digest != expected_digest:
+        raise ArtifactError(
+            f"{directory}: bundle digest {digest[:16]} does not match the "
+            f"release's {expected_digest[:16]}; refusing a tampered bundle",
+            hint="restore it with `dvc checkout` / `dvc pull`",
+        )
+    meta = read_json(manifest)
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(f"{directory}: bundle format {meta.get('format')!r}; expected {FORMAT}")
+    for name, sha in meta["files"].items():
+        path = directory / name
+        if not path.is_file() or sha256_file(path) != sha:
+            raise ArtifactError(
+                f"{directory}/{name}: missing or changed (sha256 mismatch); "
+                "refusing a tampered bundle"
+            )
+    return digest, meta
+
+
+def check_versions(meta: Mapping[str, Any]) -> str | None:
+    """Refuse a bundle written by a newer scikit-learn than the installed one (its model file
+    may use features this version lacks); return a warning when the versions merely differ."""
+    from importlib.metadata import version
+
+    wanted = meta.get("versions", {}).get("scikit-learn")
+    installed = version("scikit-learn")
+    if wanted is None or wanted == installed:
+        return None
+    if _release(wanted) > _release(installed):
+        raise ArtifactError(
+            f"bundle was written by scikit-learn {wanted}, newer than the installed {installed}",
+            hint="install the project's lock file "
+            "(`make run` / `pip install -r requirements/run.lock`)",
+        )
+    return f"bundle written by scikit-learn {wanted}, loaded with {installed}"
+
+
+def _release(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def load_bundle(directory: Path, expected_digest: str | None = None) -> Bundle:
+    """Verify and load a bundle; never unpickles, never loads a file whose digest is wrong."""
+    digest, meta = verify(directory, expected_digest)
+    warning = check_versions(meta)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    model = loads_model((directory / MODEL).read_bytes(), str(directory / MODEL))
+    signature = Signature(read_json(directory / SIGNATURE))
+    return Bundle(directory, digest, meta, model, signature)

@@ -1,0 +1,114 @@
+"""Production windows: the immutable Parquet files that monitoring reads.
+
+A window is a batch of scored traffic: the input columns as received plus the reserved columns
+below. `mlops logs snapshot` writes them from the service's prediction log (joined with
+feedback), the `simulate` stage from the production pool, and users may add their own. A
+window's id comes from its data (its first timestamp and a digest of its content), so writing
+the same traffic twice yields the same file, and monitoring the same window again is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import DataError
+from pipeline.io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REQUEST_ID = "__request_id__"  # str: unique per scored record
+TIME = "__time__"  # timestamp (UTC): when the record was scored
+RELEASE = "__release__"  # str: the release that scored it
+PREDICTION = "__prediction__"  # str label (classification) or float (regression)
+LABEL = "__label__"  # ground truth when it has arrived (feedback), else null
+FLAGS = "__flags__"  # str: comma-separated input flags (out_of_range:x, unseen_category:y)
+RESERVED = (REQUEST_ID, TIME, RELEASE, PREDICTION, LABEL, FLAGS)
+REQUIRED = (TIME, PREDICTION)
+_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{12}$")
+
+
+@dataclass(frozen=True)
+class Window:
+    id: str
+    path: Path
+
+    def read(self) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(self.path)
+
+
+def _canonical_parquet(frame: pd.DataFrame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", row_group_size=1 << 17)
+    return out.getvalue()
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reserved columns typed, rows ordered by (time, request id): the canonical form a window's
+    id is computed on, so the same traffic always gives the same bytes."""
+    import pandas as pd
+
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise DataError(f"a production window needs the columns {', '.join(missing)}")
+    out = frame.copy()
+    out[TIME] = pd.to_datetime(out[TIME], utc=True).astype("datetime64[ns, UTC]")
+    for col in (REQUEST_ID, RELEASE, FLAGS):
+        if col not in out.columns:
+            out[col] = pd.Series([None] * len(out), dtype=object)
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    if LABEL not in out.columns:
+        out[LABEL] = pd.Series([None] * len(out), dtype=object)
+    keys = [TIME, REQUEST_ID] if out[REQUEST_ID].notna().all() else [TIME]
+    out = out.sort_values(keys, kind="stable").reset_index(drop=True)
+    features = sorted(c for c in out.columns if c not in RESERVED)
+    return out[[*features, *RESERVED]]
+
+
+def window_id(frame: pd.DataFrame) -> str:
+    """`<first time, UTC, to the second>-<12 hex of the content digest>`: sortable by time,
+    unique by content."""
+    canon = normalise(frame)
+    if len(canon) == 0:
+        raise DataError("an empty window has no id")
+    start = canon[TIME].iloc[0].strftime("%Y%m%dT%H%M%S")
+    return f"{start}-{hashlib.sha256(_canonical_parquet(canon)).hexdigest()[:12]}"
+
+
+def write_window(frame: pd.DataFrame, directory: Path) -> Window:
+    """Write a window atomically as `<id>.parquet`; an existing window is never rewritten."""
+    canon = normalise(frame)
+    wid = window_id(canon)
+    path = directory / f"{wid}.parquet"
+    if not path.exists():
+        atomic_write_bytes(path, _canonical_parquet(canon))
+    return Window(wid, path)
+
+
+def list_windows(*directories: Path) -> list[Window]:
+    """Every window file under the given directories, oldest first (ids sort by time)."""
+    found = []
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in directory.glob("*.parquet"):
+            wid = path.stem
+            if not _ID.match(wid):
+                raise DataError(
+                    f"{path}: not a window file name (<YYYYmmddTHHMMSS>-<12 hex>)",
+                    hint="write windows with `mlops logs snapshot` or "
+                    "pipeline.windows.write_window",
+                )
+            found.append(Window(wid, path))
+    return sorted(found, key=lambda w: (w.id, str(w.path)))

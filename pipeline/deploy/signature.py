@@ -228,11 +228,8 @@ def _check_value(spec: FieldSpec, value: Any) -> tuple[Any, str | None, str | No
         except ValueError:
             return None, "expected an ISO date/time string", None
         return value, None, None
-    if (
-        not isinstance(value, str | int | bool)
-        or isinstance(value, float)
-        and not value.is_integer()
-    ):
+    integral_float = isinstance(value, float) and value.is_integer()
+    if not (isinstance(value, str | int | bool) or integral_float):
         return None, "expected a category (string)", None
     text = canonical_category(value)
     if spec.type == "bool":

@@ -59,6 +59,14 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _targets(args: argparse.Namespace) -> int:
+    from pipeline.factory import ALLOWED_TARGETS
+
+    for target, task in sorted(ALLOWED_TARGETS.items(), key=lambda kv: (kv[1], kv[0])):
+        print(f"{task:<15} {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops", description="gitops-mlops: declarative ML pipelines run the GitOps way."
@@ -91,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="dataset name (default: from the file name)")
     q.set_defaults(handler=_schema_infer)
 
+    p = sub.add_parser("targets", help="the estimators a candidate's _target_ may name")
+    p.set_defaults(handler=_targets)
+
     p = sub.add_parser("summary", help="the champion, its test metrics and where artifacts are")
     p.set_defaults(handler=_summary)
     return parser
@@ -106,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mlops targets | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -91,12 +91,42 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(lines[:3]) if lines else type(exc).__name__
 
 
+CHECK_CACHE = Path(".dvc/tmp/mlops-compose-check")
+
+
+def _inputs_digest(root: Path, overrides: Sequence[str]) -> str:
+    """A digest of everything the composition depends on: conf/ files, params.yaml, overrides
+    and the Hydra version. Equal digests mean an earlier successful check still holds."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"hydra-core {version('hydra-core')}\0".encode())
+    digest.update("\0".join(overrides).encode() + b"\0\0")
+    for path in sorted((root / CONF_DIR).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    params = root / PARAMS_FILE
+    digest.update(b"\0params\0" + (params.read_bytes() if params.exists() else b""))
+    return digest.hexdigest()
+
+
 def check(root: Path, overrides: Sequence[str] = ()) -> None:
-    """Raise StaleParamsError with a unified diff when params.yaml is not what conf/ composes to."""
+    """Raise StaleParamsError with a unified diff when params.yaml is not what conf/ composes to.
+
+    A successful check is remembered (in DVC's git-ignored tmp directory) by a digest of its
+    inputs, so the check that guards every no-op `dvc repro` costs a file hash, not a Hydra
+    composition, until something under conf/ or params.yaml changes.
+    """
+    cache = root / CHECK_CACHE
+    key = _inputs_digest(root, overrides)
+    if cache.is_file() and cache.read_text(encoding="utf-8") == key:
+        return
     composed = compose(root, overrides)
     path = root / PARAMS_FILE
     current = path.read_text(encoding="utf-8") if path.exists() else ""
     if current == composed.text:
+        if cache.parent.is_dir():
+            atomic_write_text(cache, key)
         return
     diff = "".join(
         difflib.unified_diff(
@@ -130,8 +160,13 @@ def write(root: Path, overrides: Sequence[str] = ()) -> tuple[Composition, bool]
     return composed, True
 
 
-def load_params(root: Path | None = None, *, path: Path | None = None) -> dict[str, Any]:
-    """Read params.yaml and re-validate it: `dvc exp run -S` composes without our checks."""
+def load_params(
+    root: Path | None = None, *, path: Path | None = None, hyperparameters: bool = True
+) -> dict[str, Any]:
+    """Read params.yaml and re-validate it: `dvc exp run -S` composes without our checks.
+
+    Stages that never build an estimator pass `hyperparameters=False` to skip importing
+    scikit-learn's estimators for their parameter constraints (see validate_params)."""
     from pipeline.validation import validate_params
 
     base = root or Path.cwd()
@@ -142,7 +177,13 @@ def load_params(root: Path | None = None, *, path: Path | None = None) -> dict[s
             [Issue(params_path.name, "(root)", "expected a mapping of config groups", data)]
         )
     missing = [key for key, value in _walk(data) if value == "???"]
-    issues = validate_params(data, lambda _key: params_path.name, root=base, missing=missing)
+    issues = validate_params(
+        data,
+        lambda _key: params_path.name,
+        root=base,
+        missing=missing,
+        hyperparameters=hyperparameters,
+    )
     if issues:
         raise ConfigError(
             issues,

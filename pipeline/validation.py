@@ -113,8 +113,14 @@ def validate_params(
     *,
     root: Path,
     missing: Iterable[str] = (),
+    hyperparameters: bool = True,
 ) -> list[Issue]:
-    """Every problem with a composed config, in a stable order. Empty means valid."""
+    """Every problem with a composed config, in a stable order. Empty means valid.
+
+    `hyperparameters=False` skips only scikit-learn's parameter constraints (which import the
+    estimators, about a second): stages that never build an estimator still check everything
+    else, `_target_` allow-list included.
+    """
     issues = [Issue(locate(key), key, "required value is not set (still ???)") for key in missing]
     skip = set(missing)
     issues += schema_issues(data, locate, skip)
@@ -126,7 +132,7 @@ def validate_params(
         if "split" not in bad_sections:
             issues += _split_issues(data["split"], data["dataset"], locate)
     if not bad_sections & {"candidates", "task"}:
-        issues += _candidate_issues(data["candidates"], data["task"], locate)
+        issues += _candidate_issues(data["candidates"], data["task"], locate, hyperparameters)
     return issues
 
 
@@ -326,7 +332,9 @@ def _split_issues(split: Mapping[str, Any], ds: Mapping[str, Any], locate: Locat
     return issues
 
 
-def _candidate_issues(cands: Mapping[str, Any], task: str, locate: Locate) -> list[Issue]:
+def _candidate_issues(
+    cands: Mapping[str, Any], task: str, locate: Locate, check_params: bool
+) -> list[Issue]:
     from pipeline.factory import check_hyperparameters, hyperparameters, target_task
 
     issues: list[Issue] = []
@@ -349,6 +357,8 @@ def _candidate_issues(cands: Mapping[str, Any], task: str, locate: Locate) -> li
                     target,
                 )
             )
+            continue
+        if not check_params:
             continue
         for param, problem in check_hyperparameters(target, hyperparameters(spec)).items():
             key = f"{base}.{param}"

@@ -93,6 +93,25 @@ def test_params_equal_dvc_hydra_composition(tmp_path: Path) -> None:
         assert config.compose(ROOT, overrides).text == out.read_text(encoding="utf-8")
 
 
+def test_check_cache_never_hides_a_change(tmp_path: Path) -> None:
+    """A remembered successful check is keyed on every input: editing params.yaml by hand, or
+    any conf/ file, makes the next check compose again and fail."""
+    project = copy_project(tmp_path / "p")
+    (project / ".dvc/tmp").mkdir(exist_ok=True)
+    config.check(project)
+    assert (project / config.CHECK_CACHE).is_file()
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 42", "seed: 41"))
+    with pytest.raises(StaleParamsError, match="seed: 41"):
+        config.check(project)
+    params.write_text(params.read_text().replace("seed: 41", "seed: 42"))
+    config.check(project)
+    split = project / "conf/split/hash.yaml"
+    split.write_text(split.read_text().replace("test_size: 0.2", "test_size: 0.25"))
+    with pytest.raises(StaleParamsError, match=r"test_size: 0\.25"):
+        config.check(project)
+
+
 def test_check_fails_with_diff_after_conf_edit(tmp_path: Path) -> None:
     project = copy_project(tmp_path / "p")
     model = project / "conf/model/random_forest_classifier.yaml"

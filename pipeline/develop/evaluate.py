@@ -9,6 +9,7 @@ candidate cannot linger, and the selection rule is a pure function (`select`) of
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -223,7 +224,7 @@ def model_card(
         notes = "; ".join(cand["failed_floors"]) or ("champion" if name == champion["name"] else "")
         lines.append(f"| {name} | {shown} | {'yes' if cand['eligible'] else 'no'} | {notes} |")
     lines += ["", "## Hyperparameters", "```yaml"]
-    lines += [f"{k}: {v!r}" for k, v in sorted(champion["hyperparameters"].items())]
+    lines += [f"{k}: {json.dumps(v)}" for k, v in sorted(champion["hyperparameters"].items())]
     lines += [
         "```",
         "",
@@ -249,7 +250,7 @@ def model_card(
 
 # ------------------------------------------------------------------------------------------- stage
 def main(argv: Sequence[str]) -> None:
-    params = load_params()
+    params = load_params(hyperparameters=False)
     task, names = params["task"], list(params["candidates"])
     rule = SelectionSpec.from_params(params["selection"])
     dataset = DatasetSpec.from_params(params["dataset"])

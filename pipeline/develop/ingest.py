@@ -61,7 +61,7 @@ def materialise(spec: DatasetSpec) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str]) -> None:
-    spec = DatasetSpec.from_params(load_params()["dataset"])
+    spec = DatasetSpec.from_params(load_params(hyperparameters=False)["dataset"])
     frame = materialise(spec)
     out = raw_path(spec.name)
     write_parquet(frame, out)

@@ -19,7 +19,7 @@ from pipeline.stage import log, run
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_params()
+    params = load_params(hyperparameters=False)
     spec = DatasetSpec.from_params(params["dataset"])
     split = SplitSpec.from_params(params["split"])
     if read_json(VALIDATE_REPORT)["data"]["status"] != "passed":

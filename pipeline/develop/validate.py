@@ -19,7 +19,7 @@ from pipeline.stage import log, run
 
 
 def main(argv: Sequence[str]) -> None:
-    spec = DatasetSpec.from_params(load_params()["dataset"])
+    spec = DatasetSpec.from_params(load_params(hyperparameters=False)["dataset"])
     path = raw_path(spec.name)
     frame = read_table(path, "parquet")
     report = check_data(frame, spec)

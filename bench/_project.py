@@ -1,0 +1,89 @@
+"""Helpers shared by the benchmarks: a throw-away copy of the project in a temporary git repo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ITEMS = (
+    "conf",
+    "pipeline",
+    "dvc.yaml",
+    "params.yaml",
+    "requirements",
+    "pyproject.toml",
+    ".dvcignore",
+    "data/external",
+    "deploy",
+    "bundles",
+    "scripts",
+)
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
+    out["DVC_NO_ANALYTICS"] = "1"
+    return out
+
+
+def copy_project(dest: Path) -> Path:
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = {n for n in names if n == "__pycache__"}
+        if Path(directory).name == "local":
+            skip |= {n for n in names if n.endswith(".yaml")}
+        return skip
+
+    dest.mkdir(parents=True)
+    for item in ITEMS:
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, dest / item, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / item)
+    shutil.copytree(
+        ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "*.lock")
+    )
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=b@example.com",
+            "commit",
+            "-qm",
+            "bench",
+        ],
+        dest,
+    )
+    return dest
+
+
+def run(args: Sequence[str], cwd: Path) -> float:
+    """Run a command to completion; returns its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

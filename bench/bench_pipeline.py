@@ -1,0 +1,55 @@
+"""The full default pipeline (`mlops compose --check && dvc repro` from scratch) against one
+plain script doing the same scikit-learn work (bench/_plain_script.py), in the same run.
+
+Goal: the pipeline costs at most 1.5x the plain script's wall time. The difference is what
+DVC and per-stage processes cost: interpreter start-up and imports (pandas + scikit-learn take
+over a second per stage), hashing, writing artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from _project import BIN, ROOT, copy_project, median, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--fast", action="store_true", help="use the fast experiment settings")
+    args = parser.parse_args()
+    pipeline_times, script_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeat):
+            project = copy_project(Path(tmp) / f"p{i}")
+            if args.fast:
+                (project / "conf/local/default.yaml").write_text(
+                    (project / "conf/experiment/fast.yaml").read_text()
+                )
+                run([str(BIN / "mlops"), "compose"], project)
+            script_times.append(
+                run(
+                    [
+                        str(BIN / "python"),
+                        str(ROOT / "bench/_plain_script.py"),
+                        str(project / "params.yaml"),
+                    ],
+                    ROOT,
+                )
+            )
+            pipeline_times.append(
+                run([str(BIN / "mlops"), "compose", "--check"], project)
+                + run([str(BIN / "dvc"), "repro", "--no-run-cache"], project)
+            )
+    p, s = median(pipeline_times), median(script_times)
+    which = "fast experiment" if args.fast else "default config"
+    print(f"{which}, {args.repeat} run(s) each, interleaved")
+    print(f"plain script, same scikit-learn work:         median {s:.2f} s  {script_times}")
+    print(f"compose --check && dvc repro from scratch:    median {p:.2f} s  {pipeline_times}")
+    print(f"ratio pipeline / script: {p / s:.2f}x (goal <= 1.5x); overhead {p - s:+.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -83,7 +83,7 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(data, dict)
-    return Composition(root, list(overrides), text, data, missing)
+    return Composition(root, list(overrides), text, {str(k): v for k, v in data.items()}, missing)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -100,7 +100,7 @@ def check_hyperparameters(target: str, params: Mapping[str, Any]) -> dict[str, s
     )
 
     cls = resolve_target(target)
-    known = set(cls._get_param_names())
+    known = set(cls._get_param_names())  # type: ignore[attr-defined]
     constraints = getattr(cls, "_parameter_constraints", {})
     problems: dict[str, str] = {}
     for name, value in params.items():

@@ -41,9 +41,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(
-            fd, mode, **({"encoding": "utf-8", "newline": "\n"} if mode == "w" else {})
-        ) as fh:
+        text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as fh:  # type: ignore[call-overload]
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 class Fitted:
     model: Any
     best_params: dict[str, Any]
-    cv: dict[str, dict[str, float]]
+    cv: dict[str, dict[str, Any]]  # metric -> mean, std, folds
     n_fits: int
 
 

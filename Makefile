@@ -29,6 +29,8 @@ $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
 run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
 	$(BIN)/mlops compose --check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlops release
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro  # deploy@<target> records already_released
 	$(BIN)/mlops summary
 
 test: $(VENV)/.dev-installed  ## the default test suite (under 10 minutes on 2 cores)

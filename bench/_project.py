@@ -21,8 +21,6 @@ ITEMS = (
     "pyproject.toml",
     ".dvcignore",
     "data/external",
-    "deploy",
-    "bundles",
     "scripts",
 )
 
@@ -48,6 +46,14 @@ def copy_project(dest: Path) -> Path:
             shutil.copytree(src, dest / item, ignore=ignore)
         elif src.exists():
             shutil.copy2(src, dest / item)
+    # As committed: nothing released, no production windows or feedback yet.
+    for folder in ("deploy", "bundles", "data/production", "data/feedback"):
+        (dest / folder).mkdir(parents=True, exist_ok=True)
+        (dest / folder / ".gitkeep").touch()
+    for record in sorted((ROOT / "deploy").glob("*.json")):
+        (dest / "deploy" / record.name).write_text(
+            f'{{\n  "release": null,\n  "target": "{record.stem}"\n}}\n'
+        )
     shutil.copytree(
         ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "*.lock")
     )

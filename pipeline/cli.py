@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline import cli_deploy, cli_monitor, cli_serve
 from pipeline.errors import MlopsError, StaleParamsError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="the champion, its test metrics and where artifacts are")
     p.set_defaults(handler=_summary)
+    cli_deploy.add_commands(sub)
+    cli_serve.add_commands(sub)
+    cli_monitor.add_commands(sub)
     return parser
 
 

@@ -167,7 +167,7 @@ def build_preprocessor(dataset: Any, prep: Any) -> Any:
             (
                 "expand",
                 DateTimeExpander(
-                    tuple(prep.datetime.get("parts") or ("year", "month", "dayofweek"))
+                    tuple(prep.datetime.get("parts") or ("year", "month", "day_of_week"))
                 ),
             )
         ]

@@ -30,11 +30,52 @@ def render_summary(root: Path) -> str:
             + ("" if c["eligible"] else " (ineligible)")
             for n, c in selection["candidates"].items()
         ),
+        *monitoring_lines(root),
         "artifacts:",
         "  models/champion/model.skops        the champion (skops; sha256 in champion.json)",
         "  reports/develop/selection.json     every candidate's scores and the reason",
         "  reports/develop/model_card.md      model card",
         "  reports/develop/metrics.json       `dvc metrics show` / `dvc metrics diff`",
         "  reports/develop/plots/             `dvc plots show`",
+        "  reports/monitor/report.html        monitoring: verdicts, history, plots (one file)",
     ]
     return "\n".join(lines)
+
+
+RECENT_WINDOWS = 6
+
+
+def monitoring_lines(root: Path) -> list[str]:
+    """The newest window's verdict, the count of breaching windows and what the recent windows
+    were found to violate (beside what the simulator injected), from reports/monitor/."""
+    path = root / "reports/monitor/report.json"
+    if not path.is_file():
+        return ["monitoring: no report yet (`dvc repro monitor`)"]
+    report = json.loads(path.read_text(encoding="utf-8"))
+    summary, bundle = report["summary"], report["monitored"]["bundle"]
+    by_status = summary["by_status"]
+    lines = [
+        f"monitoring (target {report['monitored']['target']}, bundle {bundle['id']} "
+        f"{bundle['source']}): {summary['windows']} window(s), {by_status['breach']} breaching, "
+        f"{by_status['ok']} ok, {by_status['insufficient_data']} with insufficient data"
+    ]
+    if report["newest"] is not None:
+        lines.append(f"  newest {summary['newest']}: {summary['newest_status'].upper()}")
+    if report["windows"]:
+        lines.append("  recent windows (simulated scenario or source: status: what was found):")
+    for window in report["windows"][-RECENT_WINDOWS:]:
+        name = window["scenario"] or window["source"]
+        lines.append(f"    {name:<16} {window['status']}{_found(window)}")
+    return lines
+
+
+def _found(window: dict) -> str:
+    parts = []
+    for check, subjects in window["violated"].items():
+        if check == "dataset_drift":
+            parts.append(f"dataset_drift ({window['drift_share']:.0%} of columns)")
+        elif subjects == ["__prediction__"]:
+            parts.append(check)
+        else:
+            parts.append(f"{check} {', '.join(subjects)}")
+    return ": " + "; ".join(parts) if parts else ""

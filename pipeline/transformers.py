@@ -22,7 +22,7 @@ class DateTimeExpander(TransformerMixin, BaseEstimator):
     imputer that follows.
     """
 
-    def __init__(self, parts: Sequence[str] = ("year", "month", "dayofweek")) -> None:
+    def __init__(self, parts: Sequence[str] = ("year", "month", "day_of_week")) -> None:
         self.parts = parts
 
     def fit(self, X: Any, y: Any = None) -> DateTimeExpander:

@@ -20,7 +20,17 @@ from pipeline.settings import canonical_category, metric_direction, metrics_for
 
 Locate = Callable[[str], str]
 
-SCHEMA_FILES = ("config", "task", "model", "dataset", "split", "preprocessing", "monitor", "deploy")
+SCHEMA_FILES = (
+    "config",
+    "task",
+    "model",
+    "dataset",
+    "split",
+    "preprocessing",
+    "monitor",
+    "simulate",
+    "deploy",
+)
 
 
 @functools.cache
@@ -133,6 +143,10 @@ def validate_params(
             issues += _split_issues(data["split"], data["dataset"], locate)
     if not bad_sections & {"candidates", "task"}:
         issues += _candidate_issues(data["candidates"], data["task"], locate, hyperparameters)
+    if not bad_sections & {"monitor", "task", "deploy"}:
+        issues += _monitor_issues(data, locate)
+    if not bad_sections & {"simulate", "dataset"}:
+        issues += _simulate_issues(data["simulate"], data["dataset"], locate)
     return issues
 
 
@@ -329,6 +343,87 @@ def _split_issues(split: Mapping[str, Any], ds: Mapping[str, Any], locate: Locat
                     frm,
                 )
             )
+    return issues
+
+
+# Metrics a production window can be scored on: windows hold served labels, not scores.
+LABEL_METRICS = {
+    "classification": ("accuracy", "balanced_accuracy", "f1_macro"),
+    "regression": ("rmse", "mae", "r2"),
+}
+
+
+def _monitor_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    """The monitored target exists, performance metrics suit the task and need labels only,
+    and the prediction-drift method suits the task's prediction (categorical or numeric)."""
+    mon, task = data["monitor"], data["task"]
+    issues = []
+    if mon["target"] not in data["deploy"]["targets"]:
+        issues.append(
+            Issue(
+                locate("monitor.target"),
+                "monitor.target",
+                "not a deployment target; expected one of: " + ", ".join(data["deploy"]["targets"]),
+                mon["target"],
+            )
+        )
+    allowed = LABEL_METRICS[task]
+    for section in ("floors", "max_drop_by_metric"):
+        for metric in mon["performance"].get(section) or {}:
+            if metric in allowed:
+                continue
+            key = f"monitor.performance.{section}.{metric}"
+            why = (
+                "needs predicted scores, which production windows do not hold"
+                if metric in metrics_for(task)
+                else f"not a {task} metric"
+            )
+            issues.append(Issue(locate(key), key, f"{why}; expected one of: {', '.join(allowed)}"))
+    kind = "categorical" if task == "classification" else "numeric"
+    methods = _schemas()["monitor"]["$defs"][f"{kind}_method"]["enum"]
+    if mon["prediction"]["method"] not in methods:
+        issues.append(
+            Issue(
+                locate("monitor.prediction.method"),
+                "monitor.prediction.method",
+                f"{task} predictions are {kind}; expected one of: {', '.join(methods)}",
+                mon["prediction"]["method"],
+            )
+        )
+    return issues
+
+
+def _simulate_issues(sim: Mapping[str, Any], ds: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    """Scenario columns are declared features (numeric ones for a shift); the start is a date."""
+    issues = []
+    if not _is_date(sim["start"]):
+        issues.append(
+            Issue(
+                locate("simulate.start"),
+                "simulate.start",
+                "expected an ISO timestamp such as 2025-01-06T00:00:00+00:00",
+                sim["start"],
+            )
+        )
+    cols = ds["columns"]
+    features = [
+        n for n, c in cols.items() if n != ds["target"] and c.get("role", "feature") == "feature"
+    ]
+    for name, scenario in sim["scenarios"].items():
+        for effect, spec in (scenario or {}).items():
+            chosen = spec.get("columns") if isinstance(spec, Mapping) else None
+            if not isinstance(chosen, list):
+                continue
+            key = f"simulate.scenarios.{name}.{effect}.columns"
+            for col in chosen:
+                if col not in features:
+                    issues.append(Issue(locate(key), key, "not a declared feature column", col))
+                elif effect == "shift" and cols[col]["type"] not in ("float", "int"):
+                    issues.append(
+                        Issue(
+                            locate(key), key, "a shift needs a numeric (float or int) column", col
+                        )
+                    )
     return issues
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.io import dumps_json
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # What a project copy needs: the tracked sources, not the developer's outputs or caches.
@@ -88,7 +90,30 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
     skipped = {n for n in names if n == "__pycache__"}
     if Path(directory).name == "local" and Path(directory).parent.name == "conf":
         skipped |= {n for n in names if n.endswith(".yaml")}
+    if Path(directory).name == "pins" and Path(directory).parent.name == "deploy":
+        skipped |= {n for n in names if n.endswith(".yaml")}  # rollback pins name local releases
     return skipped
+
+
+def _no_releases(dest: Path) -> None:
+    """Every target starts with nothing released (the developer's releases and bundles stay
+    in their checkout): deploy/<target>.json says `"release": null`, bundles/ is empty."""
+    (dest / "deploy").mkdir(exist_ok=True)
+    for record in sorted((ROOT / "deploy").glob("*.json")):
+        (dest / "deploy" / record.name).write_text(
+            dumps_json({"target": record.stem, "release": None})
+        )
+    (dest / "bundles").mkdir(exist_ok=True)
+    (dest / "bundles" / ".gitkeep").touch()
+
+
+def _no_production_windows(dest: Path) -> None:
+    """data/production/ and data/feedback/ as committed: empty but for .gitkeep (the
+    developer's snapshots and feedback stay in their checkout), so monitoring sees only the
+    simulated windows and training only the dataset until a test adds some."""
+    for folder in ("production", "feedback"):
+        (dest / "data" / folder).mkdir(parents=True, exist_ok=True)
+        (dest / "data" / folder / ".gitkeep").touch()
 
 
 def use_fast_settings(project: Path) -> None:
@@ -107,6 +132,8 @@ def copy_project(dest: Path) -> Path:
             shutil.copytree(src, dest / item, ignore=_ignore)
         elif src.exists():
             shutil.copy2(src, dest / item)
+    _no_releases(dest)
+    _no_production_windows(dest)
     shutil.copytree(
         ROOT / ".dvc",
         dest / ".dvc",

@@ -8,7 +8,8 @@ A bundle is a directory:
     signature.json       the input signature (a JSON Schema with `x-mlops` extensions)
     predictions.parquet  offline predictions on the test split: the smoke test compares the
                          served model with them, and monitoring uses them as the reference
-                         for prediction drift
+                         for prediction drift; columns `row` (position in the test split),
+                         `prediction`, and `proba_<class>` per class for classifiers
 
 The bundle's digest is the sha256 of `bundle.json` (written canonically), which covers every
 file; its id is the first 16 hex digits. The same champion, data and config always give the

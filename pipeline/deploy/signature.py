@@ -53,6 +53,22 @@ class Validated:
         return not self.errors
 
 
+@dataclass
+class Checked:
+    """`Validated` without the frame: accepted records as rows of values in model column order
+    (`Signature.names`). The service checks each request on its event loop and builds one frame
+    per micro-batch with `Signature.frame`, because a DataFrame costs about a millisecond to build
+    whatever its length; `frame(check(r).rows)` equals `validate(r).frame`."""
+
+    rows: list[list[Any]]
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {index, field, message}
+    flags: list[list[str]] = field(default_factory=list)  # per accepted record
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
 class Signature:
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = dict(schema)
@@ -138,6 +154,56 @@ class Signature:
             {name: pd.Series(vals, dtype=self._dtype(name)) for name, vals in columns.items()}
         )
         return Validated(frame, errors, flags)
+
+    def check(self, records: Sequence[Any], *, reject_unseen: bool = False) -> Checked:
+        """The checks of `validate`, without building a frame (see `Checked`)."""
+        errors: list[dict[str, Any]] = []
+        flags: list[list[str]] = []
+        rows: list[list[Any]] = []
+        names = self.names
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                errors.append(
+                    {
+                        "index": index,
+                        "field": None,
+                        "message": "expected an object of feature values",
+                    }
+                )
+                continue
+            row, row_errors, row_flags = self._check(record, index, reject_unseen)
+            if row_errors:
+                errors.extend(row_errors)
+                continue
+            rows.append([row[name] for name in names])
+            flags.append(row_flags)
+        return Checked(rows, errors, flags)
+
+    def frame(self, rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+        """One frame from checked rows, equal to the one `validate` builds: numbers as float64,
+        everything else as object. An all-numeric signature (the common case) becomes a single
+        float block in one call, ~30x cheaper than a Series per column."""
+        import numpy as np
+        import pandas as pd
+
+        names = self.names
+        if self._numeric_only:
+            block = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+            return pd.DataFrame(block, columns=names, copy=False)
+        columns: dict[str, Any] = {}
+        by_column = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        for name, values in zip(names, by_column, strict=True):
+            if self._dtype(name) == "float64":
+                columns[name] = np.array(values, dtype=np.float64)
+            else:
+                cells = np.empty(len(values), dtype=object)
+                cells[:] = values
+                columns[name] = pd.Series(cells, dtype=object, copy=False)
+        return pd.DataFrame(columns, columns=names, copy=False)
+
+    @property
+    def _numeric_only(self) -> bool:
+        return all(f.type in ("float", "int") for f in self.fields)
 
     def _dtype(self, name: str) -> str:
         ftype = self._by_name[name].type

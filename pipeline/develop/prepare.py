@@ -1,21 +1,69 @@
 """Stage `prepare`: drop rows without a target (as declared), coerce to the declared types and
 split into train / test / production pool by a stable hash.
 
+Labelled production rows appended by `mlops maintain --apply` (files under `data/feedback/`)
+are checked against the same declared schema and join the TRAIN split only: the test split stays
+comparable across retrains, and no model is ever judged on rows it was fed back.
+
 Outputs `data/prepared/{train,test,pool}.parquet` and `reports/develop/split.json`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import load_params
-from pipeline.data import assign_splits, coerce, drop_missing_target, read_table, write_parquet
-from pipeline.develop.paths import SPLIT_REPORT, SPLITS, VALIDATE_REPORT, raw_path, split_path
+from pipeline.data import (
+    assign_splits,
+    check_data,
+    coerce,
+    drop_missing_target,
+    read_table,
+    write_parquet,
+)
+from pipeline.develop.paths import (
+    FEEDBACK_DIR,
+    SPLIT_REPORT,
+    SPLITS,
+    VALIDATE_REPORT,
+    raw_path,
+    split_path,
+)
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
 from pipeline.settings import DatasetSpec, SplitSpec
 from pipeline.stage import log, run
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, list[str]]:
+    """Every feedback file (in name order), checked against the declared schema and coerced;
+    reserved columns (`__request_id__`, ...) are provenance, not features, and are dropped."""
+    import pandas as pd
+
+    files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+    frames = []
+    for path in files:
+        raw = read_table(path, "parquet")
+        raw = raw[[c for c in raw.columns if not str(c).startswith("__")]]
+        report = check_data(raw, spec)
+        if not report.ok:
+            lines = "\n".join(f"  - {v.render()}" for v in report.violations)
+            raise DataError(
+                f"{path}: feedback rows break the declared schema:\n{lines}",
+                hint="feedback is written by `mlops maintain --apply`; fix or remove "
+                "the file and `dvc add data/feedback` again",
+            )
+        kept, _ = drop_missing_target(raw, spec)
+        frames.append(coerce(kept, spec))
+    names = [p.name for p in files]
+    if not frames:
+        return pd.DataFrame(), names
+    return pd.concat(frames, ignore_index=True), names
 
 
 def main(argv: Sequence[str]) -> None:
@@ -28,14 +76,20 @@ def main(argv: Sequence[str]) -> None:
     frame, dropped = drop_missing_target(frame, spec)
     typed = coerce(frame, spec)
     labels = assign_splits(typed, spec, split)
+    feedback, files = read_feedback(FEEDBACK_DIR, spec)
     summary: dict[str, Any] = {
         "method": split.method,
         "dropped_missing_target": dropped,
+        "feedback": {"files": files, "rows": len(feedback)},
         "rows": {},
         "classes": {},
     }
+    import pandas as pd
+
     for name in SPLITS:
         part = typed.loc[labels == name].reset_index(drop=True)
+        if name == "train" and len(feedback):
+            part = pd.concat([part, feedback], ignore_index=True)
         write_parquet(part, split_path(name))
         summary["rows"][name] = len(part)
         if spec.target_column.is_categorical:
@@ -47,7 +101,10 @@ def main(argv: Sequence[str]) -> None:
             hint="check split.test_size / pool_size (or the dates of a time split)",
         )
     write_json(SPLIT_REPORT, summary)
-    log(f"prepare: {summary['rows']} (dropped {dropped} row(s) without a target)")
+    log(
+        f"prepare: {summary['rows']} (dropped {dropped} row(s) without a target; "
+        f"{len(feedback)} feedback row(s) added to train)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """The drift reference: everything monitoring needs to know about the training data, computed once.
 
-``build_reference`` runs at develop time (the ``prepare`` stage), so monitoring never re-reads the
-training data: per numeric column the sorted non-null values (float64), counts, distinct count,
-mean and std; per categorical column the category counts. In sketch mode a numeric column keeps a
-weighted quantile sketch instead of every value. Both modes keep a small fixed histogram per
-numeric column (reference quantile bins) for reports.
+``build_reference`` runs at develop time (the ``reference`` stage, right after ``prepare``), so
+monitoring never re-reads the training data: per numeric column the sorted non-null values
+(float64), counts, distinct count, mean and std; per categorical column the category counts.
+In sketch mode a numeric column keeps a weighted quantile sketch instead of every value. Both
+modes keep a small fixed histogram per numeric column (reference quantile bins) for reports.
 
 On disk a reference is a directory::
 

@@ -72,7 +72,12 @@ def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
         "balanced_accuracy: 0.8",
     )
     mlops("compose", cwd=project)
-    assert ran(dvc("repro", cwd=project).stdout) == ["evaluate"]
+    # The deploy gates' floors and monitoring's performance floors are ${selection.floors}
+    # (conf/deploy/*.yaml, conf/monitor/default.yaml), so the gate decisions and the monitor
+    # verdicts are re-made too; the unchanged champion is not re-packaged.
+    log = ran(dvc("repro", cwd=project).stdout)
+    assert log[0] == "evaluate"
+    assert sorted(log[1:]) == ["deploy@batch", "deploy@local", "monitor"]
 
 
 def test_unreachable_floor_fails_evaluate_with_a_reason(project: Path) -> None:

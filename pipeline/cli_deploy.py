@@ -1,0 +1,198 @@
+"""The deploy commands of `mlops`: release, rollback, unpin, gate, predict, status.
+
+Registered by `pipeline.cli.build_parser` through `add_commands`. Each handler imports what it
+needs when it runs, so other commands never pay for pandas or scikit-learn. Errors a user can
+fix (MlopsError and its subclasses) reach `pipeline.cli.main`, which prints them without a
+traceback and exits 2; "checked, and the answer is no" (a blocked gate) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _root() -> Path:
+    from pipeline import config
+
+    return config.find_root()
+
+
+def _release(args: argparse.Namespace) -> int:
+    from pipeline.deploy.release import release
+
+    outcomes = release(_root(), args.target)
+    for o in outcomes:
+        if o.action == "released":
+            print(f"{o.target}: released {o.release} ({o.detail})")
+        elif o.action == "already_released":
+            print(f"{o.target}: already released ({o.release})")
+        elif o.action == "blocked":
+            print(f"{o.target}: blocked, nothing released: {o.detail}")
+        else:
+            print(f"{o.target}: nothing to release ({o.detail})")
+    if any(o.action == "released" for o in outcomes):
+        print(
+            "next: commit deploy/, bundles/*.dvc and bundles/.gitignore; `dvc push`; "
+            "`dvc repro` records the release in reports/deploy/"
+        )
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from pipeline.deploy.paths import PINS_FILE
+    from pipeline.deploy.release import rollback
+
+    outcome = rollback(_root(), args.target, args.to)
+    print(
+        f"{outcome.target}: pinned to {outcome.pin}; rejected {', '.join(outcome.rejected)} "
+        f"(was {outcome.current})"
+    )
+    print(
+        f"wrote {PINS_FILE} and params.yaml; next: `dvc repro` (proposes the pinned release), "
+        f"`mlops release --target {outcome.target}`, commit"
+    )
+    return 0
+
+
+def _unpin(args: argparse.Namespace) -> int:
+    from pipeline.deploy.release import unpin
+
+    if unpin(_root(), args.target):
+        print(f"{args.target}: pin removed (rejected releases stay rejected); run `dvc repro`")
+    else:
+        print(f"{args.target}: no generated pin to remove")
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from pipeline.deploy.release import check_gates
+
+    blocked = 0
+    for target, report in check_gates(_root(), args.target):
+        decision = report.get("decision")
+        proposal = report.get("proposal") or {}
+        line = f"{target}: {decision}"
+        if proposal:
+            line += f" {proposal['release']} (parent {proposal['parent'] or 'none'})"
+        print(line)
+        if decision == "blocked":
+            blocked += 1
+            for reason in report.get("reasons", []):
+                print(f"  - {reason}")
+    if args.check and blocked:
+        print(f"{blocked} target(s) blocked", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from pipeline import config
+    from pipeline.deploy import batch
+
+    root = _root()
+    settings = batch.BatchSettings.from_params(config.load_params(root), args.target)
+    overrides = {
+        "on_bad_rows": args.on_bad_rows,
+        "unseen_policy": args.unseen_policy,
+        "chunk_rows": args.chunk_rows,
+    }
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    bundle, release = batch.load_release(root, args.target, args.bundle)
+    meta = {
+        "input": str(args.input),
+        "output": str(args.output),
+        "target": args.target,
+        "release": release,
+        "bundle": bundle.id,
+        "on_bad_rows": settings.on_bad_rows,
+        "unseen_policy": settings.unseen_policy,
+    }
+    try:
+        result = batch.predict_file(bundle, args.input, args.output, settings)
+    except batch.BadRowsError as exc:
+        if args.report:  # the refused file's every bad row, for fixing it in one pass
+            batch.write_report(args.report, exc.result, {**meta, "written": False})
+        raise
+    if args.report:
+        batch.write_report(args.report, result, meta)
+    source = f"release {release}" if release else f"bundle {bundle.id} ({args.bundle})"
+    print(
+        f"scored {result.scored} of {result.rows} row(s) with {source} into {args.output}"
+        + (f"; {result.flagged} flagged" if result.flagged else "")
+    )
+    if result.bad:
+        print(
+            f"skipped {len(result.bad_rows)} bad row(s) (on_bad_rows: skip):\n"
+            + batch.render_bad(result.bad),
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import httpx
+
+    from pipeline.deploy.status import render_status
+
+    with httpx.Client() as client:
+        print(render_status(_root(), client=client))
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the deploy commands on `mlops`' subparsers."""
+    p = sub.add_parser(
+        "release",
+        help="apply the gates' proposals: bundles/<id> (dvc add) and deploy/<target>.json",
+        description="For every target whose reports/deploy/<target>.json proposes a release "
+        "(and is current), copy the bundle to bundles/<id>/, track it with `dvc add` and "
+        "write deploy/<target>.json. All or nothing.",
+    )
+    p.add_argument("--target", action="append", help="only this target (repeatable)")
+    p.set_defaults(handler=_release)
+
+    p = sub.add_parser(
+        "rollback",
+        help="pin a target to an earlier release and reject the current one",
+        description="Write a pin into conf/deploy/pins/generated.yaml (default: the parent of "
+        "the current release), add the current release to `rejected`, recompose params.yaml.",
+    )
+    p.add_argument("--target", required=True)
+    p.add_argument("--to", metavar="RELEASE", help="release id, e.g. r0001-3f9a1c2b5e6d7f80")
+    p.set_defaults(handler=_rollback)
+
+    p = sub.add_parser("unpin", help="remove a rollback pin (rejected releases stay rejected)")
+    p.add_argument("--target", required=True)
+    p.set_defaults(handler=_unpin)
+
+    p = sub.add_parser("gate", help="show the gate decisions (reports/deploy/*.json)")
+    p.add_argument("--check", action="store_true", help="exit 1 when any target is blocked")
+    p.add_argument("--target", action="append", help="only this target (repeatable)")
+    p.set_defaults(handler=_gate)
+
+    p = sub.add_parser(
+        "predict",
+        help="score a CSV/Parquet file with a target's release",
+        description="Batch scoring with the release in deploy/<target>.json (or --bundle), "
+        "validated like the service; the output format follows the output file's extension.",
+    )
+    p.add_argument("--target", default="batch", help="a batch target (default: batch)")
+    p.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
+    p.add_argument("--output", required=True, type=Path, help="where to write (.csv/.parquet)")
+    p.add_argument("--bundle", type=Path, help="score with this bundle (e.g. models/bundle)")
+    p.add_argument("--on-bad-rows", choices=("fail", "skip"), help="override batch.on_bad_rows")
+    p.add_argument(
+        "--unseen-policy", choices=("flag", "reject"), help="override batch.unseen_policy"
+    )
+    p.add_argument("--chunk-rows", type=int, help="override batch.chunk_rows")
+    p.add_argument("--report", type=Path, help="write a JSON report (every bad row) here")
+    p.set_defaults(handler=_predict)
+
+    p = sub.add_parser(
+        "status", help="config, stages, champion, and each target's declared vs live release"
+    )
+    p.set_defaults(handler=_status)

@@ -1,0 +1,169 @@
+"""`mlops serve` and `mlops logs snapshot`: the service side of deployment.
+
+Thin like `pipeline.cli`: parse, call `pipeline.deploy.service`, map errors (MlopsError: its
+message and hint, exit 2). Imports are local so `mlops --help` and `mlops compose --check` never
+pay for FastAPI, pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+SNAPSHOT_HELP = """\
+Turn the service's prediction log (rotated files and, unless --rotated-only, the current
+one), joined with feedback by request id (the latest label wins), into immutable window files
+under --out, named <first time>-<content digest>.parquet. Only complete windows are written
+(--window-rows records, or --window-minutes of log time that the log has passed); the rest
+waits for the next run (or --flush). Idempotent: records already in a window under --out are
+skipped, so running it twice writes nothing new; it is safe while the service is writing.
+
+Track the windows with DVC afterwards (monitoring depends on them):
+    dvc add data/production && git add data/production.dvc
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive whole number")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("expected a positive number")
+    return value
+
+
+def _load(target: str) -> tuple[Any, Path, dict[str, Any]]:
+    from pipeline import config
+    from pipeline.deploy.service.settings import ServeSettings
+
+    root = config.find_root()
+    params = config.load_params(root)
+    return ServeSettings.from_params(params, target, root), root, params
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pipeline.deploy.service.runner import serve
+
+    settings, root, _ = _load(args.target)
+    serve(
+        settings,
+        root,
+        host=args.host,
+        port=args.port,
+        poll_seconds=args.poll_seconds,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from pipeline.config import relpath
+    from pipeline.deploy.service.snapshot import (
+        DEFAULT_WINDOW_ROWS,
+        configured_window_rows,
+        snapshot,
+    )
+
+    settings, root, params = _load(args.target)
+    rows = args.window_rows
+    if rows is None and args.window_minutes is None:
+        rows = configured_window_rows(params) or DEFAULT_WINDOW_ROWS
+    out = root / args.out
+    result = snapshot(
+        settings.log_dir,
+        out,
+        rows=rows,
+        minutes=args.window_minutes,
+        include_current=not args.rotated_only,
+        flush=args.flush,
+        label_wait_minutes=args.label_wait_minutes,
+    )
+    for window in result.written:
+        print(f"wrote {relpath(window.path, root)}")
+    size = f"{rows} rows" if rows is not None else f"{args.window_minutes:g} minutes"
+    print(
+        f"{len(result.written)} new window(s) of {size} in {relpath(out, root)} "
+        f"({result.labelled} labelled record(s)); {result.held} record(s) wait for their "
+        "window to complete"
+    )
+    if result.written:
+        print(f"track them: dvc add {relpath(out, root)}")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register `serve` and `logs` on the `mlops` parser."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the release in deploy/<target>.json over HTTP (hot-swapped on change)",
+        description="Start the prediction service (FastAPI + uvicorn, one worker) for the "
+        "release declared in deploy/<target>.json, with the target's serve settings from "
+        "params.yaml. The service follows the file: a new release (or a rollback) is loaded, "
+        "verified and swapped in without dropping requests. The bearer token for /feedback is "
+        "read from the environment variable named in auth.token_env (or auth.token_file).",
+    )
+    p.add_argument("--target", default="local", help="deployment target (default: local)")
+    p.add_argument("--host", help="bind address (default: serve.host)")
+    p.add_argument("--port", type=int, help="port (default: serve.port; 0 picks a free one)")
+    p.add_argument(
+        "--poll-seconds",
+        type=_positive_float,
+        default=1.0,
+        help="how often to check deploy/<target>.json for a new release (default: 1)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default: info)",
+    )
+    p.set_defaults(handler=_serve)
+
+    p = subparsers.add_parser("logs", help="prediction log tools")
+    logs_sub = p.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
+    q = logs_sub.add_parser(
+        "snapshot",
+        help="prediction log + feedback -> immutable windows under data/production/",
+        description=SNAPSHOT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("--target", default="local", help="deployment target (default: local)")
+    q.add_argument(
+        "--out",
+        default="data/production",
+        help="window directory, relative to the project root (default: data/production)",
+    )
+    size = q.add_mutually_exclusive_group()
+    size.add_argument(
+        "--window-rows",
+        type=_positive_int,
+        help="records per window (default: monitor.windows.rows when configured, else 1000)",
+    )
+    size.add_argument(
+        "--window-minutes",
+        type=_positive_float,
+        help="window length in minutes of log time, aligned to the epoch",
+    )
+    q.add_argument(
+        "--rotated-only",
+        action="store_true",
+        help="read only rotated (closed) log files, not the one being written",
+    )
+    q.add_argument(
+        "--flush",
+        action="store_true",
+        help="also write the last, incomplete window (e.g. when retiring a target)",
+    )
+    q.add_argument(
+        "--label-wait-minutes",
+        type=float,
+        default=0.0,
+        help="hold back records younger than this (log time) so their feedback can arrive",
+    )
+    q.set_defaults(handler=_snapshot)

@@ -1,0 +1,329 @@
+"""`mlops predict`: score a CSV or Parquet file with a released bundle, chunk by chunk.
+
+The same validation as the service (the bundle's input signature, with `Signature.validate`'s
+exact verdicts, computed column-wise by `columns.py`), the same unseen-value policy, and the
+same model outputs as `model.predict` / `model.predict_proba`. Bad rows are reported by their
+1-based row number in the file (for a CSV, row 1 is the line after the header):
+
+* `on_bad_rows: fail` refuses the whole file and lists every bad row (exit 2), writing nothing;
+* `on_bad_rows: skip` scores the other rows and reports the skipped ones.
+
+Columns the model does not use (ids, the label, ...) pass through unchanged; a missing
+required column refuses the file. The output is the input columns, `prediction`,
+`proba_<class>` per class (classifiers) and `flags` (comma-separated input flags:
+out_of_range:<column>, unseen_category:<column>), in the format the output name says
+(.csv or .parquet), written atomically: a failed run leaves no partial file.
+
+CSV cells are read as text and numbers parsed per declared column type, so an id like "007"
+passes through as written and "abc" in a numeric column is reported, not silently nulled.
+Empty cells (and pandas' default NA spellings) are missing values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.deploy import scoring
+from pipeline.deploy.bundle import Bundle, load_bundle
+from pipeline.deploy.columns import validate_columns
+from pipeline.deploy.paths import release_path
+from pipeline.deploy.records import read_record
+from pipeline.errors import ConfigError, DataError
+from pipeline.io import atomic_open, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+FORMATS = ("csv", "parquet")
+MAX_SHOWN = 20
+
+
+class BadRowsError(DataError):
+    """A file refused under `on_bad_rows: fail`; carries every bad row found."""
+
+    def __init__(self, message: str, result: BatchResult, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    on_bad_rows: str  # fail | skip
+    unseen_policy: str  # flag | reject
+    chunk_rows: int
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], target: str) -> BatchSettings:
+        targets = params["deploy"]["targets"]
+        if target not in targets:
+            raise ConfigError(
+                f"no deployment target {target!r}; declared: {', '.join(targets)}",
+                hint="batch scoring uses a target of kind batch (conf/deploy/batch.yaml)",
+            )
+        spec = targets[target]
+        if spec["kind"] != "batch":
+            raise ConfigError(
+                f"deploy.targets.{target} is a {spec['kind']} target, not a batch target",
+                hint="use --target with a target of kind batch (e.g. --target batch)",
+            )
+        batch = spec["batch"]
+        return cls(batch["on_bad_rows"], batch["unseen_policy"], int(batch["chunk_rows"]))
+
+
+@dataclass(frozen=True)
+class BadRow:
+    row: int  # 1-based data row of the input file
+    field: str | None
+    message: str
+
+    def render(self) -> str:
+        return f"row {self.row}: {self.field or '(record)'}: {self.message}"
+
+
+@dataclass
+class BatchResult:
+    rows: int = 0
+    scored: int = 0
+    flagged: int = 0
+    bad: list[BadRow] = field(default_factory=list)
+    passthrough: list[str] = field(default_factory=list)
+
+    @property
+    def bad_rows(self) -> list[int]:
+        return sorted({b.row for b in self.bad})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "scored": self.scored,
+            "flagged": self.flagged,
+            "skipped_rows": self.bad_rows,
+            "bad": [{"row": b.row, "field": b.field, "message": b.message} for b in self.bad],
+            "passthrough_columns": self.passthrough,
+        }
+
+
+def load_release(root: Path, target: str, bundle_path: Path | None) -> tuple[Bundle, str | None]:
+    """The bundle to score with: the target's release (deploy/<target>.json), or `bundle_path`
+    (e.g. models/bundle, the champion) when given."""
+    if bundle_path is not None:
+        return load_bundle(bundle_path), None
+    record = read_record(root / release_path(target), target)
+    if record.release is None:
+        raise DataError(
+            f"{release_path(target)}: nothing has been released to {target} yet",
+            hint="run `mlops release`, or score with the champion: --bundle models/bundle",
+        )
+    return load_bundle(root / record.data["bundle"]["path"], record.bundle_sha256), record.release
+
+
+def file_format(path: Path) -> str:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
+    return fmt
+
+
+# --------------------------------------------------------------------------------- reading
+def _chunks(path: Path, chunk_rows: int, bundle: Bundle) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+    """(the chunk as an Arrow table, for pass-through; the model's fields as pandas)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = bundle.signature.names
+    if file_format(path) == "parquet":
+        try:
+            reader = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataError(f"{path}: not a readable Parquet file: {exc}") from exc
+        present = [n for n in names if n in reader.schema_arrow.names]
+        _check_columns(path, bundle, reader.schema_arrow.names)
+        for batch in reader.iter_batches(batch_size=chunk_rows):
+            table = pa.Table.from_batches([batch])
+            yield table, table.select(present).to_pandas()
+        return
+    try:
+        reader_csv = pd.read_csv(
+            path, chunksize=chunk_rows, dtype=str, keep_default_na=True, encoding="utf-8"
+        )
+        first = True
+        for chunk in reader_csv:
+            if first:
+                _check_columns(path, bundle, list(chunk.columns))
+                first = False
+            schema = pa.schema([(str(c), pa.string()) for c in chunk.columns])
+            table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=False)
+            yield table, _decode_csv(chunk, bundle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file: {exc}") from exc
+
+
+def _check_columns(path: Path, bundle: Bundle, columns: list[str]) -> None:
+    missing = [f.name for f in bundle.signature.fields if not f.nullable and f.name not in columns]
+    if missing:
+        raise DataError(
+            f"{path}: required column(s) missing: {', '.join(missing)}",
+            hint="the model needs: " + ", ".join(bundle.signature.names),
+        )
+    taken = _output_columns(bundle) & set(columns)
+    if taken:
+        raise DataError(
+            f"{path}: column(s) {', '.join(sorted(taken))} would be overwritten by the output",
+            hint="rename them in the input file",
+        )
+
+
+def _decode_csv(chunk: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
+    """Text cells to the values a JSON client would send: numbers for numeric fields (a cell
+    that is not a number stays text and is reported), text for everything else."""
+    import pandas as pd
+
+    out = {}
+    for spec in bundle.signature.fields:
+        if spec.name not in chunk.columns:
+            continue
+        text = chunk[spec.name]
+        if spec.type in ("float", "int"):
+            parsed = pd.to_numeric(text, errors="coerce")
+            bad = text.notna().to_numpy() & parsed.isna().to_numpy()
+            if bad.any():
+                values = parsed.to_numpy(dtype=object)
+                values[bad] = text.to_numpy(dtype=object)[bad]
+                out[spec.name] = pd.Series(values, index=chunk.index, dtype=object)
+            else:
+                out[spec.name] = parsed.astype(float)
+        else:
+            out[spec.name] = text.astype(object).where(text.notna(), None)
+    return pd.DataFrame(out, index=chunk.index)
+
+
+# --------------------------------------------------------------------------------- scoring
+def _output_columns(bundle: Bundle) -> set[str]:
+    classes = bundle.meta["model"].get("classes") or []
+    return {scoring.PREDICTION, scoring.FLAGS, *(scoring.proba_column(c) for c in classes)}
+
+
+def _scored_table(
+    table: pa.Table,
+    ok: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: list[str] | None,
+    flags: np.ndarray,
+    task: str,
+) -> pa.Table:
+    import pyarrow as pa
+
+    kept = table if ok.all() else table.filter(pa.array(ok))
+    label_type = pa.string() if task == "classification" else pa.float64()
+    kept = kept.append_column(scoring.PREDICTION, pa.array(pred, type=label_type))
+    if proba is not None and classes:
+        for i, cls in enumerate(classes):
+            kept = kept.append_column(scoring.proba_column(cls), pa.array(proba[:, i]))
+    return kept.append_column(scoring.FLAGS, pa.array(flags, type=pa.string()))
+
+
+class _Writer:
+    """Streams scored chunks into an already-open (atomic) output file."""
+
+    def __init__(self, fmt: str, fh: IO[Any]) -> None:
+        self.fmt, self.fh = fmt, fh
+        self.parquet: Any = None
+        self.header = True
+
+    def write(self, table: pa.Table) -> None:
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.fh, table.schema)  # snappy, as pandas
+            self.parquet.write_table(table.cast(self.parquet.schema))
+        else:
+            text = table.to_pandas().to_csv(index=False, header=self.header, lineterminator="\n")
+            self.fh.write(text.encode("utf-8"))
+            self.header = False
+
+    def close(self, empty: pa.Table | None) -> None:
+        if self.parquet is None and empty is not None:
+            self.write(empty)
+        if self.parquet is not None:
+            self.parquet.close()
+
+
+def predict_file(
+    bundle: Bundle, source: Path, output: Path, settings: BatchSettings
+) -> BatchResult:
+    """Score `source` into `output` under `settings`; raises DataError (nothing written) when
+    `on_bad_rows` is fail and any row is bad."""
+    import pandas as pd
+
+    out_fmt = file_format(output)
+    file_format(source)
+    task = bundle.task
+    classes = bundle.meta["model"].get("classes") if task == "classification" else None
+    result = BatchResult()
+    reject = settings.unseen_policy == "reject"
+    failing = False
+    empty: pa.Table | None = None
+    with atomic_open(output, "wb") as fh:
+        writer = _Writer(out_fmt, fh)
+        for table, fields in _chunks(source, settings.chunk_rows, bundle):
+            if not result.passthrough and table.num_columns:
+                result.passthrough = [
+                    c for c in table.column_names if c not in bundle.signature.names
+                ]
+            checked = validate_columns(bundle.signature, fields, reject_unseen=reject)
+            offset = result.rows
+            result.rows += table.num_rows
+            result.bad += [
+                BadRow(offset + e["index"] + 1, e["field"], e["message"]) for e in checked.errors
+            ]
+            if checked.errors and settings.on_bad_rows == "fail":
+                failing = True
+            if failing:
+                continue  # keep validating, to list every bad row
+            n_ok = int(checked.ok.sum())
+            if n_ok:
+                pred, proba = scoring.predict(bundle.model, checked.frame, task)
+            else:
+                pred, proba = np.empty(0, dtype=object if classes else float), None
+                if classes:
+                    proba = np.empty((0, len(classes)))
+            flags = checked.joined_flags()
+            scored = _scored_table(table, checked.ok, pred, proba, classes, flags, task)
+            result.scored += n_ok
+            result.flagged += int(np.count_nonzero(~pd.isna(flags)))
+            if n_ok:
+                writer.write(scored)
+            elif empty is None:
+                empty = scored
+        if failing:
+            raise BadRowsError(
+                f"{source}: {len(result.bad_rows)} bad row(s) of {result.rows}; nothing "
+                "written (on_bad_rows: fail):\n" + render_bad(result.bad),
+                result,
+                hint="fix the rows, or score the rest with --on-bad-rows skip "
+                "(batch.on_bad_rows in conf/deploy/)",
+            )
+        if result.rows == 0:
+            raise DataError(f"{source}: the file has no data rows; nothing written")
+        writer.close(empty if result.scored == 0 else None)
+    return result
+
+
+def render_bad(bad: list[BadRow], limit: int = MAX_SHOWN) -> str:
+    lines = [f"  {b.render()}" for b in bad[:limit]]
+    if len(bad) > limit:
+        lines.append(f"  ... and {len(bad) - limit} more problem(s) (--report FILE lists all)")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, result: BatchResult, meta: Mapping[str, Any]) -> None:
+    write_json(path, {**meta, **result.to_dict()})

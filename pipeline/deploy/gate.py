@@ -1,0 +1,364 @@
+"""Stage `deploy@<target>`: may the champion (or a pinned release) go to this target?
+
+`python -m pipeline.deploy.gate TARGET` reads the committed `deploy/TARGET.json` (the current
+release; a dependency, never written here: a stage that rewrote it would undo every
+`git revert`), the champion's bundle, the released bundles and the test split, and writes
+`reports/deploy/TARGET.json` with one decision and all of its evidence:
+
+* `already_released`: the candidate bundle is the one deploy/TARGET.json names; nothing to do.
+* `propose`: every gate passed; the proposal names the bundle, the next release id and the
+  parent release. `mlops release` turns it into deploy/TARGET.json.
+* `blocked`: with every reason (all gates run, so one review shows everything to fix). A
+  blocked champion changes nothing.
+
+Gates, in order:
+
+1. rejected: a bundle named by a release on the target's `rejected` list is never proposed.
+2. floors: absolute minimums (maxima for losses) on the candidate's test metrics.
+3. compare (champion with an incumbent only): the incumbent bundle is rescored on the *current*
+   test split and the paired bootstrap interval of the improvement is judged by the declared
+   mode and margin (see `bootstrap.py`). A pinned release (rollback) skips this gate.
+4. smoke: a fresh process with the serving thread settings loads the bundle, validates held-out
+   rows through the signature and reproduces the offline predictions (see `smoke.py`). Never
+   skipped: no proposal without it.
+
+The report holds no clock time, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_params
+from pipeline.deploy import bootstrap, smoke
+from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle, verify
+from pipeline.deploy.paths import (
+    BUNDLE_DIR,
+    TEST_SPLIT,
+    release_path,
+    released_bundle,
+    report_path,
+)
+from pipeline.deploy.records import (
+    ReleaseRecord,
+    TargetSpec,
+    next_release_id,
+    parse_release_id,
+    read_record,
+)
+from pipeline.errors import MlopsError
+from pipeline.io import sha256_file, write_json
+from pipeline.metrics import meets_floor
+from pipeline.settings import MINIMIZED_METRICS
+from pipeline.stage import log, run
+
+PROPOSE = "propose"
+BLOCKED = "blocked"
+ALREADY_RELEASED = "already_released"
+DECISIONS = (PROPOSE, BLOCKED, ALREADY_RELEASED)
+
+
+class Candidate:
+    """The bundle the gate judges: the champion's (models/bundle) or a pinned release's."""
+
+    def __init__(self, source: str, directory: Path, digest: str, meta: dict[str, Any]) -> None:
+        self.source = source  # champion | pin
+        self.directory = directory
+        self.digest = digest
+        self.meta = meta
+
+    @property
+    def id(self) -> str:
+        return bundle_id(self.digest)
+
+    def summary(self) -> dict[str, Any]:
+        model = self.meta["model"]
+        return {
+            "source": self.source,
+            "bundle": {"id": self.id, "sha256": self.digest, "path": str(self.directory)},
+            "model": {k: model.get(k) for k in ("name", "estimator", "task", "classes")},
+        }
+
+
+# ------------------------------------------------------------------------------- loading
+def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
+    """The candidate bundle, or None and why it cannot be judged (a pin not in the workspace)."""
+    if spec.pin is None:
+        try:
+            digest, meta = verify(BUNDLE_DIR)
+        except MlopsError as exc:  # a tampered or half-written bundle: never proposed
+            return None, f"bundle: the champion's bundle fails verification: {exc}"
+        return Candidate("champion", BUNDLE_DIR, digest, meta), None
+    _, pinned = parse_release_id(spec.pin)
+    directory = released_bundle(pinned)
+    try:
+        digest, meta = verify(directory)
+    except MlopsError as exc:
+        return None, (
+            f"pinned release {spec.pin}: bundle {directory} is not usable ({exc}); fetch it "
+            f"with `dvc pull {directory}.dvc` (or `dvc checkout`)"
+        )
+    if bundle_id(digest) != pinned:
+        return None, (
+            f"pinned release {spec.pin}: {directory} holds bundle {bundle_id(digest)}, "
+            "not the pinned one; refusing a replaced bundle"
+        )
+    return Candidate("pin", directory, digest, meta), None
+
+
+def rescore(bundle: Bundle, test: Any) -> tuple[bootstrap.Scored, dict[str, float]]:
+    """A released bundle's predictions and metrics on today's test split."""
+    from pipeline import metrics
+    from pipeline.deploy import scoring
+
+    model_meta = bundle.meta["model"]
+    missing = [c for c in model_meta["features"] if c not in test.columns]
+    if missing or model_meta["target"] not in test.columns:
+        raise MlopsError(
+            f"bundle {bundle.id} cannot score the current test split: missing columns "
+            + ", ".join(missing or [model_meta["target"]])
+        )
+    pred, proba = scoring.predict(bundle.model, test[model_meta["features"]], bundle.task)
+    classes = model_meta.get("classes")
+    y = test[model_meta["target"]].to_numpy()
+    return (
+        bootstrap.Scored(pred, proba, classes),
+        metrics.compute(bundle.task, y, pred, proba, classes),
+    )
+
+
+def offline_scored(candidate: Candidate) -> bootstrap.Scored:
+    """The champion's predictions on the test split, from its bundle (no model load)."""
+    import pandas as pd
+
+    from pipeline.deploy import scoring
+    from pipeline.deploy.bundle import PREDICTIONS
+
+    frame = pd.read_parquet(candidate.directory / PREDICTIONS).sort_values(scoring.ROW)
+    classes = candidate.meta["model"].get("classes")
+    proba = None
+    if classes:
+        proba = frame[[scoring.proba_column(c) for c in classes]].to_numpy(dtype=float)
+    return bootstrap.Scored(frame[scoring.PREDICTION].to_numpy(), proba, classes)
+
+
+# --------------------------------------------------------------------------------- gates
+def floor_gate(
+    floors: Mapping[str, float] | None, values: Mapping[str, float]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    checks, reasons = [], []
+    for metric, floor in (floors or {}).items():
+        value = values.get(metric)
+        ok = value is not None and meets_floor(metric, value, floor)
+        kind = "ceiling" if metric in MINIMIZED_METRICS else "floor"
+        checks.append({"metric": metric, "value": value, kind: floor, "passed": ok})
+        if not ok:
+            shown = "could not be computed" if value is None else f"{value:.4f}"
+            word = "above the ceiling" if kind == "ceiling" else "under the floor"
+            reasons.append(f"floor: test {metric} {shown} is {word} {floor}")
+    return checks, reasons
+
+
+def compare_gate(
+    settings: Mapping[str, Any],
+    champion: bootstrap.Scored,
+    incumbent: bootstrap.Scored,
+    y: Any,
+    task: str,
+) -> tuple[dict[str, Any], list[str]]:
+    metric = settings["metric"]
+    result = bootstrap.compare(
+        metric,
+        task,
+        y,
+        champion,
+        incumbent,
+        confidence=float(settings["confidence"]),
+        resamples=int(settings["resamples"]),
+        seed=int(settings["seed"]),
+    )
+    base = {"mode": settings["mode"], "margin": settings["margin"]}
+    if result is None:
+        reason = f"compare: {metric} cannot be computed for both models on the test split"
+        return {**base, "metric": metric, "passed": False, "rule": reason}, [reason]
+    ok, rule = bootstrap.judge(result, settings["mode"], float(settings["margin"]))
+    evidence = {**base, **result.to_dict(), "passed": ok, "rule": rule}
+    if ok:
+        return evidence, []
+    interval = f"[{result.low:+.4f}, {result.high:+.4f}]" if result.low is not None else "(none)"
+    return evidence, [
+        f"compare: {metric} improvement over the incumbent {result.estimate:+.4f}, "
+        f"{result.confidence:.0%} interval {interval}; fails {rule}"
+    ]
+
+
+def smoke_gate(
+    candidate: Candidate,
+    settings: Mapping[str, Any],
+    test_sha256: str,
+    reference_source: bootstrap.Scored | None,
+    n_test: int,
+) -> tuple[dict[str, Any], list[str]]:
+    reference = None
+    if candidate.meta["data"].get("test_sha256") != test_sha256:
+        if reference_source is None:
+            reason = "smoke: no reference predictions for the current test split"
+            return {"passed": False, "problems": [reason]}, [reason]
+        positions = smoke.held_out_rows(n_test, int(settings["rows"]))
+        proba = reference_source.proba
+        reference = {
+            "prediction": reference_source.pred[positions].tolist(),
+            "proba": None if proba is None else proba[positions].tolist(),
+        }
+    result = smoke.run(
+        candidate.directory,
+        TEST_SPLIT,
+        rows=int(settings["rows"]),
+        tolerance=float(settings["score_tolerance"]),
+        threads=int(settings["threads"]),
+        expected_digest=candidate.digest,
+        reference=reference,
+    )
+    reasons = [f"smoke: {p}" for p in result.get("problems", [])]
+    if not result.get("passed") and not reasons:
+        reasons = ["smoke: failed without a reason"]
+    return result, reasons
+
+
+# ------------------------------------------------------------------------------ decision
+def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
+    """The gate decision for `target`, with every piece of evidence."""
+    from pipeline.data import read_table
+
+    record = read_record(release_path(target), target)
+    report: dict[str, Any] = {
+        "target": target,
+        "kind": spec.kind,
+        "pin": spec.pin,
+        "current": {"release": record.release, "bundle": record.data.get("bundle")},
+        "inputs": {
+            "release_record_sha256": sha256_file(release_path(target)),
+            "settings_sha256": spec.digest(),
+        },
+        "proposal": None,
+    }
+    candidate, problem = locate_candidate(spec)
+    if candidate is None:
+        return {**report, "decision": BLOCKED, "reasons": [problem], "candidate": None}
+    report["candidate"] = candidate.summary()
+    if record.release is not None and candidate.id == record.bundle_id:
+        report["candidate"]["metrics"] = candidate.meta["metrics"]["test"]
+        return {
+            **report,
+            "decision": ALREADY_RELEASED,
+            "reasons": [f"bundle {candidate.id} is the current release {record.release}"],
+            "gates": {},
+        }
+    test = read_table(TEST_SPLIT, "parquet")
+    test_sha256 = sha256_file(TEST_SPLIT)
+    gates, reasons, values, own = _judge(candidate, spec, record, test, test_sha256)
+    report["candidate"]["metrics"] = values
+    checks, smoke_reasons = smoke_gate(candidate, spec.gates["smoke"], test_sha256, own, len(test))
+    gates["smoke"] = checks
+    reasons += smoke_reasons
+    report["gates"] = gates
+    if reasons:
+        return {**report, "decision": BLOCKED, "reasons": reasons}
+    report["proposal"] = {
+        "source": candidate.source,
+        "bundle": candidate.summary()["bundle"],
+        "release": next_release_id(record.release, candidate.id),
+        "parent": record.release,
+        "pinned": spec.pin,
+    }
+    return {**report, "decision": PROPOSE, "reasons": []}
+
+
+def _judge(
+    candidate: Candidate,
+    spec: TargetSpec,
+    record: ReleaseRecord,
+    test: Any,
+    test_sha256: str,
+) -> tuple[dict[str, Any], list[str], dict[str, float], bootstrap.Scored | None]:
+    """rejected, floors and compare gates: (evidence, reasons, candidate metrics, and the
+    candidate's own rescored outputs when it had to be rescored)."""
+    gates: dict[str, Any] = {}
+    reasons: list[str] = []
+    rejected_by = spec.rejected_bundles.get(candidate.id)
+    gates["rejected"] = {"passed": rejected_by is None, "release": rejected_by}
+    if rejected_by:
+        reasons.append(
+            f"rejected: bundle {candidate.id} was rejected as release {rejected_by} "
+            "(deploy.targets.*.rejected)"
+        )
+    own: bootstrap.Scored | None = None
+    if candidate.source == "pin":
+        # A pinned release was gated against an older split: score it on today's.
+        try:
+            own, values = rescore(load_bundle(candidate.directory, candidate.digest), test)
+            metrics_on = "current test split (rescored)"
+        except MlopsError as exc:
+            values, metrics_on = {}, "unavailable"
+            reasons.append(f"pin: {exc}")
+    else:
+        values, metrics_on = dict(candidate.meta["metrics"]["test"]), "test split"
+    checks, floor_reasons = floor_gate(spec.gates.get("floors"), values)
+    gates["floors"] = {"metrics_on": metrics_on, "checks": checks}
+    reasons += floor_reasons
+    gates["compare"], compare_reasons = _compare(candidate, spec, record, test, test_sha256)
+    reasons += compare_reasons
+    return gates, reasons, values, own
+
+
+def _compare(
+    candidate: Candidate, spec: TargetSpec, record: ReleaseRecord, test: Any, test_sha256: str
+) -> tuple[dict[str, Any], list[str]]:
+    if candidate.source == "pin":
+        return {"skipped": f"pinned release {spec.pin}: relative gates do not apply"}, []
+    if record.release is None:
+        return {"skipped": "no incumbent (first release): only absolute gates apply"}, []
+    directory = released_bundle(str(record.bundle_id))
+    try:
+        incumbent = load_bundle(directory, record.bundle_sha256)
+        inc_scored, _ = rescore(incumbent, test)
+    except MlopsError as exc:
+        reason = (
+            f"compare: incumbent {record.release} cannot be rescored: {exc} "
+            f"(fetch it with `dvc pull {directory}.dvc`)"
+        )
+        return {"passed": False, "incumbent_release": record.release, "problem": str(exc)}, [reason]
+    if candidate.meta["data"].get("test_sha256") != test_sha256:
+        reason = "compare: the champion's bundle was built on another test split; run dvc repro"
+        return {"passed": False, "incumbent_release": record.release}, [reason]
+    y = test[candidate.meta["model"]["target"]].to_numpy()
+    evidence, reasons = compare_gate(
+        spec.gates["compare"],
+        offline_scored(candidate),
+        inc_scored,
+        y,
+        candidate.meta["model"]["task"],
+    )
+    return {"incumbent_release": record.release, **evidence}, reasons
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) != 1:
+        raise MlopsError("usage: python -m pipeline.deploy.gate TARGET")
+    target = argv[0]
+    spec = TargetSpec.from_params(load_params(), target)
+    report = decide(target, spec)
+    write_json(report_path(target), report)
+    detail = "; ".join(report["reasons"]) if report["decision"] == BLOCKED else ""
+    proposal = report.get("proposal") or {}
+    log(
+        f"deploy@{target}: {report['decision']}"
+        + (f" {proposal['release']}" if proposal else "")
+        + (f" — {detail}" if detail else "")
+    )
+
+
+if __name__ == "__main__":
+    run(main)

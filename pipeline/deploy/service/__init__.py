@@ -1,0 +1,23 @@
+"""The prediction service: `mlops serve --target NAME` and `mlops logs snapshot`.
+
+The service follows `deploy/<target>.json` (the desired state in git) and serves the bundle it
+names; it records every prediction in a rotated JSON-lines log that `mlops logs snapshot` turns
+into immutable production windows for monitoring.
+
+::
+
+    settings.py   typed view of deploy.targets.<name>.serve, the bearer token
+    releases.py   desired state (deploy/<target>.json), loading + verifying bundles, the watcher
+                  thread and the one reference that is swapped atomically
+    batching.py   adaptive micro-batching: one model thread scores concurrent requests together
+    predlog.py    append-only JSON-lines logs written by a background thread, rotated into
+                  immutable files; the index of request ids that feedback is checked against
+    metrics.py    Prometheus metrics (one registry per app)
+    http.py       size-limited body reading, JSON parsing, error responses, auth, rate limit
+    app.py        the FastAPI application
+    runner.py     uvicorn start-up for `mlops serve`
+    snapshot.py   prediction log + feedback -> production windows
+
+Heavy imports (FastAPI, pandas, scikit-learn) stay inside the modules that need them; nothing is
+imported here, so `mlops --help` stays fast.
+"""

@@ -1,0 +1,676 @@
+"""The FastAPI application of `mlops serve`.
+
+Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs):
+
+* `POST /predict[?proba=true]`: one record (an object) or a list of records. 200 with
+  `{"release", "bundle", "predictions": [{"request_id", "prediction", "flags", "proba"?}]}`;
+  400 not JSON, 401 token (when required), 413 too large / too many records, 422 invalid records
+  (`{"detail", "errors": [{"index", "field", "message"}]}`), 503 no release / log behind.
+* `POST /feedback` (bearer token): `{"request_id", "label"}` or a list; 200 `{"accepted": n}`;
+  401 token, 422 unknown request ids / bad labels (nothing is accepted then), 429 rate limit,
+  503 when no token is configured (feedback is then closed, never open).
+* `GET /health`: liveness, whether a model is loaded, and whether it is the declared release.
+* `GET /version`: `{"release", "bundle": {"id", "sha256"} | null, "target"}`.
+* `GET /metrics`: Prometheus text.
+
+The hot path avoids FastAPI's per-request machinery where it costs and gives nothing: bodies are
+read and parsed by `http.py` (bounded, strict), records are checked by the bundle's compiled
+signature (not by pydantic, whose errors would not carry our `{index, field, message}` shape),
+and responses are serialised once. The OpenAPI document still shows real schemas: the record
+schema is the served bundle's own signature, regenerated when the release changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline.deploy.service.batching import Job, MicroBatcher, Scored
+from pipeline.deploy.service.http import (
+    HTTPError,
+    RateLimiter,
+    check_bearer,
+    finite_number,
+    json_response,
+    parse_json,
+    read_body,
+)
+from pipeline.deploy.service.metrics import CONTENT_TYPE, ENDPOINTS, ServiceMetrics
+from pipeline.deploy.service.predlog import FEEDBACK, PREDICTIONS, JsonLinesLog, RequestIndex
+from pipeline.deploy.service.releases import (
+    ReleaseSlot,
+    ReleaseWatcher,
+    Served,
+    deploy_file,
+    load_served,
+)
+from pipeline.deploy.service.settings import ServeSettings
+from pipeline.errors import ConfigError
+from pipeline.settings import canonical_category
+
+LOG = logging.getLogger("mlops.serve")
+MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503
+OFFLOAD_RECORDS = 64  # larger requests are checked in a worker thread, not on the event loop
+OFFLOAD_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+# ------------------------------------------------------------------------ documented shapes
+class Prediction(BaseModel):
+    request_id: str = Field(
+        description="Unique id of this record's prediction; quote it in POST /feedback"
+    )
+    prediction: str | float = Field(description="Class label (classification) or value")
+    flags: list[str] = Field(
+        description="Input values outside what training saw: out_of_range:<field>, "
+        "unseen_category:<field> (accepted under unseen_policy: flag)"
+    )
+    proba: dict[str, float] | None = Field(
+        None, description="Class probabilities, with ?proba=true (classifiers only)"
+    )
+
+
+class PredictResponse(BaseModel):
+    release: str | None = Field(description="The release that scored these records")
+    bundle: str = Field(description="Its bundle id")
+    predictions: list[Prediction]
+
+
+class FieldError(BaseModel):
+    index: int | None = Field(description="Position of the record in the request (0 for one)")
+    field: str | None
+    message: str
+
+
+class Problem(BaseModel):
+    detail: str
+    errors: list[FieldError] | None = None
+    errors_total: int | None = Field(None, description="When more errors than listed")
+
+
+class FeedbackItem(BaseModel):
+    request_id: str = Field(description="From a /predict response")
+    label: str | float | int | bool = Field(description="The true class or value")
+
+
+class FeedbackResponse(BaseModel):
+    accepted: int
+
+
+class BundleRef(BaseModel):
+    id: str
+    sha256: str
+
+
+class VersionResponse(BaseModel):
+    release: str | None
+    bundle: BundleRef | None
+    target: str
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(
+        description="ok | no release | degraded (the declared release is not served: see error)"
+    )
+    model_loaded: bool
+    release: str | None
+    bundle: str | None
+    desired_release: str | None
+    in_sync: bool
+    error: str | None
+    uptime_seconds: float
+    log_backlog: int
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem} for code in codes}
+
+
+# --------------------------------------------------------------------------------- service
+class Service:
+    """Everything one app owns: the served release, the model thread, the logs, metrics."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        root: Path,
+        *,
+        token: str | None,
+        poll_seconds: float = 1.0,
+        loader: Callable[..., Served] = load_served,
+    ) -> None:
+        if settings.auth.predict_requires_token and token is None:
+            raise ConfigError(
+                f"target {settings.target!r} requires a token for /predict, but none is set",
+                hint=f"export {settings.auth.token_env}=<token> (or set auth.token_file); "
+                "secrets never go in conf/",
+            )
+        self.settings = settings
+        self.root = root
+        self.token = token
+        self.metrics = ServiceMetrics(settings.target)
+        self.slot = ReleaseSlot(settings.target)
+        self.slot.on_change.append(self._on_release)
+        self.watcher = ReleaseWatcher(
+            deploy_file(root, settings.target),
+            root,
+            self.slot,
+            threads=settings.threads,
+            poll_seconds=poll_seconds,
+            on_failure=lambda _msg: self.metrics.load_failures.inc(),
+            loader=loader,
+        )
+        self.index = RequestIndex()
+        self.predlog = JsonLinesLog(
+            settings.log_dir,
+            PREDICTIONS,
+            rotate_bytes=settings.rotate_bytes,
+            keep=settings.keep,
+            index=self.index,
+        )
+        self.feedlog = JsonLinesLog(
+            settings.log_dir, FEEDBACK, rotate_bytes=settings.rotate_bytes, keep=settings.keep
+        )
+        self.batcher = MicroBatcher(
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_s,
+            threads=settings.threads,
+            on_scored=self._on_scored,
+            observe_batch=self._observe_batch,
+        )
+        self.limiter = RateLimiter(settings.feedback_per_minute)
+        self.started = time.monotonic()
+        self._last_served: Served | None = None
+        self.openapi_key: object = object()
+
+    async def start(self) -> None:
+        known = await asyncio.to_thread(self.index.load, self.settings.log_dir, PREDICTIONS)
+        self.predlog.start()
+        self.feedlog.start()
+        self.batcher.start(asyncio.get_running_loop())
+        await asyncio.to_thread(self.watcher.check)
+        self.watcher.start()
+        LOG.info(
+            "target %s: serving %s; %d request ids in the prediction log",
+            self.settings.target,
+            self.slot.current.release if self.slot.current else "no release",
+            known,
+        )
+
+    async def stop(self) -> None:
+        """Graceful: stop following, score what is queued, write every log entry."""
+        await asyncio.to_thread(self.watcher.stop)
+        await asyncio.to_thread(self.batcher.close)
+        await asyncio.to_thread(self.predlog.close)
+        await asyncio.to_thread(self.feedlog.close)
+
+    # -------------------------------------------------------------------------- callbacks
+    def _on_release(self, slot: ReleaseSlot) -> None:
+        served = slot.current
+        self.metrics.in_sync.set(1 if slot.in_sync else 0)
+        if served is self._last_served:
+            return
+        self._last_served = served
+        self.metrics.swaps.inc()
+        self.metrics.set_release(
+            None if served is None else served.release,
+            None if served is None else served.bundle_id,
+            served is not None,
+        )
+        if served is not None and not served.classifier:
+            try:
+                reference = served.bundle.predictions()["prediction"].to_numpy(dtype=float)
+            except (OSError, KeyError, ValueError):
+                reference = []
+            self.metrics.set_value_buckets(reference)
+
+    def _on_scored(self, served: Served, jobs: Sequence[Job], stamp: str) -> None:
+        """Model thread, before any response is sent: log entries, request ids, metrics."""
+        names = served.bundle.signature.names
+        entries: list[dict[str, Any]] = []
+        predictions: list[Any] = []
+        for job in jobs:
+            result = job.result
+            assert result is not None
+            for i, row in enumerate(job.rows):
+                entry = {
+                    "request_id": result.request_ids[i],  # first key: RequestIndex.load
+                    "time": stamp,
+                    "release": served.release,
+                    "bundle": served.bundle_id,
+                    "inputs": dict(zip(names, row, strict=True)),
+                    "prediction": result.predictions[i],
+                    "flags": job.flags[i],
+                }
+                if result.proba is not None:
+                    entry["proba"] = result.proba[i]
+                entries.append(entry)
+            predictions.extend(result.predictions)
+            self.index.add_pending(result.request_ids)
+            self.metrics.observe_flags(job.flags)
+        self.predlog.extend(entries)
+        self.metrics.observe_predictions(served.release or "", predictions, served.classifier)
+
+    def _observe_batch(self, records: int, requests: int, seconds: float) -> None:
+        self.metrics.batch_records.observe(records)
+        self.metrics.batch_requests.observe(requests)
+        self.metrics.model_seconds.observe(seconds)
+
+    # --------------------------------------------------------------------------- handlers
+    async def predict(self, request: Request) -> Response:
+        served = self.slot.current  # read once: this request is validated and scored by it
+        if served is None:
+            raise HTTPError(
+                503, f"no release: deploy/{self.settings.target}.json declares none that loads"
+            )
+        if self.settings.auth.predict_requires_token:
+            assert self.token is not None
+            check_bearer(request, self.token)
+        proba = _flag(request.query_params.get("proba"), "proba")
+        if self.predlog.backlog > MAX_BACKLOG:
+            raise HTTPError(
+                503, "the prediction log is behind (disk?); retry later", None, {"Retry-After": "5"}
+            )
+        body = await read_body(request, self.settings.max_body_bytes)
+        payload = (
+            await asyncio.to_thread(parse_json, body)
+            if len(body) > OFFLOAD_BYTES
+            else (parse_json(body))
+        )
+        records = self._records(payload)
+        self.batcher.arriving()
+        submitted = False
+        try:
+            sig = served.bundle.signature
+            reject = self.settings.reject_unseen
+            if len(records) > OFFLOAD_RECORDS:
+                checked = await asyncio.to_thread(sig.check, records, reject_unseen=reject)
+            else:
+                checked = sig.check(records, reject_unseen=reject)
+            if checked.errors:
+                raise HTTPError(
+                    422,
+                    f"{len({e['index'] for e in checked.errors})} of {len(records)} record(s) "
+                    "do not match the model's input signature",
+                    checked.errors,
+                )
+            try:
+                future = self.batcher.submit(served, checked.rows, checked.flags, proba)
+            except RuntimeError as exc:
+                submitted = True  # submit already released its count
+                raise HTTPError(503, str(exc)) from None
+            submitted = True
+        finally:
+            if not submitted:
+                self.batcher.left()
+        self.metrics.request_records.observe(len(records))
+        result: Scored = await future
+        return json_response(
+            {
+                "release": result.release,
+                "bundle": result.bundle,
+                "predictions": _predictions(result, checked.flags),
+            },
+            headers={"X-Mlops-Release": result.release or ""},
+        )
+
+    def _records(self, payload: Any) -> list[Any]:
+        if isinstance(payload, dict):
+            return [payload]
+        if not isinstance(payload, list):
+            raise HTTPError(
+                422,
+                f"expected a record (JSON object) or a list of records, got {_kind(payload)}",
+                [{"index": None, "field": None, "message": "expected an object or a list"}],
+            )
+        if not payload:
+            raise HTTPError(
+                422,
+                "empty list: send at least one record",
+                [{"index": None, "field": None, "message": "empty list"}],
+            )
+        if len(payload) > self.settings.max_records:
+            raise HTTPError(
+                413,
+                f"{len(payload)} records exceed the limit of {self.settings.max_records} "
+                "per request; split the request (or score files with `mlops predict`)",
+            )
+        return payload
+
+    async def feedback(self, request: Request) -> Response:
+        if self.token is None:
+            raise HTTPError(
+                503,
+                "feedback is not configured: the service has no bearer token (set "
+                f"${self.settings.auth.token_env} or auth.token_file and restart)",
+            )
+        client = request.client.host if request.client else "unknown"
+        wait = self.limiter.allow(client)
+        if wait is not None:
+            raise HTTPError(
+                429,
+                f"rate limit of {self.settings.feedback_per_minute} feedback requests per "
+                "minute exceeded",
+                None,
+                {"Retry-After": str(max(1, round(wait + 0.5)))},
+            )
+        check_bearer(request, self.token)
+        served = self.slot.current
+        if served is None:
+            raise HTTPError(503, "no release is served: labels cannot be checked")
+        body = await read_body(request, self.settings.max_body_bytes)
+        items = self._records(parse_json(body))
+        labels, errors = self._check_feedback(items, served)
+        if errors:
+            raise HTTPError(
+                422,
+                f"{len({e['index'] for e in errors})} feedback item(s) refused; none was accepted",
+                errors,
+            )
+        stamp = _utc_now()
+        for request_id, label in labels:
+            self.feedlog.append({"request_id": request_id, "label": label, "time": stamp})
+        self.metrics.feedback_labels.inc(len(labels))
+        return json_response({"accepted": len(labels)})
+
+    def _check_feedback(
+        self, items: Sequence[Any], served: Served
+    ) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
+        classes = served.bundle.signature.classes or list(served.classes or ())
+        labels: list[tuple[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+
+        def error(index: int, field: str | None, message: str) -> None:
+            errors.append({"index": index, "field": field, "message": message})
+
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                error(index, None, "expected an object {request_id, label}")
+                continue
+            extra = sorted(set(item) - {"request_id", "label"})
+            if extra:
+                error(index, extra[0], "unknown field; expected request_id and label")
+            rid, label = item.get("request_id"), item.get("label", None)
+            if not isinstance(rid, str) or not rid:
+                error(index, "request_id", "required: the request_id of a /predict response")
+            elif rid not in self.index:
+                error(
+                    index,
+                    "request_id",
+                    "unknown request id: no prediction with this id in the prediction log",
+                )
+            if "label" not in item or label is None:
+                error(index, "label", "required: the true class or value")
+                continue
+            if served.classifier:
+                if not isinstance(label, str | int | bool) and not (
+                    isinstance(label, float) and label.is_integer()
+                ):
+                    error(index, "label", "expected a class label")
+                    continue
+                text = canonical_category(label)
+                if classes and text not in classes:
+                    error(
+                        index,
+                        "label",
+                        "not a class of the model; expected one of " + ", ".join(classes),
+                    )
+                    continue
+                value: Any = text
+            else:
+                if not finite_number(label):
+                    error(index, "label", "expected a finite number")
+                    continue
+                value = float(label)
+            if isinstance(rid, str):
+                labels.append((rid, value))
+        return labels, errors
+
+    def health(self) -> dict[str, Any]:
+        served, slot = self.slot.current, self.slot
+        desired = slot.desired
+        if slot.error is not None or (served is not None and not slot.in_sync):
+            status = "degraded"
+        elif served is None:
+            status = "no release"
+        else:
+            status = "ok"
+        return {
+            "status": status,
+            "model_loaded": served is not None,
+            "release": None if served is None else served.release,
+            "bundle": None if served is None else served.bundle_id,
+            "desired_release": None if desired is None else desired.release,
+            "in_sync": slot.in_sync,
+            "error": slot.error,
+            "uptime_seconds": round(time.monotonic() - self.started, 3),
+            "log_backlog": self.predlog.backlog,
+        }
+
+
+def _predictions(result: Scored, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    out = []
+    for i, rid in enumerate(result.request_ids):
+        item: dict[str, Any] = {
+            "request_id": rid,
+            "prediction": result.predictions[i],
+            "flags": flags[i],
+        }
+        if result.proba is not None:
+            item["proba"] = result.proba[i]
+        out.append(item)
+    return out
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise HTTPError(
+        422,
+        f"query parameter {name}={value!r}: expected true or false",
+        [{"index": None, "field": name, "message": "expected true or false"}],
+    )
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _utc_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+# ------------------------------------------------------------------------------ middleware
+class MetricsMiddleware:
+    """Counts every HTTP request by endpoint and status and times it (pure ASGI: Starlette's
+    BaseHTTPMiddleware would add a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            endpoint = ENDPOINTS.get(scope["path"], "other")
+            self.metrics.observe_request(endpoint, status, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------- app
+def create_app(service: Service) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    target = service.settings.target
+    app = FastAPI(
+        title=f"gitops-mlops: {target}",
+        description=f"Serves the release declared in deploy/{target}.json "
+        "(hot-swapped when the file changes).",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+
+    @app.exception_handler(HTTPError)
+    async def _problem(_request: Request, exc: HTTPError) -> Response:
+        return exc.response()
+
+    @app.post(
+        "/predict",
+        response_model=None,
+        summary="Score one record or a list of records",
+        responses={
+            200: {"model": PredictResponse, "description": "One prediction per record"},
+            **_problems(400, 401, 413, 422, 503),
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "proba",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean", "default": False},
+                    "description": "Also return class probabilities (classifiers)",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            },
+        },
+    )
+    async def predict(request: Request) -> Response:
+        return await service.predict(request)
+
+    @app.post(
+        "/feedback",
+        response_model=None,
+        summary="Ground truth for earlier predictions (bearer token)",
+        responses={
+            200: {"model": FeedbackResponse, "description": "All items accepted"},
+            **_problems(400, 401, 413, 422, 429, 503),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}
+                },
+            },
+            "security": [{"bearer": []}],
+        },
+    )
+    async def feedback(request: Request) -> Response:
+        return await service.feedback(request)
+
+    @app.get("/health", response_model=HealthResponse, summary="Liveness and the served model")
+    async def health() -> Response:
+        return json_response(service.health())
+
+    @app.get("/version", response_model=VersionResponse, summary="The served release")
+    async def version() -> Response:
+        return json_response(service.slot.version())
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        service.metrics.log_backlog.set(service.predlog.backlog)
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    def openapi() -> dict[str, Any]:
+        served = service.slot.current
+        key = None if served is None else served.digest
+        if app.openapi_schema is not None and service.openapi_key == key:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.update(_request_schemas(served, service.settings.max_records))
+        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        app.openapi_schema, service.openapi_key = schema, key
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:
+    """Request schemas: the record is the served bundle's own input signature."""
+    if served is None:
+        record: dict[str, Any] = {
+            "type": "object",
+            "description": "No release is served; the record schema appears once one is.",
+        }
+    else:
+        signature = served.bundle.signature.to_dict()
+        record = {
+            k: signature[k]
+            for k in ("title", "type", "additionalProperties", "required", "properties")
+            if k in signature
+        }
+        record["description"] = (
+            f"One input record of release {served.release} (bundle {served.bundle_id})"
+        )
+    ref = {"$ref": "#/components/schemas/Record"}
+    item = FeedbackItem.model_json_schema()
+    return {
+        "Record": record,
+        "PredictRequest": {
+            "oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_records}]
+        },
+        "FeedbackItem": item,
+        "FeedbackRequest": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/FeedbackItem"},
+                {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/FeedbackItem"},
+                    "minItems": 1,
+                    "maxItems": max_records,
+                },
+            ]
+        },
+    }

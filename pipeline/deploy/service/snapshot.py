@@ -1,0 +1,279 @@
+"""`mlops logs snapshot`: the prediction log, joined with feedback, cut into production windows.
+
+Idempotent and safe while the service writes, without any state file:
+
+* The **watermark** is the newest (time, request id) already in a window under `out`. Only
+  records after it are considered, so running twice writes nothing new, and two runs at once
+  write the same (content-addressed) files.
+* The log is sorted by time and append-only, and everything up to the last complete line of the
+  current file is final (see `predlog`), so reading the current file while the service appends
+  is safe: a record not yet written has a later time than every record read. `--rotated-only`
+  restricts a snapshot to rotated files anyway.
+* Only **complete** windows are written: `rows` records in row mode; in minutes mode a window
+  whose end the log has passed (a later record exists). The incomplete rest waits for the next
+  run, unless `flush` (e.g. when a target is retired).
+* Feedback is joined by request id, the latest label winning. A label that arrives after its
+  record's window was written does not change that window (windows are immutable); it stays in
+  the feedback log. `label_wait_minutes` holds back records younger (in log time, not wall-clock
+  time, so the result is a function of the logs) than that, giving labels time to arrive.
+
+Window columns: the input fields as the service received and checked them (numbers as float,
+categories as text, null for missing), plus `pipeline.windows.RESERVED`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.deploy.service.predlog import (
+    FEEDBACK,
+    PREDICTIONS,
+    current_path,
+    iter_entries,
+    last_entry,
+    log_paths,
+)
+from pipeline.errors import DataError
+from pipeline.windows import (
+    FLAGS,
+    LABEL,
+    PREDICTION,
+    RELEASE,
+    REQUEST_ID,
+    TIME,
+    Window,
+    list_windows,
+    write_window,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_WINDOW_ROWS = 1000
+Key = tuple[str, str]  # (ISO time as the service writes it, request id): sorts in log order
+
+
+def configured_window_rows(params: Mapping[str, Any]) -> int | None:
+    """`monitor.windows.rows` once the monitor config declares it (the single source of the
+    window size); None until then, and the command falls back to its own default."""
+    monitor = params.get("monitor")
+    windows = monitor.get("windows") if isinstance(monitor, Mapping) else None
+    rows = windows.get("rows") if isinstance(windows, Mapping) else None
+    return rows if isinstance(rows, int) and rows > 0 else None
+
+
+@dataclass
+class SnapshotResult:
+    written: list[Window] = field(default_factory=list)  # new files
+    existing: list[Window] = field(default_factory=list)  # cut again, already there
+    held: int = 0  # records waiting for their window to complete
+    labelled: int = 0  # records in new windows that carry a label
+    watermark: Key | None = None
+
+
+def snapshot(
+    log_dir: Path,
+    out: Path,
+    *,
+    rows: int | None = None,
+    minutes: float | None = None,
+    include_current: bool = True,
+    flush: bool = False,
+    label_wait_minutes: float = 0.0,
+) -> SnapshotResult:
+    """Write the complete windows after the watermark (see the module docstring)."""
+    if (rows is None) == (minutes is None):
+        raise ValueError("give exactly one of rows and minutes")
+    if not log_dir.is_dir():
+        raise DataError(
+            f"{log_dir}: no prediction log directory",
+            hint="start the service (`mlops serve`) or check deploy.targets.<name>.serve.log.dir",
+        )
+    result = SnapshotResult(watermark=watermark(out))
+    records, horizon = _new_records(log_dir, result.watermark, include_current)
+    if not records:
+        return result
+    if label_wait_minutes > 0 and not flush:
+        cutoff = _iso(_parse(horizon) - timedelta(minutes=label_wait_minutes))
+        eligible = [r for r in records if r["time"] <= cutoff]
+    else:
+        eligible = records
+    chunks = (
+        _by_rows(eligible, rows, flush)
+        if rows is not None
+        else _by_minutes(eligible, float(minutes or 0), horizon, flush)
+    )
+    labels = feedback_labels(log_dir)
+    present = {w.path for w in list_windows(out)}
+    taken = 0
+    for chunk in chunks:
+        taken += len(chunk)
+        frame = window_frame(chunk, labels)
+        window = write_window(frame, out)
+        (result.existing if window.path in present else result.written).append(window)
+        present.add(window.path)
+        result.labelled += int(frame[LABEL].notna().sum())
+    result.held = len(records) - taken
+    return result
+
+
+def watermark(out: Path) -> Key | None:
+    """The newest (time, request id) in the windows under `out`."""
+    import pyarrow.parquet as pq
+
+    windows = list_windows(out)
+    if not windows:
+        return None
+    latest: list[tuple[Any, Window]] = []
+    for window in windows:
+        times = pq.read_table(window.path, columns=[TIME]).column(TIME)
+        if len(times):
+            latest.append((max(times.to_pylist()), window))
+    if not latest:
+        return None
+    newest = max(t for t, _ in latest)
+    ids = [""]
+    for t, window in latest:
+        if t == newest:
+            table = pq.read_table(window.path, columns=[TIME, REQUEST_ID]).to_pylist()
+            ids += [row[REQUEST_ID] or "" for row in table if row[TIME] == newest]
+    return _iso(newest), max(ids)
+
+
+def _new_records(
+    log_dir: Path, mark: Key | None, include_current: bool
+) -> tuple[list[dict[str, Any]], str]:
+    """Records after the watermark in log order, deduplicated by request id; and the horizon,
+    the newest time the log shows (complete windows end before it)."""
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    horizon = ""
+    for path in log_paths(log_dir, PREDICTIONS, include_current=include_current):
+        if mark is not None and path != current_path(log_dir, PREDICTIONS):
+            last = last_entry(path)
+            if last is not None and _key(last) <= mark:
+                horizon = max(horizon, str(last.get("time", "")))
+                continue  # a whole rotated file already in windows
+        for entry in iter_entries(path):
+            if not isinstance(entry.get("time"), str) or not isinstance(entry.get("inputs"), dict):
+                continue
+            horizon = max(horizon, entry["time"])
+            rid = entry.get("request_id")
+            if (mark is not None and _key(entry) <= mark) or rid in seen:
+                continue
+            seen.add(str(rid))
+            records.append(entry)
+    if not include_current:
+        current = current_path(log_dir, PREDICTIONS)
+        if current.is_file():
+            first = next(iter_entries(current), None)
+            if first is not None and isinstance(first.get("time"), str):
+                horizon = max(horizon, first["time"])
+    records.sort(key=_key)
+    return records, horizon
+
+
+def feedback_labels(log_dir: Path) -> dict[str, Any]:
+    """request id -> label, the latest feedback winning (files are in write order)."""
+    labels: dict[str, Any] = {}
+    for path in log_paths(log_dir, FEEDBACK):
+        for entry in iter_entries(path):
+            rid = entry.get("request_id")
+            if isinstance(rid, str) and "label" in entry:
+                labels[rid] = entry["label"]
+    return labels
+
+
+def _by_rows(records: Sequence[dict[str, Any]], rows: int, flush: bool) -> list[list[Any]]:
+    chunks = [list(records[i : i + rows]) for i in range(0, len(records), rows)]
+    if chunks and len(chunks[-1]) < rows and not flush:
+        chunks.pop()
+    return chunks
+
+
+def _by_minutes(
+    records: Sequence[dict[str, Any]], minutes: float, horizon: str, flush: bool
+) -> list[list[Any]]:
+    """Windows aligned to multiples of `minutes` since the epoch (stable from run to run)."""
+    width = minutes * 60.0
+    end_of_log = _parse(horizon).timestamp()
+    buckets: dict[int, list[Any]] = {}
+    for record in records:
+        buckets.setdefault(int(_parse(record["time"]).timestamp() // width), []).append(record)
+    return [
+        chunk
+        for bucket, chunk in sorted(buckets.items())
+        if flush or end_of_log >= (bucket + 1) * width
+    ]
+
+
+def window_frame(records: Sequence[dict[str, Any]], labels: Mapping[str, Any]) -> pd.DataFrame:
+    """One window's frame: input columns (numbers as float64, the rest as text/None) and the
+    reserved columns."""
+    import numpy as np
+    import pandas as pd
+
+    names: dict[str, None] = {}
+    for record in records:
+        names.update(dict.fromkeys(record["inputs"]))
+    columns: dict[str, Any] = {}
+    for name in names:
+        columns[name] = _column([r["inputs"].get(name) for r in records])
+    predictions = [r.get("prediction") for r in records]
+    numeric = _numeric(predictions)
+    columns[REQUEST_ID] = _objects([str(r["request_id"]) for r in records])
+    columns[TIME] = pd.to_datetime([r["time"] for r in records], utc=True, format="ISO8601")
+    columns[RELEASE] = _objects([r.get("release") for r in records])
+    label_values = [labels.get(str(r["request_id"])) for r in records]
+    if numeric:
+        columns[PREDICTION] = np.array(predictions, dtype=np.float64)
+        columns[LABEL] = np.array(
+            [np.nan if v is None else float(v) for v in label_values], dtype=np.float64
+        )
+    else:
+        columns[PREDICTION] = _objects([None if p is None else str(p) for p in predictions])
+        columns[LABEL] = _objects([None if v is None else str(v) for v in label_values])
+    columns[FLAGS] = _objects([",".join(r.get("flags") or []) or None for r in records])
+    return pd.DataFrame(columns)
+
+
+def _numeric(values: Iterable[Any]) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in present
+    )
+
+
+def _column(values: list[Any]) -> Any:
+    import numpy as np
+
+    if _numeric(values):
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+    return _objects([None if v is None else str(v) for v in values])
+
+
+def _objects(values: Sequence[Any]) -> Any:
+    import pandas as pd
+
+    return pd.Series(list(values), dtype=object)
+
+
+def _key(entry: Mapping[str, Any]) -> Key:
+    return str(entry.get("time", "")), str(entry.get("request_id") or "")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _iso(moment: Any) -> str:
+    """The service's time format: microseconds, `Z`."""
+    if not isinstance(moment, datetime):
+        moment = moment.to_pydatetime()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,159 @@
+"""`mlops status`: one screen answering "is what runs what git says should run?".
+
+* config: is params.yaml what conf/ composes to (`config.check`)?
+* stages: does `dvc status` report anything to re-run?
+* champion: the selected model and its bundle id.
+* per target: the declared release (deploy/<target>.json), the last gate decision
+  (reports/deploy/<target>.json), and for a service the live release, from
+  `GET http://<host>:<port>/version` (`{"release": ..., "bundle": {"id", "sha256"}}`):
+  "in sync" when both name the same release and bundle, "out of sync" otherwise,
+  "unreachable" when the service does not answer within the timeout.
+
+Nothing here writes a file. The HTTP client and the `dvc status` call are parameters, so tests
+can use stand-ins (httpx.MockTransport) and the real thing alike.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.deploy.paths import BUNDLE_DIR, CHAMPION_RECORD, release_path, report_path
+from pipeline.errors import MlopsError
+
+if TYPE_CHECKING:
+    import httpx
+
+TIMEOUT_SECONDS = 1.0
+StagesCheck = Callable[[Path], str]
+
+
+def dvc_stages(root: Path) -> str:
+    """'up to date', or which stages `dvc status` says changed."""
+    local = Path(sys.executable).parent / "dvc"
+    exe = str(local) if local.exists() else shutil.which("dvc")
+    if exe is None:
+        return "unknown (dvc not found)"
+    try:
+        proc = subprocess.run(
+            [exe, "status", "--json"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        changed = json.loads(proc.stdout or "{}") if proc.returncode == 0 else None
+    except (subprocess.TimeoutExpired, ValueError):
+        changed = None
+    if changed is None:
+        return "unknown (`dvc status` failed)"
+    if not changed:
+        return "up to date"
+    names = sorted(k for k in changed if not k.endswith(".dvc"))
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{len(changed)} changed ({shown}): run `dvc repro`"
+
+
+def live_version(client: httpx.Client, host: str, port: int) -> dict[str, Any] | None:
+    """The service's /version answer, or None when it cannot be reached or answers oddly."""
+    import httpx
+
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a bind-all address
+    try:
+        response = client.get(f"http://{host}:{port}/version", timeout=TIMEOUT_SECONDS)
+        response.raise_for_status()
+        data = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _short(release: str | None) -> str:
+    return release or "(none)"
+
+
+def target_lines(
+    root: Path, name: str, spec: Mapping[str, Any], client: httpx.Client | None
+) -> list[str]:
+    record = _read(root / release_path(name)) or {}
+    report = _read(root / report_path(name)) or {}
+    declared = record.get("release")
+    head = f"  {name} ({spec['kind']})"
+    lines = [f"{head}: declared {_short(declared)}"]
+    if spec.get("pin"):
+        lines[0] += f", pinned to {spec['pin']} (rollback)"
+    if spec["kind"] == "service" and client is not None:
+        serve = spec["serve"]
+        live = live_version(client, serve["host"], serve["port"])
+        where = f"{serve['host']}:{serve['port']}"
+        if live is None:
+            lines.append(f"      live: unreachable at {where}")
+        else:
+            live_release = live.get("release")
+            same = live_release == declared and (
+                declared is None
+                or (live.get("bundle") or {}).get("sha256") == record["bundle"]["sha256"]
+            )
+            verdict = "in sync" if same else "OUT OF SYNC"
+            lines.append(f"      live: {_short(live_release)} at {where} — {verdict}")
+    decision = report.get("decision")
+    if decision is None:
+        lines.append("      gate: no report (run `dvc repro`)")
+    elif decision == "propose":
+        release = report["proposal"]["release"]
+        lines.append(f"      gate: propose {release} (apply with `mlops release`)")
+    elif decision == "blocked":
+        reasons = report.get("reasons") or []
+        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        lines.append(f"      gate: BLOCKED: {reasons[0] if reasons else '?'}{more}")
+    else:
+        lines.append(f"      gate: {decision}")
+    return lines
+
+
+def render_status(
+    root: Path,
+    *,
+    client: httpx.Client | None = None,
+    stages: StagesCheck | None = dvc_stages,
+) -> str:
+    from pipeline import config
+
+    lines = []
+    try:
+        config.check(root)
+        lines.append("config:   params.yaml is up to date with conf/")
+    except MlopsError:
+        lines.append("config:   params.yaml is STALE (run `mlops compose`)")
+    if stages is not None:
+        lines.append(f"stages:   {stages(root)}")
+    champion = _read(root / CHAMPION_RECORD)
+    bundle = _read(root / BUNDLE_DIR / "bundle.json")
+    if champion:
+        test = champion["metrics"]["test"]
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in list(test.items())[:3])
+        lines.append(f"champion: {champion['name']} ({shown})")
+    else:
+        lines.append("champion: none yet (run `dvc repro`)")
+    if bundle:
+        from pipeline.io import sha256_file
+
+        lines.append(f"bundle:   {sha256_file(root / BUNDLE_DIR / 'bundle.json')[:16]}")
+    params = config.read_yaml(root / config.PARAMS_FILE)
+    lines.append("targets:")
+    for name, spec in params["deploy"]["targets"].items():
+        lines += target_lines(root, name, spec, client)
+    return "\n".join(lines)

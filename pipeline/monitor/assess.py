@@ -1,0 +1,344 @@
+"""One verdict per monitoring window: drift, null shares, prediction drift, performance.
+
+`assess(window, context)` is a pure function of the window's rows, the reference, the monitored
+bundle and the settings. Its result (a JSON-ready dict) lists every finding; the window's status
+is
+
+* `insufficient_data` when it has fewer than `windows.min_rows` rows: no verdict is given;
+* `breach` when any check is violated, each violation listed (`check`, `subject`, `message`):
+  `dataset_drift` (share of drifted columns >= `drift.drift_share`), `null_share` (a column's
+  null share rose by more than allowed, predictions included), `prediction_drift` (the served
+  predictions against the bundle's offline predictions on the test split), `performance_floor`
+  and `performance_drop` (on labelled rows only, against `performance.floors` and the bundle's
+  test metrics, judged once at least `performance.min_labelled` labels have arrived);
+* `ok` otherwise.
+
+Drifted columns below the dataset share are findings, not violations (Evidently's verdict).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import metrics
+from pipeline.monitor.bundles import BundleInfo
+from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
+from pipeline.monitor.reference import ColumnKind, Reference, build_reference
+from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
+from pipeline.monitor.windowing import MonitorWindow
+from pipeline.settings import MINIMIZED_METRICS, canonical_category
+from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+OK, BREACH, INSUFFICIENT = "ok", "breach", "insufficient_data"
+STATUSES = (OK, BREACH, INSUFFICIENT)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every window is compared with; built once per run."""
+
+    settings: MonitorSettings
+    reference: Reference
+    bundle: BundleInfo
+    prediction_reference: Reference
+    scenarios: Mapping[str, Any]  # simulated window file id -> what the simulator injected
+
+
+def prediction_kind(task: str) -> ColumnKind:
+    return "categorical" if task == "classification" else "numeric"
+
+
+def build_context(
+    settings: MonitorSettings,
+    reference: Reference,
+    bundle: BundleInfo,
+    scenarios: Mapping[str, Any] | None = None,
+) -> Context:
+    """Bundle the inputs; the prediction reference is built here from the bundle's predictions
+    (a hundred-odd test rows: cheaper to rebuild than to store)."""
+    kind = prediction_kind(settings.task)
+    predictions = bundle.reference_predictions()
+    pred_ref = build_reference(predictions, {PREDICTION: kind}, mode="exact")
+    return Context(settings, reference, bundle, pred_ref, dict(scenarios or {}))
+
+
+def prediction_settings(settings: MonitorSettings) -> DriftSettings:
+    """Drift settings for the prediction column: `monitor.prediction`'s method and threshold,
+    the drift section's rules otherwise; always exact (the reference predictions are few)."""
+    if prediction_kind(settings.task) == "categorical":
+        return dataclasses.replace(
+            settings.drift, categorical=settings.prediction, columns={}, mode="exact"
+        )
+    return dataclasses.replace(
+        settings.drift, numeric=settings.prediction, columns={}, mode="exact"
+    )
+
+
+# ------------------------------------------------------------------------------------ the checks
+# Every check yields entries {check, subject, ok, message}: ok is True (passed), False (a
+# violation) or None (not judged, e.g. too few labels). Violations are the entries with ok False.
+Check = dict[str, Any]
+
+
+def check(name: str, subject: str, ok: bool | None, message: str) -> Check:
+    return {"check": name, "subject": subject, "ok": ok, "message": message}
+
+
+def violations(checks: list[Check]) -> list[dict[str, str]]:
+    return [
+        {"check": c["check"], "subject": c["subject"], "message": c["message"]}
+        for c in checks
+        if c["ok"] is False
+    ]
+
+
+def drift_checks(report: DriftReport) -> list[Check]:
+    word = ">=" if report.drifted else "<"
+    listed = f": {', '.join(report.drifted_columns)}" if report.drifted_columns else ""
+    out = [
+        check(
+            "dataset_drift",
+            "dataset",
+            not report.drifted,
+            f"{report.count} of {report.total} columns drifted (share {report.share or 0:.2f} "
+            f"{word} {report.drift_share:g}){listed}",
+        )
+    ]
+    bad = [c for c in report.columns if c.null_share_drifted]
+    out += [null_check(c) for c in bad]
+    if not bad:
+        out.append(
+            check(
+                "null_share",
+                "all columns",
+                True,
+                "no column's null share rose by more than allowed",
+            )
+        )
+    return out
+
+
+def null_check(col: ColumnDrift) -> Check:
+    return check(
+        "null_share",
+        col.column,
+        not col.null_share_drifted,
+        f"null share of {col.column} rose from {col.reference_null_share:.1%} to "
+        f"{col.current_null_share or 0:.1%} (allowed: +{col.null_share_max_increase:.0%})",
+    )
+
+
+def prediction_checks(col: ColumnDrift) -> list[Check]:
+    if col.status == "all_null":
+        detail = "every prediction is null"
+    elif col.statistic is None:
+        detail = col.note or col.status
+    else:
+        detail = f"{col.method} {col.statistic:.4g}, threshold {col.threshold:g}"
+    out = [
+        check(
+            "prediction_drift",
+            PREDICTION,
+            not col.drifted,
+            ("predictions drifted" if col.drifted else "predictions did not drift")
+            + f" from the bundle's test-split predictions ({detail})",
+        )
+    ]
+    if col.null_share_drifted:
+        out.append(null_check(col))
+    return out
+
+
+def performance(
+    labels: pd.Series,
+    predictions: pd.Series,
+    task: str,
+    test_metrics: Mapping[str, float],
+    spec: PerformanceSpec,
+) -> tuple[dict[str, Any], list[Check]]:
+    """Label metrics on the labelled rows (labels not null) and their floor / drop checks.
+
+    Rows whose label has not arrived are left out entirely, as are rows without a prediction.
+    With fewer than `spec.min_labelled` labelled rows the metrics are shown but not judged.
+    """
+    mask = labels.notna().to_numpy() & predictions.notna().to_numpy()
+    count = int(mask.sum())
+    result: dict[str, Any] = {"labelled": count, "min_labelled": spec.min_labelled, "metrics": {}}
+    not_judged = check(
+        "performance",
+        "labelled rows",
+        None,
+        f"not judged: {count} labelled row(s) < performance.min_labelled {spec.min_labelled}",
+    )
+    if count == 0:
+        result["status"] = "no_labels"
+        return result, [not_judged]
+    y_true, y_pred = _typed(labels[mask], task), _typed(predictions[mask], task)
+    with warnings.catch_warnings():  # a class absent from a small window's labels is expected
+        warnings.simplefilter("ignore")
+        values = metrics.compute(task, y_true, y_pred)
+    judged = count >= spec.min_labelled
+    result["status"] = "judged" if judged else "insufficient_labels"
+    found: list[Check] = []
+    for name in label_metrics(task):
+        entry, checks = _metric_checks(name, values[name], test_metrics.get(name), spec, count)
+        result["metrics"][name] = entry
+        found += checks
+    return result, found if judged else [not_judged]
+
+
+def _typed(series: pd.Series, task: str) -> Any:
+    import numpy as np
+
+    if task == "classification":
+        return np.asarray([canonical_category(v) for v in series.tolist()], dtype=object)
+    return series.to_numpy(dtype=float)
+
+
+def _metric_checks(
+    name: str, value: float, test: float | None, spec: PerformanceSpec, count: int
+) -> tuple[dict[str, Any], list[Check]]:
+    minimized = name in MINIMIZED_METRICS
+    floor = spec.floors.get(name)
+    allowed = None if test is None else spec.allowed_drop(name, test)
+    worsening = None if test is None else (value - test if minimized else test - value)
+    entry = {
+        "value": value,
+        "test": test,
+        "floor": floor,
+        "allowed_drop": allowed,
+        "worsening": worsening,
+        "floor_ok": None if floor is None else metrics.meets_floor(name, value, floor),
+        "drop_ok": None if allowed is None or worsening is None else worsening <= allowed,
+    }
+    found = []
+    on = f"{name} {value:.4f} on {count} labelled rows"
+    if floor is not None:
+        ok = bool(entry["floor_ok"])
+        if minimized:
+            word = "is within the ceiling" if ok else "is above the ceiling"
+        else:
+            word = "meets the floor" if ok else "is under the floor"
+        found.append(check("performance_floor", name, ok, f"{on} {word} {floor:g}"))
+    if allowed is not None and worsening is not None and test is not None:
+        ok = bool(entry["drop_ok"])
+        found.append(
+            check(
+                "performance_drop",
+                name,
+                ok,
+                f"{on} is {worsening:.4f} worse than at test ({test:.4f}); allowed: {allowed:.4f}"
+                if worsening > 0
+                else f"{on} is not worse than at test ({test:.4f})",
+            )
+        )
+    return entry, found
+
+
+# ----------------------------------------------------------------------------------- one window
+def features_frame(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The monitored columns of a window; a column absent from the file counts as all null."""
+    missing = [c for c in columns if c not in frame.columns]
+    return frame.reindex(columns=columns), missing
+
+
+def describe(window: MonitorWindow) -> dict[str, Any]:
+    """What a window is, whatever its verdict: id, source, span, rows, labels, releases."""
+    frame = window.frame
+    releases = frame[RELEASE].dropna().astype(str).value_counts()
+    ordered = sorted(releases.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "id": window.id,
+        "source": window.source,
+        "files": list(window.files),
+        "start": frame[TIME].iloc[0].isoformat(),
+        "end": frame[TIME].iloc[-1].isoformat(),
+        "rows": len(frame),
+        "labelled": int(frame[LABEL].notna().sum()),
+        "release": ordered[0][0] if ordered else None,
+        "releases": {k: int(v) for k, v in ordered},
+        "duplicates_dropped": window.duplicates,
+    }
+
+
+def scenario_of(window: MonitorWindow, scenarios: Mapping[str, Any]) -> Any:
+    """What the simulator injected into the window's rows, when they all come from one
+    simulated file (scenarios are recorded per window file)."""
+    if window.source != "simulated":
+        return None
+    found = {Path(name).stem for name in window.files}
+    if len(found) != 1:
+        return None
+    return scenarios.get(found.pop())
+
+
+def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
+    """The full verdict for one window (see the module docstring)."""
+    result = describe(window)
+    result["scenario"] = scenario_of(window, ctx.scenarios)
+    notes: list[str] = []
+    if result["release"] is not None and set(result["releases"]) != {ctx.bundle.id}:
+        notes.append(
+            f"scored by release(s) {', '.join(result['releases'])}; compared with bundle "
+            f"{ctx.bundle.id} ({ctx.bundle.source})"
+        )
+    min_rows = ctx.settings.windows.min_rows
+    if len(window.frame) < min_rows:
+        notes.append(f"{len(window.frame)} rows < windows.min_rows {min_rows}: no verdict")
+        result.update(
+            status=INSUFFICIENT,
+            violations=[],
+            checks=[],
+            drift=None,
+            prediction=None,
+            performance=None,
+            notes=notes,
+        )
+        return result
+    current, missing = features_frame(window.frame, list(ctx.reference.columns))
+    if missing:
+        notes.append("columns absent from the window, counted as all null: " + ", ".join(missing))
+    drift = compute_drift(ctx.reference, current, ctx.settings.drift)
+    pred_report = compute_drift(
+        ctx.prediction_reference, window.frame[[PREDICTION]], prediction_settings(ctx.settings)
+    )
+    (pred,) = pred_report.columns
+    perf, perf_checks = performance(
+        window.frame[LABEL],
+        window.frame[PREDICTION],
+        ctx.settings.task,
+        ctx.bundle.test_metrics,
+        ctx.settings.performance,
+    )
+    checks = drift_checks(drift) + prediction_checks(pred) + perf_checks
+    checks.sort(key=lambda c: {False: 0, None: 1, True: 2}[c["ok"]])  # violations first
+    found = violations(checks)
+    result.update(
+        status=BREACH if found else OK,
+        violations=found,
+        checks=checks,
+        drift=drift.to_dict(),
+        prediction=pred.to_dict(),
+        performance=perf,
+        notes=notes,
+    )
+    return result
+
+
+def read_scenarios(directory: Path) -> dict[str, Any]:
+    """The simulator's record of what each simulated window injects (empty when absent)."""
+    from pipeline.io import read_json
+    from pipeline.monitor.paths import SCENARIOS_FILE
+
+    path = directory / SCENARIOS_FILE
+    if not path.is_file():
+        return {}
+    return dict(read_json(path).get("windows", {}))

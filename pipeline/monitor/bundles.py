@@ -1,0 +1,133 @@
+"""The monitored bundle, read by its documented layout (monitoring never imports the deploy layer).
+
+A bundle is a directory: `bundle.json` (metadata, test metrics, the sha256 of every other file;
+its own sha256 is the bundle digest and the first 16 hex digits the bundle id), `model.skops`,
+`signature.json` and `predictions.parquet` (offline predictions on the test split: columns `row`,
+`prediction`, `proba_<class>`...). `deploy/<target>.json` records the released bundle as
+`{"release": ..., "bundle": {"id", "sha256", "path"}}`; before any release (`"release": null`)
+monitoring falls back to the champion's bundle in `models/bundle/`.
+
+Every file is checked against its recorded sha256 before use, and a released bundle against the
+digest in `deploy/<target>.json`: that digest covers every file, which is why the `monitor` stage
+may depend on `deploy/<target>.json` alone for the released bundle's content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.errors import ArtifactError
+from pipeline.io import read_json, sha256_file
+from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "bundle.json"
+MODEL = "model.skops"
+PREDICTIONS = "predictions.parquet"
+PREDICTION_COLUMN = "prediction"
+ID_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """A verified bundle: where it is, which release it is, what it was tested at."""
+
+    path: Path
+    digest: str
+    meta: dict[str, Any]
+    source: str  # "released" (deploy/<target>.json) or "champion" (models/bundle, unreleased)
+    location: str = ""  # the path as recorded (relative to the project root), for reports
+
+    @property
+    def id(self) -> str:
+        return self.digest[:ID_LENGTH]
+
+    @property
+    def task(self) -> str:
+        return str(self.meta["model"]["task"])
+
+    @property
+    def classes(self) -> list[str] | None:
+        classes = self.meta["model"].get("classes")
+        return None if classes is None else [str(c) for c in classes]
+
+    @property
+    def features(self) -> list[str]:
+        return [str(f) for f in self.meta["model"]["features"]]
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.meta["metrics"]["test"].items()}
+
+    def reference_predictions(self) -> pd.Series:
+        """The offline predictions on the test split: the reference for prediction drift."""
+        import pandas as pd
+
+        path = self.path / PREDICTIONS
+        frame = pd.read_parquet(path, columns=[PREDICTION_COLUMN])
+        return frame[PREDICTION_COLUMN]
+
+    def load_model(self) -> Any:
+        """The bundle's model, loaded safely (skops, trusted types only, sha256 checked)."""
+        from pipeline.io import load_model
+
+        return load_model(self.path / MODEL, self.meta["files"][MODEL])
+
+
+def read_bundle(
+    directory: Path, expected_digest: str | None = None, source: str = "", location: str = ""
+) -> BundleInfo:
+    """Verify a bundle directory (manifest digest and every file's sha256) and read its manifest."""
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise ArtifactError(
+            f"{directory}: no {MANIFEST}; not a bundle (or not fetched)",
+            hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
+        )
+    digest = sha256_file(manifest)
+    if expected_digest is not None and digest != expected_digest:
+        raise ArtifactError(
+            f"{directory}: bundle digest {digest[:16]} does not match the release's "
+            f"{expected_digest[:16]}; refusing a changed bundle",
+            hint="restore it with `dvc checkout` / `dvc pull`",
+        )
+    meta = read_json(manifest)
+    for key in ("model", "metrics", "files"):
+        if key not in meta:
+            raise ArtifactError(f"{manifest}: no {key!r} entry; not a bundle manifest")
+    for name, sha in meta["files"].items():
+        path = directory / name
+        if not path.is_file() or sha256_file(path) != sha:
+            raise ArtifactError(
+                f"{path}: missing or changed (sha256 mismatch); refusing a changed bundle",
+                hint="restore it with `dvc checkout` / `dvc pull`",
+            )
+    return BundleInfo(directory, digest, meta, source, location or directory.as_posix())
+
+
+def monitored_bundle(root: Path, target: str) -> BundleInfo:
+    """The bundle released to `target` (deploy/<target>.json), else the champion's bundle."""
+    record_path = root / release_path(target)
+    if not record_path.is_file():
+        raise ArtifactError(
+            f"{release_path(target)} does not exist; monitor.target names no deployment target",
+            hint="set monitor.target to a key of deploy.targets (conf/monitor/)",
+        )
+    record = read_json(record_path)
+    if record.get("release") is None:
+        return read_bundle(
+            root / CHAMPION_BUNDLE, source="champion", location=CHAMPION_BUNDLE.as_posix()
+        )
+    try:
+        bundle = record["bundle"]
+        path, digest = Path(bundle["path"]), str(bundle["sha256"])
+    except (KeyError, TypeError) as exc:
+        raise ArtifactError(
+            f"{release_path(target)}: a release without bundle.path / bundle.sha256",
+            hint="write releases with `mlops release`",
+        ) from exc
+    return read_bundle(root / path, digest, source="released", location=path.as_posix())

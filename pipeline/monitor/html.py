@@ -1,0 +1,491 @@
+"""`reports/monitor/report.html`: one self-contained page, hand-written HTML with inline CSS and
+SVG. No script, no font, no image, no link to anything (the favicon is an empty data: URL, so a
+browser does not even ask for /favicon.ico): it opens from a CI artifact, a mail attachment or an
+air-gapped machine exactly as it does here, and a test renders it in headless Chromium and
+asserts zero network requests and no console errors.
+
+Sections: the newest window's verdict (violations first), the history trend (drift share and
+the headline metric per window, points coloured by status) with the list of windows, the
+per-column verdict table, performance on labelled rows, and reference-vs-current plots for every
+monitored column and for the predictions (overlaid histograms on shared bins for numeric data,
+paired bars for categories), drifted columns first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.monitor.assess import BREACH, INSUFFICIENT, OK, Context
+from pipeline.monitor.reference import (
+    CategoricalReference,
+    ColumnReference,
+    category_counts,
+    numeric_values,
+)
+from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+from pipeline.monitor.stats import Sample, histogram_counts
+from pipeline.windows import PREDICTION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+BINS = 20
+MAX_CATEGORIES = 10
+STATUS_WORD = {OK: "OK", BREACH: "BREACH", INSUFFICIENT: "INSUFFICIENT DATA"}
+
+CSS = """
+:root { --ok: #1a7f37; --breach: #cf222e; --insufficient: #6e7781; --ref: #8c959f;
+  --cur: #0969da; --ink: #1f2328; --muted: #59636e; --line: #d0d7de; --bg: #f6f8fa; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
+  margin: 0 auto; max-width: 1180px; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8px; }
+.muted { color: var(--muted); } code { font-size: 12px; }
+.badge { display: inline-block; padding: 2px 10px; border-radius: 12px; color: #fff;
+  font-weight: 600; font-size: 12px; letter-spacing: .03em; }
+.ok { background: var(--ok); } .breach { background: var(--breach); }
+.insufficient_data { background: var(--insufficient); }
+.verdict { border: 1px solid var(--line); border-left: 6px solid var(--ok); border-radius: 6px;
+  padding: 12px 16px; background: var(--bg); }
+.verdict.breach-box { border-left-color: var(--breach); }
+.verdict.insufficient-box { border-left-color: var(--insufficient); }
+.verdict ul { margin: 6px 0 0; padding-left: 20px; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); }
+th { background: var(--bg); font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.bad td { background: #ffebe9; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr)); gap: 10px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px; }
+figure.drifted { border-color: var(--breach); }
+figcaption { font-size: 12px; }
+.key { display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 12px; }
+svg text { font: 11px system-ui, sans-serif; fill: var(--muted); }
+"""
+
+
+def fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    return format(float(value), spec)
+
+
+def _percent(share: float | None) -> str:
+    return "–" if share is None else f"{share:.1%}"
+
+
+def badge(status: str) -> str:
+    return f'<span class="badge {escape(status)}">{STATUS_WORD.get(status, status)}</span>'
+
+
+# ---------------------------------------------------------------------------------- the verdict
+def verdict_section(doc: Mapping[str, Any]) -> str:
+    latest = doc["newest"]
+    mon = doc["monitored"]
+    head = (
+        f"<p class='muted'>target <b>{escape(mon['target'])}</b> · bundle "
+        f"<code>{escape(mon['bundle']['id'])}</code> ({escape(mon['bundle']['source'])}) · "
+        f"task {escape(mon['task'])} · reference {mon['reference_rows']} training rows "
+        f"({escape(mon['reference_mode'])})</p>"
+    )
+    if latest is None:
+        return head + "<p class='verdict'>No windows yet: nothing to judge.</p>"
+    box = {BREACH: "breach-box", INSUFFICIENT: "insufficient-box"}.get(latest["status"], "")
+    scenario = latest.get("scenario") or {}
+    lines = [
+        f"<div class='verdict {box}' id='verdict'>",
+        f"<div>{badge(latest['status'])} newest window <code>{escape(latest['id'])}</code> "
+        f"({escape(latest['source'])}"
+        + (f", scenario <b>{escape(scenario['scenario'])}</b>" if scenario else "")
+        + f") · {latest['rows']} rows, {latest['labelled']} labelled · "
+        f"{escape(latest['start'])} → {escape(latest['end'])}</div>",
+    ]
+    items = [
+        f"<li><b>{escape(v['check'])}</b>: {escape(v['message'])}</li>"
+        for v in latest["violations"]
+    ]
+    items += [f"<li class='muted'>{escape(n)}</li>" for n in latest.get("notes") or []]
+    if scenario.get("injected"):
+        injected = "; ".join(_effect(k, v) for k, v in scenario["injected"].items())
+        items.append(f"<li class='muted'>injected by the simulator: {escape(injected)}</li>")
+    if items:
+        lines.append("<ul>" + "".join(items) + "</ul>")
+    lines.append("</div>")
+    by_status = doc["summary"]["by_status"]
+    lines.append(
+        f"<p>{doc['summary']['windows']} window(s): {by_status[OK]} ok, "
+        f"{by_status[BREACH]} breach, {by_status[INSUFFICIENT]} insufficient data.</p>"
+    )
+    return head + "".join(lines)
+
+
+def _effect(name: str, spec: Mapping[str, Any]) -> str:
+    """One simulated effect in words: `shift of a, b (by_std 1)`, `label_noise (share 0.3)`."""
+    details = ", ".join(f"{k} {v:g}" for k, v in spec.items() if k != "columns")
+    columns = f" of {', '.join(spec['columns'])}" if "columns" in spec else ""
+    return f"{name}{columns} ({details})"
+
+
+def checks_table(latest: Mapping[str, Any]) -> str:
+    """Every check of the newest window, violations first (then not judged, then passed)."""
+    checks = latest.get("checks") or []
+    if not checks:
+        return "<p class='muted'>No checks: too few rows for a verdict.</p>"
+    word = {False: ("violated", BREACH), None: ("not judged", INSUFFICIENT), True: ("passed", OK)}
+    rows = [
+        "<table id='checks'><tr><th>result</th><th>check</th><th>subject</th><th>detail</th></tr>"
+    ]
+    for c in checks:
+        text, status = word[c["ok"]]
+        rows.append(
+            f"<tr{' class=bad' if c['ok'] is False else ''}>"
+            f"<td><span class='badge {status}'>{text}</span></td><td>{escape(c['check'])}</td>"
+            f"<td>{escape(c['subject'])}</td><td>{escape(c['message'])}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+# ---------------------------------------------------------------------------------- the history
+def trend_svg(results: Sequence[Mapping[str, Any]], task: str) -> str:
+    """Drift share and the headline metric per window (x: window order), coloured by status."""
+    width, height, left, right, top, bottom = 760, 210, 40, 12, 14, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = len(results)
+
+    def x(i: int) -> float:
+        return left + (plot_w * (i + 0.5) / n if n else 0)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - min(max(v, 0.0), 1.0))
+
+    metric = HEADLINE_METRIC[task]
+    parts = [
+        f'<svg id="trend" role="img" aria-label="monitoring history" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}">'
+    ]
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="#d0d7de"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end">{tick:g}</text>'
+        )
+    series = {
+        "drift share": ("#cf222e", [_dataset(r).get("share") for r in results]),
+        metric: ("#0969da", [_perf(r, metric) for r in results]),
+    }
+    for color, values in series.values():
+        points = [f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values) if v is not None]
+        if points:
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
+                f'points="{" ".join(points)}"/>'
+            )
+    colors = {OK: "#1a7f37", BREACH: "#cf222e", INSUFFICIENT: "#6e7781"}
+    for i, r in enumerate(results):
+        share = _dataset(r).get("share")
+        cy = y(share if share is not None else 0.0)
+        tip = f"{r['id']} ({r['source']}): {r['status']}"
+        parts.append(
+            f'<circle cx="{x(i):.1f}" cy="{cy:.1f}" r="5" fill="{colors[r["status"]]}">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+        value = _perf(r, metric)
+        if value is not None:
+            parts.append(
+                f'<rect x="{x(i) - 3:.1f}" y="{y(value) - 3:.1f}" width="6" height="6" '
+                f'fill="#0969da"><title>{escape(f"{metric} {value:.4f}")}</title></rect>'
+            )
+        if n <= 40 or i % max(1, n // 20) == 0:
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="middle">{i + 1}</text>'
+            )
+    parts.append("</svg>")
+    legend = (
+        "<div class='muted'><span class='key' style='background:#cf222e'></span>drift share"
+        f"<span class='key' style='background:#0969da'></span>{escape(metric)} on labelled rows"
+        "<span class='key' style='background:#1a7f37;border-radius:5px'></span>ok"
+        "<span class='key' style='background:#cf222e;border-radius:5px'></span>breach"
+        "<span class='key' style='background:#6e7781;border-radius:5px'></span>insufficient "
+        "data · x: windows in time order (numbered as in the table)</div>"
+    )
+    return "".join(parts) + legend
+
+
+def _dataset(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (result.get("drift") or {}).get("dataset") or {}
+
+
+def _perf(result: Mapping[str, Any], metric: str) -> float | None:
+    perf = (result.get("performance") or {}).get("metrics") or {}
+    return perf.get(metric, {}).get("value")
+
+
+def history_table(results: Sequence[Mapping[str, Any]], task: str) -> str:
+    metric = HEADLINE_METRIC[task]
+    rows = [
+        "<table id='windows'><tr><th>#</th><th>window</th><th>source</th><th>scenario</th>"
+        f"<th>rows</th><th>labelled</th><th>status</th><th>drift share</th><th>{metric}</th>"
+        "<th>violations</th></tr>"
+    ]
+    for i, r in enumerate(results):
+        scenario = (r.get("scenario") or {}).get("scenario") or ""
+        checks = ", ".join(sorted({v["check"] for v in r["violations"]}))
+        rows.append(
+            f"<tr{' class=bad' if r['status'] == BREACH else ''}><td>{i + 1}</td>"
+            f"<td><code>{escape(r['id'])}</code></td><td>{escape(r['source'])}</td>"
+            f"<td>{escape(scenario)}</td><td class=num>{r['rows']}</td>"
+            f"<td class=num>{r['labelled']}</td><td>{badge(r['status'])}</td>"
+            f"<td class=num>{fmt(_dataset(r).get('share'), '.2f')}</td>"
+            f"<td class=num>{fmt(_perf(r, metric))}</td><td>{escape(checks)}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+# ------------------------------------------------------------------------ the newest window
+def columns_table(latest: Mapping[str, Any]) -> str:
+    drift = latest.get("drift")
+    if not drift:
+        return "<p class='muted'>No verdict for this window.</p>"
+    cols = list(drift["columns"].values())
+    if latest.get("prediction"):
+        cols.append(latest["prediction"])
+    cols.sort(
+        key=lambda c: (not (c["drifted"] or c["null_share_drifted"]), c["column"] != PREDICTION)
+    )
+    rows = [
+        "<table id='verdicts'><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>"
+        "<th>threshold</th><th>drifted</th><th>null share: reference → current</th>"
+        "<th>status</th></tr>"
+    ]
+    for c in cols:
+        bad = c["drifted"] or c["null_share_drifted"]
+        null = f"{_percent(c['reference_null_share'])} → {_percent(c['current_null_share'])}"
+        null += " ⚠" if c["null_share_drifted"] else ""
+        rows.append(
+            f"<tr{' class=bad' if bad else ''}><td>{escape(c['column'])}</td>"
+            f"<td>{escape(c['kind'])}</td><td>{escape(c['method'] or '–')}</td>"
+            f"<td class=num>{fmt(c['statistic'])}</td><td class=num>{fmt(c['threshold'])}</td>"
+            f"<td>{fmt(c['drifted'])}</td><td>{escape(null)}</td>"
+            f"<td>{escape(c['status'])}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def performance_table(latest: Mapping[str, Any], task: str) -> str:
+    perf = latest.get("performance")
+    if not perf:
+        return "<p class='muted'>No verdict for this window.</p>"
+    state = {
+        "judged": "judged",
+        "insufficient_labels": f"not judged: fewer than {perf['min_labelled']} labelled rows",
+        "no_labels": "no labels have arrived",
+    }[perf["status"]]
+    rows = [
+        f"<p>{perf['labelled']} labelled row(s) of {latest['rows']} ({escape(state)}); rows "
+        "whose label has not arrived are left out.</p><table id='performance'><tr><th>metric</th>"
+        "<th>window</th><th>test (bundle)</th><th>floor</th><th>worsening</th>"
+        "<th>allowed</th><th>ok</th></tr>"
+    ]
+    for name in label_metrics(task):
+        m = perf["metrics"].get(name)
+        if m is None:
+            continue
+        ok = m["floor_ok"] is not False and m["drop_ok"] is not False
+        rows.append(
+            f"<tr{'' if ok else ' class=bad'}><td>{escape(name)}</td>"
+            f"<td class=num>{fmt(m['value'])}</td><td class=num>{fmt(m['test'])}</td>"
+            f"<td class=num>{fmt(m['floor'])}</td><td class=num>{fmt(m['worsening'])}</td>"
+            f"<td class=num>{fmt(m['allowed_drop'])}</td><td>{fmt(ok)}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+# ------------------------------------------------------------------------ distribution plots
+def numeric_bins(
+    ref: ColumnReference, series: pd.Series
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Shares of reference and current values in equal-width bins over the bulk of both.
+
+    The range is the reference's 5-95% quantile range widened by half its width on each side
+    (clipped to the data) joined with the current 1-99% range, so one outlier does not squash
+    the plot; values beyond it are counted in the end bins.
+    """
+    assert not isinstance(ref, CategoricalReference)
+    cur, _, _ = numeric_values(series, ref.name, "current")
+    cur.sort()
+    q5, q95 = float(ref.histogram_edges[0]), float(ref.histogram_edges[-1])
+    lo = max(ref.minimum, q5 - (q95 - q5) / 2)
+    hi = min(ref.maximum, q95 + (q95 - q5) / 2)
+    if cur.size:
+        lo = min(lo, float(np.quantile(cur, 0.01)))
+        hi = max(hi, float(np.quantile(cur, 0.99)))
+    if lo >= hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, BINS + 1)
+    open_edges = np.concatenate(([-np.inf], edges[1:-1], [np.inf]))
+    ref_counts = histogram_counts(ref.sample, open_edges)
+    cur_counts = histogram_counts(Sample(cur), open_edges) if cur.size else np.zeros(BINS)
+    return [fmt(lo), fmt(hi)], _shares(ref_counts), _shares(cur_counts)
+
+
+def category_bins(
+    ref: CategoricalReference, series: pd.Series
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Shares of the most common categories (reference and current together), then "other"."""
+    keys, counts, _ = category_counts(series)
+    cur = dict(zip(keys.tolist(), counts.tolist(), strict=True))
+    refd = dict(zip(ref.categories.tolist(), ref.counts.tolist(), strict=True))
+    ref_total, cur_total = max(sum(refd.values()), 1), max(sum(cur.values()), 1)
+    union = sorted(
+        set(refd) | set(cur),
+        key=lambda k: (-(refd.get(k, 0) / ref_total + cur.get(k, 0) / cur_total), k),
+    )
+    shown = union[:MAX_CATEGORIES]
+    r = [refd.get(k, 0) / ref_total for k in shown]
+    c = [cur.get(k, 0) / cur_total for k in shown]
+    if len(union) > MAX_CATEGORIES:
+        shown = [*shown, "other"]
+        r.append(1 - sum(r))
+        c.append(1 - sum(c))
+    return shown, np.asarray(r), np.asarray(c)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else counts.astype(float)
+
+
+def panel_svg(labels: list[str], ref: np.ndarray, cur: np.ndarray, categorical: bool) -> str:
+    width, height, pad, top, base = 256, 112, 6, 6, 92
+    top_share = max(float(ref.max(initial=0)), float(cur.max(initial=0)), 1e-9)
+    n = len(ref)
+    slot = (width - 2 * pad) / max(n, 1)
+
+    def h(v: float) -> float:
+        return (base - top) * v / top_share
+
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}">']
+    for i in range(n):
+        x0 = pad + i * slot
+        if categorical:
+            w = slot * 0.4
+            parts.append(
+                f'<rect x="{x0 + slot * 0.1:.1f}" y="{base - h(ref[i]):.1f}" width="{w:.1f}" '
+                f'height="{h(ref[i]):.1f}" fill="#8c959f"/>'
+                f'<rect x="{x0 + slot * 0.5:.1f}" y="{base - h(cur[i]):.1f}" width="{w:.1f}" '
+                f'height="{h(cur[i]):.1f}" fill="#0969da" fill-opacity="0.8"/>'
+            )
+        else:
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{base - h(ref[i]):.1f}" width="{slot:.1f}" '
+                f'height="{h(ref[i]):.1f}" fill="#8c959f" fill-opacity="0.6"/>'
+                f'<rect x="{x0:.1f}" y="{base - h(cur[i]):.1f}" width="{slot:.1f}" '
+                f'height="{h(cur[i]):.1f}" fill="none" stroke="#0969da" stroke-width="1.5"/>'
+            )
+    parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{base}" y2="{base}" stroke="#59636e"/>')
+    if categorical:
+        for i, label in enumerate(labels):
+            text = label if len(label) <= 8 else label[:7] + "…"
+            parts.append(
+                f'<text x="{pad + (i + 0.5) * slot:.1f}" y="{base + 13}" '
+                f'text-anchor="middle">{escape(text)}</text>'
+            )
+    else:
+        parts.append(
+            f'<text x="{pad}" y="{base + 13}">{escape(labels[0])}</text>'
+            f'<text x="{width - pad}" y="{base + 13}" text-anchor="end">{escape(labels[1])}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def distributions(latest: Mapping[str, Any], frame: pd.DataFrame, ctx: Context) -> str:
+    drift = latest.get("drift")
+    if not drift:
+        return "<p class='muted'>No verdict for this window.</p>"
+    verdicts = dict(drift["columns"])
+    refs: dict[str, ColumnReference] = dict(ctx.reference.columns)
+    if latest.get("prediction"):
+        verdicts[PREDICTION] = latest["prediction"]
+        refs[PREDICTION] = ctx.prediction_reference.columns[PREDICTION]
+    order = sorted(verdicts, key=lambda k: (not verdicts[k]["drifted"], k != PREDICTION, k))
+    figures = []
+    for name in order:
+        ref, verdict = refs[name], verdicts[name]
+        series = frame[name]  # absent columns were added as all null (assess.features_frame)
+        if isinstance(ref, CategoricalReference):
+            labels, r, c = category_bins(ref, series)
+            svg = panel_svg(labels, r, c, categorical=True)
+        else:
+            labels, r, c = numeric_bins(ref, series)
+            svg = panel_svg(labels, r, c, categorical=False)
+        stat = verdict["status"]
+        if verdict["method"]:
+            stat = f"{verdict['method']} {fmt(verdict['statistic'])}"
+            stat += f" (threshold {fmt(verdict['threshold'])})"
+        title = "predictions" if name == PREDICTION else name
+        figures.append(
+            f"<figure class='{'drifted' if verdict['drifted'] else ''}'>"
+            f"<figcaption><b>{escape(title)}</b> · {escape(stat)}"
+            + (" · <b style='color:#cf222e'>drift</b>" if verdict["drifted"] else "")
+            + f"</figcaption>{svg}</figure>"
+        )
+    legend = (
+        "<p class='muted'><span class='key' style='background:#8c959f'></span>reference "
+        "(training split; the bundle's test-split predictions for predictions)"
+        "<span class='key' style='background:#0969da'></span>newest window · share of "
+        "non-null values per bin (numeric: equal-width bins over both ranges)</p>"
+    )
+    return legend + "<div class='grid'>" + "".join(figures) + "</div>"
+
+
+# ------------------------------------------------------------------------------------ the page
+def render(
+    doc: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    ctx: Context,
+    newest_frame: pd.DataFrame | None,
+) -> str:
+    """The whole page as one string (deterministic: same inputs, same bytes)."""
+    task = ctx.settings.task
+    latest = doc["newest"]
+    body = ["<h1>Monitoring report</h1>", verdict_section(doc)]
+    if latest is not None:
+        body += ["<h2>Checks · newest window</h2>", checks_table(latest)]
+    body += [
+        "<h2>History</h2>",
+        trend_svg(results, task) if results else "<p class='muted'>No windows.</p>",
+        history_table(results, task) if results else "",
+    ]
+    if latest is not None:
+        body += [
+            f"<h2>Columns · newest window <code>{escape(latest['id'])}</code></h2>",
+            columns_table(latest),
+            "<h2>Performance on labelled rows</h2>",
+            performance_table(latest, task),
+            "<h2>Reference vs current · newest window</h2>",
+            distributions(latest, newest_frame, ctx) if newest_frame is not None else "",
+        ]
+    body.append(
+        "<p class='muted'>Written by the <code>monitor</code> stage (<code>dvc repro</code>) or "
+        "<code>mlops monitor --input</code>; machine-readable: report.json, metrics.json, "
+        "history.csv.</p>"
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'><title>Monitoring report</title>"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

@@ -1,0 +1,225 @@
+"""The monitor's outputs, written from the per-window verdicts (shared by the stage and
+`mlops monitor --input`):
+
+* `report.json` - the newest window's full verdict, a one-line summary of every window, what
+  was monitored (target, bundle) and the counts of windows per status;
+* `metrics.json` - DVC metrics of the newest window (drift share, drifted columns, performance
+  on labelled rows, breach flag) and the number of breaching windows;
+* `history.csv` - one row per window, keyed and ordered by window id, the maintain stage's
+  input and a DVC plot. It is recomputed from every window on each run (the stage stays pure),
+  so a new window adds exactly one row and leaves the others byte-identical;
+* `report.html` - see `pipeline.monitor.html`.
+
+Nothing here reads the clock: the same windows and settings give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.io import atomic_write_text, write_json
+from pipeline.monitor.assess import BREACH, INSUFFICIENT, STATUSES, Context
+from pipeline.monitor.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
+from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+
+FORMAT = "gitops-mlops/monitor-report"
+VERSION = 1
+
+
+def newest(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The window with the greatest id (ids sort by time); production wins a tie."""
+    if not results:
+        return None
+    return max(results, key=lambda r: (r["id"], r["source"] == "production"))
+
+
+def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What report.json keeps of a window that is not the newest."""
+    drift = result.get("drift") or {}
+    return {
+        "id": result["id"],
+        "source": result["source"],
+        "start": result["start"],
+        "end": result["end"],
+        "rows": result["rows"],
+        "labelled": result["labelled"],
+        "release": result["release"],
+        "status": result["status"],
+        "scenario": (result.get("scenario") or {}).get("scenario"),
+        "drift_share": (drift.get("dataset") or {}).get("share"),
+        "violated": violated(result),
+        "violations": [v["message"] for v in result["violations"]],
+    }
+
+
+def violated(result: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Violated checks and their subjects (columns, metrics), e.g. {"null_share": ["age"]}."""
+    out: dict[str, list[str]] = {}
+    for v in result["violations"]:
+        out.setdefault(v["check"], []).append(v["subject"])
+    return {k: sorted(set(v)) for k, v in sorted(out.items())}
+
+
+def counts(results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    return {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
+
+
+def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[str, Any]:
+    latest = newest(results)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "monitored": {
+            "target": ctx.settings.target,
+            "task": ctx.settings.task,
+            "bundle": {
+                "id": ctx.bundle.id,
+                "source": ctx.bundle.source,
+                "path": ctx.bundle.location,
+            },
+            "reference_rows": ctx.reference.rows,
+            "reference_mode": ctx.reference.mode,
+        },
+        "windows_spec": {
+            "by": ctx.settings.windows.by,
+            "rows": ctx.settings.windows.rows,
+            "span": ctx.settings.windows.span,
+            "min_rows": ctx.settings.windows.min_rows,
+        },
+        "summary": {
+            "windows": len(results),
+            "by_status": counts(results),
+            "newest": None if latest is None else latest["id"],
+            "newest_status": None if latest is None else latest["status"],
+        },
+        "newest": latest,
+        "windows": [summary_line(r) for r in results],
+    }
+
+
+def metrics_document(results: Sequence[Mapping[str, Any]], task: str) -> dict[str, Any]:
+    """Numbers and flags only, so `dvc metrics show/diff` can compare them."""
+    by_status = counts(results)
+    out: dict[str, Any] = {
+        "windows": len(results),
+        "breaching_windows": by_status[BREACH],
+        "insufficient_windows": by_status[INSUFFICIENT],
+    }
+    latest = newest(results)
+    if latest is not None:
+        out["newest"] = newest_metrics(latest, task)
+    return out
+
+
+def newest_metrics(result: Mapping[str, Any], task: str) -> dict[str, Any]:
+    drift = (result.get("drift") or {}).get("dataset") or {}
+    pred = result.get("prediction") or {}
+    perf = result.get("performance") or {}
+    values = {m: (perf.get("metrics") or {}).get(m, {}).get("value") for m in label_metrics(task)}
+    return {
+        "breach": result["status"] == BREACH,
+        "insufficient_data": result["status"] == INSUFFICIENT,
+        "violations": len(result["violations"]),
+        "rows": result["rows"],
+        "labelled": result["labelled"],
+        "drift_share": drift.get("share"),
+        "drifted_columns": drift.get("count"),
+        "null_share_alerts": len(drift.get("null_share_alerts") or []),
+        "prediction_drifted": pred.get("drifted"),
+        "performance": {k: v for k, v in values.items() if v is not None},
+    }
+
+
+# ------------------------------------------------------------------------------------- history
+def history_fields(task: str) -> list[str]:
+    return [
+        "window",
+        "source",
+        "start",
+        "end",
+        "rows",
+        "labelled",
+        "release",
+        "status",
+        "violations",
+        "checks",
+        "drift_share",
+        "drifted_count",
+        "drifted",
+        "null_share_alerts",
+        "prediction_method",
+        "prediction_statistic",
+        "prediction_drifted",
+        *label_metrics(task),
+        "performance",
+        "scenario",
+    ]
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return format(float(value), ".6g")
+
+
+def history_row(result: Mapping[str, Any], task: str) -> dict[str, str]:
+    """One window as a row of history.csv (empty cells where a window has no value)."""
+    drift = (result.get("drift") or {}).get("dataset") or {}
+    pred = result.get("prediction") or {}
+    perf = ((result.get("performance") or {}).get("metrics")) or {}
+    row = {
+        "window": result["id"],
+        "source": result["source"],
+        "start": result["start"],
+        "end": result["end"],
+        "rows": _num(result["rows"]),
+        "labelled": _num(result["labelled"]),
+        "release": result["release"] or "",
+        "status": result["status"],
+        "violations": _num(len(result["violations"])),
+        "checks": ";".join(sorted({v["check"] for v in result["violations"]})),
+        "drift_share": _num(drift.get("share")),
+        "drifted_count": _num(drift.get("count")),
+        "drifted": ";".join(drift.get("drifted_columns") or []),
+        "null_share_alerts": ";".join(drift.get("null_share_alerts") or []),
+        "prediction_method": pred.get("method") or "",
+        "prediction_statistic": _num(pred.get("statistic")),
+        "prediction_drifted": _num(pred.get("drifted")),
+        "scenario": (result.get("scenario") or {}).get("scenario") or "",
+    }
+    for name in label_metrics(task):
+        row[name] = _num(perf.get(name, {}).get("value"))
+    row["performance"] = row[HEADLINE_METRIC[task]]
+    return row
+
+
+def history_csv(results: Sequence[Mapping[str, Any]], task: str) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=history_fields(task), lineterminator="\n")
+    writer.writeheader()
+    for result in sorted(results, key=lambda r: (r["id"], r["source"])):
+        writer.writerow(history_row(result, task))
+    return out.getvalue()
+
+
+# -------------------------------------------------------------------------------------- writing
+def write_reports(
+    directory: Path,
+    document: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    task: str,
+    html: str,
+) -> None:
+    """Write the four outputs, each atomically."""
+    write_json(directory / REPORT_JSON, document)
+    write_json(directory / METRICS_JSON, metrics_document(results, task))
+    atomic_write_text(directory / HISTORY_CSV, history_csv(results, task))
+    atomic_write_text(directory / REPORT_HTML, html)

@@ -1,0 +1,125 @@
+"""Typed views of the `monitor` params section beyond the drift statistics.
+
+`DriftSettings.from_config` reads `monitor.drift` and `monitor.null_share`; this module reads the
+rest (target, windows, prediction drift, performance) and bundles them with the drift settings.
+Construction does no checking of its own: the JSON Schema (`monitor.schema.json`) and the
+cross-key rules in `pipeline.validation` run first, in `load_params`.
+
+It also decides which dataset columns monitoring compares, in one place shared by the
+`reference` stage (which summarises them) and the `monitor` stage (which tests them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.monitor.drift import DriftSettings, MethodChoice
+from pipeline.monitor.reference import ColumnKind
+from pipeline.settings import DatasetSpec
+from pipeline.validation import LABEL_METRICS  # label-only metrics: windows hold no scores
+
+# The metric plotted in the history trend next to the drift share.
+HEADLINE_METRIC = {"classification": "accuracy", "regression": "r2"}
+_SPAN = re.compile(r"^([1-9][0-9]*)(s|min|h|d|w)$")
+_SPAN_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def label_metrics(task: str) -> tuple[str, ...]:
+    return LABEL_METRICS[task]
+
+
+def span_seconds(text: str) -> int:
+    """Seconds in a span such as `15min`, `6h`, `1d`, `1w` (ValueError for anything else)."""
+    match = _SPAN.match(text)
+    if not match:
+        raise ValueError(f"not a time span: {text!r} (expected e.g. 30min, 6h, 1d, 1w)")
+    return int(match.group(1)) * _SPAN_SECONDS[match.group(2)]
+
+
+def monitored_columns(dataset: DatasetSpec) -> dict[str, ColumnKind]:
+    """The columns monitoring compares with the reference, with their kind.
+
+    Feature columns only: the target arrives later (as `__label__`, judged by the performance
+    checks), id and ignore columns carry no distribution. Numeric types (float, int) are numeric
+    columns (the drift rule still tests low-cardinality ones as categories); category and bool
+    are categorical. Datetime features are left out on purpose: under a time-based split every
+    production date lies after every training date, so a test on them would flag every window;
+    their time is already the window's own axis (`__time__`).
+    """
+    kinds: dict[str, ColumnKind] = {}
+    for col in dataset.features:
+        if col.is_numeric:
+            kinds[col.name] = "numeric"
+        elif col.is_categorical:
+            kinds[col.name] = "categorical"
+    return kinds
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How pooled traffic is cut into monitoring windows (see `pipeline.monitor.windowing`)."""
+
+    by: Literal["rows", "time"] = "rows"
+    rows: int = 100
+    span: str = "1d"
+    min_rows: int = 50
+
+    @property
+    def span_seconds(self) -> int:
+        return span_seconds(self.span)
+
+
+@dataclass(frozen=True)
+class PerformanceSpec:
+    """Checks on labelled rows against floors and against the bundle's test metrics."""
+
+    min_labelled: int = 30
+    floors: Mapping[str, float] = field(default_factory=dict)
+    max_drop: float | None = 0.1  # relative to the test value; None: no relative check
+    max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)  # absolute, per metric
+
+    def allowed_drop(self, metric: str, test_value: float) -> float | None:
+        """How much `metric` may worsen from its test value (None: not checked)."""
+        if metric in self.max_drop_by_metric:
+            return float(self.max_drop_by_metric[metric])
+        if self.max_drop is None:
+            return None
+        return float(self.max_drop) * abs(test_value)
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Everything the `monitor` stage decides with, built from validated params."""
+
+    target: str
+    task: str
+    windows: WindowSpec
+    drift: DriftSettings
+    prediction: MethodChoice
+    performance: PerformanceSpec
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], *, source: str = "params.yaml"
+    ) -> MonitorSettings:
+        monitor = params["monitor"]
+        perf = monitor["performance"]
+        pred = monitor["prediction"]
+        return cls(
+            target=monitor["target"],
+            task=params["task"],
+            windows=WindowSpec(**monitor["windows"]),
+            drift=DriftSettings.from_config(monitor, source=source),
+            prediction=MethodChoice(method=pred["method"], threshold=pred["threshold"]),
+            performance=PerformanceSpec(
+                min_labelled=int(perf["min_labelled"]),
+                floors={k: float(v) for k, v in (perf.get("floors") or {}).items()},
+                max_drop=None if perf["max_drop"] is None else float(perf["max_drop"]),
+                max_drop_by_metric={
+                    k: float(v) for k, v in (perf.get("max_drop_by_metric") or {}).items()
+                },
+            ),
+        )

@@ -1,0 +1,86 @@
+"""From window files to monitoring windows: pooling, cutting, ids, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import DataError
+from pipeline.monitor.settings import WindowSpec, span_seconds
+from pipeline.monitor.windowing import collect, cut, pool, windows_of
+from pipeline.windows import TIME, normalise, window_id, write_window
+from tests.monitor.fakes import traffic
+
+ROWS = WindowSpec(by="rows", rows=100, span="1d", min_rows=10)
+
+
+def test_rows_cut_consecutive_runs_in_time_order_across_files() -> None:
+    early, late = traffic(150, seed=1), traffic(100, seed=2, start="2025-03-02T00:00:00+00:00")
+    windows = windows_of("production", [late, early], ["b.parquet", "a.parquet"], ROWS)
+    assert [len(w.frame) for w in windows] == [100, 100, 50]
+    assert all(w.frame[TIME].is_monotonic_increasing for w in windows)
+    assert windows[0].files == ("a.parquet",)  # a holds the early traffic, listed second
+    assert windows[1].files == ("a.parquet", "b.parquet")  # the run crossing the files
+    assert windows[2].files == ("b.parquet",)
+
+
+def test_more_traffic_only_extends_the_last_window() -> None:
+    first = traffic(150, seed=1)
+    later = traffic(100, seed=2, start="2025-03-02T00:00:00+00:00")
+    before = windows_of("production", [first], ["a.parquet"], ROWS)
+    after = windows_of("production", [first, later], ["a.parquet", "b.parquet"], ROWS)
+    assert after[0].id == before[0].id  # a full window keeps its id
+    assert after[1].id != before[1].id  # the partial one filled up
+    assert len(after) == 3
+
+
+def test_time_spans_are_aligned_to_utc_midnight() -> None:
+    frame = traffic(3 * 24, seed=1, start="2025-03-01T12:00:00+00:00")
+    frame[TIME] = pd.Timestamp("2025-03-01T12:00:00+00:00") + pd.to_timedelta(
+        range(0, 3 * 24 * 3600, 3600), unit="s"
+    )
+    spec = WindowSpec(by="time", rows=1, span="1d", min_rows=1)
+    windows = windows_of("production", [frame], ["a.parquet"], spec)
+    assert [len(w.frame) for w in windows] == [12, 24, 24, 12]
+    assert [w.frame[TIME].iloc[0].hour for w in windows] == [12, 0, 0, 0]
+    assert span_seconds("15min") == 900 and span_seconds("1w") == 7 * 86400
+    with pytest.raises(ValueError, match="not a time span"):
+        span_seconds("1 day")
+
+
+def test_ids_come_from_the_data(tmp_path: Path) -> None:
+    frame = traffic(100, seed=3)
+    written = write_window(frame, tmp_path)
+    (window,) = collect({"production": tmp_path}, ROWS)
+    assert window.id == written.id  # one whole file keeps its id
+    again = windows_of("manual", [frame.iloc[::-1]], ["not-a-window-name.csv"], ROWS)
+    assert again[0].id == window_id(normalise(frame))  # a computed id, order-independent
+
+
+def test_repeated_request_ids_count_once() -> None:
+    frame = traffic(80, seed=3)
+    merged, dropped = pool([frame, frame.iloc[:30]])
+    assert (len(merged), dropped) == (80, 30)
+    windows = windows_of("production", [frame, frame.iloc[:30]], ["a", "b"], ROWS)
+    assert windows[0].duplicates == 30
+
+
+def test_empty_sources_and_cuts() -> None:
+    assert cut(pd.DataFrame(), ROWS) == []
+    assert collect({"production": Path("/nonexistent")}, ROWS) == []
+
+
+def test_tracked_but_unfetched_windows_stop_monitoring(tmp_path: Path) -> None:
+    write_window(traffic(100, seed=3), tmp_path)
+    (tmp_path / "20250101T000000-0123456789ab.parquet.dvc").write_text("outs: []\n")
+    with pytest.raises(DataError, match="not in the workspace") as caught:
+        collect({"production": tmp_path}, ROWS)
+    assert "dvc pull" in (caught.value.hint or "")
+
+
+def test_foreign_file_names_are_refused_with_a_hint(tmp_path: Path) -> None:
+    traffic(100).to_parquet(tmp_path / "traffic.parquet")
+    with pytest.raises(DataError, match="not a window file name"):
+        collect({"production": tmp_path}, ROWS)

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help run test test-slow test-all lint format typecheck bench lock clean-venv
+.PHONY: help install run loop test test-slow test-all lint format typecheck bench lock clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,12 +26,17 @@ $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
 	$(BIN)/python -m pip install --quiet -r requirements/dev.lock
 	@touch $@
 
+install: $(VENV)/.run-installed  ## create .venv and install the project from its lock file
+
 run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
 	$(BIN)/mlops compose --check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlops release
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro  # deploy@<target> records already_released
 	$(BIN)/mlops summary
+
+loop: $(VENV)/.run-installed  ## the whole loop in a scratch clone: serve, drift, monitor, retrain, swap
+	$(BIN)/python scripts/loop.py $(LOOP_ARGS)
 
 test: $(VENV)/.dev-installed  ## the default test suite (under 10 minutes on 2 cores)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -54,6 +54,8 @@ def copy_project(dest: Path) -> Path:
         (dest / "deploy" / record.name).write_text(
             f'{{\n  "release": null,\n  "target": "{record.stem}"\n}}\n'
         )
+    (dest / "maintain").mkdir()
+    (dest / "maintain" / "ledger.json").write_text('{\n  "entries": []\n}\n')
     shutil.copytree(
         ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "*.lock")
     )

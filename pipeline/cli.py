@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline import cli_deploy, cli_monitor, cli_serve
+from pipeline import cli_deploy, cli_maintain, cli_monitor, cli_report, cli_serve, cli_sync
 from pipeline.errors import MlopsError, StaleParamsError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_deploy.add_commands(sub)
     cli_serve.add_commands(sub)
     cli_monitor.add_commands(sub)
+    cli_sync.add_commands(sub)
+    cli_report.add_commands(sub)
+    cli_maintain.add_commands(sub)
     return parser
 
 

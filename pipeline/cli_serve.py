@@ -20,7 +20,9 @@ waits for the next run (or --flush). Idempotent: records already in a window und
 skipped, so running it twice writes nothing new; it is safe while the service is writing.
 
 Track the windows with DVC afterwards (monitoring depends on them):
-    dvc add data/production && git add data/production.dvc
+    dvc add data/production/*.parquet
+    git add data/production/*.dvc data/production/.gitignore
+(one pointer per window: branches adding windows never conflict on a shared .dvc file)
 """
 
 

@@ -30,6 +30,7 @@ SCHEMA_FILES = (
     "monitor",
     "simulate",
     "deploy",
+    "maintain",
 )
 
 
@@ -147,6 +148,35 @@ def validate_params(
         issues += _monitor_issues(data, locate)
     if not bad_sections & {"simulate", "dataset"}:
         issues += _simulate_issues(data["simulate"], data["dataset"], locate)
+    if not bad_sections & {"maintain", "deploy", "task"}:
+        issues += _maintain_issues(data, locate)
+    return issues
+
+
+def _maintain_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    issues = []
+    target = data["maintain"]["target"]
+    if target not in data["deploy"]["targets"]:
+        issues.append(
+            Issue(
+                locate("maintain.target"),
+                "maintain.target",
+                "must be one of the deployment targets: " + ", ".join(data["deploy"]["targets"]),
+                target,
+            )
+        )
+    metric = data["maintain"]["policies"]["rollback"]["metric"]
+    if metric not in metrics_for(data["task"]):
+        key = "maintain.policies.rollback.metric"
+        issues.append(
+            Issue(
+                locate(key),
+                key,
+                f"not a {data['task']} metric; expected one of: "
+                + ", ".join(metrics_for(data["task"])),
+                metric,
+            )
+        )
     return issues
 
 

@@ -114,6 +114,8 @@ def _no_production_windows(dest: Path) -> None:
     for folder in ("production", "feedback"):
         (dest / "data" / folder).mkdir(parents=True, exist_ok=True)
         (dest / "data" / folder / ".gitkeep").touch()
+    (dest / "maintain").mkdir(exist_ok=True)
+    (dest / "maintain" / "ledger.json").write_text(dumps_json({"entries": []}))
 
 
 def use_fast_settings(project: Path) -> None:

@@ -86,21 +86,27 @@ def read_record(path: Path, target: str) -> ReleaseRecord:
         ) from exc
     except ValueError as exc:
         raise ArtifactError(f"{path}: not valid JSON: {exc}") from exc
+    return check_record(data, str(path), target)
+
+
+def check_record(data: Any, source: str, target: str) -> ReleaseRecord:
+    """Check parsed release-record JSON; `source` names where it came from in messages (a
+    path, or `<commit>:deploy/<target>.json` when `mlops sync` reads a fetched commit)."""
     if not isinstance(data, dict) or data.get("target") != target or "release" not in data:
         raise ArtifactError(
-            f'{path}: expected an object with "target": "{target}" and "release"',
-            hint="restore it from git (`git checkout -- " + str(path) + "`)",
+            f'{source}: expected an object with "target": "{target}" and "release"',
+            hint="restore it from git (`git checkout -- " + source + "`)",
         )
     release = data["release"]
     if release is not None:
         try:
             _, bundle = parse_release_id(release)
         except ValueError as exc:
-            raise ArtifactError(f"{path}: release: {exc}") from exc
+            raise ArtifactError(f"{source}: release: {exc}") from exc
         bundle_data = data.get("bundle") or {}
         if bundle_data.get("id") != bundle or not isinstance(bundle_data.get("sha256"), str):
             raise ArtifactError(
-                f"{path}: bundle.id / bundle.sha256 do not match release {release}",
+                f"{source}: bundle.id / bundle.sha256 do not match release {release}",
                 hint="deploy/*.json is written by `mlops release`; restore it from git",
             )
     return ReleaseRecord(target, release, data)

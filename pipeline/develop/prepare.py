@@ -11,6 +11,7 @@ Outputs `data/prepared/{train,test,pool}.parquet` and `reports/develop/split.jso
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,10 @@ def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, lis
     import pandas as pd
 
     files = sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+    # Production traffic carries the model's inputs and the label, not id or ignored columns.
+    spec = replace(
+        spec, key=None, columns=tuple(c for c in spec.columns if c.role in ("feature", "target"))
+    )
     frames = []
     for path in files:
         raw = read_table(path, "parquet")

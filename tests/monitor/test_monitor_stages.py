@@ -101,7 +101,7 @@ def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
     path = production_window(project, "clean", "2026-02-01T00:00:00+00:00")
     dvc("add", str(path.relative_to(project)), cwd=project)  # how windows are tracked
     assert "monitor" in dvc("status", cwd=project).stdout
-    assert ran(dvc("repro", cwd=project).stdout) == ["monitor"]
+    assert ran(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]  # and the decision on it
     new = (project / "reports/monitor/history.csv").read_text().splitlines()
     assert len(new) == len(old) + 1 and set(old) <= set(new)  # old rows byte-identical
     latest = report(project)["newest"]
@@ -109,7 +109,7 @@ def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
 
     # a trickle of later traffic: a window too small for a verdict, not a breach
     small = production_window(project, "label_noise", "2026-02-02T00:00:00+00:00", rows=10)
-    assert ran(dvc("repro", cwd=project).stdout) == ["monitor"]
+    assert ran(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]
     latest = report(project)["newest"]
     assert latest["status"] == "insufficient_data" and latest["files"] == [small.name]
     assert history(project)[-1]["status"] == "insufficient_data"
@@ -117,13 +117,13 @@ def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
     assert ran(dvc("repro", cwd=project).stdout) == []  # and nothing left to do
 
 
-def test_a_threshold_change_reruns_only_monitor(project: Path) -> None:
+def test_a_threshold_change_reruns_only_monitor_and_maintain(project: Path) -> None:
     conf = project / "conf/monitor/default.yaml"
     text = conf.read_text()
     assert "  drift_share: 0.5 " in text
     conf.write_text(text.replace("  drift_share: 0.5 ", "  drift_share: 0.7 ", 1))
     mlops("compose", cwd=project)
-    assert ran(dvc("repro", cwd=project).stdout) == ["monitor"]
+    assert ran(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]
     shifted = next(r for r in history(project) if r["scenario"] == "shifted_means")
     assert "dataset_drift" not in shifted["checks"]  # 60% of columns < 70%
     assert shifted["status"] == "breach"  # its predictions and accuracy still moved

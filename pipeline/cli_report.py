@@ -1,0 +1,78 @@
+"""`mlops report --pr [--base REV]`: the pull-request impact comment, as markdown on stdout.
+
+Registered by `pipeline.cli.build_parser` through `add_commands`. The base is a git revision
+(default: origin/main when that ref exists, else main); the head is the working tree, i.e. the
+state after `dvc repro` in CI. It reads files only (no network, no DVC), so it runs the same
+locally and in CI. The output starts with `pipeline.report.MARKER`, by which CI finds and
+updates the one comment in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASES = ("origin/main", "main")
+
+
+def _has_commit(root: Path, rev: str) -> bool:
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
+
+
+def resolve_base(root: Path, base: str | None) -> str:
+    """The revision to compare with: `base`, or the first default that exists."""
+    from pipeline.errors import MlopsError
+
+    candidates = (base,) if base else DEFAULT_BASES
+    for rev in candidates:
+        if _has_commit(root, rev):
+            return rev
+    raise MlopsError(
+        f"no base revision: {' / '.join(candidates)} is not a commit in {root}",
+        hint="fetch the base branch (`git fetch origin main`; in CI check out with "
+        "fetch-depth: 0) or name one with --base REV",
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipeline import config, report
+
+    root = config.find_root()
+    base = resolve_base(root, args.base)
+    text = report.render(report.git_reader(root, base), report.tree_reader(root))
+    print(text, end="")
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register `report` on the `mlops` parser."""
+    p = subparsers.add_parser(
+        "report",
+        help="the pull-request impact report (markdown), base revision vs the working tree",
+        description="Compare a base revision with the working tree (after `dvc repro`): "
+        "params that changed, stages that re-ran (dvc.lock entries that differ), metrics, "
+        "the champion, each target's gate verdict with its interval, the monitoring verdict "
+        "and the maintenance decision. Markdown on stdout, starting with a marker line by "
+        "which CI updates one comment in place.",
+    )
+    p.add_argument(
+        "--pr",
+        action="store_true",
+        required=True,
+        help="the pull-request comment (the one format there is; required so that another "
+        "can be added without changing what this prints)",
+    )
+    p.add_argument(
+        "--base",
+        metavar="REV",
+        help="git revision to compare with (default: origin/main if it exists, else main)",
+    )
+    p.set_defaults(handler=_report)

@@ -1,0 +1,182 @@
+"""`mlops sync` (the reconciler) and `mlops verify` (release records and their bundles).
+
+Registered by `pipeline.cli.build_parser` through `add_commands`. Exit codes follow the rest of
+`mlops`: 0 in sync (verified), 1 "checked, and it differs" (out of sync, service unreachable,
+a release that fails verification), 2 an error the user can fix (MlopsError, via cli.main: a
+diverged or edited deployment checkout, an unknown target, a failed fetch). Imports are local,
+so `mlops --help` never pays for httpx or DVC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+SYNC_HELP = """\
+Reconcile this deployment checkout with the followed branch, pull-based as Argo CD is:
+fetch --remote/--branch, pull the declared release's bundle from the DVC remote and verify its
+digest, fast-forward the checkout (deploy/<target>.json changes, `mlops serve` swaps), then ask
+the service's GET /version until it serves the declared release.
+
+A checkout with local commits or edits to tracked files is refused: it changes only by sync.
+--check fetches and compares only (declared on the branch vs live, and what a sync would do).
+--watch repeats every --interval seconds until interrupted, printing each change of state;
+errors are printed and retried while the service keeps serving.
+
+exit status: 0 in sync (or a target without a service: checked out), 1 out of sync or
+unreachable, 2 a problem to fix (diverged checkout, unknown target, fetch failed).
+"""
+
+
+def _root() -> Path:
+    from pipeline import config
+
+    return config.find_root()
+
+
+def _params(root: Path) -> dict[str, Any]:
+    from pipeline import config
+
+    data: dict[str, Any] = config.read_yaml(root / config.PARAMS_FILE)
+    return data
+
+
+def service_url(params: dict[str, Any], target: str) -> str | None:
+    """http://host:port of a service target (a bind-all host is asked on loopback); None for a
+    target without a service (batch: sync checks out its release and bundle only)."""
+    from pipeline.errors import ConfigError
+
+    targets = params["deploy"]["targets"]
+    if target not in targets:
+        raise ConfigError(
+            f"no deployment target {target!r}; declared: {', '.join(targets)}",
+            hint="targets are the deploy@deploy.targets.<name> entries of conf/config.yaml",
+        )
+    spec = targets[target]
+    if spec["kind"] != "service":
+        return None
+    host = spec["serve"]["host"]
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a bind-all address
+    return f"http://{host}:{spec['serve']['port']}"
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from pipeline.deploy.sync import SyncResult, dumps, run_sync
+    from pipeline.errors import MlopsError
+
+    root = _root()
+    url = args.url or service_url(_params(root), args.target)
+
+    def emit(outcome: SyncResult | MlopsError) -> None:
+        if isinstance(outcome, MlopsError):
+            print(f"{args.target}: sync failed: {outcome.render()}", file=sys.stderr, flush=True)
+        else:
+            print(dumps(outcome) if args.json else outcome.line(), flush=True)
+
+    result = run_sync(
+        root,
+        args.target,
+        remote=None if args.no_fetch else args.remote,
+        branch=args.branch,
+        url=url,
+        watch=args.watch,
+        interval=args.interval,
+        timeout=args.timeout,
+        dvc_remote=args.dvc_remote,
+        apply=not args.check,
+        emit=emit,
+    )
+    return 0 if result.ok else 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pipeline.deploy.paths import DEPLOY_DIR
+    from pipeline.deploy.sync import verify_releases
+
+    root = _root()
+    declared = list(_params(root)["deploy"]["targets"])
+    files = sorted(p.stem for p in (root / DEPLOY_DIR).glob("*.json"))
+    targets = args.target or list(dict.fromkeys([*declared, *files]))
+    failed = 0
+    for checked in verify_releases(root, targets, pull=args.pull, dvc_remote=args.dvc_remote):
+        if checked.problems:
+            failed += 1
+            print(f"{checked.target}: FAILED {checked.release or '(no release)'}")
+            for problem in checked.problems:
+                print(f"  - {problem}")
+        elif checked.release is None:
+            print(f"{checked.target}: no release")
+        else:
+            print(f"{checked.target}: {checked.release} verified")
+    if failed:
+        print(f"{failed} release record(s) failed verification", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds, at least 0")
+    return value
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register `sync` and `verify` on the `mlops` parser."""
+    p = subparsers.add_parser(
+        "sync",
+        help="reconcile this deployment checkout and its service with the followed branch",
+        description=SYNC_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--target", required=True, help="deployment target, e.g. local")
+    fetching = p.add_mutually_exclusive_group()
+    fetching.add_argument("--remote", default="origin", help="git remote (default: origin)")
+    fetching.add_argument(
+        "--no-fetch",
+        action="store_true",
+        help="reconcile the working copy only: pull its release's bundle, wait for the service",
+    )
+    p.add_argument("--branch", default="main", help="the followed branch (default: main)")
+    p.add_argument(
+        "--dvc-remote",
+        metavar="NAME",
+        help="DVC remote to pull bundles from (default: the project's default remote)",
+    )
+    p.add_argument(
+        "--url",
+        help="the service's base URL (default: http://<serve.host>:<serve.port> of the target)",
+    )
+    p.add_argument("--check", action="store_true", help="compare only; change nothing")
+    p.add_argument("--watch", action="store_true", help="reconcile every --interval seconds")
+    p.add_argument(
+        "--interval",
+        type=_seconds,
+        default=60.0,
+        help="seconds between reconciliations with --watch (default: 60)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        help="seconds to wait for the service to serve the declared release (default: 60)",
+    )
+    p.add_argument("--json", action="store_true", help="print each result as one JSON line")
+    p.set_defaults(handler=_sync)
+
+    p = subparsers.add_parser(
+        "verify",
+        help="check deploy/*.json and their released bundles' digests",
+        description="Read every release record (deploy/*.json and each declared target's) "
+        "with the rules `mlops serve` and the gates use, check that its bundle pointer "
+        "(bundles/<id>.dvc) is committed and that the bundle's bytes match the recorded "
+        "digest. Exit 1 when any record fails.",
+    )
+    p.add_argument("--target", action="append", help="only this target (repeatable)")
+    p.add_argument(
+        "--pull", action="store_true", help="`dvc pull` each released bundle before verifying"
+    )
+    p.add_argument("--dvc-remote", metavar="NAME", help="DVC remote for --pull")
+    p.set_defaults(handler=_verify)

@@ -1,0 +1,399 @@
+"""`mlops sync --target T [--watch]`: the reconciler, pull-based as Argo CD is.
+
+The serving machine holds a clone of the repository (the *deployment checkout*) in which
+`mlops serve` runs and watches `deploy/<target>.json`. One reconciliation:
+
+1. `git fetch` the followed branch, and refuse a checkout that cannot simply follow it: one
+   with local commits (diverged, or ahead) or with changes to tracked files. Nothing is merged
+   and nothing is discarded: the deployment checkout is not a place to edit, and a person has to
+   look at what someone did there;
+2. read the declared release from the *fetched* commit's `deploy/<target>.json`, bring its
+   bundle pointer (`bundles/<id>.dvc`, and `bundles/.gitignore`) of that commit into the
+   checkout, `dvc pull` the bundle from the DVC remote and verify its digest against the
+   record: the bundle is on disk *before* the desired state changes, so the service never sees
+   a release it cannot load (a failed pull or a digest mismatch restores both paths, and the
+   checkout stays where it was);
+3. fast-forward the checkout to the fetched commit, which changes `deploy/<target>.json` and
+   makes the service swap (its watcher polls the file);
+4. ask the service `GET /version` until it serves the declared release and bundle digest:
+   "in sync", or after the timeout "out of sync" ("unreachable" when it never answered).
+
+Everything it changes is what git and DVC already hold; it never writes desired state itself.
+With `apply=False` (`mlops sync --check`) it fetches and compares only: what the followed
+branch declares against what the service runs, and what a sync would do. Without a remote
+(`--no-fetch`) it reconciles the working copy: pull the bundle its record names and wait.
+
+git, DVC and the service sit behind small seams (`_run`, `Live`), so unit tests use stand-ins
+for the service and the integration test runs the real thing against a bare repository.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.deploy.bundle import verify
+from pipeline.deploy.paths import BUNDLES_DIR, release_path, released_bundle
+from pipeline.deploy.records import ReleaseRecord, check_record, read_record
+from pipeline.errors import ArtifactError, MlopsError
+
+Live = Callable[[], dict[str, Any] | None]
+IN_SYNC, OUT_OF_SYNC, UNREACHABLE = "in sync", "out of sync", "unreachable"
+NO_SERVICE = "no service"  # a target without a service (batch): its checkout is all there is
+FAILING = (OUT_OF_SYNC, UNREACHABLE)
+POLL_SECONDS = 0.2
+GITIGNORE = (BUNDLES_DIR / ".gitignore").as_posix()
+
+
+@dataclass
+class SyncResult:
+    """One reconciliation's outcome; `commit` is the followed branch's (None: working copy)."""
+
+    target: str
+    declared: str | None
+    live: str | None
+    state: str  # in sync | out of sync | unreachable | no service
+    commit: str | None = None
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.state not in FAILING
+
+    def line(self) -> str:
+        did = f" ({'; '.join(self.actions)})" if self.actions else ""
+        return (
+            f"{self.target}: {self.state}: declared {self.declared or 'no release'}, "
+            f"live {self.live or '-'}{did}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------ git, dvc
+def _tool(name: str) -> str:
+    """The tool installed next to this interpreter (the project's venv), else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        raise MlopsError(f"`{name}` is not installed", hint="run `make install`")
+    return found
+
+
+def _run(args: list[str], root: Path) -> str:
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        shown = " ".join([Path(args[0]).name, *args[1:3]])
+        detail = (proc.stderr or proc.stdout).strip()[-600:]
+        raise MlopsError(f"`{shown} ...` failed in {root}: {detail}")
+    return proc.stdout
+
+
+def _git_ok(args: list[str], root: Path) -> bool:
+    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def fetch(root: Path, remote: str, branch: str) -> str:
+    """Fetch the followed branch; returns the commit it points to."""
+    try:
+        _run(["git", "fetch", "--quiet", remote, branch], root)
+    except MlopsError as exc:
+        raise MlopsError(
+            f"cannot fetch {remote}/{branch}: {exc}",
+            hint=f"check `git remote -v` in {root} and the network; `--no-fetch` reconciles "
+            "the working copy only",
+        ) from exc
+    return _run(["git", "rev-parse", "FETCH_HEAD"], root).strip()
+
+
+def check_checkout(root: Path, commit: str) -> int:
+    """Refuse a checkout that cannot fast-forward to `commit` cleanly; returns how many commits
+    it is behind. Checked before anything is touched, so a refusal changes nothing."""
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], root).split("\n")
+    changed = [line[3:] for line in dirty if line.strip()]
+    if changed:
+        shown = ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")
+        raise MlopsError(
+            f"{root}: the deployment checkout has local changes ({shown}); refusing to sync",
+            hint="the deployment checkout changes only by `mlops sync`: commit the change "
+            "through a pull request, then `git checkout -- <file>` here",
+        )
+    if not _git_ok(["merge-base", "--is-ancestor", "HEAD", commit], root):
+        head = _run(["git", "rev-parse", "--short=12", "HEAD"], root).strip()
+        raise MlopsError(
+            f"{root}: the deployment checkout has diverged from the followed branch "
+            f"(HEAD {head} is not an ancestor of {commit[:12]}); refusing to merge",
+            hint="the deployment checkout must not carry local commits: push them through a "
+            "pull request, then reset it to the followed branch "
+            "(`git reset --hard <remote>/<branch>`)",
+        )
+    return int(_run(["git", "rev-list", "--count", f"HEAD..{commit}"], root).strip())
+
+
+def desired_record(root: Path, commit: str, target: str) -> ReleaseRecord:
+    """The release record `target` has in `commit` (checked like deploy/<target>.json)."""
+    path = release_path(target).as_posix()
+    source = f"{commit[:12]}:{path}"
+    proc = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise ArtifactError(
+            f"{source} does not exist: the followed branch declares no release for {target}",
+            hint="check --target and --branch; every declared target commits its release record",
+        )
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise ArtifactError(f"{source}: not valid JSON: {exc}") from exc
+    return check_record(data, source, target)
+
+
+def bundle_present(root: Path, record: ReleaseRecord) -> bool:
+    """Is the declared bundle on disk, complete and the one the record names?"""
+    try:
+        verify(root / released_bundle(str(record.bundle_id)), record.bundle_sha256)
+    except ArtifactError:
+        return False
+    return True
+
+
+def stage_bundle(
+    root: Path, commit: str | None, record: ReleaseRecord, dvc_remote: str | None = None
+) -> list[str]:
+    """Make the declared bundle present and verified, before the checkout moves; returns what
+    was done. On failure the pointer paths are restored, so the checkout is as it was."""
+    if record.release is None or bundle_present(root, record):
+        return []
+    pointer = f"{released_bundle(str(record.bundle_id)).as_posix()}.dvc"
+    paths = [pointer]
+    if commit is not None:
+        if not _git_ok(["cat-file", "-e", f"{commit}:{pointer}"], root):
+            raise ArtifactError(
+                f"{record.release}: {commit[:12]} has no {pointer}",
+                hint="commit the pointer that `mlops release` wrote together with the release",
+            )
+        if _git_ok(["cat-file", "-e", f"{commit}:{GITIGNORE}"], root):
+            paths.append(GITIGNORE)  # DVC would otherwise edit the checkout's copy
+        _run(["git", "checkout", commit, "--", *paths], root)
+    elif not (root / pointer).is_file():
+        raise ArtifactError(
+            f"{record.release}: no {pointer} in the working copy",
+            hint="commit the pointer that `mlops release` wrote together with the release",
+        )
+    pull = [_tool("dvc"), "pull", "--quiet", "--force"]
+    if dvc_remote:
+        pull += ["--remote", dvc_remote]
+    try:
+        _run([*pull, pointer], root)
+        verify(root / released_bundle(str(record.bundle_id)), record.bundle_sha256)
+    except BaseException:
+        if commit is not None:
+            _run(["git", "restore", "--source=HEAD", "--staged", "--worktree", "--", *paths], root)
+        raise
+    return [f"pulled bundle {record.bundle_id}"]
+
+
+def fast_forward(root: Path, commit: str) -> bool:
+    """Move the checkout to `commit` (already checked to be a fast-forward)."""
+    if _run(["git", "rev-parse", "HEAD"], root).strip() == commit:
+        return False
+    _run(["git", "merge", "--ff-only", "--quiet", commit], root)
+    return True
+
+
+# ---------------------------------------------------------------------------- the service
+def http_live(url: str, timeout: float = 1.0) -> Live:
+    """GET <url>/version; None when the service cannot be reached or answers oddly."""
+
+    def live() -> dict[str, Any] | None:
+        import httpx
+
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/version", timeout=timeout)
+            response.raise_for_status()
+            data = response.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    return live
+
+
+def matches(record: ReleaseRecord, seen: dict[str, Any]) -> bool:
+    """The service runs the declared release *and* its bytes (same id, other bundle: no)."""
+    if seen.get("release") != record.release:
+        return False
+    return record.release is None or (seen.get("bundle") or {}).get("sha256") == (
+        record.bundle_sha256
+    )
+
+
+def wait_for(
+    live: Live,
+    record: ReleaseRecord,
+    timeout: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[str, str | None]:
+    """Poll the service until it serves `record` or `timeout` passes: (state, live release).
+    A timeout of 0 asks once."""
+    deadline = clock() + timeout
+    while True:
+        seen = live()
+        if seen is not None and matches(record, seen):
+            return IN_SYNC, seen.get("release")
+        if clock() >= deadline:
+            return (UNREACHABLE, None) if seen is None else (OUT_OF_SYNC, seen.get("release"))
+        sleep(POLL_SECONDS)
+
+
+# -------------------------------------------------------------------------- reconciling
+def sync_once(
+    root: Path,
+    target: str,
+    *,
+    remote: str | None,
+    branch: str,
+    live: Live | None,
+    timeout: float,
+    dvc_remote: str | None = None,
+    apply: bool = True,
+) -> SyncResult:
+    """One reconciliation (see the module docstring); `apply=False` changes nothing."""
+    actions: list[str] = []
+    commit = fetch(root, remote, branch) if remote else None
+    if commit is not None:
+        behind = check_checkout(root, commit)
+        record = desired_record(root, commit, target)
+    else:
+        behind = 0
+        record = read_record(root / release_path(target), target)
+    if apply:
+        actions += stage_bundle(root, commit, record, dvc_remote)
+        if commit is not None and fast_forward(root, commit):
+            actions.append(f"fast-forwarded {behind} commit(s) to {commit[:12]}")
+    else:
+        if record.release is not None and not bundle_present(root, record):
+            actions.append(f"would pull bundle {record.bundle_id}")
+        if behind and commit is not None:
+            actions.append(f"would fast-forward {behind} commit(s) to {commit[:12]}")
+    if live is None:
+        return SyncResult(target, record.release, None, NO_SERVICE, commit, actions)
+    state, seen = wait_for(live, record, timeout if apply else 0)
+    return SyncResult(target, record.release, seen, state, commit, actions)
+
+
+def run_sync(
+    root: Path,
+    target: str,
+    *,
+    remote: str | None,
+    branch: str,
+    url: str | None,
+    watch: bool = False,
+    interval: float = 60.0,
+    timeout: float = 60.0,
+    dvc_remote: str | None = None,
+    apply: bool = True,
+    emit: Callable[[SyncResult | MlopsError], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncResult:
+    """One reconciliation (errors propagate), or with `watch` one every `interval` seconds
+    until interrupted: each result is emitted when it differs from the previous one or did
+    something (the same state again is not news), errors are emitted and retried, and the
+    service keeps serving throughout."""
+    live = http_live(url) if url else None
+
+    def once() -> SyncResult:
+        return sync_once(
+            root,
+            target,
+            remote=remote,
+            branch=branch,
+            live=live,
+            timeout=timeout,
+            dvc_remote=dvc_remote,
+            apply=apply,
+        )
+
+    if not watch:
+        result = once()
+        emit(result)
+        return result
+    last: str | None = None
+    while True:
+        outcome: SyncResult | MlopsError
+        try:
+            outcome = once()
+        except MlopsError as exc:
+            outcome = exc
+        if isinstance(outcome, SyncResult):
+            key = f"{outcome.state} {outcome.declared} {outcome.live}"
+            news = key != last or bool(outcome.actions)  # a round that did something: always
+        else:
+            key = str(outcome)
+            news = key != last
+        if news:
+            emit(outcome)
+        last = key
+        sleep(interval)
+
+
+def dumps(result: SyncResult) -> str:
+    return json.dumps(result.to_dict(), sort_keys=True)
+
+
+# ------------------------------------------------------------------------------ verifying
+@dataclass
+class Verified:
+    """One release record checked: its bundle's pointer is committed and the bytes match."""
+
+    target: str
+    release: str | None
+    problems: list[str] = field(default_factory=list)
+
+
+def verify_releases(
+    root: Path, targets: list[str], *, pull: bool, dvc_remote: str | None = None
+) -> list[Verified]:
+    """Check every release record in `targets` (read with the same rules as everywhere else);
+    with `pull`, fetch each released bundle with `dvc pull` first. Problems are collected for
+    every target, not just the first, so one run shows everything to fix."""
+    out = []
+    for target in targets:
+        try:
+            record = read_record(root / release_path(target), target)
+        except ArtifactError as exc:
+            out.append(Verified(target, None, [exc.render()]))
+            continue
+        checked = Verified(target, record.release)
+        out.append(checked)
+        if record.release is None:
+            continue
+        path = record.data["bundle"].get("path")
+        bundle = released_bundle(str(record.bundle_id))
+        if path != bundle.as_posix():
+            checked.problems.append(f"bundle.path is {path!r}, expected {bundle.as_posix()!r}")
+        pointer = f"{bundle.as_posix()}.dvc"
+        if not (root / pointer).is_file():
+            checked.problems.append(f"{pointer} is missing: commit it with the release")
+            continue
+        try:
+            if pull:
+                command = [_tool("dvc"), "pull", "--quiet"]
+                _run([*command, *(["--remote", dvc_remote] if dvc_remote else []), pointer], root)
+            verify(root / bundle, record.bundle_sha256)
+        except MlopsError as exc:
+            checked.problems.append(exc.render())
+    return out

@@ -1,0 +1,302 @@
+"""Maintenance policies: from the monitoring history, the ledger of applied decisions and the
+live release, decide whether to retrain, roll back, alert, or do nothing.
+
+Every function here is pure: the decision depends only on its inputs. Time is the newest
+window's end (never the clock), so the same history and ledger always give the same decision,
+and `dvc repro` can cache it. Precedence when several policies fire: rollback (a better model
+is one release away) > retrain > alert > none; a cooldown after an applied retrain or rollback
+suppresses the next one until it has passed, and a decision already in the ledger is not
+proposed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+ACTIONS = ("none", "alert", "retrain", "rollback")
+RANK = {name: i for i, name in enumerate(ACTIONS)}
+DRIFT = "dataset_drift"
+PERFORMANCE = ("performance_floor", "performance_drop")
+
+
+@dataclass(frozen=True)
+class Settings:
+    windows: str  # production | all: which monitored windows count
+    drift_consecutive: int | None  # retrain after this many drifted windows in a row
+    performance: bool  # retrain when the newest judged window breaks a performance check
+    max_age_days: float | None  # retrain when the live release has served this long
+    new_labels: int | None  # retrain when this many labelled rows arrived since the last retrain
+    rollback: (
+        Mapping[str, Any] | None
+    )  # {metric, margin, confidence, resamples, seed, min_labelled}
+    alert_checks: tuple[str, ...]  # other violated checks that raise an alert
+    cooldown_days: float
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> Settings:
+        pol = data["policies"]
+        on = {k: v for k, v in pol.items() if v.get("enabled", True)}
+        return cls(
+            windows=data["windows"],
+            drift_consecutive=on["drift"]["consecutive"] if "drift" in on else None,
+            performance="performance" in on,
+            max_age_days=on["age"]["max_days"] if "age" in on else None,
+            new_labels=on["new_labels"]["min_rows"] if "new_labels" in on else None,
+            rollback={k: v for k, v in on["rollback"].items() if k != "enabled"}
+            if "rollback" in on
+            else None,
+            alert_checks=tuple(on["alert"]["checks"]) if "alert" in on else (),
+            cooldown_days=float(data["cooldown_days"]),
+        )
+
+
+@dataclass
+class Finding:
+    policy: str
+    action: str  # what it asks for when it fires
+    fired: bool
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "action": self.action,
+            "fired": self.fired,
+            "reason": self.reason,
+            "evidence": self.evidence,
+        }
+
+
+def parse_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _checks(row: Mapping[str, Any]) -> set[str]:
+    return {c for c in str(row.get("checks") or "").split(";") if c}
+
+
+def judged(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Windows that got a verdict (insufficient-data windows are neither good nor bad)."""
+    return [r for r in history if r.get("status") != "insufficient_data"]
+
+
+def drift_policy(history: Sequence[Mapping[str, Any]], k: int) -> Finding:
+    run = 0
+    for row in reversed(judged(history)):
+        if DRIFT not in _checks(row):
+            break
+        run += 1
+    recent = [r["window"] for r in judged(history)[-run:]] if run else []
+    return Finding(
+        "drift",
+        "retrain",
+        run >= k,
+        f"dataset drift in the last {run} judged window(s) in a row (policy: {k})",
+        {"consecutive": run, "required": k, "windows": recent},
+    )
+
+
+def performance_policy(history: Sequence[Mapping[str, Any]]) -> Finding:
+    newest = next((r for r in reversed(judged(history)) if int(r.get("labelled") or 0) > 0), None)
+    if newest is None:
+        return Finding("performance", "retrain", False, "no judged window has labels yet")
+    broken = sorted(_checks(newest) & set(PERFORMANCE))
+    reason = (
+        f"window {newest['window']} breaks {', '.join(broken)}"
+        if broken
+        else f"window {newest['window']} meets the performance floors"
+    )
+    return Finding(
+        "performance",
+        "retrain",
+        bool(broken),
+        reason,
+        {"window": newest["window"], "checks": broken},
+    )
+
+
+def age_policy(
+    history: Sequence[Mapping[str, Any]], release: str | None, max_days: float
+) -> Finding:
+    """Age of the live release, from the data: the time between the first window it scored and
+    the newest window (a release that scored nothing yet has no age)."""
+    served = [r for r in history if release and r.get("release") == release]
+    if not served:
+        return Finding("age", "retrain", False, "the live release has scored no window yet")
+    start = min(parse_time(r["start"]) for r in served)
+    end = max(parse_time(r["end"]) for r in history)
+    days = (end - start) / timedelta(days=1)
+    return Finding(
+        "age",
+        "retrain",
+        days > max_days,
+        f"the live release has served {days:.1f} day(s) (policy: {max_days:g})",
+        {
+            "first_window": min(r["window"] for r in served),
+            "days": round(days, 3),
+            "window": max(r["window"] for r in history),
+        },
+    )
+
+
+def new_labels_policy(
+    history: Sequence[Mapping[str, Any]], used: set[str], min_rows: int
+) -> Finding:
+    fresh = [r for r in history if r["window"] not in used and int(r.get("labelled") or 0) > 0]
+    rows = sum(int(r["labelled"]) for r in fresh)
+    return Finding(
+        "new_labels",
+        "retrain",
+        rows >= min_rows,
+        f"{rows} labelled row(s) in windows not yet fed back (policy: {min_rows})",
+        {"rows": rows, "windows": [r["window"] for r in fresh]},
+    )
+
+
+def rollback_policy(
+    comparison: Mapping[str, Any] | None, spec: Mapping[str, Any], note: str
+) -> Finding:
+    """`comparison` is the paired bootstrap of (previous release - live release) on the same
+    labelled production rows, improvement-signed: positive means the previous one is better."""
+    if comparison is None:
+        return Finding("rollback", "rollback", False, note)
+    low = comparison.get("low")
+    fired = low is not None and low > spec["margin"]
+    shown = "n/a" if low is None else f"{low:+.4f}"
+    reason = (
+        f"previous release better than the live one on {comparison['metric']} by "
+        f"{comparison['estimate']:+.4f} (interval low {shown}; margin {spec['margin']:g})"
+    )
+    return Finding("rollback", "rollback", fired, reason, dict(comparison))
+
+
+def alert_policy(history: Sequence[Mapping[str, Any]], checks: Sequence[str]) -> Finding:
+    newest = judged(history)[-1] if judged(history) else None
+    if newest is None:
+        return Finding("alert", "alert", False, "no judged window")
+    hit = sorted(_checks(newest) & set(checks))
+    return Finding(
+        "alert",
+        "alert",
+        bool(hit),
+        f"window {newest['window']} violates {', '.join(hit)}"
+        if hit
+        else f"window {newest['window']} raises no alert",
+        {"window": newest["window"], "checks": hit},
+    )
+
+
+def decision_id(action: str, target: str, release: str | None, evidence: Sequence[str]) -> str:
+    """Same action on the same evidence = same id: applying it twice is detectable."""
+    text = json.dumps([action, target, release, sorted(evidence)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def decide(
+    history: Sequence[Mapping[str, Any]],
+    ledger: Sequence[Mapping[str, Any]],
+    *,
+    target: str,
+    release: str | None,
+    settings: Settings,
+    comparison: Mapping[str, Any] | None = None,
+    comparison_note: str = "not evaluated",
+) -> dict[str, Any]:
+    """The decision document (reports/maintain/decision.json without its inputs section)."""
+    considered = [
+        r for r in history if settings.windows == "all" or r.get("source") == "production"
+    ]
+    considered.sort(key=lambda r: r["window"])
+    as_of = max((r["end"] for r in considered), default=None)
+    if not considered:
+        return {
+            "action": "none",
+            "target": target,
+            "release": release,
+            "as_of": None,
+            "decision_id": None,
+            "reason": "no monitored window to decide on",
+            "policies": [],
+            "cooldown": None,
+        }
+    used = {w for entry in ledger for w in entry.get("windows", [])}
+    findings = []
+    if settings.rollback is not None:
+        findings.append(rollback_policy(comparison, settings.rollback, comparison_note))
+    if settings.drift_consecutive:
+        findings.append(drift_policy(considered, settings.drift_consecutive))
+    if settings.performance:
+        findings.append(performance_policy(considered))
+    if settings.max_age_days is not None:
+        findings.append(age_policy(considered, release, settings.max_age_days))
+    if settings.new_labels:
+        findings.append(new_labels_policy(considered, used, settings.new_labels))
+    if settings.alert_checks:
+        findings.append(alert_policy(considered, settings.alert_checks))
+    fired = [f for f in findings if f.fired]
+    action = max((f.action for f in fired), key=RANK.__getitem__, default="none")
+    cooldown = _cooldown(ledger, as_of, settings.cooldown_days, target)
+    reason = "; ".join(f.reason for f in fired if f.action == action) or "no policy fired"
+    if action in ("retrain", "rollback") and cooldown["active"]:
+        reason = f"{action} suppressed by the cooldown until {cooldown['until']} ({reason})"
+        action = "alert" if any(f.action == "alert" for f in fired) else "none"
+    evidence = sorted({w for f in fired if f.action == action for w in _windows(f)})
+    did = decision_id(action, target, release, evidence) if action != "none" else None
+    if did is not None and any(e.get("decision_id") == did for e in ledger):
+        reason = f"{action} {did} was already applied ({reason})"
+        action, did, evidence = "none", None, []
+    feed = [
+        r["window"]
+        for r in considered
+        if r["window"] not in used and int(r.get("labelled") or 0) > 0
+    ]
+    return {
+        "action": action,
+        "target": target,
+        "release": release,
+        "as_of": as_of,
+        "decision_id": did,
+        "reason": reason,
+        "evidence_windows": evidence,
+        "feedback_windows": feed if action == "retrain" else [],
+        "policies": [f.to_dict() for f in findings],
+        "cooldown": cooldown,
+    }
+
+
+def _windows(finding: Finding) -> list[str]:
+    ev = finding.evidence
+    return list(ev.get("windows") or ([ev["window"]] if "window" in ev else []))
+
+
+def _cooldown(
+    ledger: Sequence[Mapping[str, Any]], as_of: str | None, days: float, target: str
+) -> dict[str, Any]:
+    acted = [
+        e
+        for e in ledger
+        if e.get("action") in ("retrain", "rollback")
+        and e.get("target") == target
+        and e.get("as_of")
+    ]
+    if not acted or as_of is None:
+        return {"active": False, "days": days, "last": None, "until": None}
+    last = max(acted, key=lambda e: e["as_of"])
+    until = parse_time(last["as_of"]) + timedelta(days=days)
+    return {
+        "active": parse_time(as_of) < until,
+        "days": days,
+        "last": {
+            "decision_id": last.get("decision_id"),
+            "action": last["action"],
+            "as_of": last["as_of"],
+        },
+        "until": until.isoformat(),
+    }

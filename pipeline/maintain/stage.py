@@ -1,0 +1,179 @@
+"""Stage `maintain`: decide from declared policies whether to retrain, roll back or alert.
+
+Reads the monitoring history (reports/monitor/history.csv), the ledger of applied decisions
+(maintain/ledger.json, committed), the live release (deploy/<target>.json) and, for the
+rollback policy, the labelled production rows the live release scored, rescored by the live
+and the previous release's bundles. Writes reports/maintain/decision.json: the action, every
+policy evaluated with its evidence, and the inputs it used. Nothing here reads the clock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import load_params
+from pipeline.errors import ArtifactError, DataError
+from pipeline.io import read_json, sha256_file, write_json
+from pipeline.maintain.paths import DECISION, HISTORY, LEDGER
+from pipeline.maintain.policy import Settings, decide
+from pipeline.stage import log, run
+
+LABEL = "__label__"
+RELEASE = "__release__"
+
+
+def read_history(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"{path} does not exist", hint="run `dvc repro monitor` first")
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    """The applied decisions; a missing ledger is an empty one, a broken one an error."""
+    if not path.is_file():
+        return []
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise DataError(
+            f'{path}: expected {{"entries": [...]}}',
+            hint="the ledger is written by `mlops maintain --apply`; restore it from git",
+        )
+    return list(data["entries"])
+
+
+def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
+    """Labelled production rows scored by `release`, from the production windows."""
+    import pandas as pd
+
+    from pipeline.monitor.paths import PRODUCTION_DIR
+    from pipeline.monitor.settings import WindowSpec
+    from pipeline.monitor.windowing import collect
+
+    spec = WindowSpec(**params["monitor"]["windows"])
+    windows = collect({"production": PRODUCTION_DIR}, spec)
+    frames = [w.frame for w in windows]
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[(rows[RELEASE] == release) & rows[LABEL].notna()].reset_index(drop=True)
+
+
+def rollback_evidence(
+    params: Mapping[str, Any],
+    release: str | None,
+    parent: str | None,
+    spec: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, str]:
+    """The paired bootstrap of (previous - live) on the live release's labelled rows, or why
+    there is none."""
+    if spec is None:
+        return None, "rollback policy disabled"
+    if release is None:
+        return None, "nothing is released"
+    if parent is None:
+        return None, f"{release} has no previous release to roll back to"
+    rows = labelled_rows(params, release)
+    if len(rows) < spec["min_labelled"]:
+        return None, (
+            f"{len(rows)} labelled row(s) scored by {release} < min_labelled "
+            f"{spec['min_labelled']}: no verdict"
+        )
+    from pipeline.deploy import bootstrap
+    from pipeline.deploy.bundle import load_bundle
+    from pipeline.deploy.columns import validate_columns
+    from pipeline.deploy.paths import released_bundle
+    from pipeline.deploy.records import parse_release_id
+    from pipeline.deploy.scoring import predict
+
+    scored = []
+    ok = None
+    bundles = []
+    for rel in (parent, release):
+        path = released_bundle(parse_release_id(rel)[1])
+        try:
+            bundles.append(load_bundle(path))
+        except ArtifactError as exc:
+            return None, f"bundle of {rel} unavailable ({exc}); `dvc pull` it"
+    features = rows[[c for c in rows.columns if not str(c).startswith("__")]]
+    checked = [
+        validate_columns(
+            b.signature, features[[c for c in b.signature.names if c in features.columns]]
+        )
+        for b in bundles
+    ]
+    for check in checked:
+        ok = check.ok if ok is None else ok & check.ok
+    assert ok is not None
+    if ok.sum() < spec["min_labelled"]:
+        return None, "too few labelled rows are valid inputs for both releases"
+    task = bundles[1].task
+    for bundle in bundles:
+        result = validate_columns(bundle.signature, features.loc[ok, bundle.signature.names])
+        pred, proba = predict(bundle.model, result.frame, task)
+        classes = bundle.meta["model"].get("classes")
+        scored.append(bootstrap.Scored(pred, proba, classes))
+    y = rows.loc[ok, LABEL].to_numpy()
+    y = y.astype(str).astype(object) if task == "classification" else y.astype(float)
+    comparison = bootstrap.compare(
+        spec["metric"],
+        task,
+        y,
+        scored[0],
+        scored[1],
+        confidence=spec["confidence"],
+        resamples=spec["resamples"],
+        seed=spec["seed"],
+    )
+    if comparison is None:
+        return None, f"{spec['metric']} cannot be computed on these rows"
+    return {
+        **comparison.to_dict(),
+        "previous": parent,
+        "live": release,
+        "rows": int(ok.sum()),
+    }, "evaluated"
+
+
+def main(argv: Sequence[str]) -> None:
+    from pipeline.deploy.paths import release_path
+    from pipeline.deploy.records import read_record
+
+    params = load_params(hyperparameters=False)
+    settings = Settings.from_params(params["maintain"])
+    target = params["maintain"]["target"]
+    history = read_history(HISTORY)
+    ledger = read_ledger(LEDGER)
+    record = read_record(release_path(target), target)
+    comparison, note = rollback_evidence(params, record.release, record.parent, settings.rollback)
+    decision = decide(
+        history,
+        ledger,
+        target=target,
+        release=record.release,
+        settings=settings,
+        comparison=comparison,
+        comparison_note=note,
+    )
+    decision["inputs"] = {
+        "history": {
+            "path": HISTORY.as_posix(),
+            "sha256": sha256_file(HISTORY),
+            "windows": len(history),
+        },
+        "ledger": {
+            "path": LEDGER.as_posix(),
+            "sha256": sha256_file(LEDGER) if LEDGER.is_file() else None,
+            "entries": len(ledger),
+        },
+        "release": record.release,
+    }
+    write_json(DECISION, decision)
+    log(f"maintain: {decision['action']} — {decision['reason']}")
+
+
+if __name__ == "__main__":
+    run(main)

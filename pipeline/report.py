@@ -1,0 +1,319 @@
+"""`mlops report --pr`: the one pull-request comment that says what a change did.
+
+Compares two revisions of the repository (the pull request's base and the working tree after
+`dvc repro`): the params that changed, the stages that re-ran (their entries in dvc.lock
+differ), the metrics diff, the gate verdicts with their intervals, the monitoring verdict and,
+when the `maintain` stage has written one, the maintenance decision. Missing reports are said,
+never guessed; table cells are escaped (a `|` in a reason must not break the table).
+It reads committed files only (`git show BASE:path` and the working tree), so it runs and is
+tested locally exactly as CI runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeGuard
+
+import yaml
+
+from pipeline.config import flatten
+from pipeline.deploy.paths import report_path
+from pipeline.maintain.paths import DECISION
+from pipeline.monitor.paths import REPORT_DIR, REPORT_JSON
+
+MARKER = "<!-- gitops-mlops:pr-report -->"
+Reader = Callable[[str], str | None]
+
+
+def git_reader(root: Path, rev: str) -> Reader:
+    """Read a file as of `rev` (None when it does not exist there)."""
+
+    def read(path: str) -> str | None:
+        proc = subprocess.run(
+            ["git", "show", f"{rev}:./{path}"],  # ./: relative to the project, not the repo
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.stdout if proc.returncode == 0 else None
+
+    return read
+
+
+def tree_reader(root: Path) -> Reader:
+    def read(path: str) -> str | None:
+        file = root / path
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+
+    return read
+
+
+def _yaml(text: str | None) -> Any:
+    return yaml.safe_load(text) if text else None
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def _leaves(data: Any) -> dict[str, Any]:
+    return {k: v for k, v in flatten(data or {}).items() if not isinstance(v, Mapping)}
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a markdown table cell: a `|` or a newline would break the row."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return _cell(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    """A number with a meaningful difference (a bool is a flag: no delta)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def params_section(base: Reader, head: Reader) -> list[str]:
+    before, after = _leaves(_yaml(base("params.yaml"))), _leaves(_yaml(head("params.yaml")))
+    keys = sorted(set(before) | set(after))
+    changed = [k for k in keys if before.get(k, "<absent>") != after.get(k, "<absent>")]
+    lines = ["### Params", ""]
+    if not changed:
+        return [*lines, "No params changed.", ""]
+    lines += ["| key | base | this PR |", "|---|---|---|"]
+    for key in changed[:60]:
+        old = _fmt(before[key]) if key in before else "*absent*"
+        new = _fmt(after[key]) if key in after else "*absent*"
+        lines.append(f"| `{key}` | {old} | {new} |")
+    if len(changed) > 60:
+        lines.append(f"| ... | {len(changed) - 60} more | |")
+    return [*lines, ""]
+
+
+def stages_section(base: Reader, head: Reader) -> list[str]:
+    before = (_yaml(base("dvc.lock")) or {}).get("stages", {})
+    after = (_yaml(head("dvc.lock")) or {}).get("stages", {})
+    reran = sorted(s for s in after if before.get(s) != after[s])
+    removed = sorted(set(before) - set(after))
+    lines = ["### Stages", ""]
+    if not reran and not removed:
+        return [*lines, "No stage re-ran: outputs are unchanged.", ""]
+    if reran:
+        lines.append(
+            "Re-ran (their dvc.lock entries changed): " + ", ".join(f"`{s}`" for s in reran)
+        )
+    if removed:
+        lines.append("Removed: " + ", ".join(f"`{s}`" for s in removed))
+    return [*lines, ""]
+
+
+def metrics_section(
+    base: Reader,
+    head: Reader,
+    files: tuple[str, ...] = ("reports/develop/metrics.json", "reports/monitor/metrics.json"),
+) -> list[str]:
+    lines = ["### Metrics", ""]
+    rows = []
+    for file in files:
+        before, after = _leaves(_json(base(file))), _leaves(_json(head(file)))
+        for key in sorted(set(before) | set(after)):
+            old, new = before.get(key), after.get(key)
+            if old == new or not isinstance(new if new is not None else old, int | float):
+                continue
+            delta = f"{new - old:+.4g}" if _number(old) and _number(new) else ""
+            rows.append(
+                f"| `{file}` | `{key}` | {_fmt(old) if old is not None else '—'} | "
+                f"{_fmt(new) if new is not None else '—'} | {delta} |"
+            )
+    if not rows:
+        return [*lines, "No metric changed.", ""]
+    return [
+        *lines,
+        "| file | metric | base | this PR | change |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def selection_section(head: Reader) -> list[str]:
+    selection = _json(head("reports/develop/selection.json"))
+    if not selection:
+        return []
+    return ["### Champion", "", f"**{selection['champion']}** — {selection['reason']}.", ""]
+
+
+# ------------------------------------------------------------------------------ gates
+DECISION_MARK = {"propose": "✅ propose", "already_released": "➖ already released"}
+
+
+def _targets(head: Reader, base: Reader) -> list[str]:
+    """Targets in params order (fan-in iterates over declared keys, never over a folder)."""
+    names: dict[str, None] = {}
+    for read in (head, base):
+        params = _yaml(read("params.yaml")) or {}
+        names.update(dict.fromkeys((params.get("deploy") or {}).get("targets") or {}))
+    return list(names)
+
+
+def _interval(compare: Mapping[str, Any]) -> str:
+    """The compare gate as one cell: estimate, interval, incumbent and the rule it met or not."""
+    if not compare:
+        return "—"
+    if isinstance(compare.get("skipped"), str):  # a number there counts skipped resamples
+        return f"skipped: {compare['skipped']}"
+    metric = compare.get("metric", "?")
+    if compare.get("estimate") is None:
+        return f"{metric}: {compare.get('rule') or compare.get('problem') or 'not computed'}"
+    low, high = compare.get("low"), compare.get("high")
+    level = f"{float(compare.get('confidence', 0)):.0%}"
+    ci = "no CI" if low is None or high is None else f"{level} CI [{low:+.4f}, {high:+.4f}]"
+    versus = f" vs {compare['incumbent_release']}" if compare.get("incumbent_release") else ""
+    verdict = "passed" if compare.get("passed") else "FAILED"
+    return (
+        f"{metric} {compare['estimate']:+.4f}, {ci}{versus}: {verdict} "
+        f"({compare.get('mode')}, margin {compare.get('margin')})"
+    )
+
+
+def _floors(floors: Mapping[str, Any]) -> str:
+    cells = []
+    for check in (floors or {}).get("checks", []):
+        bound, sign = (check["ceiling"], "≤") if "ceiling" in check else (check.get("floor"), "≥")
+        value = "n/a" if check.get("value") is None else f"{check['value']:.4f}"
+        mark = "✅" if check.get("passed") else "❌"
+        cells.append(f"{mark} {check['metric']} {value} {sign} {bound}")
+    return "; ".join(cells) or "—"
+
+
+def gates_section(base: Reader, head: Reader) -> list[str]:
+    """Each target's gate decision (reports/deploy/<target>.json) with its evidence."""
+    rows, blocked = [], []
+    for target in _targets(head, base):
+        path = report_path(target).as_posix()
+        doc = _json(head(path))
+        if not doc:
+            rows.append(f"| `{target}` | no report | — | — | — |")
+            continue
+        decision = str(doc.get("decision"))
+        before = (_json(base(path)) or {}).get("decision")
+        shown = DECISION_MARK.get(decision, f"⛔ **{decision}**")
+        if before is not None and before != decision:
+            shown += f" (base: {before})"
+        proposal = doc.get("proposal") or {}
+        release = (
+            f"{proposal['release']} (parent {proposal.get('parent') or 'none'})"
+            if proposal
+            else (doc.get("current") or {}).get("release") or "—"
+        )
+        gates = doc.get("gates") or {}
+        rows.append(
+            f"| `{target}` | {shown} | {release} | {_cell(_interval(gates.get('compare') or {}))} "
+            f"| {_floors(gates.get('floors') or {})} |"
+        )
+        if decision == "blocked":
+            blocked.append((target, doc.get("reasons") or []))
+    lines = ["### Deployment gates", ""]
+    if not rows:
+        return [*lines, "No deployment target is declared.", ""]
+    lines += [
+        "| target | decision | release | compare (improvement over the incumbent) | floors |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    for target, reasons in blocked:
+        lines.append(f"**`{target}` is blocked:**")
+        lines += [f"- {reason}" for reason in reasons] or ["- (no reason recorded)"]
+        lines.append("")
+    return lines
+
+
+# ------------------------------------------------------------------------- monitoring
+MONITOR_REPORT = (REPORT_DIR / REPORT_JSON).as_posix()
+MAX_VIOLATIONS = 10
+
+
+def monitor_section(base: Reader, head: Reader) -> list[str]:
+    """The newest monitored window's verdict, its violations and the counts per status."""
+    lines = ["### Monitoring", ""]
+    doc = _json(head(MONITOR_REPORT))
+    if not doc:
+        return [*lines, "No monitoring report (the `monitor` stage has not run).", ""]
+    summary, newest = doc.get("summary") or {}, doc.get("newest")
+    if not newest:
+        return [*lines, "No windows to judge yet.", ""]
+    status = str(newest.get("status"))
+    was = ((_json(base(MONITOR_REPORT)) or {}).get("summary") or {}).get("newest_status")
+    change = f" (base: {was})" if was is not None and was != status else ""
+    scenario = (newest.get("scenario") or {}).get("scenario")
+    source = newest.get("source", "?") + (f", scenario {scenario}" if scenario else "")
+    monitored = doc.get("monitored") or {}
+    bundle = (monitored.get("bundle") or {}).get("id")
+    lines.append(
+        f"**{status.upper()}**{change}: newest window `{newest.get('id')}` ({source}), "
+        f"{newest.get('rows')} rows, {newest.get('labelled')} labelled; monitoring "
+        f"`{monitored.get('target', '?')}`" + (f" (bundle {bundle})" if bundle else "") + "."
+    )
+    counts = summary.get("by_status") or {}
+    lines += [
+        "",
+        f"Windows: {summary.get('windows', 0)} — {counts.get('ok', 0)} ok, "
+        f"{counts.get('breach', 0)} breach, {counts.get('insufficient_data', 0)} "
+        "insufficient data.",
+        "",
+    ]
+    violations = newest.get("violations") or []
+    if violations:
+        lines.append(f"Violations in the newest window ({len(violations)}):")
+        for v in violations[:MAX_VIOLATIONS]:
+            lines.append(f"- `{v.get('check')}` ({v.get('subject')}): {v.get('message')}")
+        if len(violations) > MAX_VIOLATIONS:
+            lines.append(f"- ... {len(violations) - MAX_VIOLATIONS} more")
+        lines.append("")
+    return lines
+
+
+# ------------------------------------------------------------------------ maintenance
+MAINTAIN_DECISION = DECISION.as_posix()
+
+
+def maintain_section(head: Reader) -> list[str]:
+    """The maintenance decision, when the `maintain` stage has written one."""
+    doc = _json(head(MAINTAIN_DECISION))
+    if not doc:
+        return []
+    action = str(doc.get("action"))
+    lines = ["### Maintenance", "", f"**{action}**: {doc.get('reason', '')}", ""]
+    policies = doc.get("policies") or []
+    if policies:
+        lines += ["| policy | fired | reason |", "|---|---|---|"]
+        for policy in policies:
+            fired = "**yes**" if policy.get("fired") else "no"
+            reason = _cell(policy.get("reason", ""))
+            lines.append(f"| `{policy.get('policy')}` | {fired} | {reason} |")
+        lines.append("")
+    return lines
+
+
+def render(base: Reader, head: Reader, extra: list[list[str]] | None = None) -> str:
+    """The markdown comment: marker first, so CI can find and update it in place."""
+    parts = [MARKER, "## gitops-mlops: impact of this pull request", ""]
+    parts += selection_section(head)
+    parts += params_section(base, head)
+    parts += stages_section(base, head)
+    parts += metrics_section(base, head)
+    parts += gates_section(base, head)
+    parts += monitor_section(base, head)
+    parts += maintain_section(head)
+    for section in extra or []:
+        parts += section
+    return "\n".join(parts).rstrip() + "\n"

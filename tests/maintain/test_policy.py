@@ -1,0 +1,212 @@
+"""Each maintenance policy fires when it should and not otherwise; precedence, cooldown and
+"never twice" are properties of the decision, not of the apply step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.maintain.policy import Settings, decide
+
+REL = "r0002-aaaaaaaaaaaaaaaa"
+
+
+def settings(**over: Any) -> Settings:
+    base: dict[str, Any] = dict(
+        windows="production",
+        drift_consecutive=3,
+        performance=True,
+        max_age_days=30.0,
+        new_labels=500,
+        rollback=None,
+        alert_checks=("null_share", "prediction_drift"),
+        cooldown_days=7.0,
+    )
+    base.update(over)
+    return Settings(**base)
+
+
+def window(
+    i: int,
+    checks: str = "",
+    labelled: int = 0,
+    status: str | None = None,
+    release: str = REL,
+    source: str = "production",
+) -> dict[str, Any]:
+    day = f"2026-01-{i + 1:02d}"
+    return {
+        "window": f"202601{i + 1:02d}T000000-{i:012x}",
+        "source": source,
+        "start": f"{day}T00:00:00+00:00",
+        "end": f"{day}T23:00:00+00:00",
+        "rows": 100,
+        "labelled": labelled,
+        "release": release,
+        "status": status or ("breach" if checks else "ok"),
+        "checks": checks,
+    }
+
+
+def run(
+    history: list[dict[str, Any]], ledger: list[dict[str, Any]] | None = None, **over: Any
+) -> dict[str, Any]:
+    comparison = over.pop("comparison", None)
+    return decide(
+        history,
+        ledger or [],
+        target="local",
+        release=REL,
+        settings=settings(**over),
+        comparison=comparison,
+    )
+
+
+def fired(decision: dict[str, Any]) -> set[str]:
+    return {p["policy"] for p in decision["policies"] if p["fired"]}
+
+
+def test_nothing_to_do_on_healthy_windows() -> None:
+    out = run([window(i) for i in range(5)])
+    assert out["action"] == "none" and fired(out) == set()
+    assert out["as_of"] == "2026-01-05T23:00:00+00:00"
+
+
+def test_no_windows_no_decision() -> None:
+    out = run([window(0, source="simulated")])
+    assert out["action"] == "none" and out["reason"] == "no monitored window to decide on"
+    assert (
+        run(
+            [window(0, "dataset_drift", source="simulated")] * 1, windows="all", drift_consecutive=1
+        )["action"]
+        == "retrain"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "retrain"),
+    [
+        (["dataset_drift"] * 3, True),
+        (["", "dataset_drift", "dataset_drift", "dataset_drift"], True),
+        (["dataset_drift", "dataset_drift", "", "dataset_drift"], False),  # broken run
+        (["dataset_drift"] * 2, False),
+    ],
+)
+def test_drift_k_in_a_row(pattern: list[str], retrain: bool) -> None:
+    out = run([window(i, c) for i, c in enumerate(pattern)], new_labels=None)
+    assert (out["action"] == "retrain") is retrain
+    assert ("drift" in fired(out)) is retrain
+
+
+def test_insufficient_data_windows_do_not_break_or_count_in_a_run() -> None:
+    history = [
+        window(0, "dataset_drift"),
+        window(1, status="insufficient_data"),
+        window(2, "dataset_drift"),
+        window(3, "dataset_drift"),
+    ]
+    assert run(history)["action"] == "retrain"
+    assert run(history[:3])["action"] == "none"
+
+
+def test_performance_floor_retrains_only_on_labelled_windows() -> None:
+    assert run([window(0), window(1, "performance_floor", labelled=80)])["action"] == "retrain"
+    assert run([window(0, "performance_floor", labelled=0)])["action"] == "none"
+    assert (
+        run([window(0, "performance_floor", labelled=80), window(1, labelled=80)])["action"]
+        == "none"
+    )  # the newest labelled window recovered
+
+
+def test_age_from_the_data_not_the_clock() -> None:
+    history = [window(0), window(20)]
+    assert run(history, max_age_days=30)["action"] == "none"
+    out = run(history, max_age_days=10)
+    assert out["action"] == "retrain" and "age" in fired(out)
+    other = [window(0, release="r0001-bbbbbbbbbbbbbbbb"), window(20)]
+    assert run(other, max_age_days=10)["action"] == "none"  # the live release started later
+
+
+def test_new_labels_count_only_windows_not_yet_fed_back() -> None:
+    history = [window(i, labelled=200) for i in range(3)]
+    assert run(history, new_labels=500)["action"] == "retrain"
+    ledger = [
+        {
+            "action": "retrain",
+            "target": "local",
+            "as_of": "2025-01-01T00:00:00+00:00",
+            "decision_id": "x",
+            "windows": [history[0]["window"]],
+        }
+    ]
+    out = run(history, ledger, new_labels=500)
+    assert out["action"] == "none"
+    assert (
+        next(p for p in out["policies"] if p["policy"] == "new_labels")["evidence"]["rows"] == 400
+    )
+
+
+def test_rollback_needs_the_interval_beyond_the_margin() -> None:
+    spec = {
+        "metric": "accuracy",
+        "margin": 0.02,
+        "confidence": 0.95,
+        "resamples": 500,
+        "seed": 0,
+        "min_labelled": 30,
+    }
+    better = {"metric": "accuracy", "estimate": 0.08, "low": 0.04, "high": 0.12}
+    unclear = {"metric": "accuracy", "estimate": 0.03, "low": -0.01, "high": 0.07}
+    history = [window(0, "performance_floor", labelled=80)]
+    out = run(history, rollback=spec, comparison=better)
+    assert out["action"] == "rollback"  # rollback outranks the retrain that also fired
+    assert fired(out) == {"rollback", "performance"}
+    assert run(history, rollback=spec, comparison=unclear)["action"] == "retrain"
+
+
+def test_alert_for_other_breaches() -> None:
+    out = run([window(0, "null_share;prediction_drift")])
+    assert out["action"] == "alert"
+    assert run([window(0, "null_share")], alert_checks=())["action"] == "none"
+
+
+def test_cooldown_suppresses_retrain_until_it_passes() -> None:
+    history = [window(i, "dataset_drift") for i in range(3)]
+    ledger = [
+        {
+            "action": "retrain",
+            "target": "local",
+            "decision_id": "old",
+            "as_of": "2025-12-30T00:00:00+00:00",
+            "windows": [],
+        }
+    ]
+    out = run(history, ledger)
+    assert out["action"] == "none" and out["cooldown"]["active"]
+    assert "suppressed by the cooldown" in out["reason"]
+    assert run(history, ledger, cooldown_days=1)["action"] == "retrain"
+
+
+def test_a_decision_already_applied_is_not_proposed_again() -> None:
+    history = [window(i, "dataset_drift") for i in range(3)]
+    first = run(history, cooldown_days=0)
+    assert first["action"] == "retrain" and first["decision_id"]
+    ledger = [
+        {
+            "action": "retrain",
+            "target": "local",
+            "decision_id": first["decision_id"],
+            "as_of": first["as_of"],
+            "windows": first["feedback_windows"],
+        }
+    ]
+    again = run(history, ledger, cooldown_days=0)
+    assert again["action"] == "none"
+    assert again["decision_id"] is None
+
+
+def test_decision_is_a_pure_function_of_its_inputs() -> None:
+    history = [window(i, "dataset_drift") for i in range(4)]
+    assert run(history) == run(list(reversed(history)))
+    assert run(history)["evidence_windows"] == sorted(w["window"] for w in history)

@@ -1,0 +1,301 @@
+"""`mlops report --pr`: the pull-request comment, on a known before/after pair in a temporary
+git repository (base committed on main, head in the working tree)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline import cli, report
+from tests.conftest import sh
+
+INCUMBENT = "r0001-1111111111111111"
+PROPOSED = "r0002-2222222222222222"
+
+
+def gate(decision: str, **compare: Any) -> dict[str, Any]:
+    """A reports/deploy/<target>.json in the gate's format (pipeline/deploy/gate.py)."""
+    evidence = {
+        "incumbent_release": INCUMBENT,
+        "mode": "non_inferiority",
+        "margin": 0.01,
+        "metric": "roc_auc",
+        "champion": 0.991,
+        "incumbent": 0.972,
+        "estimate": 0.019,
+        "low": 0.0041,
+        "high": 0.0352,
+        "confidence": 0.95,
+        "resamples": 2000,
+        "used": 2000,
+        "skipped": 0,
+        "seed": 42,
+        "resampling": "stratified",
+        "passed": True,
+        "rule": "non-inferiority: interval low +0.0041 must be at least -0.01",
+        **compare,
+    }
+    floors = {
+        "metrics_on": "test split",
+        "checks": [
+            {"metric": "balanced_accuracy", "value": 0.9646, "floor": 0.85, "passed": True},
+            {"metric": "log_loss", "value": 0.1258, "ceiling": 0.5, "passed": True},
+        ],
+    }
+    doc: dict[str, Any] = {
+        "target": "local",
+        "decision": decision,
+        "current": {"release": INCUMBENT},
+        "gates": {"compare": evidence, "floors": floors},
+        "proposal": None,
+        "reasons": [],
+    }
+    if decision == "propose":
+        doc["proposal"] = {"release": PROPOSED, "parent": INCUMBENT}
+    return doc
+
+
+def monitor(status: str, violations: list[dict[str, str]]) -> dict[str, Any]:
+    """A reports/monitor/report.json in the monitor's format (pipeline/monitor/report.py)."""
+    newest = {
+        "id": "20250106T050000-c81d55fc51bc",
+        "source": "production",
+        "rows": 100,
+        "labelled": 81,
+        "status": status,
+        "scenario": None,
+        "violations": violations,
+    }
+    by_status = {"ok": 3, "breach": 0, "insufficient_data": 1}
+    if status == "breach":
+        by_status = {"ok": 3, "breach": 1, "insufficient_data": 0}
+    return {
+        "format": "gitops-mlops/monitor-report",
+        "monitored": {"target": "local", "bundle": {"id": "2222222222222222"}},
+        "summary": {
+            "windows": 4,
+            "by_status": by_status,
+            "newest": newest["id"],
+            "newest_status": status,
+        },
+        "newest": newest,
+        "windows": [],
+    }
+
+
+BASE: dict[str, Any] = {
+    "conf/config.yaml": "defaults: []\n",
+    "params.yaml": {
+        "candidates": {"random_forest": {"n_estimators": 100, "max_depth": 6}},
+        "deploy": {"targets": {"local": {"kind": "service"}, "batch": {"kind": "batch"}}},
+    },
+    "dvc.lock": {
+        "schema": "2.0",
+        "stages": {
+            "train@random_forest": {"cmd": "train", "outs": [{"md5": "a"}]},
+            "evaluate": {"cmd": "evaluate", "outs": [{"md5": "b"}]},
+            "package": {"cmd": "package", "outs": [{"md5": "c"}]},
+        },
+    },
+    "reports/develop/metrics.json": {"test": {"roc_auc": 0.972, "accuracy": 0.951}},
+    "reports/develop/selection.json": {
+        "champion": "random_forest",
+        "reason": "random_forest has the best roc_auc (0.9720 on cv)",
+    },
+    "reports/deploy/local.json": gate("already_released", incumbent_release=None),
+    "reports/deploy/batch.json": gate("already_released"),
+    "reports/monitor/report.json": monitor("ok", []),
+    "reports/monitor/metrics.json": {"windows": 4, "breaching_windows": 0, "newest": {}},
+}
+
+
+def write(root: Path, files: dict[str, Any]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            path.write_text(content)
+        elif name.endswith((".yaml", ".lock")):
+            path.write_text(yaml.safe_dump(content, sort_keys=False))
+        else:
+            path.write_text(json.dumps(content, indent=2))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The base state committed on main; the working tree is the head. No network: a
+    connection attempt fails the test."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    write(root, BASE)
+    sh(["git", "init", "-q", "-b", "main"], root)
+    sh(["git", "add", "-A"], root)
+    sh(["git", "commit", "-q", "-m", "base"], root)
+    monkeypatch.chdir(root)
+
+    def offline(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("mlops report must not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", offline)
+    return root
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert cli.main(["report", "--pr", *args]) == 0
+    return capsys.readouterr().out
+
+
+def section(text: str, title: str) -> str:
+    """The body of one `### title` section."""
+    return text.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_impact_of_a_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = BASE["params.yaml"] | {
+        "candidates": {"random_forest": {"n_estimators": 300, "max_depth": 6}}
+    }
+    lock = json.loads(json.dumps(BASE["dvc.lock"]))
+    lock["stages"]["train@random_forest"]["outs"] = [{"md5": "a2"}]
+    lock["stages"]["evaluate"]["outs"] = [{"md5": "b2"}]
+    blocked = gate(
+        "blocked",
+        estimate=-0.021,
+        low=-0.0403,
+        high=-0.0018,
+        passed=False,
+        rule="non-inferiority: interval low -0.0403 must be at least -0.01",
+    )
+    blocked["reasons"] = [
+        "compare: roc_auc improvement over the incumbent -0.0210, 95% interval "
+        "[-0.0403, -0.0018]; fails non-inferiority",
+        "floor: test balanced_accuracy 0.8012 is under the floor 0.85",
+    ]
+    breach = [
+        {
+            "check": "performance_floor",
+            "subject": "balanced_accuracy",
+            "message": "balanced_accuracy 0.6833 on 81 labelled rows is under the floor 0.85",
+        },
+        {"check": "dataset_drift", "subject": "dataset", "message": "6 of 30 columns drifted"},
+    ]
+    write(
+        repo,
+        {
+            "params.yaml": params,
+            "dvc.lock": lock,
+            "reports/develop/metrics.json": {"test": {"roc_auc": 0.991, "accuracy": 0.951}},
+            "reports/deploy/local.json": gate("propose"),
+            "reports/deploy/batch.json": blocked,
+            "reports/monitor/report.json": monitor("breach", breach),
+            "reports/monitor/metrics.json": {"windows": 5, "breaching_windows": 1, "newest": {}},
+            "reports/maintain/decision.json": {
+                "action": "retrain",
+                "reason": "the newest window breaks a performance check",
+                "policies": [
+                    {"policy": "performance", "fired": True, "reason": "balanced_accuracy floor"},
+                    {"policy": "drift", "fired": False, "reason": "1 of 3 windows | drifted"},
+                ],
+            },
+        },
+    )
+    text = run(capsys)
+    assert text.startswith(report.MARKER + "\n")
+    titles = [line[4:] for line in text.splitlines() if line.startswith("### ")]
+    assert titles == [
+        "Champion",
+        "Params",
+        "Stages",
+        "Metrics",
+        "Deployment gates",
+        "Monitoring",
+        "Maintenance",
+    ]
+
+    assert section(text, "Params").count("\n| `") == 1
+    assert "| `candidates.random_forest.n_estimators` | 100 | 300 |" in text
+    assert "`evaluate`, `train@random_forest`" in section(text, "Stages")
+    assert "`package`" not in section(text, "Stages")
+    metrics = section(text, "Metrics")
+    assert "| `reports/develop/metrics.json` | `test.roc_auc` | 0.972 | 0.991 | +0.019 |" in metrics
+    assert "| `reports/monitor/metrics.json` | `breaching_windows` | 0 | 1 | +1 |" in metrics
+    assert "accuracy`" not in metrics.replace("roc_auc", "")  # unchanged metrics are not listed
+
+    gates = section(text, "Deployment gates")
+    local, batch = (next(r for r in gates.splitlines() if r.startswith(f"| `{t}`")) for t in
+                    ("local", "batch"))  # fmt: skip
+    assert "✅ propose (base: already_released)" in local
+    assert f"{PROPOSED} (parent {INCUMBENT})" in local
+    assert f"roc_auc +0.0190, 95% CI [+0.0041, +0.0352] vs {INCUMBENT}: passed" in local
+    assert "✅ balanced_accuracy 0.9646 ≥ 0.85" in local and "✅ log_loss 0.1258 ≤ 0.5" in local
+    assert "⛔ **blocked** (base: already_released)" in batch
+    assert "roc_auc -0.0210, 95% CI [-0.0403, -0.0018]" in batch and ": FAILED" in batch
+    assert "**`batch` is blocked:**\n- compare: roc_auc improvement" in gates
+    assert "- floor: test balanced_accuracy 0.8012 is under the floor 0.85" in gates
+
+    mon = section(text, "Monitoring")
+    assert "**BREACH** (base: ok): newest window `20250106T050000-c81d55fc51bc`" in mon
+    assert "100 rows, 81 labelled" in mon and "monitoring `local` (bundle 2222222222222222)" in mon
+    assert "Windows: 4 — 3 ok, 1 breach, 0 insufficient data." in mon
+    assert "Violations in the newest window (2):" in mon
+    assert "- `performance_floor` (balanced_accuracy): balanced_accuracy 0.6833" in mon
+
+    maint = section(text, "Maintenance")
+    assert "**retrain**: the newest window breaks a performance check" in maint
+    assert "| `performance` | **yes** | balanced_accuracy floor |" in maint
+    assert "| `drift` | no | 1 of 3 windows \\| drifted |" in maint  # a | cannot break the table
+
+
+def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = run(capsys, "--base", "main")
+    assert text.startswith(report.MARKER)
+    assert "No params changed." in text
+    assert "No stage re-ran: outputs are unchanged." in text
+    assert "No metric changed." in text
+    assert "➖ already released" in text and "(base:" not in text
+    assert "**OK**: newest window" in text and "Violations" not in text
+    assert "### Maintenance" not in text  # no decision.json: no section
+
+
+def test_missing_reports_are_said_not_guessed(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("reports/deploy/batch.json", "reports/monitor/report.json"):
+        (repo / name).unlink()
+    text = run(capsys)
+    assert "| `batch` | no report | — | — | — |" in text
+    assert "No monitoring report (the `monitor` stage has not run)." in text
+
+
+def test_base_defaults_to_origin_main_then_main(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """origin/main wins when it exists (CI), else main (a local clone)."""
+    from pipeline.cli_report import resolve_base
+
+    assert resolve_base(repo, None) == "main"
+    sh(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], repo)
+    assert resolve_base(repo, None) == "origin/main"
+    assert cli.main(["report", "--pr", "--base", "no-such-branch"]) == 2
+    err = capsys.readouterr().err
+    assert "no base revision: no-such-branch is not a commit" in err
+    assert "hint: fetch the base branch" in err
+
+
+def test_the_project_may_live_in_a_subdirectory(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git paths are read relative to the project root, not the repository's."""
+    outer = tmp_path / "outer"
+    (outer / "ml").mkdir(parents=True)
+    write(outer / "ml", BASE)
+    sh(["git", "init", "-q", "-b", "main"], outer)
+    sh(["git", "add", "-A"], outer)
+    sh(["git", "commit", "-q", "-m", "base"], outer)
+    monkeypatch.chdir(outer / "ml")
+    text = run(capsys)
+    assert "No params changed." in text and "No metric changed." in text

@@ -258,12 +258,15 @@ def build_search(
     *,
     cv: Any,
     scoring: Any,
-    refit: str,
+    rank_by: str,
     n_jobs: int,
     seed: int,
     verbose: int,
 ) -> Any:
-    """The declared search over `model__<param>`; None when the search method is none."""
+    """The declared search over `model__<param>`, ranked by `rank_by`; None for method none.
+
+    Searches never refit: the caller cross-validates the chosen parameters on every metric and
+    fits once at the end, so a refit here would be wasted work."""
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
     if search.method == "none":
@@ -280,16 +283,22 @@ def build_search(
         "error_score": "raise",
     }
     if search.method == "grid":
-        return GridSearchCV(pipeline, space, refit=refit, **common)
+        return GridSearchCV(pipeline, space, refit=False, **common)
     if search.method == "random":
         return RandomizedSearchCV(
-            pipeline, space, n_iter=search.n_iter, random_state=seed, refit=refit, **common
+            pipeline, space, n_iter=search.n_iter, random_state=seed, refit=False, **common
         )
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401
     from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV
 
     # Successive halving ranks by one metric only; the others are recomputed on the winner.
-    halving = {**common, "scoring": scoring[refit], "factor": search.factor, "random_state": seed}
+    halving = {
+        **common,
+        "scoring": scoring[rank_by],
+        "factor": search.factor,
+        "random_state": seed,
+        "refit": False,
+    }
     if search.method == "halving_grid":
         return HalvingGridSearchCV(pipeline, space, **halving)
     return HalvingRandomSearchCV(pipeline, space, n_candidates=search.n_iter, **halving)

@@ -214,7 +214,10 @@ def main() -> None:
             print(f"the service swapped from {first} to {second} without a restart")
         else:
             raise SystemExit(f"the service did not swap to {second}")
-        print(sh([mlops, "status"], project, env).strip())
+        import httpx
+
+        print(f"GET {url}/version -> {httpx.get(f'{url}/version', timeout=5).json()}")
+        print(f"the changes to review are in {project}: `git -C {project} status`")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

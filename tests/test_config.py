@@ -64,7 +64,7 @@ def test_every_option_composes_validates_and_instantiates(group: str, option: st
             cand.search,
             cv=train.cv,
             scoring={"m": "r2"},
-            refit="m",
+            rank_by="m",
             n_jobs=1,
             seed=0,
             verbose=0,

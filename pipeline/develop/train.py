@@ -80,14 +80,19 @@ def fit_candidate(
         candidate.search,
         cv=cv,
         scoring=scoring,
-        refit=primary,
+        rank_by=primary,
         n_jobs=train.n_jobs,
         seed=train.seed,
         verbose=train.verbose,
     )
     if search is not None:
         search.fit(X, y, groups=groups)
-        best = {k.removeprefix("model__"): _plain(v) for k, v in search.best_params_.items()}
+        results = search.cv_results_
+        rank = results.get(f"rank_test_{primary}", results.get("rank_test_score"))
+        index = getattr(search, "best_index_", None)  # successive halving picks its own
+        index = int(np.argmin(rank)) if index is None else int(index)
+        chosen = results["params"][index]
+        best = {k.removeprefix("model__"): _plain(v) for k, v in chosen.items()}
         pipeline.set_params(**{f"model__{k}": v for k, v in best.items()})
         n_fits = len(search.cv_results_["params"]) * cv.get_n_splits()
     else:

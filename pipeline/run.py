@@ -1,0 +1,335 @@
+"""`python -m pipeline.run MODULE [ARGS...]`: run a stage module, in a warm process when it can.
+
+Why: a small pipeline spends most of its wall time starting interpreters. Every stage is its own
+process (DVC runs `cmd`), and importing pandas + scikit-learn + skops costs well over a second
+per stage, more than most stages' actual work on the default data. So the first stage starts a
+*stage runner* in the background: a process that has imported the heavy libraries once and then
+forks a child per stage. The child is the stage: it gets the caller's working directory,
+environment, umask and standard streams (passed over a Unix socket, SCM_RIGHTS), runs the
+module's `__main__`, and its exit status becomes the caller's. Nothing about a stage's result
+depends on which way it ran: same code, same inputs, same bytes out.
+
+Safety valves:
+* the runner is keyed by the interpreter, the `pipeline` package's location and the mtime and
+  size of every one of its files: edit the code and the next stage gets a fresh runner;
+* it lives in a private directory (0700) and exits after `IDLE_SECONDS` without work;
+* anything unexpected (no runner, a broken socket, `MLOPS_RUNNER=0`) runs the module in this
+  process instead, exactly as `python -m MODULE` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+IDLE_SECONDS = 30.0
+START_SECONDS = 20.0
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "pyarrow.parquet",
+    "scipy.stats",
+    "sklearn.base",
+    "sklearn.compose",
+    "sklearn.ensemble",
+    "sklearn.impute",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "skops.io",
+    "jsonschema",
+    "yaml",
+    "pipeline.config",
+    "pipeline.validation",
+    "pipeline.data",
+    "pipeline.factory",
+    "pipeline.io",
+    "pipeline.metrics",
+    "pipeline.transformers",
+)
+
+
+def _code_root() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pipeline")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent
+
+
+# Read once per process by the libraries the runner preloads: a caller with other values needs
+# another runner.
+KEYED_ENV = (
+    "PYTHONHASHSEED",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "PYTHONPATH",
+)
+
+
+def _key(root: Path) -> str:
+    digest = hashlib.sha256(f"{sys.executable}\0{root}\0".encode())
+    for name in KEYED_ENV:
+        digest.update(f"{name}={os.environ.get(name)}\0".encode())
+    for path in sorted(root.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
+    return digest.hexdigest()[:20]
+
+
+def _socket_path(key: str) -> Path:
+    import tempfile
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    base = Path(runtime) / f"mlops-runner-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    if base.stat().st_uid != os.getuid():
+        raise OSError(f"{base} belongs to another user")
+    base.chmod(0o700)
+    return base / f"{key}.sock"
+
+
+# ------------------------------------------------------------------------------------- client
+def _connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _start_server(path: Path, root: Path) -> socket.socket | None:
+    paths = [str(root.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", "--serve", str(path)],
+        cwd=root.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+    )
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        sock = _connect(path)
+        if sock is not None:
+            return sock
+        if server.poll() is not None:  # it failed to start: not worth waiting for
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def _recv_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("runner closed the connection")
+        data += chunk
+    return data
+
+
+def run_remote(module: str, argv: list[str]) -> int | None:
+    """Run in a warm runner; None when that is not possible (the caller runs it locally)."""
+    if os.environ.get("MLOPS_RUNNER", "1") == "0":
+        return None
+    try:
+        root = _code_root()
+        path = _socket_path(_key(root))
+        sock = _connect(path) or _start_server(path, root)
+    except OSError:
+        return None
+    if sock is None:
+        return None
+    umask = os.umask(0)
+    os.umask(umask)
+    request = {
+        "module": module,
+        "argv": argv,
+        "cwd": str(Path.cwd()),
+        "env": dict(os.environ),
+        "umask": umask,
+    }
+    with sock:
+        try:
+            socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
+            pid = int(_recv_line(sock))
+        except (OSError, ValueError, ConnectionError):
+            return None  # the stage did not start: the caller runs it here
+        forward = lambda signum, _frame: os.kill(pid, signum)  # noqa: E731
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, forward)
+        try:
+            status = int(_recv_line(sock))
+        except (OSError, ValueError, ConnectionError):
+            # the stage started but its runner went away: never run it a second time
+            print("error: the stage runner went away while the stage ran", file=sys.stderr)
+            return 1
+    if status < 0:  # killed by a signal: die the same way, so DVC sees what happened
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+    return status
+
+
+def run_local(module: str, argv: list[str]) -> None:
+    import runpy
+
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+# ------------------------------------------------------------------------------------- server
+def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
+    """In the forked child: become the stage, then exit with its status."""
+    code = 1
+    try:
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.umask(request["umask"])
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fresh std streams on 0/1/2
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        sys.path[0] = request["cwd"]
+        try:
+            run_local(request["module"], request["argv"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if exc.code is not None and not isinstance(exc.code, int):
+                print(exc.code, file=sys.stderr)
+        except BaseException:  # noqa: BLE001 - report like the interpreter would, then exit 1
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        try:
+            _shutdown_workers()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _shutdown_workers() -> None:
+    """What interpreter shutdown would do before `os._exit` skips it: run atexit handlers and
+    stop joblib's reusable worker processes, which would otherwise outlive the stage and keep
+    its output pipes open until their idle timeout."""
+    import atexit
+
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(reusable, "_executor", None) if reusable else None
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+    atexit._run_exitfuncs()
+
+
+def serve(path: Path) -> None:
+    """Accept stage requests until idle; one forked child per request."""
+    import importlib
+    import selectors
+
+    for name in PRELOAD:
+        importlib.import_module(name)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp))
+    listener.listen(64)
+    tmp.replace(path)  # appear only when ready
+    inode = path.stat().st_ino
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ)
+    waiting: dict[int, socket.socket] = {}
+    last_work = time.monotonic()
+    try:
+        while waiting or time.monotonic() - last_work < IDLE_SECONDS:
+            for _ in selector.select(timeout=0.02):
+                conn, _ = listener.accept()
+                _accept(conn, waiting)
+                last_work = time.monotonic()
+            _reap(waiting)
+            if waiting:
+                last_work = time.monotonic()
+    finally:
+        if path.exists() and path.stat().st_ino == inode:  # not a newer runner's
+            path.unlink(missing_ok=True)
+        listener.close()
+
+
+def _accept(conn: socket.socket, waiting: dict[int, socket.socket]) -> None:
+    try:
+        conn.settimeout(10)
+        data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        while not data.endswith(b"\n"):
+            more = conn.recv(1 << 20)
+            if not more:
+                raise ConnectionError("truncated request")
+            data += more
+        request = json.loads(data)
+    except (OSError, ValueError, ConnectionError):
+        conn.close()
+        return
+    pid = os.fork()
+    if pid == 0:
+        _child(conn, request, fds)
+    for fd in fds:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        conn.sendall(f"{pid}\n".encode())
+    waiting[pid] = conn
+
+
+def _reap(waiting: dict[int, socket.socket]) -> None:
+    for pid in list(waiting):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == 0:
+            continue
+        conn = waiting.pop(pid)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        with contextlib.suppress(OSError):
+            conn.sendall(f"{code}\n".encode())
+        conn.close()
+
+
+def main() -> None:
+    if len(sys.argv) >= 3 and sys.argv[1] == "--serve":
+        serve(Path(sys.argv[2]))
+        return
+    if len(sys.argv) < 2:
+        print("usage: python -m pipeline.run MODULE [ARGS...]", file=sys.stderr)
+        raise SystemExit(2)
+    module, argv = sys.argv[1], sys.argv[2:]
+    if not module.startswith("pipeline."):
+        print(f"refusing to run {module!r}: only pipeline stage modules", file=sys.stderr)
+        raise SystemExit(2)
+    status = run_remote(module, argv)
+    if status is None:
+        run_local(module, argv)
+        return
+    raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -53,8 +53,10 @@ def main() -> None:
     print(f"compose --check && dvc repro evaluate:        median {p:.2f} s  {pipeline_times}")
     print(f"ratio pipeline / script: {p / s:.2f}x (goal <= 1.5x); overhead {p - s:+.2f} s")
     r = median(rest_times)
-    print(f"then the rest of the graph (package, deploy@*, reference, simulate, monitor, "
-          f"maintain): median {r:.2f} s; whole graph {p + r:.2f} s")
+    print(
+        f"then the rest of the graph (package, deploy@*, reference, simulate, monitor, "
+        f"maintain): median {r:.2f} s; whole graph {p + r:.2f} s"
+    )
 
 
 if __name__ == "__main__":

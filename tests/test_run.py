@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import ROOT, env
 
-PROBE = '''
+PROBE = """
 import os, sys, time
 from pathlib import Path
 
@@ -32,27 +32,45 @@ if args and args[0] == "sleep":
 if args and args[0] == "fail":
     raise RuntimeError("boom")
 raise SystemExit(int(args[0]) if args else 0)
-'''
+"""
 
 
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
     """A project with its own copy of the package (so its own runner) and a probe module."""
     root = tmp_path / "proj"
-    shutil.copytree(ROOT / "pipeline", root / "pipeline",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / "pipeline" / "probe_stage.py").write_text(PROBE)
     (root / "work").mkdir()
     return root
 
 
-def call(root: Path, *args: str, runner: bool = True, stdin: str = "hello\n",
-         extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = dict(env(), PROBE_VALUE="42", MLOPS_RUNNER="1" if runner else "0",
-                   PYTHONPATH=str(root), **(extra or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", *args],
-                          cwd=root / "work", env=environ, input=stdin, text=True,
-                          capture_output=True, timeout=120, check=False)
+def call(
+    root: Path,
+    *args: str,
+    runner: bool = True,
+    stdin: str = "hello\n",
+    extra: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    environ = dict(
+        env(),
+        PROBE_VALUE="42",
+        MLOPS_RUNNER="1" if runner else "0",
+        PYTHONPATH=str(root),
+        **(extra or {}),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", *args],
+        cwd=root / "work",
+        env=environ,
+        input=stdin,
+        text=True,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def fields(out: str) -> dict[str, str]:
@@ -65,7 +83,8 @@ def test_warm_run_matches_a_plain_run(code: Path) -> None:
         assert warm.returncode == cold.returncode == (int(args[0]) if args else 0)
         w, c = fields(warm.stdout), fields(cold.stdout)
         assert {k: w[k] for k in ("cwd", "env", "stdin", "umask")} == {
-            k: c[k] for k in ("cwd", "env", "stdin", "umask")}
+            k: c[k] for k in ("cwd", "env", "stdin", "umask")
+        }
         assert w["cwd"] == "work" and w["env"] == "42" and w["stdin"] == "hello"
         assert warm.stderr == cold.stderr == "to stderr\n"
 
@@ -87,10 +106,15 @@ def test_a_crash_is_reported_like_the_interpreter_does(code: Path) -> None:
 
 def test_a_signal_to_the_caller_stops_the_stage(code: Path) -> None:
     environ = dict(env(), PROBE_VALUE="x", PYTHONPATH=str(code))
-    with subprocess.Popen([sys.executable, "-m", "pipeline.run", "pipeline.probe_stage",
-                           "sleep"], cwd=code / "work", env=environ, text=True,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", "sleep"],
+        cwd=code / "work",
+        env=environ,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
         assert proc.stdout is not None
         ppid = None
         for line in proc.stdout:
@@ -104,6 +128,12 @@ def test_a_signal_to_the_caller_stops_the_stage(code: Path) -> None:
 
 
 def test_only_pipeline_modules() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pipeline.run", "os"], env=env(), text=True,
-                          capture_output=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.run", "os"],
+        env=env(),
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "only pipeline stage modules" in proc.stderr

@@ -101,7 +101,10 @@ def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
     path = production_window(project, "clean", "2026-02-01T00:00:00+00:00")
     dvc("add", str(path.relative_to(project)), cwd=project)  # how windows are tracked
     assert "monitor" in dvc("status", cwd=project).stdout
-    assert ran(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]  # and the decision on it
+    assert ran(dvc("repro", cwd=project).stdout) == [
+        "monitor",
+        "maintain",
+    ]  # and the decision on it
     new = (project / "reports/monitor/history.csv").read_text().splitlines()
     assert len(new) == len(old) + 1 and set(old) <= set(new)  # old rows byte-identical
     latest = report(project)["newest"]

@@ -8,6 +8,18 @@ from pathlib import Path
 from pipeline.errors import ArtifactError
 
 
+def release_lines(root: Path) -> list[str]:
+    """One line per target: the released version and the last gate decision."""
+    lines = []
+    for record in sorted((root / "deploy").glob("*.json")):
+        declared = json.loads(record.read_text(encoding="utf-8")).get("release")
+        report = root / "reports/deploy" / record.name
+        gate = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
+        decision = gate.get("decision", "not run")
+        lines.append(f"  {record.stem}: released {declared or 'nothing yet'}; gate: {decision}")
+    return ["deployment (deploy/<target>.json):", *lines] if lines else []
+
+
 def render_summary(root: Path) -> str:
     selection_path = root / "reports/develop/selection.json"
     champion_path = root / "models/champion/champion.json"
@@ -28,8 +40,11 @@ def render_summary(root: Path) -> str:
         + ", ".join(
             f"{n} {c['scores'][rule['scored_on']].get(rule['metric'], float('nan')):.4f}"
             + ("" if c["eligible"] else " (ineligible)")
-            for n, c in selection["candidates"].items()
+            for n, c in sorted(
+                selection["candidates"].items(), key=lambda kv: kv[1]["declared_order"]
+            )
         ),
+        *release_lines(root),
         *monitoring_lines(root),
         "artifacts:",
         "  models/champion/model.skops        the champion (skops; sha256 in champion.json)",

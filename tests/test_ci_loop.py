@@ -31,9 +31,13 @@ def run_workflow(project: Path, tools: Path, remote: Path) -> str:
     outputs = project.parent / "github_output"
     outputs.write_text("")
     printed = []
-    values = {"secrets.DVC_REMOTE_URL": str(remote), "secrets.DVC_REMOTE_CONFIG": "",
-              "secrets.RETRAIN_TOKEN || github.token": "token",
-              "github.repository": "acme/model", "github.run_id": "7"}
+    values = {
+        "secrets.DVC_REMOTE_URL": str(remote),
+        "secrets.DVC_REMOTE_CONFIG": "",
+        "secrets.RETRAIN_TOKEN || github.token": "token",
+        "github.repository": "acme/model",
+        "github.run_id": "7",
+    }
     for step in steps("retrain.yml"):
         if step["run"].strip() == "make install":  # the venv exists: .venv links to it
             continue
@@ -41,11 +45,18 @@ def run_workflow(project: Path, tools: Path, remote: Path) -> str:
         if "remote == 'yes'" in condition and "remote=yes" not in outputs.read_text():
             continue
         extra = {k: values[v.strip("${} ")] for k, v in step.get("env", {}).items()}
-        environ = dict(env(), **extra, GITHUB_OUTPUT=str(outputs),
-                       PATH=f"{tools}{os.pathsep}{env()['PATH']}")
-        proc = subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=project,
-                              env=environ, text=True, capture_output=True, timeout=600,
-                              check=False)
+        environ = dict(
+            env(), **extra, GITHUB_OUTPUT=str(outputs), PATH=f"{tools}{os.pathsep}{env()['PATH']}"
+        )
+        proc = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", step["run"]],
+            cwd=project,
+            env=environ,
+            text=True,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
         assert proc.returncode == 0, f"step {step.get('name')!r}:\n{proc.stdout}\n{proc.stderr}"
         printed.append(proc.stdout + proc.stderr)
     return "\n".join(printed)
@@ -61,7 +72,7 @@ def github(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     tools = tmp_path / "tools"
     tools.mkdir()
     gh = tools / "gh"
-    gh.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'gh.log'}\n")
+    gh.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "gh.log"}\n')
     gh.chmod(0o755)
     (project / ".venv").symlink_to(Path(sys.prefix))
     (project / ".gitignore").write_text((project / ".gitignore").read_text() + "/.venv\n")
@@ -69,8 +80,15 @@ def github(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     remote, origin = tmp_path / "dvc-remote", tmp_path / "origin.git"
     sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
     # open_pr.sh pushes to github.com: send that URL to the local bare repository
-    sh(["git", "config", f"url.{origin}.insteadOf",
-        "https://x-access-token:token@github.com/acme/model.git"], project)
+    sh(
+        [
+            "git",
+            "config",
+            f"url.{origin}.insteadOf",
+            "https://x-access-token:token@github.com/acme/model.git",
+        ],
+        project,
+    )
     dvc("remote", "add", "-d", "ci", str(remote), cwd=project)
     sh(["git", "add", "-A"], project)
     sh(["git", "commit", "-qm", "ci setup"], project)
@@ -78,8 +96,9 @@ def github(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     return tools, remote, origin
 
 
-def test_retrain_workflow_on_new_data(project: Path, github: tuple[Path, Path, Path],
-                                      tmp_path: Path) -> None:
+def test_retrain_workflow_on_new_data(
+    project: Path, github: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     tools, remote, origin = github
     # new labelled data lands on main: a feedback file, tracked by DVC
     pool = pd.read_parquet(project / "data/prepared/pool.parquet")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -35,6 +36,35 @@ raise SystemExit(int(args[0]) if args else 0)
 """
 
 
+FOLDS = """
+import json
+import os
+
+import joblib
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+from pipeline.run import fold_workers
+
+
+def main() -> None:
+    X, y = load_breast_cancer(return_X_y=True)
+    with fold_workers():
+        parents = joblib.Parallel(n_jobs=2)(joblib.delayed(os.getppid)() for _ in range(4))
+        search = GridSearchCV(
+            LogisticRegression(max_iter=3000), {"C": [0.1, 1.0]}, cv=3, n_jobs=2
+        ).fit(X, y)
+    print("stage", os.getpid())
+    print("parents", json.dumps(sorted(set(parents))))
+    print("scores", [round(float(s), 12) for s in search.cv_results_["mean_test_score"]])
+
+
+if __name__ == "__main__":  # workers import this module too, as stages' workers do
+    main()
+"""
+
+
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
     """A project with its own copy of the package (so its own runner) and a probe module."""
@@ -43,6 +73,7 @@ def code(tmp_path: Path) -> Path:
         ROOT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
     (root / "pipeline" / "probe_stage.py").write_text(PROBE)
+    (root / "pipeline" / "folds_stage.py").write_text(FOLDS)
     (root / "work").mkdir()
     return root
 
@@ -96,6 +127,28 @@ def test_one_runner_serves_many_stages_until_the_code_changes(code: Path) -> Non
     probe = code / "pipeline" / "probe_stage.py"
     probe.write_text(probe.read_text() + "\n# edited\n")
     assert fields(call(code).stdout)["ppid"] != first["ppid"]  # edited code: a fresh runner
+
+
+def test_parallel_fits_fork_from_the_runners_fork_server(code: Path) -> None:
+    def folds(runner: bool) -> dict[str, str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.run", "pipeline.folds_stage"],
+            cwd=code / "work",
+            env=dict(env(), MLOPS_RUNNER="1" if runner else "0", PYTHONPATH=str(code)),
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        return fields(proc.stdout)
+
+    warm, cold = folds(runner=True), folds(runner=False)
+    assert warm["scores"] == cold["scores"]
+    stage, parents = int(warm["stage"]), json.loads(warm["parents"])
+    # warm: the workers are children of the fork server; cold: joblib's own, the stage's
+    assert len(parents) == 1 and parents[0] != stage
+    assert Path(f"/proc/{parents[0]}/cmdline").read_bytes().find(b"forkserver") >= 0
+    assert json.loads(cold["parents"]) == [int(cold["stage"])]
 
 
 def test_a_crash_is_reported_like_the_interpreter_does(code: Path) -> None:

@@ -23,6 +23,7 @@ from pipeline.develop.paths import CANDIDATES_DIR, LOCK_FILE, MODEL_FILE, split_
 from pipeline.errors import ConfigError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
+from pipeline.run import fold_workers
 from pipeline.settings import (
     CandidateSpec,
     DatasetSpec,
@@ -179,18 +180,19 @@ def main(argv: Sequence[str]) -> None:
         f"train {name}: {candidate.target} on {len(frame)} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
     )
-    fitted = fit_candidate(
-        candidate,
-        X,
-        y,
-        dataset=dataset,
-        prep=PreprocessingSpec.from_params(params["preprocessing"]),
-        task=task,
-        primary=selection.metric,
-        cv=make_cv(task, split, train),
-        train=train,
-        groups=groups,
-    )
+    with fold_workers():
+        fitted = fit_candidate(
+            candidate,
+            X,
+            y,
+            dataset=dataset,
+            prep=PreprocessingSpec.from_params(params["preprocessing"]),
+            task=task,
+            primary=selection.metric,
+            cv=make_cv(task, split, train),
+            train=train,
+            groups=groups,
+        )
     write_candidate(name, candidate, fitted, params)
     primary = fitted.cv[selection.metric]
     log(

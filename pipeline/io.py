@@ -102,6 +102,41 @@ _FILE_LOADERS = {"NdArrayNode", "BytesNode", "BytearrayNode", "SparseMatrixNode"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def verify_manifest(
+    directory: Path, name: str, expected_digest: str | None = None, *, hint: str
+) -> tuple[str, dict[str, Any]]:
+    """Verify a content-addressed directory (a bundle) and return (digest, manifest).
+
+    The manifest records the sha256 of every other file and its own sha256 is the directory's
+    digest, so checking the manifest against the digest a release recorded, then each file
+    against the manifest, proves the whole directory is what was released. Deploy and monitor
+    both read bundles this way, without importing each other."""
+    from pipeline.errors import ArtifactError
+
+    manifest = directory / name
+    if not manifest.is_file():
+        raise ArtifactError(f"{directory}: no {name}; not a bundle (or not fetched)", hint=hint)
+    digest = sha256_file(manifest)
+    if expected_digest is not None and digest != expected_digest:
+        raise ArtifactError(
+            f"{directory}: bundle digest {digest[:16]} does not match the "
+            f"release's {expected_digest[:16]}; refusing a tampered bundle",
+            hint="restore it with `dvc checkout` / `dvc pull`",
+        )
+    meta = read_json(manifest)
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict):
+        raise ArtifactError(f"{manifest}: no 'files' entry; not a bundle manifest")
+    for file, sha in files.items():
+        path = directory / file
+        if not path.is_file() or sha256_file(path) != sha:
+            raise ArtifactError(
+                f"{path}: missing or changed (sha256 mismatch); refusing a tampered bundle",
+                hint="restore it with `dvc checkout` / `dvc pull`",
+            )
+    return digest, meta
+
+
 def model_bytes(model: Any) -> bytes:
     """Serialize with skops, byte-reproducibly: skops names array entries by `id()` and uuid4
     and stamps the zip with the wall clock, so we renumber ids in traversal order, rename

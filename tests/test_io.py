@@ -21,6 +21,8 @@ from pipeline.io import (
     model_bytes,
     save_model,
     sha256_bytes,
+    sha256_file,
+    verify_manifest,
     write_json,
 )
 
@@ -90,3 +92,17 @@ def test_json_is_canonical(tmp_path: Path) -> None:
     ).read_text() == '{\n  "a": [\n    1.5,\n    null\n  ],\n  "b": 1\n}\n'
     with pytest.raises(ValueError):
         write_json(tmp_path / "nan.json", {"x": float("nan")})
+
+
+def test_a_manifest_proves_every_file(tmp_path: Path) -> None:
+    (tmp_path / "model.skops").write_bytes(b"model")
+    write_json(tmp_path / "bundle.json", {"files": {"model.skops": sha256_bytes(b"model")}})
+    digest = sha256_file(tmp_path / "bundle.json")
+    assert verify_manifest(tmp_path, "bundle.json", digest, hint="")[0] == digest
+    with pytest.raises(ArtifactError, match="does not match the release's"):
+        verify_manifest(tmp_path, "bundle.json", "0" * 64, hint="")
+    (tmp_path / "model.skops").write_bytes(b"other")
+    with pytest.raises(ArtifactError, match=r"model\.skops: missing or changed"):
+        verify_manifest(tmp_path, "bundle.json", digest, hint="")
+    with pytest.raises(ArtifactError, match=r"no other\.json; not a bundle"):
+        verify_manifest(tmp_path, "other.json", hint="")

@@ -26,7 +26,14 @@ from typing import Any
 
 from pipeline.deploy.signature import Signature
 from pipeline.errors import ArtifactError
-from pipeline.io import dumps_json, loads_model, read_json, sha256_bytes, sha256_file
+from pipeline.io import (
+    dumps_json,
+    loads_model,
+    read_json,
+    sha256_bytes,
+    sha256_file,
+    verify_manifest,
+)
 
 FORMAT = 1
 MANIFEST = "bundle.json"
@@ -74,29 +81,14 @@ class Bundle:
 
 def verify(directory: Path, expected_digest: str | None = None) -> tuple[str, dict[str, Any]]:
     """Check the manifest digest (against the release's record) and every file's sha256."""
-    manifest = directory / MANIFEST
-    if not manifest.is_file():
-        raise ArtifactError(
-            f"{directory}: no {MANIFEST}; not a bundle (or not fetched)",
-            hint="run `dvc pull` for the released bundle, or `dvc repro`",
-        )
-    digest = sha256_file(manifest)
-    if expected_digest is not None and digest != expected_digest:
-        raise ArtifactError(
-            f"{directory}: bundle digest {digest[:16]} does not match the "
-            f"release's {expected_digest[:16]}; refusing a tampered bundle",
-            hint="restore it with `dvc checkout` / `dvc pull`",
-        )
-    meta = read_json(manifest)
+    digest, meta = verify_manifest(
+        directory,
+        MANIFEST,
+        expected_digest,
+        hint="run `dvc pull` for the released bundle, or `dvc repro`",
+    )
     if meta.get("format") != FORMAT:
         raise ArtifactError(f"{directory}: bundle format {meta.get('format')!r}; expected {FORMAT}")
-    for name, sha in meta["files"].items():
-        path = directory / name
-        if not path.is_file() or sha256_file(path) != sha:
-            raise ArtifactError(
-                f"{directory}/{name}: missing or changed (sha256 mismatch); "
-                "refusing a tampered bundle"
-            )
     return digest, meta
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ArtifactError
-from pipeline.io import read_json, sha256_file
+from pipeline.io import read_json, verify_manifest
 from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
 
 if TYPE_CHECKING:
@@ -82,30 +82,15 @@ def read_bundle(
     directory: Path, expected_digest: str | None = None, source: str = "", location: str = ""
 ) -> BundleInfo:
     """Verify a bundle directory (manifest digest and every file's sha256) and read its manifest."""
-    manifest = directory / MANIFEST
-    if not manifest.is_file():
-        raise ArtifactError(
-            f"{directory}: no {MANIFEST}; not a bundle (or not fetched)",
-            hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
-        )
-    digest = sha256_file(manifest)
-    if expected_digest is not None and digest != expected_digest:
-        raise ArtifactError(
-            f"{directory}: bundle digest {digest[:16]} does not match the release's "
-            f"{expected_digest[:16]}; refusing a changed bundle",
-            hint="restore it with `dvc checkout` / `dvc pull`",
-        )
-    meta = read_json(manifest)
-    for key in ("model", "metrics", "files"):
+    digest, meta = verify_manifest(
+        directory,
+        MANIFEST,
+        expected_digest,
+        hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
+    )
+    for key in ("model", "metrics"):
         if key not in meta:
-            raise ArtifactError(f"{manifest}: no {key!r} entry; not a bundle manifest")
-    for name, sha in meta["files"].items():
-        path = directory / name
-        if not path.is_file() or sha256_file(path) != sha:
-            raise ArtifactError(
-                f"{path}: missing or changed (sha256 mismatch); refusing a changed bundle",
-                hint="restore it with `dvc checkout` / `dvc pull`",
-            )
+            raise ArtifactError(f"{directory / MANIFEST}: no {key!r} entry; not a bundle manifest")
     return BundleInfo(directory, digest, meta, source, location or directory.as_posix())
 
 

@@ -46,15 +46,9 @@ def _params(root: Path) -> dict[str, Any]:
 def service_url(params: dict[str, Any], target: str) -> str | None:
     """http://host:port of a service target (a bind-all host is asked on loopback); None for a
     target without a service (batch: sync checks out its release and bundle only)."""
-    from pipeline.errors import ConfigError
+    from pipeline.deploy.records import target_params
 
-    targets = params["deploy"]["targets"]
-    if target not in targets:
-        raise ConfigError(
-            f"no deployment target {target!r}; declared: {', '.join(targets)}",
-            hint="targets are the deploy@deploy.targets.<name> entries of conf/config.yaml",
-        )
-    spec = targets[target]
+    spec = target_params(params, target)
     if spec["kind"] != "service":
         return None
     host = spec["serve"]["host"]

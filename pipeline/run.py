@@ -32,12 +32,10 @@ from pathlib import Path
 
 IDLE_SECONDS = 30.0
 START_SECONDS = 20.0
-PRELOAD = (
+# What fold workers need: forked from a clean, single-threaded process that has imported them.
+WORKER_PRELOAD = (
     "numpy",
     "pandas",
-    "pyarrow.parquet",
-    "scipy.stats",
-    "sklearn.base",
     "sklearn.compose",
     "sklearn.ensemble",
     "sklearn.impute",
@@ -46,6 +44,14 @@ PRELOAD = (
     "sklearn.model_selection",
     "sklearn.pipeline",
     "sklearn.preprocessing",
+    "pipeline.transformers",
+)
+# What stages need, imported once by the runner before it forks them.
+PRELOAD = (
+    *WORKER_PRELOAD,
+    "pyarrow.parquet",
+    "scipy.stats",
+    "sklearn.base",
     "skops.io",
     "jsonschema",
     "yaml",
@@ -55,7 +61,6 @@ PRELOAD = (
     "pipeline.factory",
     "pipeline.io",
     "pipeline.metrics",
-    "pipeline.transformers",
 )
 
 
@@ -245,22 +250,6 @@ def _shutdown_workers() -> None:
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)
     atexit._run_exitfuncs()
-
-
-# What fold workers need: forked from a clean, single-threaded process that has imported them.
-WORKER_PRELOAD = (
-    "numpy",
-    "pandas",
-    "sklearn.compose",
-    "sklearn.ensemble",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "pipeline.transformers",
-)
 
 
 def _start_forkserver() -> None:

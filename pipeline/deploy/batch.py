@@ -32,7 +32,7 @@ from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
 from pipeline.deploy.paths import release_path
-from pipeline.deploy.records import read_record
+from pipeline.deploy.records import read_record, target_params
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_open, write_json
 
@@ -60,13 +60,7 @@ class BatchSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], target: str) -> BatchSettings:
-        targets = params["deploy"]["targets"]
-        if target not in targets:
-            raise ConfigError(
-                f"no deployment target {target!r}; declared: {', '.join(targets)}",
-                hint="batch scoring uses a target of kind batch (conf/deploy/batch.yaml)",
-            )
-        spec = targets[target]
+        spec = target_params(params, target)
         if spec["kind"] != "batch":
             raise ConfigError(
                 f"deploy.targets.{target} is a {spec['kind']} target, not a batch target",

@@ -124,15 +124,7 @@ class TargetSpec:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], name: str) -> TargetSpec:
-        targets = params["deploy"]["targets"]
-        if name not in targets:
-            from pipeline.errors import ConfigError
-
-            raise ConfigError(
-                f"no deployment target {name!r}; declared: {', '.join(targets)}",
-                hint="targets are the deploy@deploy.targets.<name> entries of conf/config.yaml",
-            )
-        spec = targets[name]
+        spec = target_params(params, name)
         return cls(name, spec["kind"], spec["gates"], spec["pin"], tuple(spec["rejected"]))
 
     def digest(self) -> str:
@@ -150,3 +142,17 @@ class TargetSpec:
     def rejected_bundles(self) -> dict[str, str]:
         """bundle id -> the rejected release that named it."""
         return {parse_release_id(r)[1]: r for r in self.rejected}
+
+
+def target_params(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """`deploy.targets.<name>` of the composed params, or a ConfigError naming the targets."""
+    targets = params["deploy"]["targets"]
+    if name not in targets:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(
+            f"no deployment target {name!r}; declared: {', '.join(targets)}",
+            hint="a target is a `deploy@deploy.targets.<name>: <file>` entry in conf/config.yaml",
+        )
+    spec: Mapping[str, Any] = targets[name]
+    return spec

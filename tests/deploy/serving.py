@@ -35,17 +35,23 @@ from pipeline.settings import CandidateSpec, DatasetSpec, PreprocessingSpec
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "local"
 TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TRAIN_ROWS = 900
 
 
 @functools.cache
-def churn() -> tuple[DatasetSpec, Any, Any]:
-    """(spec, typed train frame, typed test frame) of the churn example."""
+def churn(target: str | None = None) -> tuple[DatasetSpec, Any, Any]:
+    """(spec, typed train frame, typed test frame) of the churn example; with `target`, a
+    regression of that numeric column instead (the churn label is dropped)."""
     from pipeline.data import coerce, read_table
 
     conf = yaml.safe_load((ROOT / "conf/dataset/churn_example.yaml").read_text())["dataset"]
-    spec = DatasetSpec.from_params(conf)
     raw = read_table(ROOT / conf["source"]["path"], "csv", conf["source"]["csv"])
+    if target is not None:
+        del conf["columns"][conf["target"]]
+        raw = raw.drop(columns=[conf["target"]])
+        conf["target"] = target
+    spec = DatasetSpec.from_params(conf)
     typed = coerce(raw, spec)
     return spec, typed.iloc[:TRAIN_ROWS].reset_index(drop=True), typed.iloc[TRAIN_ROWS:]
 
@@ -86,12 +92,14 @@ def _built(
     params: tuple[tuple[str, Any], ...],
     sequence: int,
     unseen: tuple[str, str] | None,
+    regression_target: str | None = None,
 ) -> tuple[Path, str]:
     import tempfile
 
     from pipeline.factory import build_pipeline
 
-    spec, train, test = churn()
+    spec, train, test = churn(regression_target)
+    task = "classification" if regression_target is None else "regression"
     if unseen is not None:  # a declared category training never sees
         column, value = unseen
         train = train[train[column] != value].reset_index(drop=True)
@@ -99,21 +107,22 @@ def _built(
     candidate = CandidateSpec.from_params("m", {"_target_": estimator, **dict(params)}, 0)
     model = build_pipeline(candidate, spec, preprocessing())
     model.fit(train[features], train[spec.target])
-    classes = [str(c) for c in model.classes_]
+    classes = [str(c) for c in model.classes_] if task == "classification" else None
     work = Path(tempfile.mkdtemp(prefix="bundle-"))
     atexit.register(shutil.rmtree, work, True)  # cached for the session, removed after it
     save_model(model, work / bundle_mod.MODEL)
-    signature = Signature.build(spec, train, "classification", classes)
+    signature = Signature.build(spec, train, task, classes)
     write_json(work / bundle_mod.SIGNATURE, signature.to_dict())
     import pandas as pd
 
-    pred = pd.DataFrame({"prediction": model.predict(test[features]).astype(str)})
+    offline = model.predict(test[features])
+    pred = pd.DataFrame({"prediction": offline.astype(str) if classes else offline})
     pred.to_parquet(work / bundle_mod.PREDICTIONS, index=False)
     meta = {
         "model": {
             "name": "m",
             "estimator": estimator,
-            "task": "classification",
+            "task": task,
             "classes": classes,
             "target": spec.target,
             "features": features,
@@ -138,11 +147,22 @@ def make_bundle(
     region=west (declared, so accepted, but flagged as unseen)."""
     if estimator.endswith("LogisticRegression"):
         params.setdefault("max_iter", 500)
-    work, digest = _built(estimator, tuple(sorted(params.items())), sequence, unseen)
+    return _place(
+        root, *_built(estimator, tuple(sorted(params.items())), sequence, unseen), sequence
+    )
+
+
+def _place(root: Path, work: Path, digest: str, sequence: int) -> Built:
     dest = root / "bundles" / digest[:16]
     if not dest.exists():
         shutil.copytree(work, dest)
     return Built(dest, digest, f"r{sequence:04d}-{digest[:16]}")
+
+
+def regression_bundle(root: Path, target: str = "monthly_charges", sequence: int = 1) -> Built:
+    """A real regression bundle (Ridge) predicting `target` from the other churn columns."""
+    work, digest = _built("sklearn.linear_model.Ridge", (), sequence, None, target)
+    return _place(root, work, digest, sequence)
 
 
 def constant_bundle(root: Path, label: str, sequence: int) -> Built:

@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.deploy.service.http import RateLimiter
 from tests.deploy.serving import (
+    AUTH,
     TOKEN,
     Running,
     good_record,
@@ -21,8 +22,6 @@ from tests.deploy.serving import (
     running,
     wait_for,
 )
-
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")

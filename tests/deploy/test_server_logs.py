@@ -27,6 +27,7 @@ from pipeline.deploy.service.snapshot import snapshot
 from pipeline.windows import FLAGS, LABEL, PREDICTION, RELEASE, REQUEST_ID, TIME, list_windows
 from tests.conftest import BIN, env
 from tests.deploy.serving import (
+    AUTH,
     ROOT,
     TOKEN,
     Built,
@@ -39,7 +40,6 @@ from tests.deploy.serving import (
     wait_for,
 )
 
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FEATURES = sorted(good_record())
 
 

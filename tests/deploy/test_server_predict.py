@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.deploy.serving import (
+    AUTH,
     TOKEN,
     Built,
     Running,
@@ -21,6 +22,7 @@ from tests.deploy.serving import (
     metric,
     parse_metrics,
     project,
+    regression_bundle,
     release,
     running,
 )
@@ -313,3 +315,30 @@ def test_connection_errors_are_not_possible_after_413(flagging: tuple[Running, B
         for _ in range(3):
             assert client.post("/predict", content=b"x" * (4 * MAX_BODY)).status_code == 413
             assert client.post("/predict", json=good_record()).status_code == 200
+
+
+def test_a_regression_model_serves_numbers_and_takes_numeric_feedback(tmp_path: Path) -> None:
+    from pipeline.deploy.bundle import load_bundle
+
+    root = project(tmp_path)
+    built = regression_bundle(root)
+    release(root, built)
+    record = good_record(monthly_charges=...)  # the target: not a feature of this model
+    records = [record, record | {"tenure_months": 40}]
+    with running(root) as srv, srv.client() as client:
+        response = client.post("/predict", json=[record, good_record(plan="premium")])
+        assert response.status_code == 422  # monthly_charges is the target here, not a field
+        response = client.post("/predict?proba=true", json=records)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["release"] == built.release
+        assert all("proba" not in p for p in body["predictions"])  # no classes, no proba
+        served = [p["prediction"] for p in body["predictions"]]
+        bundle = load_bundle(built.path)
+        expected = bundle.model.predict(bundle.signature.validate(records).frame)
+        assert served == [float(v) for v in expected] and len(set(served)) == 2
+        ids = [p["request_id"] for p in body["predictions"]]
+        ok = client.post("/feedback", json=[{"request_id": ids[0], "label": 71.25}], headers=AUTH)
+        assert ok.status_code == 200 and ok.json() == {"accepted": 1}
+        bad = client.post("/feedback", json=[{"request_id": ids[1], "label": "high"}], headers=AUTH)
+        assert bad.status_code == 422 and "finite number" in bad.text

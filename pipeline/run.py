@@ -255,13 +255,15 @@ def _shutdown_workers() -> None:
 def _start_forkserver() -> None:
     """Start multiprocessing's fork server, preloaded, for the stages' parallel fold workers:
     they fork from it in milliseconds instead of starting an interpreter and importing
-    scikit-learn (about a second per stage). Like joblib's own workers, each gets one
-    OpenMP/BLAS thread, so two workers on two cores do not fight over them."""
+    scikit-learn (about a second per stage). Its workers get the thread limits joblib gives
+    its own when the jobs fill the cores: one OpenMP/BLAS thread each, unless set already."""
     import multiprocessing
     from multiprocessing import forkserver
 
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    os.environ.update(dict.fromkeys(saved, "1"))
+    from joblib.parallel import ParallelBackendBase
+
+    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
+    os.environ.update({k: v or "1" for k, v in saved.items()})
     try:
         multiprocessing.set_forkserver_preload(list(WORKER_PRELOAD))
         forkserver.ensure_running()
@@ -292,11 +294,12 @@ def _adopt_forkserver() -> None:
     os.environ[FORK_SERVER_ENV] = "1"
 
 
-def fold_workers() -> contextlib.AbstractContextManager[object]:
-    """Where a stage's parallel fits run: in a stage forked from the runner, in processes
-    forked from the runner's preloaded fork server (milliseconds each, instead of a fresh
-    interpreter importing scikit-learn for about a second); anywhere else, in joblib's
-    default workers. The fits and their results are the same either way."""
+def fold_workers(n_jobs: int | None) -> contextlib.AbstractContextManager[object]:
+    """Where a stage's `n_jobs` parallel fits run: in a stage forked from the runner, in
+    processes forked from the runner's preloaded fork server (milliseconds each, instead of a
+    fresh interpreter importing scikit-learn for about a second); otherwise, and when fewer
+    jobs than cores would leave joblib's workers several threads each, in joblib's own
+    workers. The fits and their results are the same either way."""
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
@@ -306,8 +309,17 @@ def fold_workers() -> contextlib.AbstractContextManager[object]:
 
     import joblib
 
+    if not fills_cores(n_jobs, joblib.cpu_count()):
+        return contextlib.nullcontext()
     multiprocessing.set_start_method("forkserver", force=True)  # this stage process only
     return joblib.parallel_config(backend="multiprocessing")
+
+
+def fills_cores(n_jobs: int | None, cores: int) -> bool:
+    """Whether joblib's `n_jobs` parallel workers would run one thread each (and there are
+    several): the case the fork server's single-threaded workers reproduce exactly."""
+    jobs = 1 if n_jobs is None else n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+    return jobs > 1 and cores // jobs <= 1
 
 
 def serve(path: Path) -> None:

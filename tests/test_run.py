@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.run import fills_cores
 from tests.conftest import ROOT, env
 
 PROBE = """
@@ -50,10 +51,10 @@ from pipeline.run import fold_workers
 
 def main() -> None:
     X, y = load_breast_cancer(return_X_y=True)
-    with fold_workers():
-        parents = joblib.Parallel(n_jobs=2)(joblib.delayed(os.getppid)() for _ in range(4))
+    with fold_workers(-1):
+        parents = joblib.Parallel(n_jobs=-1)(joblib.delayed(os.getppid)() for _ in range(4))
         search = GridSearchCV(
-            LogisticRegression(max_iter=3000), {"C": [0.1, 1.0]}, cv=3, n_jobs=2
+            LogisticRegression(max_iter=3000), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1
         ).fit(X, y)
     print("stage", os.getpid())
     print("parents", json.dumps(sorted(set(parents))))
@@ -129,6 +130,7 @@ def test_one_runner_serves_many_stages_until_the_code_changes(code: Path) -> Non
     assert fields(call(code).stdout)["ppid"] != first["ppid"]  # edited code: a fresh runner
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: joblib runs folds inline")
 def test_parallel_fits_fork_from_the_runners_fork_server(code: Path) -> None:
     def folds(runner: bool) -> dict[str, str]:
         proc = subprocess.run(
@@ -149,6 +151,17 @@ def test_parallel_fits_fork_from_the_runners_fork_server(code: Path) -> None:
     assert len(parents) == 1 and parents[0] != stage
     assert Path(f"/proc/{parents[0]}/cmdline").read_bytes().find(b"forkserver") >= 0
     assert json.loads(cold["parents"]) == [int(cold["stage"])]
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "cores", "fills"),
+    [(None, 2, False), (1, 2, False), (2, 2, True), (-1, 2, True), (-1, 8, True),
+     (2, 8, False), (4, 8, False), (5, 8, True), (-2, 8, True), (-1, 1, False)],
+)  # fmt: skip
+def test_fork_server_workers_only_where_joblibs_would_be_single_threaded(
+    n_jobs: int | None, cores: int, fills: bool
+) -> None:
+    assert fills_cores(n_jobs, cores) is fills
 
 
 def test_a_crash_is_reported_like_the_interpreter_does(code: Path) -> None:

@@ -180,7 +180,7 @@ def main(argv: Sequence[str]) -> None:
         f"train {name}: {candidate.target} on {len(frame)} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
     )
-    with fold_workers():
+    with fold_workers(train.n_jobs):
         fitted = fit_candidate(
             candidate,
             X,

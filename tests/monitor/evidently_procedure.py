@@ -14,6 +14,22 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
+# The stattests Evidently allows per column type (its registry), all checked against this oracle.
+NUMERIC_METHODS = [
+    "ks",
+    "wasserstein",
+    "ed",
+    "anderson",
+    "cramer_von_mises",
+    "mannw",
+    "t_test",
+    "jensenshannon",
+    "psi",
+    "kl_div",
+    "hellinger",
+]
+CATEGORICAL_METHODS = ["chisquare", "z", "jensenshannon", "psi", "kl_div", "hellinger", "TVD"]
+
 
 def clean(series: pd.Series) -> pd.Series:
     """get_one_column_drift: +-inf become NaN, then every null is dropped."""

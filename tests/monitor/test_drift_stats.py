@@ -94,20 +94,7 @@ def _categorical_sets() -> dict[str, tuple[pd.Series, pd.Series]]:
 
 NUMERIC_SETS = _numeric_sets()
 CATEGORICAL_SETS = _categorical_sets()
-NUMERIC_METHODS = [
-    "ks",
-    "wasserstein",
-    "ed",
-    "anderson",
-    "cramer_von_mises",
-    "mannw",
-    "t_test",
-    "jensenshannon",
-    "psi",
-    "kl_div",
-    "hellinger",
-]
-CATEGORICAL_METHODS = ["chisquare", "z", "jensenshannon", "psi", "kl_div", "hellinger", "TVD"]
+NUMERIC_METHODS, CATEGORICAL_METHODS = ev.NUMERIC_METHODS, ev.CATEGORICAL_METHODS
 TESTED_METHODS = set(NUMERIC_METHODS) | set(CATEGORICAL_METHODS)
 
 

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline.monitor.drift import ColumnOverride, DriftSettings, compute_drift
 from pipeline.monitor.reference import build_reference
+from tests.monitor import evidently_procedure as ev
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "bench" / "evidently_runner.py"
@@ -60,20 +61,6 @@ def _frames(rng: np.random.Generator, n_ref: int, n_cur: int) -> tuple[pd.DataFr
 
 NUMERIC = ["normal", "cauchy", "ints", "low", "two", "const"]
 CATEGORICAL = ["cat", "binary"]
-NUM_METHODS = [
-    "ks",
-    "wasserstein",
-    "ed",
-    "anderson",
-    "cramer_von_mises",
-    "mannw",
-    "t_test",
-    "jensenshannon",
-    "psi",
-    "kl_div",
-    "hellinger",
-]
-CAT_METHODS = ["chisquare", "z", "jensenshannon", "psi", "kl_div", "hellinger", "TVD"]
 
 
 def _cases(tmp: Path) -> list[dict]:
@@ -86,14 +73,14 @@ def _cases(tmp: Path) -> list[dict]:
             ref["normal"] = rng.normal(0, 1, n_ref)
         cases.append(_case(tmp, label, ref, cur, None))
         if label in ("big", "tiny"):
-            for method in NUM_METHODS:
+            for method in ev.NUMERIC_METHODS:
                 # Evidently's whole report fails on a constant column with these two tests
                 skip = {"const"} if label == "tiny" or method == "anderson" else set()
                 cols = [c for c in NUMERIC if c not in skip]
                 cases.append(
                     _case(tmp, f"{label}-num-{method}", ref, cur, {c: method for c in cols})
                 )
-            for method in CAT_METHODS:
+            for method in ev.CATEGORICAL_METHODS:
                 if method == "TVD" and label == "tiny":
                     continue  # TVD depends on the reference row order: see tvd-sorted-reference
                 cases.append(

@@ -34,17 +34,23 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import DataError
 from pipeline.settings import ColumnSpec, DatasetSpec
-from pipeline.windows import FLAGS, LABEL, PREDICTION, RELEASE, REQUEST_ID, RESERVED, TIME
+from pipeline.windows import (
+    FLAGS,
+    FLAGS_COLUMN,
+    LABEL,
+    PREDICTION,
+    PREDICTION_COLUMN,
+    PROBA_PREFIX,
+    RELEASE,
+    REQUEST_ID,
+    RESERVED,
+    TIME,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.windows import Window
-
-# `mlops predict`'s output columns (pipeline.deploy.scoring uses these names)
-PREDICTION_COLUMN = "prediction"  # the label (classification, as text) or the value
-PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
-FLAGS_COLUMN = "flags"  # comma-separated input flags (out_of_range:x, unseen_category:y)
 
 NOMINAL_TIME = "1970-01-01T00:00:00Z"  # by hand, a file without times: its rows in file order
 FORMATS = ("csv", "parquet")

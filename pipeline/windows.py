@@ -30,6 +30,11 @@ PREDICTION = "__prediction__"  # str label (classification) or float (regression
 LABEL = "__label__"  # ground truth when it has arrived (feedback), else null
 FLAGS = "__flags__"  # str: comma-separated input flags (out_of_range:x, unseen_category:y)
 RESERVED = (REQUEST_ID, TIME, RELEASE, PREDICTION, LABEL, FLAGS)
+# Scored traffic outside windows: the output columns of `mlops predict` (pipeline.deploy.scoring
+# writes them, pipeline.traffic reads them back for `mlops logs import` / `monitor --input`)
+PREDICTION_COLUMN = "prediction"  # the label (classification, as text) or the value
+PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
+FLAGS_COLUMN = "flags"  # comma-separated input flags (out_of_range:x, unseen_category:y)
 REQUIRED = (TIME, PREDICTION)
 _ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{12}$")
 

@@ -14,11 +14,11 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-from pipeline.traffic import FLAGS_COLUMN, PREDICTION_COLUMN, PROBA_PREFIX
+from pipeline.windows import FLAGS_COLUMN, PREDICTION_COLUMN, PROBA_PREFIX
 
 ROW = "row"  # predictions.parquet: position of the row in the test split
-# The output columns of batch scoring are owned by `pipeline.traffic`, which reads them back
-# (`mlops logs import`, `mlops monitor --input`): the label or value, proba_<class>, flags.
+# The output columns of batch scoring are owned by `pipeline.windows` (the format of scored
+# traffic), because `mlops logs import` and `mlops monitor --input` read them back.
 PREDICTION = PREDICTION_COLUMN
 FLAGS = FLAGS_COLUMN
 

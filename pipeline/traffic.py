@@ -377,20 +377,20 @@ def _times(
 
 
 def parse_times(values: pd.Series) -> pd.Series:
-    """ISO 8601 text or datetimes as UTC timestamps; naive ones are UTC; unreadable -> NaT."""
+    """Times as UTC timestamps by `pipeline.values`' datetime rule (naive times are UTC wall
+    time, offsets converted); unreadable -> NaT."""
     import pandas as pd
 
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        if getattr(values.dt, "tz", None) is None:
-            return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    text = values.astype("string")
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    return parsed.astype("datetime64[ns, UTC]")
+    from pipeline import values as vals
+
+    parsed, invalid = vals.parse_column("datetime", values)
+    parsed[invalid] = None
+    column = pd.Series(vals.model_column("datetime", parsed), index=values.index)  # an array
+    return column.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
 
 
 def _request_ids(path: Path, values: pd.Series) -> pd.Series:
-    from pipeline.settings import canonical_category
+    from pipeline.values import canonical_category
 
     ids = values.map(canonical_category, na_action="ignore")
     missing = ids.isna().to_numpy()

@@ -242,16 +242,19 @@ def parse_column(kind: ColumnKind, values: Any) -> tuple[np.ndarray, np.ndarray]
 
 
 def model_column(kind: ColumnKind, parsed: Any) -> Any:
-    """A model frame's column from parsed values (see the module docstring for the dtypes)."""
+    """A model frame's column, as an array (no index to align), from parsed values (see the
+    module docstring for the dtypes)."""
     import pandas as pd
 
     if kind in NUMERIC_KINDS:
         return np.asarray(parsed, dtype=np.float64)
     if kind == "datetime":  # Timestamps, or their canonical text (a checked request's value)
         cells = [timestamp(v) if isinstance(v, str) else v for v in _object_array(parsed)]
-        return pd.Series([pd.NaT if v is None else v for v in cells], dtype=DATETIME_DTYPE)
+        return np.array(
+            [np.datetime64("NaT") if v is None else v for v in cells], dtype=DATETIME_DTYPE
+        )
     # Text with NaN for missing, as the same column reads back from Parquet (pandas' "str").
-    return pd.Series(_object_array(parsed), dtype="str")
+    return pd.array(_object_array(parsed), dtype="str")
 
 
 def model_frame(kinds: Mapping[str, ColumnKind], columns: Mapping[str, Any]) -> pd.DataFrame:

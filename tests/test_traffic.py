@@ -127,8 +127,8 @@ def test_bad_values_are_listed_by_column_and_row(tmp_path: Path) -> None:
         in text
     )
     assert (
-        "column 'has_partner': expected true/false (type bool) (1 row(s); e.g. row 5: 'maybe')"
-        in text
+        "column 'has_partner': expected true/false, yes/no, t/f, y/n or 1/0 (type bool) "
+        "(1 row(s); e.g. row 5: 'maybe')" in text
     )
     assert (
         "column 'outcome': unknown category; expected one of no, yes "

@@ -31,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import values as vals
 from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
@@ -188,14 +189,13 @@ def _decode_csv(chunk: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
             continue
         text = chunk[spec.name]
         if spec.type in ("float", "int"):
-            parsed = pd.to_numeric(text, errors="coerce")
-            bad = text.notna().to_numpy() & parsed.isna().to_numpy()
+            parsed, bad = vals.parse_column(spec.type, text)
             if bad.any():
-                values = parsed.to_numpy(dtype=object)
+                values = parsed.astype(object)
                 values[bad] = text.to_numpy(dtype=object)[bad]
                 out[spec.name] = pd.Series(values, index=chunk.index, dtype=object)
             else:
-                out[spec.name] = parsed.astype(float)
+                out[spec.name] = pd.Series(parsed, index=chunk.index, dtype=float)
         else:
             out[spec.name] = text.astype(object).where(text.notna(), None)
     return pd.DataFrame(out, index=chunk.index)
@@ -270,7 +270,6 @@ def _decode_passthrough(
     Parquet output), and the pass-through cells that are not numbers: (row in chunk, column,
     type). The model's own fields are checked by `validate_columns`; their bad rows are never
     written, so their unparsed cells are never seen."""
-    import pandas as pd
     import pyarrow as pa
 
     unreadable: list[tuple[int, str, str]] = []
@@ -278,13 +277,12 @@ def _decode_passthrough(
         if name not in table.column_names:
             continue
         text = table.column(name).to_pandas()
-        parsed = pd.to_numeric(text, errors="coerce")
+        parsed, invalid = vals.parse_column(ctype, text)
         if name not in names:
-            bad = np.flatnonzero(text.notna().to_numpy() & parsed.isna().to_numpy())
-            unreadable += [(int(i), name, ctype) for i in bad]
+            unreadable += [(int(i), name, ctype) for i in np.flatnonzero(invalid)]
         if typed:
             index = table.column_names.index(name)
-            column = pa.array(parsed.to_numpy(dtype=float, na_value=np.nan), type=pa.float64())
+            column = pa.array(np.where(invalid, np.nan, parsed), type=pa.float64())
             table = table.set_column(index, pa.field(name, pa.float64()), column)
     if typed:  # the pandas metadata of the text chunk would read the numbers back as text
         table = table.replace_schema_metadata(None)

@@ -286,7 +286,8 @@ def _by_distinct(series: pd.Series, parse_one: Any) -> tuple[np.ndarray, np.ndar
     import pandas as pd
 
     cells = series.to_numpy(dtype=object, na_value=None)
-    if _all_text(series):
+    text = _all_text(series)
+    if text:
         keys: np.ndarray = cells
     else:
         # Factorise Python values with their type: 1, 1.0 and True are equal in Python but
@@ -295,7 +296,7 @@ def _by_distinct(series: pd.Series, parse_one: Any) -> tuple[np.ndarray, np.ndar
         keys[:] = [None if v is None else (type(v), v) for v in cells]
     try:
         codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-        distinct = [u if _all_text(series) else u[1] for u in uniques]
+        distinct = [u if text else u[1] for u in uniques]
     except TypeError:  # unhashable values (a list or dict in a JSON-decoded column)
         codes, distinct = np.arange(len(cells)), list(cells)
         codes = np.where([v is None for v in cells], -1, codes)
@@ -324,8 +325,3 @@ _SCALAR: Final = {
     "category": category,
     "datetime": timestamp,
 }
-
-
-def kinds_of(columns: Sequence[Any]) -> dict[str, ColumnKind]:
-    """{name: type} of declared columns (anything with `.name` and `.type`)."""
-    return {c.name: c.type for c in columns}

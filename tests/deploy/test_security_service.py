@@ -1,7 +1,7 @@
 """Hostile requests against a real service (issue 10): invalid Unicode, browser-style
 cross-site posts, anonymous traffic against the feedback limit, weak secrets, the docs page, and
 the prediction log's privacy (file modes, retention by age, redaction of personal columns).
-The property-based fuzz test of the whole service lives in `test_fuzz_service.py`."""
+Last, a property-based fuzz test of the whole service (a longer run is marked slow)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from pipeline.deploy.service.predlog import JsonLinesLog, iter_entries, log_paths
 from pipeline.deploy.service.runner import build
@@ -447,3 +450,163 @@ def test_hash_redaction_without_a_key_refuses_to_start(
     assert "MLOPS_LOG_HASH_KEY" in info.value.render()
     # without personal columns no key is needed
     build(settings(served, log__redact__method="hash"), served)
+
+
+# ----------------------------------------------------------------------------- fuzzing
+# Property-based requests against a real server on 127.0.0.1: arbitrary JSON, Unicode (lone
+# surrogates included, escaped or as raw bytes), field names, content types, query strings and
+# tokens. Asserted for every request: no 5xx, only the documented statuses, a JSON answer;
+# every 2xx prediction and feedback item is in the logs after a graceful stop; /health says ok
+# (and 200) all along, and the writers really are writing.
+SURROGATE = st.characters(categories=["Cs"])
+TEXT = st.one_of(
+    st.text(st.one_of(st.characters(), SURROGATE), max_size=12),
+    st.sampled_from(
+        [
+            *("", "\ud800", "\udfff", "a\ud83d", "\ud83d\ude00", "\x00", "\u202e", "NaN"),
+            *("1e999", "north", "west", "premium", "true", "__proto__", "customer_id"),
+        ]
+    ),
+)
+FIELDS = st.one_of(st.sampled_from([*sorted(good_record()), "customer_id"]), TEXT)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(FIELDS, inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+CONTENT_TYPES = st.sampled_from(
+    ["application/json"] * 6
+    + ["application/json; charset=utf-8", "text/plain", "application/x+json", None]
+)
+STATUSES = {200, 400, 401, 413, 415, 422, 429}
+
+
+@st.composite
+def records(draw: st.DrawFn) -> Any:
+    """A good record, often left good, else with fields replaced, removed or added (arbitrary
+    names and values)."""
+    record: dict[str, Any] = good_record()
+    if draw(st.integers(0, 2)) == 0:
+        return record
+    for name in draw(st.lists(st.sampled_from(sorted(record)), max_size=2, unique=True)):
+        if draw(st.booleans()):
+            record[name] = draw(JSON_VALUES)
+        else:
+            del record[name]
+    record.update(draw(st.dictionaries(FIELDS, JSON_VALUES, max_size=2)))
+    return record
+
+
+@st.composite
+def fuzz_requests(draw: st.DrawFn) -> dict[str, Any]:
+    endpoint = draw(st.sampled_from(["/predict", "/predict", "/feedback"]))
+    if endpoint == "/predict":
+        payload = draw(
+            st.one_of(records(), st.lists(records(), min_size=1, max_size=4), JSON_VALUES)
+        )
+    else:
+        item = st.fixed_dictionaries(
+            {
+                "request_id": st.one_of(st.just("known"), TEXT),
+                "label": st.one_of(st.sampled_from(["yes", "no"]), JSON_VALUES),
+            }
+        ) | st.dictionaries(FIELDS, JSON_VALUES, max_size=3)
+        payload = draw(st.one_of(item, st.lists(item, min_size=1, max_size=3)))
+    body_kind = draw(st.sampled_from(["escaped", "escaped", "escaped", "utf8", "bytes"]))
+    if body_kind == "bytes":
+        body = draw(st.binary(max_size=64))
+    else:
+        text = json.dumps(payload, ensure_ascii=body_kind == "escaped")
+        body = text.encode("utf-8", "surrogatepass")  # a raw surrogate stays invalid UTF-8
+    return {
+        "endpoint": endpoint,
+        "payload": payload,
+        "body": body,
+        "content_type": draw(CONTENT_TYPES),
+        "proba": draw(st.one_of(st.none(), st.sampled_from(["true", "0", "\u00e9", "x"]))),
+        "auth": draw(st.sampled_from(["token", "token", "token", "none", "wrong"])),
+    }
+
+
+def _fuzz(root: Path, examples: int, derandomize: bool) -> dict[str, int]:
+    """Run `examples` fuzzed requests; returns counts by outcome (for the report)."""
+    predicted: list[str] = []
+    labelled: list[str] = []
+    counts: dict[str, int] = {"cases": 0}
+    with running(root, limits__feedback_per_minute=10**6) as srv, srv.client() as client:
+        known = client.post("/predict", json=good_record()).json()["predictions"][0]
+        predicted.append(known["request_id"])
+
+        @hyp_settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=derandomize,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(fuzz_requests())
+        def one(request: dict[str, Any]) -> None:
+            counts["cases"] += 1
+            body = request["body"].replace(b'"known"', json.dumps(known["request_id"]).encode())
+            headers = {}
+            if request["content_type"] is not None:
+                headers["content-type"] = request["content_type"]
+            if request["auth"] == "token":
+                headers.update(AUTH)
+            elif request["auth"] == "wrong":
+                headers["authorization"] = "Bearer wrong"
+            params = {} if request["proba"] is None else {"proba": request["proba"]}
+            response = client.post(
+                request["endpoint"], content=body, headers=headers, params=params
+            )
+            status = response.status_code
+            key = f"{request['endpoint']} {status}"
+            counts[key] = counts.get(key, 0) + 1
+            assert status in STATUSES, (status, response.text, body)
+            answer = response.json()  # always JSON, never an HTML error page
+            if status == 200 and request["endpoint"] == "/predict":
+                predicted.extend(p["request_id"] for p in answer["predictions"])
+            elif status == 200:
+                items = json.loads(body)
+                items = items if isinstance(items, list) else [items]
+                labelled.extend(item["request_id"] for item in items)
+                assert answer == {"accepted": len(items)}
+            if counts["cases"] % 50 == 0:
+                health = client.get("/health")
+                assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+
+        one()
+        health = client.get("/health")
+        assert health.status_code == 200 and health.json()["log_error"] is None
+        assert srv.service.predlog.errors == 0 and srv.service.feedlog.errors == 0
+    assert sorted(e["request_id"] for e in logged(root)) == sorted(predicted)
+    assert sorted(e["request_id"] for e in logged(root, "feedback")) == sorted(labelled)
+    counts["predictions logged"] = len(predicted)
+    counts["labels logged"] = len(labelled)
+    return counts
+
+
+def test_fuzzed_requests_never_break_the_service_or_its_log(served: Path) -> None:
+    counts = _fuzz(served, examples=300, derandomize=True)
+    print(f"\nfuzz: {counts}")
+    assert counts["cases"] == 300
+    # the generated requests reach every outcome, not only the early refusals
+    for outcome in ("/predict 200", "/predict 400", "/predict 422", "/predict 415"):
+        assert counts.get(outcome, 0) >= 5, outcome
+    assert counts.get("/feedback 200", 0) >= 1
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_long_run(served: Path) -> None:
+    counts = _fuzz(served, examples=5000, derandomize=False)
+    print(f"\nfuzz (long): {counts}")
+    assert counts["cases"] == 5000

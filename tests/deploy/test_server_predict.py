@@ -283,7 +283,7 @@ def test_openapi_documents_the_served_signature(flagging: tuple[Running, Built])
         page = client.get("/docs")
     assert page.status_code == 404  # serve.docs: false (the page would run CDN scripts)
     record = doc["components"]["schemas"]["Record"]
-    assert set(record["properties"]) == set(good_record())
+    assert set(record["properties"]) == {*good_record(), "customer_id"}  # + the id column
     assert record["additionalProperties"] is False and "plan" in record["required"]
     assert built.release in record["description"]
     predict = doc["paths"]["/predict"]["post"]

@@ -325,12 +325,18 @@ class JsonLinesLog:
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        """Open the current file and start the writer. Narrowing old files' modes and
+        retention by age are tried here first; a failure of either is reported like any
+        writer failure (and retried by the writer), it does not stop the service."""
         self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        for path in log_paths(self.directory, self.stem):
-            if path.stat().st_mode & 0o777 != FILE_MODE:
-                path.chmod(FILE_MODE)
         self._open()
-        self._expire()
+        try:
+            for path in log_paths(self.directory, self.stem):
+                if path.stat().st_mode & 0o777 != FILE_MODE:
+                    path.chmod(FILE_MODE)
+            self._expire()
+        except OSError as exc:
+            self._fail(exc)
         self._spawn()
 
     def _spawn(self) -> None:
@@ -419,6 +425,7 @@ class JsonLinesLog:
                 item = self._queue.get(timeout=TICK_S)
             except queue.Empty:
                 self._tick()
+                self._recovered()
                 return False
             self._take(item)
         while len(self._carry) < _DRAIN:
@@ -514,6 +521,7 @@ class JsonLinesLog:
 
     def _fail(self, exc: BaseException) -> None:
         self.errors += 1
+        self._last_expire = float("-inf")  # the next tick retries retention too
         first = self.failure is None
         self.failure = f"{self.stem} log: {type(exc).__name__}: {exc} (retrying)"
         if first:

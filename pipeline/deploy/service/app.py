@@ -1,6 +1,6 @@
 """The FastAPI application of `mlops serve`.
 
-Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs):
+Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs when declared):
 
 * `POST /predict[?proba=true]`: one record (an object) or a list of records. 200 with
   `{"release", "bundle", "predictions": [{"request_id", "prediction", "flags", "proba"?}]}`;

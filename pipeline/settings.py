@@ -39,6 +39,7 @@ class ColumnSpec:
     max: float | str | None = None
     categories: tuple[str, ...] | None = None
     description: str = ""
+    personal: bool = False  # personal data: redacted by the service before it is logged
 
     @property
     def is_numeric(self) -> bool:
@@ -76,6 +77,7 @@ class DatasetSpec:
                     max=spec.get("max"),
                     categories=None if cats is None else tuple(canonical_category(c) for c in cats),
                     description=spec.get("description", ""),
+                    personal=bool(spec.get("personal", False)),
                 )
             )
         return cls(

@@ -246,6 +246,13 @@ def _dataset_issues(
             )
         if cols[target].get("role", "feature") != "feature":
             add(f"columns.{target}.role", "the target cannot have a role", cols[target]["role"])
+        if cols[target].get("personal", False):
+            add(
+                f"columns.{target}.personal",
+                "the target cannot be marked personal: predictions and labels are what the "
+                "prediction log and monitoring compare, so they are never redacted",
+                True,
+            )
     key = ds.get("key")
     if key is not None and key not in cols:
         add("key", "must be one of the declared columns (or null to hash whole rows)", key)

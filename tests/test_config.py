@@ -345,6 +345,44 @@ BAD_CONFIGS = [
         "conf/preprocessing/default.yaml",
         "preprocessing.numeric.add_indicators",
     ),
+    (
+        "personal is not a boolean",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "mean_radius: {type: float,",
+            "mean_radius: {personal: sometimes, type: float,",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.columns.mean_radius.personal",
+    ),
+    (
+        "the target marked personal",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "target: {type: category,",
+            "target: {personal: true, type: category,",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.columns.target.personal",
+    ),
+    (
+        "unknown redaction method",
+        ("conf/deploy/local.yaml", "method: drop ", "method: encrypt "),
+        "conf/deploy/local.yaml",
+        "deploy.targets.local.serve.log.redact.method",
+    ),
+    (
+        "log retention of zero days",
+        ("conf/deploy/local.yaml", "max_age_days: 30 ", "max_age_days: 0 "),
+        "conf/deploy/local.yaml",
+        "deploy.targets.local.serve.log.max_age_days",
+    ),
+    (
+        "docs is not a boolean",
+        ("conf/deploy/local.yaml", "docs: false ", "docs: maybe "),
+        "conf/deploy/local.yaml",
+        "deploy.targets.local.serve.docs",
+    ),
 ]
 
 

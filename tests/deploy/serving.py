@@ -34,7 +34,7 @@ from pipeline.settings import CandidateSpec, DatasetSpec, PreprocessingSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "local"
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-tests"  # secrets shorter than 16 characters are refused
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TRAIN_ROWS = 900
 
@@ -183,14 +183,24 @@ def release(root: Path, built: Built | None, target: str = TARGET) -> None:
     write_json(root / "deploy" / f"{target}.json", record)
 
 
-def settings(root: Path, **overrides: Any) -> ServeSettings:
-    """The real conf/deploy/local.yaml serve settings, with test overrides."""
+def settings(root: Path, *, personal: tuple[str, ...] = (), **overrides: Any) -> ServeSettings:
+    """The real conf/deploy/local.yaml serve settings, with test overrides (`log__redact__method`
+    sets serve.log.redact.method), for the churn dataset with `personal` columns marked."""
     conf = yaml.safe_load((ROOT / "conf/deploy/local.yaml").read_text())
     serve = conf["serve"]
     for key, value in overrides.items():
-        section, _, name = key.rpartition("__")
-        (serve[section] if section else serve)[name] = value
-    params = {"deploy": {"targets": {TARGET: {"kind": "service", "serve": serve}}}}
+        *sections, name = key.split("__")
+        section = serve
+        for part in sections:
+            section = section[part]
+        section[name] = value
+    dataset = yaml.safe_load((ROOT / "conf/dataset/churn_example.yaml").read_text())["dataset"]
+    for column in personal:
+        dataset["columns"][column]["personal"] = True
+    params = {
+        "dataset": dataset,
+        "deploy": {"targets": {TARGET: {"kind": "service", "serve": serve}}},
+    }
     return ServeSettings.from_params(params, TARGET, root)
 
 
@@ -227,12 +237,13 @@ def running(
     *,
     token: str | None = TOKEN,
     poll_seconds: float = 0.1,
+    personal: tuple[str, ...] = (),
     **overrides: Any,
 ) -> Iterator[Running]:
     """A real uvicorn server in a thread (graceful shutdown on exit)."""
     import uvicorn
 
-    conf = settings(root, **overrides)
+    conf = settings(root, personal=personal, **overrides)
     app = build(conf, root, poll_seconds=poll_seconds, token=token or "")
     port = free_port()
     server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, log_level="warning"))

@@ -121,7 +121,9 @@ def test_empty_and_oversized_feedback(server: Running) -> None:
         many = client.post(
             "/feedback", json=[{"request_id": "x", "label": "no"}] * 21, headers=AUTH
         )
-        not_json = client.post("/feedback", content=b"{", headers=AUTH)
+        not_json = client.post(
+            "/feedback", content=b"{", headers={**AUTH, "content-type": "application/json"}
+        )
     assert empty.status_code == 422 and "empty list" in empty.json()["detail"]
     assert many.status_code == 413
     assert not_json.status_code == 400
@@ -151,10 +153,13 @@ def test_rate_limited_per_client(tmp_path: Path) -> None:
                 ).status_code
                 for _ in range(4)
             ]
-            limited = client.post("/feedback", json={"request_id": rid, "label": "no"})
+            anonymous = [
+                client.post("/feedback", json={"request_id": rid, "label": "no"}).status_code
+                for _ in range(4)
+            ]
     assert statuses == [200, 200, 200, 429]
-    assert limited.status_code == 429  # counted before the token: no free guessing
-    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    # failed authentications have their own bucket (see test_security_service)
+    assert anonymous == [401, 401, 401, 429]
 
 
 def test_token_bucket_refills() -> None:
@@ -172,9 +177,9 @@ def test_token_from_env_or_file(tmp_path: Path) -> None:
     from pipeline.deploy.service.settings import AuthSettings, resolve_token
 
     secret = tmp_path / "token"
-    secret.write_text("from-file\n")
+    secret.write_text("from-file-0123456789\n")
+    secret.chmod(0o600)
     auth = AuthSettings("MY_TOKEN", secret, False)
-    assert resolve_token(auth, {"MY_TOKEN": "from-env"}) == "from-env"
-    assert resolve_token(auth, {}) == "from-file"
+    assert resolve_token(auth, {"MY_TOKEN": "from-env-0123456789"}) == "from-env-0123456789"
+    assert resolve_token(auth, {}) == "from-file-0123456789"
     assert resolve_token(AuthSettings("MY_TOKEN", None, False), {"MY_TOKEN": "  "}) is None
-    assert resolve_token(AuthSettings("MY_TOKEN", tmp_path / "missing", False), {}) is None

@@ -1,17 +1,23 @@
 """The FastAPI application of `mlops serve`.
 
-Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs):
+Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs when declared):
 
 * `POST /predict[?proba=true]`: one record (an object) or a list of records. 200 with
   `{"release", "bundle", "predictions": [{"request_id", "prediction", "flags", "proba"?}]}`;
-  400 not JSON, 401 token (when required), 413 too large / too many records, 422 invalid records
+  400 not JSON (or not valid Unicode), 401 token (when required), 413 too large / too many
+  records, 415 not declared as `application/json`, 422 invalid records
   (`{"detail", "errors": [{"index", "field", "message"}]}`), 503 no release / log behind.
 * `POST /feedback` (bearer token): `{"request_id", "label"}` or a list; 200 `{"accepted": n}`;
-  401 token, 422 unknown request ids / bad labels (nothing is accepted then), 429 rate limit,
+  401 token, 422 unknown request ids / bad labels (nothing is accepted then), 429 rate limit
+  (authenticated requests per client; failed authentications per client, counted apart),
   503 when no token is configured (feedback is then closed, never open).
-* `GET /health`: liveness, whether a model is loaded, and whether it is the declared release.
+* `GET /health`: liveness, whether a model is loaded, whether it is the declared release, and
+  whether the prediction and feedback logs are being written (503 `unhealthy` when not: a
+  service whose predictions go unrecorded must not look healthy).
 * `GET /version`: `{"release", "bundle": {"id", "sha256"} | null, "target"}`.
 * `GET /metrics`: Prometheus text.
+* `GET /openapi.json` always; `GET /docs` (Swagger UI) only with `serve.docs: true`, because the
+  page runs scripts from a CDN: a pinned version whose subresource hashes the browser checks.
 
 The hot path avoids FastAPI's per-request machinery where it costs and gives nothing: bodies are
 read and parsed by `http.py` (bounded, strict), records are checked by the bundle's compiled
@@ -34,7 +40,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.deploy.service.batching import Job, MicroBatcher, Scored
@@ -46,9 +52,11 @@ from pipeline.deploy.service.http import (
     json_response,
     parse_json,
     read_body,
+    require_json,
 )
 from pipeline.deploy.service.metrics import CONTENT_TYPE, ENDPOINTS, ServiceMetrics
 from pipeline.deploy.service.predlog import FEEDBACK, PREDICTIONS, JsonLinesLog, RequestIndex
+from pipeline.deploy.service.redact import Redactor
 from pipeline.deploy.service.releases import (
     ReleaseSlot,
     ReleaseWatcher,
@@ -65,6 +73,11 @@ MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict 
 OFFLOAD_RECORDS = 64  # larger requests are checked in a worker thread, not on the event loop
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+# Swagger UI for /docs (serve.docs: true): one exact version, each file checked by the browser
+# against its sha384 (subresource integrity), so a changed CDN file is refused, not run.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
+SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
+SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
 
 
 # ------------------------------------------------------------------------ documented shapes
@@ -122,7 +135,8 @@ class VersionResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     status: str = Field(
-        description="ok | no release | degraded (the declared release is not served: see error)"
+        description="ok | no release | degraded (the declared release is not served: see "
+        "error) | unhealthy (answered with 503: a log cannot be written, see log_error)"
     )
     model_loaded: bool
     release: str | None
@@ -132,6 +146,7 @@ class HealthResponse(BaseModel):
     error: str | None
     uptime_seconds: float
     log_backlog: int
+    log_error: str | None = Field(description="Why the prediction or feedback log is not written")
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -150,6 +165,7 @@ class Service:
         token: str | None,
         poll_seconds: float = 1.0,
         loader: Callable[..., Served] = load_served,
+        redactor: Redactor | None = None,
     ) -> None:
         if settings.auth.predict_requires_token and token is None:
             raise ConfigError(
@@ -160,6 +176,8 @@ class Service:
         self.settings = settings
         self.root = root
         self.token = token
+        # personal columns are redacted before an entry is queued (refused here without a key)
+        self.redactor = redactor or Redactor.from_settings(settings.redact)
         self.metrics = ServiceMetrics(settings.target)
         self.slot = ReleaseSlot(settings.target)
         self.slot.on_change.append(self._on_release)
@@ -179,9 +197,14 @@ class Service:
             rotate_bytes=settings.rotate_bytes,
             keep=settings.keep,
             index=self.index,
+            max_age_days=settings.max_age_days,
         )
         self.feedlog = JsonLinesLog(
-            settings.log_dir, FEEDBACK, rotate_bytes=settings.rotate_bytes, keep=settings.keep
+            settings.log_dir,
+            FEEDBACK,
+            rotate_bytes=settings.rotate_bytes,
+            keep=settings.keep,
+            max_age_days=settings.max_age_days,
         )
         self.batcher = MicroBatcher(
             max_batch=settings.max_batch,
@@ -190,7 +213,8 @@ class Service:
             on_scored=self._on_scored,
             observe_batch=self._observe_batch,
         )
-        self.limiter = RateLimiter(settings.feedback_per_minute)
+        self.limiter = RateLimiter(settings.feedback_per_minute)  # authenticated feedback
+        self.auth_failures = RateLimiter(settings.feedback_per_minute)  # failed tokens
         self.started = time.monotonic()
         self._last_served: Served | None = None
         self.openapi_key: object = object()
@@ -239,25 +263,29 @@ class Service:
     def _on_scored(self, served: Served, jobs: Sequence[Job], stamp: str) -> None:
         """Model thread, before any response is sent: log entries, request ids, metrics."""
         names = served.bundle.signature.names
+        redact = self.redactor.apply if self.redactor else None
         entries: list[dict[str, Any]] = []
         predictions: list[Any] = []
         for job in jobs:
             result = job.result
             assert result is not None
             for i, row in enumerate(job.rows):
+                inputs = dict(zip(names, row, strict=True))
                 entry = {
                     "request_id": result.request_ids[i],  # first key: RequestIndex.load
                     "time": stamp,
                     "release": served.release,
                     "bundle": served.bundle_id,
-                    "inputs": dict(zip(names, row, strict=True)),
+                    "inputs": inputs if redact is None else redact(inputs),
                     "prediction": result.predictions[i],
                     "flags": job.flags[i],
                 }
                 if result.proba is not None:
                     entry["proba"] = result.proba[i]
                 if job.passthrough and job.passthrough[i]:
-                    entry["passthrough"] = job.passthrough[i]
+                    extra = job.passthrough[i] if redact is None else redact(job.passthrough[i])
+                    if extra:
+                        entry["passthrough"] = extra
                 entries.append(entry)
             predictions.extend(result.predictions)
             self.index.add_pending(result.request_ids)
@@ -278,13 +306,14 @@ class Service:
                 503, f"no release: deploy/{self.settings.target}.json declares none that loads"
             )
         if self.settings.auth.predict_requires_token:
-            assert self.token is not None
-            check_bearer(request, self.token)
+            self._authenticate(request, _client(request))
         proba = _flag(request.query_params.get("proba"), "proba")
+        self.predlog.ensure_running()
         if self.predlog.backlog > MAX_BACKLOG:
             raise HTTPError(
                 503, "the prediction log is behind (disk?); retry later", None, {"Retry-After": "5"}
             )
+        require_json(request)
         body = await read_body(request, self.settings.max_body_bytes)
         payload = (
             await asyncio.to_thread(parse_json, body)
@@ -360,20 +389,21 @@ class Service:
                 "feedback is not configured: the service has no bearer token (set "
                 f"${self.settings.auth.token_env} or auth.token_file and restart)",
             )
-        client = request.client.host if request.client else "unknown"
-        wait = self.limiter.allow(client)
+        client = _client(request)
+        self._authenticate(request, client)
+        wait = self.limiter.allow(client)  # authenticated requests only: see _authenticate
         if wait is not None:
             raise HTTPError(
                 429,
                 f"rate limit of {self.settings.feedback_per_minute} feedback requests per "
                 "minute exceeded",
                 None,
-                {"Retry-After": str(max(1, round(wait + 0.5)))},
+                {"Retry-After": _retry_after(wait)},
             )
-        check_bearer(request, self.token)
         served = self.slot.current
         if served is None:
             raise HTTPError(503, "no release is served: labels cannot be checked")
+        require_json(request)
         body = await read_body(request, self.settings.max_body_bytes)
         items = self._records(parse_json(body))
         labels, errors = self._check_feedback(items, served)
@@ -388,6 +418,27 @@ class Service:
             self.feedlog.append({"request_id": request_id, "label": label, "time": stamp})
         self.metrics.feedback_labels.inc(len(labels))
         return json_response({"accepted": len(labels)})
+
+    def _authenticate(self, request: Request, client: str) -> None:
+        """The bearer token is checked first, and only failed attempts count against the
+        client's failure bucket (429 once it is empty, so guessing stays slow). The token
+        holder's requests never touch that bucket: anonymous traffic, even from the same
+        address (a proxy, a NAT), cannot lock them out. Authenticated feedback has its own
+        limit (`limiter`)."""
+        assert self.token is not None
+        try:
+            check_bearer(request, self.token)
+        except HTTPError:
+            wait = self.auth_failures.allow(client)
+            if wait is not None:
+                raise HTTPError(
+                    429,
+                    "too many failed authentications from this client "
+                    f"(limit {self.settings.feedback_per_minute} per minute)",
+                    None,
+                    {"Retry-After": _retry_after(wait), "WWW-Authenticate": "Bearer"},
+                ) from None
+            raise
 
     def _check_feedback(
         self, items: Sequence[Any], served: Served
@@ -445,7 +496,12 @@ class Service:
     def health(self) -> dict[str, Any]:
         served, slot = self.slot.current, self.slot
         desired = slot.desired
-        if slot.error is not None or (served is not None and not slot.in_sync):
+        for log in (self.predlog, self.feedlog):
+            log.ensure_running()
+        log_error = self.predlog.problem() or self.feedlog.problem()
+        if log_error is not None:
+            status = "unhealthy"
+        elif slot.error is not None or (served is not None and not slot.in_sync):
             status = "degraded"
         elif served is None:
             status = "no release"
@@ -461,6 +517,7 @@ class Service:
             "error": slot.error,
             "uptime_seconds": round(time.monotonic() - self.started, 3),
             "log_backlog": self.predlog.backlog,
+            "log_error": log_error,
         }
 
 
@@ -476,6 +533,14 @@ def _predictions(result: Scored, flags: Sequence[Sequence[str]]) -> list[dict[st
             item["proba"] = result.proba[i]
         out.append(item)
     return out
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _retry_after(wait: float) -> str:
+    return str(max(1, round(wait + 0.5)))
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -551,6 +616,8 @@ def create_app(service: Service) -> FastAPI:
         "(hot-swapped when the file changes).",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # see `docs_page`: only when declared, and pinned
+        redoc_url=None,
     )
     app.state.service = service
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)
@@ -565,7 +632,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Score one record or a list of records",
         responses={
             200: {"model": PredictResponse, "description": "One prediction per record"},
-            **_problems(400, 401, 413, 422, 503),
+            **_problems(400, 401, 413, 415, 422, 503),
         },
         openapi_extra={
             "parameters": [
@@ -594,7 +661,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Ground truth for earlier predictions (bearer token)",
         responses={
             200: {"model": FeedbackResponse, "description": "All items accepted"},
-            **_problems(400, 401, 413, 422, 429, 503),
+            **_problems(400, 401, 413, 415, 422, 429, 503),
         },
         openapi_extra={
             "requestBody": {
@@ -609,9 +676,15 @@ def create_app(service: Service) -> FastAPI:
     async def feedback(request: Request) -> Response:
         return await service.feedback(request)
 
-    @app.get("/health", response_model=HealthResponse, summary="Liveness and the served model")
+    @app.get(
+        "/health",
+        response_model=HealthResponse,
+        summary="Liveness, the served model and the logs",
+        responses={503: {"model": HealthResponse, "description": "A log cannot be written"}},
+    )
     async def health() -> Response:
-        return json_response(service.health())
+        body = service.health()
+        return json_response(body, 503 if body["status"] == "unhealthy" else 200)
 
     @app.get("/version", response_model=VersionResponse, summary="The served release")
     async def version() -> Response:
@@ -638,7 +711,31 @@ def create_app(service: Service) -> FastAPI:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    if service.settings.docs:
+
+        @app.get("/docs", include_in_schema=False)
+        async def docs() -> Response:
+            return docs_page(app.title)
+
     return app
+
+
+def docs_page(title: str) -> HTMLResponse:
+    """Swagger UI for /openapi.json from the pinned, integrity-checked assets."""
+    import html
+
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css" integrity="{SWAGGER_CSS_SRI}"
+ crossorigin="anonymous" referrerpolicy="no-referrer"></head>
+<body><div id="swagger-ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js" integrity="{SWAGGER_JS_SRI}"
+ crossorigin="anonymous" referrerpolicy="no-referrer"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body></html>
+"""
+    return HTMLResponse(page)
 
 
 def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:

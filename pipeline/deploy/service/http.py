@@ -6,6 +6,13 @@ not the client declared a Content-Length (a chunked body has none), so a client 
 the service buffer more than the limit. JSON is parsed strictly: NaN and Infinity are not JSON
 and are refused, like invalid UTF-8, numbers too long to convert and nesting too deep to parse;
 none of these can crash the service.
+
+Text must be valid Unicode. JSON's `\\uXXXX` escapes can spell an unpaired UTF-16 surrogate
+(`"\\ud800"`), which Python's `json` accepts and turns into a `str` that cannot be encoded as
+UTF-8: answered 200, it later killed the prediction log's writer (and, as a field name, broke
+the error response). Such a body is refused here, at parse time, with 400 and the place of the
+bad string; nothing downstream ever sees one. Only POSTs declaring JSON (`require_json`) are
+read at all, so a browser cannot send one cross-site without a CORS preflight.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -51,9 +59,50 @@ class HTTPError(Exception):
 def json_response(
     body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    """A JSON response without FastAPI's encoder pass (the hot path builds plain data)."""
+    """A JSON response without FastAPI's encoder pass (the hot path builds plain data). Text
+    that is not valid Unicode (never accepted by `parse_json`, but an error message may quote
+    a header or a path) is sent escaped instead of failing the response."""
     content = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return Response(content.encode("utf-8"), status, headers, media_type="application/json")
+    try:
+        data = content.encode("utf-8")
+    except UnicodeEncodeError:
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
+    return Response(data, status, headers, media_type="application/json")
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared as JSON (`application/json` or `application/<x>+json`,
+    in UTF-8). A browser sends `text/plain`, form encodings or no type at all cross-site
+    without asking the server first (no CORS preflight); a JSON type forces that preflight,
+    which this service never grants, so a web page cannot post to it in a visitor's name."""
+    header = request.headers.get("content-type")
+    media, _, params = (header or "").partition(";")
+    media = media.strip().lower()
+    kind, _, subtype = media.partition("/")
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (p.partition("=") for p in params.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        None,
+    )
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise HTTPError(
+            415,
+            f"Content-Type {_escaped(header) if header else '(none)'} is not accepted: send "
+            "JSON with `Content-Type: application/json`",
+            None,
+            {"Accept-Post": "application/json"},
+        )
+    if charset is not None and charset not in ("utf-8", "utf8"):
+        raise HTTPError(
+            415,
+            f"charset {_escaped(charset)} is not accepted: send JSON in UTF-8 with "
+            "`Content-Type: application/json`",
+            None,
+            {"Accept-Post": "application/json"},
+        )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -80,16 +129,65 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
 
 
+# A `\uD800`-`\uDFFF` escape, which may (as half of a pair) or may not (alone) be valid; the
+# parsed value is searched only when the text has one. A preceding odd run of backslashes is
+# not excluded: a false alarm costs one walk of the parsed value, never a refusal.
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BOM = "\ufeff"
+
+
 def parse_json(body: bytes) -> Any:
-    """Strict JSON, or 400 with the reason."""
+    """Strict JSON in UTF-8 holding only valid Unicode, or 400 with the reason."""
     if not body.strip():
         raise HTTPError(400, "request body is empty; expected JSON")
     try:
-        return json.loads(body, parse_constant=_refuse_constant)
+        text = body.decode("utf-8")  # strict: also refuses the UTF-8 bytes of a surrogate
+    except UnicodeDecodeError as exc:
+        raise HTTPError(
+            400, f"request body is not valid UTF-8 (byte {exc.start}): JSON must be UTF-8"
+        ) from None
+    text = text.removeprefix(_BOM)
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise HTTPError(400, "request body is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int too long
+    except ValueError as exc:  # JSONDecodeError, int too long
         raise HTTPError(400, f"request body is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(text):
+        where = invalid_unicode(value)
+        if where is not None:
+            raise HTTPError(
+                400,
+                f"request body holds invalid Unicode: {where} (an unpaired UTF-16 "
+                "surrogate escape); send text as valid Unicode",
+            )
+    return value
+
+
+def invalid_unicode(value: Any, path: str = "") -> str | None:
+    """Where the first string holding an unpaired surrogate is (`[1].b[0]`, or `the field name
+    '\\ud800' at [0]`), or None when every string (keys included) is valid Unicode."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, at = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return f"the string {_escaped(item)} at {at or 'the top level'}"
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                if _SURROGATE.search(key):
+                    return f"the field name {_escaped(key)} at {at or 'the top level'}"
+                stack.append((child, f"{at}.{key}" if at else key))
+        elif isinstance(item, list):
+            stack.extend((child, f"{at}[{i}]") for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _escaped(text: str, limit: int = 40) -> str:
+    """Text safe to put in a response or a log line: non-ASCII as escapes, shortened."""
+    shown = json.dumps(text[:limit], ensure_ascii=True)
+    return shown if len(text) <= limit else shown[:-1] + '..."'
 
 
 def check_bearer(request: Request, token: str) -> None:

@@ -9,6 +9,14 @@ Layout of a log directory (one per target, `serve.log.dir`)::
                                      `keep` are deleted
     feedback.jsonl, feedback.*.jsonl the same for feedback
 
+Privacy: the directory is created with mode 700 and every log file is mode 600 (files left
+with a wider mode by an older version are narrowed at start). With `max_age_days`, a file whose
+newest entry is older than that is deleted, at start, on every rotation and every minute; the
+current file is rotated once its first entry is a day old (or `max_age_days`, if shorter), so
+no entry outlives `max_age_days` by more than a day. Entry times, not file times, decide (a
+copied file keeps its age). Personal columns are redacted before entries are queued (see
+`pipeline.deploy.service.redact`), so no raw value reaches these files at all.
+
 Why a thread: a request must not wait for the disk. The event loop (or the model thread) puts
 entries on a queue and the writer serialises, writes and flushes them in batches.
 
@@ -27,6 +35,13 @@ Crash semantics (documented contract, relied upon by `mlops logs snapshot`):
   line of the current file is final. This is what makes snapshots safe while the service writes.
 * Nothing is ever dropped: when the disk fails the writer retries, the backlog grows, and the
   service answers 503 once the backlog passes its bound (`backlog` says how far behind it is).
+* The writer never dies and never fails silently. Every entry can be encoded (text that is not
+  valid Unicode is written escaped; an entry that cannot be encoded at all is replaced by a
+  line saying so, with its request id); any failure of a write, a rotation or a bug is logged,
+  recorded in `failure` (which makes `/health` unhealthy) and retried with backoff until it
+  succeeds, the unwritten batch kept. A write retried after a partial failure may repeat whole
+  lines already written; readers deduplicate by request id. A writer thread that is gone anyway
+  is restarted by `ensure_running` (the service calls it on every /health and /predict).
 """
 
 from __future__ import annotations
@@ -39,7 +54,8 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +66,11 @@ FEEDBACK = "feedback"
 _STOP = object()
 _DRAIN = 4096  # entries written per batch at most
 FSYNC_EVERY_S = 1.0
+TICK_S = 1.0  # an idle writer wakes this often (fsync, retention)
+EXPIRE_EVERY_S = 60.0  # retention by age is checked this often (and at start and rotation)
+MAX_FILE_SPAN_S = 86_400.0  # with max_age_days, the current file rotates once this old
+FILE_MODE, DIR_MODE = 0o600, 0o700
+RETRY_FIRST_S, RETRY_MAX_S = 0.05, 2.0  # backoff of a failing writer
 
 
 def current_path(directory: Path, stem: str) -> Path:
@@ -118,6 +139,23 @@ def last_entry(path: Path, window: int = 1 << 16) -> dict[str, Any] | None:
     return None
 
 
+def entry_time(entry: dict[str, Any] | None) -> float | None:
+    """An entry's `time` (as the service writes it: ISO 8601, `Z`) in epoch seconds."""
+    text = None if entry is None else entry.get("time")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def first_entry(path: Path) -> dict[str, Any] | None:
+    for entry in iter_entries(path):
+        return entry
+    return None
+
+
 def _after_last_newline(fh: IO[bytes], size: int, chunk: int = 1 << 16) -> int:
     """Offset just after the last newline of an open file (0 when it has none)."""
     pos = size
@@ -131,13 +169,30 @@ def _after_last_newline(fh: IO[bytes], size: int, chunk: int = 1 << 16) -> int:
     return 0
 
 
-def _encode(entry: dict[str, Any]) -> str:
+def _encode(entry: dict[str, Any]) -> bytes:
+    """One entry as a JSON line's bytes (without the newline). Never raises: a NaN (a missing
+    nullable number) becomes null, text that is not valid Unicode is escaped (`\\ud800`: still
+    valid JSON and ASCII), and an entry that cannot be encoded at all becomes a line that says
+    so and keeps its request id, so one bad entry can never stop the log."""
     try:
-        return json.dumps(entry, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except ValueError:  # a NaN (a missing nullable number): JSON has null for it
-        return json.dumps(
-            _no_nan(entry), separators=(",", ":"), allow_nan=False, ensure_ascii=False
-        )
+        try:
+            text = json.dumps(entry, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        except ValueError:  # a NaN: JSON has null for it
+            text = json.dumps(
+                _no_nan(entry), separators=(",", ":"), allow_nan=False, ensure_ascii=False
+            )
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: keep it, escaped
+            return json.dumps(_no_nan(entry), separators=(",", ":"), allow_nan=False).encode()
+    except Exception as exc:  # noqa: BLE001 - the writer must survive any entry
+        LOG.error("log entry could not be encoded (%s); a placeholder line is written", exc)
+        rid = entry.get("request_id") if isinstance(entry, dict) else None
+        placeholder = {
+            "request_id": rid if isinstance(rid, str) else None,
+            "error": f"entry could not be encoded: {type(exc).__name__}",
+        }
+        return json.dumps(placeholder, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def _no_nan(value: Any) -> Any:
@@ -214,13 +269,18 @@ class JsonLinesLog:
         rotate_bytes: int,
         keep: int,
         index: RequestIndex | None = None,
+        max_age_days: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.directory = directory
         self.stem = stem
         self.rotate_bytes = rotate_bytes
         self.keep = keep
         self.index = index
-        self.errors = 0  # failed writes (retried)
+        self.max_age_s = None if max_age_days is None else max_age_days * 86_400.0
+        self.clock = clock  # wall-clock epoch seconds: retention by age (the service only)
+        self.errors = 0  # failures so far (each retried)
+        self.failure: str | None = None  # the failure being retried now; None when writing
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # Backlog = queued - written; each counter has a single writer thread (one producer
         # per log: the model thread for predictions, the event loop for feedback), so plain
@@ -228,10 +288,16 @@ class JsonLinesLog:
         self._queued = 0
         self._written = 0
         self._thread: threading.Thread | None = None
+        self._closing = False
+        self._carry: list[dict[str, Any]] = []  # taken off the queue, not yet written
+        self._stopping = False  # the stop marker was taken off the queue
         self._fh: IO[bytes] | None = None
         self._size = 0
         self._last_fsync = 0.0
         self._dirty = False
+        self._first_time: float | None = None  # of the current file's first entry
+        self._newest: dict[str, float] = {}  # rotated file name -> its newest entry's time
+        self._last_expire = 0.0
 
     # ----------------------------------------------------------------------------- producers
     def append(self, entry: dict[str, Any]) -> None:
@@ -247,21 +313,66 @@ class JsonLinesLog:
     def backlog(self) -> int:
         return max(0, self._queued - self._written)
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def problem(self) -> str | None:
+        """Why this log is not being written right now (None when it is)."""
+        if self._thread is not None and not self._thread.is_alive() and not self._closing:
+            return f"{self.stem} log: the writer thread is not running"
+        return self.failure
+
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """Open the current file and start the writer. Narrowing old files' modes and
+        retention by age are tried here first; a failure of either is reported like any
+        writer failure (and retried by the writer), it does not stop the service."""
+        self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         self._open()
+        try:
+            for path in log_paths(self.directory, self.stem):
+                if path.stat().st_mode & 0o777 != FILE_MODE:
+                    path.chmod(FILE_MODE)
+            self._expire()
+        except OSError as exc:
+            self._fail(exc)
+        self._spawn()
+
+    def _spawn(self) -> None:
         self._thread = threading.Thread(
             target=self._run, name=f"mlops-log-{self.stem}", daemon=True
         )
         self._thread.start()
 
+    def ensure_running(self) -> None:
+        """Restart a writer thread that is gone (it catches everything, so this is the last
+        line of defence, not the plan): its queue and unwritten batch are kept."""
+        thread = self._thread
+        if thread is not None and not thread.is_alive() and not self._closing:
+            self.errors += 1
+            LOG.error("%s log: the writer thread had stopped; restarted", self.stem)
+            self._spawn()
+
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, fsync, close. Idempotent."""
+        """Write everything queued, fsync, close. Idempotent. A writer still failing after
+        `timeout` is left to keep trying until the process exits, and what it could not write
+        is logged as an error (never dropped silently)."""
         if self._thread is None:
             return
+        self.ensure_running()
+        self._closing = True
         self._queue.put(_STOP)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            LOG.error(
+                "%s log: %d entries not yet written at shutdown (%s)",
+                self.stem,
+                self.backlog,
+                self.failure or "the writer is still busy",
+            )
+            self._thread = None
+            return
         self._thread = None
         if self._fh is not None:
             self._sync()
@@ -271,7 +382,13 @@ class JsonLinesLog:
     # --------------------------------------------------------------------------------- writer
     def _open(self) -> None:
         path = current_path(self.directory, self.stem)
-        fh = path.open("a+b")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)  # an existing file keeps its mode through os.open
+            fh = os.fdopen(fd, "a+b")
+        except BaseException:
+            os.close(fd)
+            raise
         size = fh.seek(0, os.SEEK_END)
         end = _after_last_newline(fh, size)
         if end != size:
@@ -282,53 +399,140 @@ class JsonLinesLog:
             LOG.warning("%s: cut an incomplete last line left by a crash", path)
         self._fh = fh
         self._size = size
+        self._first_time = None
+        if size:
+            first = entry_time(first_entry(path))
+            self._first_time = first if first is not None else path.stat().st_mtime
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            stop = item is _STOP
-            batch: list[dict[str, Any]] = [] if stop else self._items(item)
-            while len(batch) < _DRAIN and not stop:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                else:
-                    batch.extend(self._items(item))
-            if batch:
-                self._write(batch)
-            if stop:
-                return
-            if self._dirty and time.monotonic() - self._last_fsync >= FSYNC_EVERY_S:
-                self._sync()
-
-    @staticmethod
-    def _items(item: Any) -> list[dict[str, Any]]:
-        return item if isinstance(item, list) else [item]
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        data = ("\n".join(_encode(entry) for entry in batch) + "\n").encode("utf-8")
-        delay = 0.05
+        """Write batches until the stop marker; every failure is recorded and retried."""
+        delay = RETRY_FIRST_S
         while True:
             try:
-                assert self._fh is not None
-                self._fh.write(data)
-                self._fh.flush()
-                break
-            except OSError as exc:  # disk full, I/O error: retry, never drop
-                self.errors += 1
-                LOG.error("%s log: write failed (%s); retrying", self.stem, exc)
+                if self._step():
+                    return
+                delay = RETRY_FIRST_S
+            except Exception as exc:  # noqa: BLE001 - never die: record, back off, retry
+                self._fail(exc)
                 time.sleep(delay)
-                delay = min(2.0, delay * 2)
+                delay = min(RETRY_MAX_S, delay * 2)
+
+    def _step(self) -> bool:
+        """One batch (or one idle tick); True once everything before the stop marker is
+        written. Raises on failure, keeping the batch in `_carry` for the retry."""
+        if not self._carry and not self._stopping:
+            try:
+                item = self._queue.get(timeout=TICK_S)
+            except queue.Empty:
+                self._tick()
+                self._recovered()
+                return False
+            self._take(item)
+        while len(self._carry) < _DRAIN:
+            try:
+                self._take(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if self._carry:
+            count = len(self._carry)
+            self._write(self._carry)
+            self._carry = []
+            try:
+                self._after_write()
+            finally:
+                self._written += count  # last: a zero backlog means written *and* rotated
+        self._recovered()
+        if self._stopping and not self._carry:
+            return self._queue.empty() or self._step()
+        if self._dirty and time.monotonic() - self._last_fsync >= FSYNC_EVERY_S:
+            self._sync()
+        return False
+
+    def _take(self, item: Any) -> None:
+        if item is _STOP:
+            self._stopping = True
+        else:
+            self._carry.extend(item if isinstance(item, list) else [item])
+
+    def _tick(self) -> None:
+        """Idle work: a rotation that failed after its write is retried; fsync."""
+        self._after_write()
+        if self._dirty:
+            self._sync()
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        data = b"".join(_encode(entry) + b"\n" for entry in batch)
+        self._write_bytes(data)
+        if self._first_time is None:
+            self._first_time = entry_time(batch[0]) or self.clock()
         self._size += len(data)
         self._dirty = True
         if self.index is not None:
             self.index.written(current_path(self.directory, self.stem).name, batch)
-        if self._size >= self.rotate_bytes:
+
+    def _write_bytes(self, data: bytes) -> None:
+        """Append and flush; on failure the file is closed, so the retry reopens it and cuts
+        whatever part of a line the failed write left."""
+        try:
+            if self._fh is None:
+                self._open()
+            assert self._fh is not None
+            self._fh.write(data)
+            self._fh.flush()
+        except BaseException:
+            fh, self._fh = self._fh, None
+            if fh is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    fh.close()
+            raise
+
+    def _after_write(self) -> None:
+        rotate = self._size >= self.rotate_bytes
+        if rotate:
             self._rotate()
-        self._written += len(batch)  # last: a zero backlog means written *and* rotated
+        if self.max_age_s is not None and (
+            rotate or self.clock() - self._last_expire >= EXPIRE_EVERY_S
+        ):
+            self._expire()
+
+    def _expire(self) -> None:
+        """Retention by age: rotate the current file once its first entry is old enough, delete
+        rotated files whose newest entry is older than `max_age_s`."""
+        if self.max_age_s is None:
+            return
+        now = self.clock()
+        self._last_expire = now
+        span = min(MAX_FILE_SPAN_S, self.max_age_s)
+        if self._size and self._first_time is not None and now - self._first_time >= span:
+            self._rotate()
+        for path in rotated_paths(self.directory, self.stem):
+            newest = self._newest.get(path.name)
+            if newest is None:
+                newest = entry_time(last_entry(path))
+                if newest is None:
+                    newest = path.stat().st_mtime
+                self._newest[path.name] = newest
+            if now - newest > self.max_age_s:
+                path.unlink(missing_ok=True)
+                self._newest.pop(path.name, None)
+                if self.index is not None:
+                    self.index.deleted(path.name)
+                LOG.info("%s: deleted (older than max_age_days)", path)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.errors += 1
+        self._last_expire = float("-inf")  # the next tick retries retention too
+        first = self.failure is None
+        self.failure = f"{self.stem} log: {type(exc).__name__}: {exc} (retrying)"
+        if first:
+            LOG.error("%s log: writing failed; retrying until it works", self.stem, exc_info=exc)
+        else:
+            LOG.error("%s", self.failure)
+
+    def _recovered(self) -> None:
+        if self.failure is not None:
+            LOG.warning("%s log: writing again after %s", self.stem, self.failure)
+            self.failure = None
 
     def _sync(self) -> None:
         if self._fh is not None and self._dirty:
@@ -339,9 +543,12 @@ class JsonLinesLog:
 
     def _rotate(self) -> None:
         """Close the current file and give it its final, never reused name."""
+        if self._fh is None:
+            self._open()
         assert self._fh is not None
         self._sync()
         self._fh.close()
+        self._fh = None
         rotated = rotated_paths(self.directory, self.stem)
         number = 1 + (int(rotated[-1].name.split(".")[-2]) if rotated else 0)
         current = current_path(self.directory, self.stem)
@@ -357,6 +564,7 @@ class JsonLinesLog:
             self.index.renamed(current.name, target.name)
         for old in [*rotated, target][: -self.keep] if self.keep else []:
             old.unlink(missing_ok=True)
+            self._newest.pop(old.name, None)
             if self.index is not None:
                 self.index.deleted(old.name)
             LOG.info("%s: deleted (beyond keep=%d)", old, self.keep)

@@ -2,18 +2,30 @@
 
 Built from params that `pipeline.config.load_params` has validated against
 `pipeline/schemas/deploy.schema.json`, so nothing is checked twice here; only what the schema
-cannot know (the target exists and is a service, the secret can be found) is checked.
+cannot know (the target exists and is a service, the secret can be found and is safe) is
+checked.
+
+Secrets (the bearer token, the key that hashes personal columns in the logs) never live in
+conf/: the settings name an environment variable or a file. A secret shorter than
+`MIN_SECRET_CHARS` is refused, and so is a secret file that every user of the machine can read
+(a group-readable one is accepted with a warning: a mounted secret may rely on its group);
+a declared file that is missing or unreadable is an error, not a silently closed endpoint.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.errors import ConfigError
+
+LOG = logging.getLogger("mlops.serve")
+MIN_SECRET_CHARS = 16  # `openssl rand -hex 16` gives 32
 
 
 @dataclass(frozen=True)
@@ -21,6 +33,18 @@ class AuthSettings:
     token_env: str  # name of the environment variable holding the bearer token
     token_file: Path | None  # or a file holding it (a mounted secret), relative to the root
     predict_requires_token: bool
+
+
+@dataclass(frozen=True)
+class RedactSettings:
+    """What the service does with the columns the dataset marks `personal: true` before a
+    prediction is queued for the log: `drop` them, or replace each value by a keyed hash
+    (HMAC-SHA256 with a secret key from `key_env` or `key_file`)."""
+
+    personal: tuple[str, ...]  # columns marked personal in the dataset schema
+    method: Literal["drop", "hash"]
+    key_env: str
+    key_file: Path | None  # absolute
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,9 @@ class ServeSettings:
     log_dir: Path  # absolute
     rotate_bytes: int
     keep: int
+    max_age_days: float | None  # log files whose newest entry is older are deleted
+    redact: RedactSettings
+    docs: bool  # serve /docs (Swagger UI, pinned, from a CDN)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], target: str, root: Path) -> ServeSettings:
@@ -63,6 +90,10 @@ class ServeSettings:
             serve["log"],
         )
         token_file = auth.get("token_file")
+        redact = log["redact"]
+        key_file = redact.get("key_file")
+        columns = params["dataset"]["columns"]
+        personal = tuple(name for name, col in columns.items() if col.get("personal", False))
         return cls(
             target=target,
             host=serve["host"],
@@ -82,20 +113,68 @@ class ServeSettings:
             log_dir=root / log["dir"],
             rotate_bytes=int(log["rotate_bytes"]),
             keep=int(log["keep"]),
+            max_age_days=None if log["max_age_days"] is None else float(log["max_age_days"]),
+            redact=RedactSettings(
+                personal=personal,
+                method=redact["method"],
+                key_env=redact["key_env"],
+                key_file=None if key_file is None else root / key_file,
+            ),
+            docs=bool(serve["docs"]),
         )
 
 
 def resolve_token(auth: AuthSettings, environ: Mapping[str, str] | None = None) -> str | None:
-    """The bearer token: the environment variable first, then the file; None when neither has
-    one (feedback then answers 503 instead of being open). Secrets are never in conf/."""
+    """The bearer token: the environment variable first, then the file; None when neither is
+    set (feedback then answers 503 instead of being open). Secrets are never in conf/."""
+    return read_secret(auth.token_env, auth.token_file, "the bearer token", environ)
+
+
+def read_secret(
+    env_name: str, path: Path | None, what: str, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """A secret from the environment variable `env_name`, else from the file `path`; None when
+    neither is set. Refused (ConfigError): a declared file that is missing, unreadable, empty or
+    readable by every user, and a secret shorter than MIN_SECRET_CHARS."""
     env = os.environ if environ is None else environ
-    value = env.get(auth.token_env, "").strip()
-    if value:
-        return value
-    if auth.token_file is not None:
-        try:
-            value = auth.token_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return value or None
-    return None
+    value = env.get(env_name, "").strip()
+    source = f"${env_name}"
+    if not value and path is not None:
+        value = _secret_file(path, what)
+        source = str(path)
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(
+            f"{what} in {source} has {len(value)} character(s); at least {MIN_SECRET_CHARS} "
+            "are required",
+            hint="generate one with `openssl rand -hex 32`",
+        )
+    return value
+
+
+def _secret_file(path: Path, what: str) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{what}: the declared file {path} cannot be read ({exc})",
+            hint="mount the secret there, or set the file to null and use the environment variable",
+        ) from None
+    if mode & (stat.S_IROTH | stat.S_IWOTH):
+        raise ConfigError(
+            f"{what}: {path} can be read or written by every user of this machine "
+            f"(mode {stat.filemode(mode)})",
+            hint=f"chmod 600 {path} (a Kubernetes secret volume: defaultMode: 0400)",
+        )
+    if mode & (stat.S_IRGRP | stat.S_IWGRP):
+        LOG.warning(
+            "%s: %s is readable by its group (mode %s); 600 keeps it to its owner",
+            what,
+            path,
+            stat.filemode(mode),
+        )
+    if not text:
+        raise ConfigError(f"{what}: the declared file {path} is empty")
+    return text

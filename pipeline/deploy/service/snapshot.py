@@ -19,7 +19,8 @@ Idempotent and safe while the service writes, without any state file:
 
 Window columns: the input fields as the service received and checked them (numbers as float,
 categories as text, null for missing), the declared pass-through fields (ids) the requests
-carried, plus `pipeline.windows.RESERVED`.
+carried, plus `pipeline.windows.RESERVED`. Columns the dataset marks personal are as the service
+logged them (`pipeline.deploy.service.redact`): absent when dropped, hex digests when hashed.
 """
 
 from __future__ import annotations

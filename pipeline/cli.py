@@ -11,11 +11,22 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import cli_deploy, cli_maintain, cli_monitor, cli_report, cli_serve, cli_sync
 from pipeline.errors import MlopsError, StaleParamsError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the error shape of every other `mlops` error: one message, a hint, exit 2.
+
+    Subcommand parsers inherit the class (argparse creates them with `type(parent)`)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"`{self.prog} --help` lists the arguments"
+        self.exit(2, f"error: {self.prog}: {message}\nhint: {hint}\n")
 
 
 def _compose(args: argparse.Namespace) -> int:
@@ -54,9 +65,10 @@ def _schema_infer(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from pipeline import config
     from pipeline.summary import render_summary
 
-    print(render_summary(Path.cwd()))
+    print(render_summary(config.find_root()))
     return 0
 
 
@@ -69,7 +81,7 @@ def _targets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlops", description="gitops-mlops: declarative ML pipelines run the GitOps way."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a usage error already printed with a hint (2)
+        return exc.code if isinstance(exc.code, int) else 2
     handler: Handler = args.handler
     try:
         return handler(args)

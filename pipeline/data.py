@@ -44,7 +44,7 @@ def read_table(
     if not path.is_file():
         raise DataError(
             f"{path}: data file does not exist",
-            hint="run `dvc pull` or `dvc repro`, or check dataset.source.path",
+            hint="check the path; a DVC-tracked file may need `dvc pull` (or `dvc repro`)",
         )
     try:
         if fmt == "parquet":
@@ -65,7 +65,10 @@ def read_table(
             f"{path}: cannot be read as {fmt}: {exc}",
             hint="check the file and dataset.source.format",
         ) from exc
-    raise DataError(f"{path}: unsupported format {fmt!r}; expected csv or parquet")
+    raise DataError(
+        f"{path}: unsupported format {fmt!r}; expected csv or parquet",
+        hint="name a .csv or .parquet file (or fix dataset.source.format)",
+    )
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:

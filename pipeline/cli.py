@@ -42,6 +42,16 @@ def _compose(args: argparse.Namespace) -> int:
         print(f"{config.PARAMS_FILE} is up to date with {config.CONF_DIR}/")
         return 0
     composed, changed = config.write(root, args.overrides)
+    from pipeline.choices import unsaved
+
+    ad_hoc = unsaved(root, args.overrides)
+    if ad_hoc:
+        print(
+            f"note: {' '.join(ad_hoc)} is not saved in conf/, so `mlops compose --check` (and "
+            f"`make run`) will call params.yaml stale; keep it with `mlops select "
+            f"{' '.join(ad_hoc)}`",
+            file=sys.stderr,
+        )
     if (root / config.CONF_DIR / "local").is_dir() and any(
         (root / "conf" / "local").glob("*.yaml")
     ):
@@ -54,6 +64,34 @@ def _compose(args: argparse.Namespace) -> int:
         f"{config.PARAMS_FILE} {state}: {len(composed.data['candidates'])} candidate(s), "
         f"dataset {composed.data['dataset']['name']}, task {composed.data['task']}"
     )
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from pipeline import choices, config
+
+    root = config.find_root()
+    if not args.selections:
+        text = (root / choices.CONFIG_FILE).read_text(encoding="utf-8")
+        print(f"{choices.CONFIG_FILE} chooses (change one with `mlops select GROUP=OPTION`):")
+        for choice in choices.read_choices(text):
+            others = [o for o in choices.options(root, choice.group) if o != choice.option]
+            print(
+                f"  {choice.key:<28} {choice.option:<16}"
+                + (f" others: {', '.join(others)}" if others else "")
+            )
+        return 0
+    composed, changed = choices.select(root, args.selections)
+    for key, old, new in changed:
+        print(f"{choices.CONFIG_FILE}: {key}: {old} -> {new}")
+    if not changed:
+        print(f"{choices.CONFIG_FILE} already chooses {' '.join(args.selections)}")
+    print(
+        f"{config.PARAMS_FILE} composed: {len(composed.data['candidates'])} candidate(s), "
+        f"dataset {composed.data['dataset']['name']}, task {composed.data['task']}"
+    )
+    if changed:
+        print(f"next: `dvc repro`; commit {choices.CONFIG_FILE}, {config.PARAMS_FILE} and dvc.lock")
     return 0
 
 
@@ -104,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 with a diff when params.yaml differs from the composition",
     )
     p.set_defaults(handler=_compose)
+
+    p = sub.add_parser(
+        "select",
+        help="choose a config group's option in conf/config.yaml, then compose",
+        description="Persist a choice such as dataset=my_data: rewrite that option in "
+        "conf/config.yaml's defaults list (comments and layout kept: a one-line diff to "
+        "review) and compose params.yaml. Checked first: the option file must exist, and the "
+        "new composition must validate and take effect; otherwise nothing is written. Without "
+        "arguments: list the current choices and their options.",
+    )
+    p.add_argument(
+        "selections",
+        nargs="*",
+        metavar="GROUP=OPTION",
+        help="e.g. dataset=my_data or split=stratified",
+    )
+    p.set_defaults(handler=_select)
 
     p = sub.add_parser("schema", help="dataset schema helpers")
     schema_sub = p.add_subparsers(dest="schema_command", required=True, metavar="ACTION")

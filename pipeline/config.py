@@ -181,9 +181,19 @@ def check(root: Path, overrides: Sequence[str] = ()) -> None:
             tofile=f"{PARAMS_FILE} (composed from {CONF_DIR}/)",
         )
     )
+    from pipeline.choices import explain_stale
+
+    why = explain_stale(root, current, composed.text, overrides) if current else None
     raise StaleParamsError(
-        f"{PARAMS_FILE} is out of step with {CONF_DIR}/:\n{diff.rstrip()}",
-        hint="run `mlops compose` (and commit params.yaml) so `dvc repro` runs what conf/ declares",
+        f"{PARAMS_FILE} is out of step with {CONF_DIR}/:\n{diff.rstrip()}"
+        + (f"\n{why}" if why else ""),
+        hint=(
+            "run one of the commands above, then commit conf/config.yaml and params.yaml"
+            if why
+            else "run `mlops compose` (and commit params.yaml) so `dvc repro` runs what conf/ "
+            "declares; a `dvc exp run` in the workspace leaves params.yaml modified: "
+            "`git checkout params.yaml` restores it (`dvc exp run --temp` never touches it)"
+        ),
     )
 
 

@@ -98,7 +98,7 @@ def _select(args: argparse.Namespace) -> int:
 def _schema_infer(args: argparse.Namespace) -> int:
     from pipeline.schema_infer import render_dataset_yaml
 
-    print(render_dataset_yaml(Path(args.path), name=args.name), end="")
+    print(render_dataset_yaml(Path(args.path), name=args.name, target=args.target), end="")
     return 0
 
 
@@ -165,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = schema_sub.add_parser("infer", help="print a starting conf/dataset/ file for a CSV/Parquet")
     q.add_argument("path", help="the data file (CSV or Parquet), e.g. data/external/my.csv")
     q.add_argument("--name", help="dataset name (default: from the file name)")
+    q.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="the column to predict (default: the first of the ranked candidates, printed "
+        "as comments)",
+    )
     q.set_defaults(handler=_schema_infer)
 
     p = sub.add_parser("targets", help="the estimators a candidate's _target_ may name")

@@ -168,7 +168,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Any) -> None:
     """Register the deploy commands on `mlops`' subparsers."""
     p = sub.add_parser(
         "release",

@@ -11,11 +11,22 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from pipeline import cli_deploy, cli_maintain, cli_monitor, cli_report, cli_serve, cli_sync
 from pipeline.errors import MlopsError, StaleParamsError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the error shape of every other `mlops` error: one message, a hint, exit 2.
+
+    Subcommand parsers inherit the class (argparse creates them with `type(parent)`)."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"`{self.prog} --help` lists the arguments"
+        self.exit(2, f"error: {self.prog}: {message}\nhint: {hint}\n")
 
 
 def _compose(args: argparse.Namespace) -> int:
@@ -31,6 +42,16 @@ def _compose(args: argparse.Namespace) -> int:
         print(f"{config.PARAMS_FILE} is up to date with {config.CONF_DIR}/")
         return 0
     composed, changed = config.write(root, args.overrides)
+    from pipeline.choices import unsaved
+
+    ad_hoc = unsaved(root, args.overrides)
+    if ad_hoc:
+        print(
+            f"note: {' '.join(ad_hoc)} is not saved in conf/, so `mlops compose --check` (and "
+            f"`make run`) will call params.yaml stale; keep it with `mlops select "
+            f"{' '.join(ad_hoc)}`",
+            file=sys.stderr,
+        )
     if (root / config.CONF_DIR / "local").is_dir() and any(
         (root / "conf" / "local").glob("*.yaml")
     ):
@@ -46,17 +67,46 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from pipeline import choices, config
+
+    root = config.find_root()
+    if not args.selections:
+        text = (root / choices.CONFIG_FILE).read_text(encoding="utf-8")
+        print(f"{choices.CONFIG_FILE} chooses (change one with `mlops select GROUP=OPTION`):")
+        for choice in choices.read_choices(text):
+            others = [o for o in choices.options(root, choice.group) if o != choice.option]
+            print(
+                f"  {choice.key:<28} {choice.option:<16}"
+                + (f" others: {', '.join(others)}" if others else "")
+            )
+        return 0
+    composed, changed = choices.select(root, args.selections)
+    for key, old, new in changed:
+        print(f"{choices.CONFIG_FILE}: {key}: {old} -> {new}")
+    if not changed:
+        print(f"{choices.CONFIG_FILE} already chooses {' '.join(args.selections)}")
+    print(
+        f"{config.PARAMS_FILE} composed: {len(composed.data['candidates'])} candidate(s), "
+        f"dataset {composed.data['dataset']['name']}, task {composed.data['task']}"
+    )
+    if changed:
+        print(f"next: `dvc repro`; commit {choices.CONFIG_FILE}, {config.PARAMS_FILE} and dvc.lock")
+    return 0
+
+
 def _schema_infer(args: argparse.Namespace) -> int:
     from pipeline.schema_infer import render_dataset_yaml
 
-    print(render_dataset_yaml(Path(args.path), name=args.name), end="")
+    print(render_dataset_yaml(Path(args.path), name=args.name, target=args.target), end="")
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
+    from pipeline import config
     from pipeline.summary import render_summary
 
-    print(render_summary(Path.cwd()))
+    print(render_summary(config.find_root()))
     return 0
 
 
@@ -69,7 +119,7 @@ def _targets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlops", description="gitops-mlops: declarative ML pipelines run the GitOps way."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,11 +143,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_compose)
 
+    p = sub.add_parser(
+        "select",
+        help="choose a config group's option in conf/config.yaml, then compose",
+        description="Persist a choice such as dataset=my_data: rewrite that option in "
+        "conf/config.yaml's defaults list (comments and layout kept: a one-line diff to "
+        "review) and compose params.yaml. Checked first: the option file must exist, and the "
+        "new composition must validate and take effect; otherwise nothing is written. Without "
+        "arguments: list the current choices and their options.",
+    )
+    p.add_argument(
+        "selections",
+        nargs="*",
+        metavar="GROUP=OPTION",
+        help="e.g. dataset=my_data or split=stratified",
+    )
+    p.set_defaults(handler=_select)
+
     p = sub.add_parser("schema", help="dataset schema helpers")
     schema_sub = p.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
     q = schema_sub.add_parser("infer", help="print a starting conf/dataset/ file for a CSV/Parquet")
     q.add_argument("path", help="the data file (CSV or Parquet), e.g. data/external/my.csv")
     q.add_argument("--name", help="dataset name (default: from the file name)")
+    q.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="the column to predict (default: the first of the ranked candidates, printed "
+        "as comments)",
+    )
     q.set_defaults(handler=_schema_infer)
 
     p = sub.add_parser("targets", help="the estimators a candidate's _target_ may name")
@@ -115,7 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a usage error already printed with a hint (2)
+        return exc.code if isinstance(exc.code, int) else 2
     handler: Handler = args.handler
     try:
         return handler(args)

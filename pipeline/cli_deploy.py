@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.cli_args import positive_int
+from pipeline.errors import DataError
+
+if TYPE_CHECKING:
+    from pipeline.deploy.batch import BatchResult
 
 
 def _root() -> Path:
@@ -118,10 +126,15 @@ def _predict(args: argparse.Namespace) -> int:
         result = batch.predict_file(bundle, args.input, args.output, settings, declared)
     except batch.BadRowsError as exc:
         if args.report:  # the refused file's every bad row, for fixing it in one pass
-            batch.write_report(args.report, exc.result, {**meta, "written": False})
+            _write_report(args.report, exc.result, {**meta, "written": False})
         raise
+    except OSError as exc:  # the output cannot be written there: the user's path, not a bug
+        raise DataError(
+            f"{args.output}: cannot write the scored file: {exc.strerror or exc}",
+            hint="choose a writable --output path",
+        ) from exc
     if args.report:
-        batch.write_report(args.report, result, meta)
+        _write_report(args.report, result, meta)
     source = f"release {release}" if release else f"bundle {bundle.id} ({args.bundle})"
     print(
         f"scored {result.scored} of {result.rows} row(s) with {source} into {args.output}"
@@ -136,6 +149,18 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_report(path: Path, result: BatchResult, meta: Mapping[str, Any]) -> None:
+    from pipeline.deploy import batch
+
+    try:
+        batch.write_report(path, result, meta)
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot write the report: {exc.strerror or exc}",
+            hint="choose a writable --report path",
+        ) from exc
+
+
 def _status(args: argparse.Namespace) -> int:
     import httpx
 
@@ -146,7 +171,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(sub: Any) -> None:
     """Register the deploy commands on `mlops`' subparsers."""
     p = sub.add_parser(
         "release",
@@ -191,7 +216,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument(
         "--unseen-policy", choices=("flag", "reject"), help="override batch.unseen_policy"
     )
-    p.add_argument("--chunk-rows", type=int, help="override batch.chunk_rows")
+    p.add_argument("--chunk-rows", type=positive_int, help="override batch.chunk_rows")
     p.add_argument("--report", type=Path, help="write a JSON report (every bad row) here")
     p.set_defaults(handler=_predict)
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 
 def _maintain(args: argparse.Namespace) -> int:
+    from pipeline.config import find_root
+    from pipeline.errors import ArtifactError
     from pipeline.maintain.paths import DECISION
 
-    root = Path.cwd()
+    root = find_root()
+    if not (root / DECISION).is_file():
+        raise ArtifactError(
+            f"{DECISION} does not exist: the maintain stage has not run",
+            hint="run `dvc repro` (or `dvc repro maintain`) first",
+        )
     if args.apply:
         from pipeline.maintain.apply import apply
 

@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_args import minutes, port_number, positive_float, positive_int
+
 SNAPSHOT_HELP = """\
 Turn the service's prediction log (rotated files and, unless --rotated-only, the current
 one), joined with feedback by request id (the latest label wins), into immutable window files
@@ -52,20 +54,6 @@ Then track each new window and commit the pointers, as printed:
 """
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive whole number")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("expected a positive number")
-    return value
-
-
 def _load(target: str) -> tuple[Any, Path, dict[str, Any]]:
     from pipeline import config
     from pipeline.deploy.service.settings import ServeSettings
@@ -79,15 +67,39 @@ def _serve(args: argparse.Namespace) -> int:
     from pipeline.deploy.service.runner import serve
 
     settings, root, _ = _load(args.target)
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    _check_bind(host, port)
     serve(
         settings,
         root,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         poll_seconds=args.poll_seconds,
         log_level=args.log_level,
     )
     return 0
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Fail before loading the model when the address cannot be listened on (in use, not this
+    machine's, a privileged port): uvicorn would log it and exit 1 only after start-up."""
+    import socket
+
+    from pipeline.errors import ServiceError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port (0 lets the system choose) or --host, or stop what is "
+            "listening there (serve.host / serve.port in conf/deploy/)",
+        ) from exc
 
 
 def _snapshot(args: argparse.Namespace) -> int:
@@ -183,10 +195,12 @@ def add_commands(subparsers: Any) -> None:
     )
     p.add_argument("--target", default="local", help="deployment target (default: local)")
     p.add_argument("--host", help="bind address (default: serve.host)")
-    p.add_argument("--port", type=int, help="port (default: serve.port; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=port_number, help="port (default: serve.port; 0 picks a free one)"
+    )
     p.add_argument(
         "--poll-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="how often to check deploy/<target>.json for a new release (default: 1)",
     )
@@ -215,12 +229,12 @@ def add_commands(subparsers: Any) -> None:
     size = q.add_mutually_exclusive_group()
     size.add_argument(
         "--window-rows",
-        type=_positive_int,
+        type=positive_int,
         help="records per window (default: monitor.windows.rows when configured, else 1000)",
     )
     size.add_argument(
         "--window-minutes",
-        type=_positive_float,
+        type=positive_float,
         help="window length in minutes of log time, aligned to the epoch",
     )
     q.add_argument(
@@ -235,7 +249,7 @@ def add_commands(subparsers: Any) -> None:
     )
     q.add_argument(
         "--label-wait-minutes",
-        type=float,
+        type=minutes,
         default=0.0,
         help="hold back records younger than this (log time) so their feedback can arrive",
     )

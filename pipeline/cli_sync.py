@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_args import seconds
+
 SYNC_HELP = """\
 Reconcile this deployment checkout with the followed branch, pull-based as Argo CD is:
 fetch --remote/--branch, pull the declared release's bundle from the DVC remote and verify its
@@ -110,13 +112,6 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("expected a number of seconds, at least 0")
-    return value
-
-
 def add_commands(subparsers: Any) -> None:
     """Register `sync` and `verify` on the `mlops` parser."""
     p = subparsers.add_parser(
@@ -147,13 +142,13 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--watch", action="store_true", help="reconcile every --interval seconds")
     p.add_argument(
         "--interval",
-        type=_seconds,
+        type=seconds,
         default=60.0,
         help="seconds between reconciliations with --watch (default: 60)",
     )
     p.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds,
         default=60.0,
         help="seconds to wait for the service to serve the declared release (default: 60)",
     )

@@ -74,6 +74,19 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
         OmegaConf.resolve(cfg)
         text = OmegaConf.to_yaml(cfg)
         data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    except _yaml_error_types() as exc:
+        raise ConfigError(
+            [yaml_issue(exc, root)],
+            title="conf/ does not compose: a file is not valid YAML",
+            hint="fix the file at the line shown (YAML is indentation-sensitive; quote values "
+            "holding ': ' or '#'); params.yaml was not changed",
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [Issue(_undecodable(root), "(file)", f"not UTF-8 text: {exc.reason}")],
+            title="conf/ does not compose",
+            hint="save the file as UTF-8; params.yaml was not changed",
+        ) from exc
     except _hydra_error_types() as exc:
         raise ConfigError(
             [Issue(f"{CONF_DIR}/", "composition", _first_line(exc))],
@@ -84,6 +97,38 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
         GlobalHydra.instance().clear()
     assert isinstance(data, dict)
     return Composition(root, list(overrides), text, {str(k): v for k, v in data.items()}, missing)
+
+
+def _yaml_error_types() -> tuple[type[BaseException], ...]:
+    import yaml
+
+    return (yaml.YAMLError,)
+
+
+def yaml_issue(exc: BaseException, root: Path | None = None) -> Issue:
+    """A YAML syntax error as an Issue naming the file, the line and column, and the problem
+    (PyYAML's marks are 0-based; editors count from 1)."""
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or _first_line(exc)
+    context = getattr(exc, "context", None)
+    name = getattr(mark, "name", None) or getattr(context_mark, "name", None) or "(YAML)"
+    source = relpath(Path(name), root) if root is not None and name != "(YAML)" else name
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
+    message = f"not valid YAML: {problem}"
+    if context and context_mark is not None:
+        message += f" ({context} at line {context_mark.line + 1})"
+    return Issue(source, where, message)
+
+
+def _undecodable(root: Path) -> str:
+    """The first conf/ file that is not UTF-8 (Hydra's decode error does not name it)."""
+    for path in sorted((root / CONF_DIR).rglob("*.yaml")):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return relpath(path, root)
+    return f"{CONF_DIR}/"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -136,9 +181,19 @@ def check(root: Path, overrides: Sequence[str] = ()) -> None:
             tofile=f"{PARAMS_FILE} (composed from {CONF_DIR}/)",
         )
     )
+    from pipeline.choices import explain_stale
+
+    why = explain_stale(root, current, composed.text, overrides) if current else None
     raise StaleParamsError(
-        f"{PARAMS_FILE} is out of step with {CONF_DIR}/:\n{diff.rstrip()}",
-        hint="run `mlops compose` (and commit params.yaml) so `dvc repro` runs what conf/ declares",
+        f"{PARAMS_FILE} is out of step with {CONF_DIR}/:\n{diff.rstrip()}"
+        + (f"\n{why}" if why else ""),
+        hint=(
+            "run one of the commands above, then commit conf/config.yaml and params.yaml"
+            if why
+            else "run `mlops compose` (and commit params.yaml) so `dvc repro` runs what conf/ "
+            "declares; a `dvc exp run` in the workspace leaves params.yaml modified: "
+            "`git checkout params.yaml` restores it (`dvc exp run --temp` never touches it)"
+        ),
     )
 
 
@@ -206,7 +261,9 @@ def read_yaml(path: Path) -> Any:
             f"{path} does not exist", hint="run `mlops compose` to generate it from conf/"
         ) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError([Issue(str(path), "(file)", f"not valid YAML: {exc}")]) from exc
+        raise ConfigError(
+            [yaml_issue(exc)], hint=f"fix {path.name} at the line shown (or regenerate it)"
+        ) from exc
 
 
 def _walk(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

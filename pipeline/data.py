@@ -44,7 +44,7 @@ def read_table(
     if not path.is_file():
         raise DataError(
             f"{path}: data file does not exist",
-            hint="run `dvc pull` or `dvc repro`, or check dataset.source.path",
+            hint="check the path; a DVC-tracked file may need `dvc pull` (or `dvc repro`)",
         )
     try:
         if fmt == "parquet":
@@ -65,7 +65,10 @@ def read_table(
             f"{path}: cannot be read as {fmt}: {exc}",
             hint="check the file and dataset.source.format",
         ) from exc
-    raise DataError(f"{path}: unsupported format {fmt!r}; expected csv or parquet")
+    raise DataError(
+        f"{path}: unsupported format {fmt!r}; expected csv or parquet",
+        hint="name a .csv or .parquet file (or fix dataset.source.format)",
+    )
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -358,101 +361,3 @@ def _stratified(classes: np.ndarray, units: np.ndarray, split: SplitSpec) -> np.
         labels[order[:n_test]] = "test"
         labels[order[n_test : n_test + n_pool]] = "pool"
     return labels
-
-
-# ------------------------------------------------------------------------------ schema inference
-ID_HINTS = ("id", "uuid", "key", "identifier")
-DATE_HINTS = ("date", "time", "timestamp", "_at", "day")
-TARGET_HINTS = ("target", "label", "class", "y", "outcome", "churn", "price")
-
-
-def infer_schema(df: pd.DataFrame, name: str, source: Mapping[str, Any]) -> dict[str, Any]:
-    """A starting declaration for a user's file: types, nullability, ranges, categories, a guess
-    at the target and task, and columns that look like ids or dates. Meant to be edited."""
-    columns: dict[str, Any] = {}
-    notes: dict[str, str] = {}
-    for col in df.columns:
-        columns[str(col)], notes[str(col)] = _infer_column(df[col])
-    target = _guess_target(df, columns)
-    task = "regression" if columns[target]["type"] in ("float", "int") else "classification"
-    id_cols = [c for c, spec in columns.items() if spec.get("role") == "id"]
-    return {
-        "task": task,
-        "dataset": {
-            "name": name,
-            "description": f"Declared from {source.get('path', 'a file')}; review every column.",
-            "source": dict(source),
-            "target": target,
-            "key": id_cols[0] if id_cols else None,
-            "missing_target": "drop",
-            "extra_columns": "refuse",
-            "columns": columns,
-        },
-        "_notes": notes,
-    }
-
-
-def _infer_column(series: pd.Series) -> tuple[dict[str, Any], str]:
-    import pandas as pd
-
-    name = str(series.name).lower()
-    n, nulls = len(series), int(series.isna().sum())
-    values = series.dropna()
-    spec: dict[str, Any] = {}
-    note = ""
-    nunique = int(values.nunique())
-    if pd.api.types.is_bool_dtype(series):
-        spec["type"] = "bool"
-    elif pd.api.types.is_numeric_dtype(series):
-        integral = bool(len(values)) and bool((np.mod(values.to_numpy(float), 1) == 0).all())
-        if integral and nunique <= 10:
-            spec["type"] = "category"
-            spec["categories"] = sorted(int(v) for v in values.unique())
-            note = f"{nunique} distinct whole numbers: declared as a category"
-        else:
-            spec["type"] = "int" if integral else "float"
-            spec["min"], spec["max"] = _num(values.min()), _num(values.max())
-            note = "range observed in the file: widen it to what is plausible"
-    else:
-        parsed = pd.to_datetime(values.astype("string"), errors="coerce", format="ISO8601")
-        if len(values) and parsed.notna().mean() > 0.95:
-            spec["type"] = "datetime"
-            spec["min"], spec["max"] = str(parsed.min().date()), str(parsed.max().date())
-            note = "looks like dates"
-        else:
-            spec["type"] = "category"
-            if nunique <= 50:
-                spec["categories"] = sorted(str(v) for v in values.unique())
-            else:
-                note = f"{nunique} distinct values: open set of categories"
-    looks_id = (
-        nunique == n
-        and n > 20
-        and (
-            any(name == h or name.endswith("_" + h) for h in ID_HINTS) or spec["type"] == "category"
-        )
-    )
-    if looks_id:
-        spec = {"type": spec["type"] if spec["type"] != "float" else "int", "role": "id"}
-        note = "every value distinct: looks like an id (dropped before modelling)"
-    elif spec["type"] != "datetime" and any(h in name for h in DATE_HINTS[:3]):
-        note = note or "name suggests a date; check the type"
-    spec["nullable"] = nulls > 0
-    if nulls:
-        note = (note + "; " if note else "") + f"{nulls} null(s) seen"
-    return spec, note
-
-
-def _num(value: Any) -> float | int:
-    value = value.item() if isinstance(value, np.generic) else value
-    return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
-
-
-def _guess_target(df: pd.DataFrame, columns: Mapping[str, Any]) -> str:
-    names = list(columns)
-    for hint in TARGET_HINTS:
-        for col in names:
-            if col.lower() == hint or col.lower().endswith("_" + hint):
-                return col
-    candidates = [c for c in names if columns[c].get("role") != "id"]
-    return candidates[-1] if candidates else names[-1]

@@ -36,13 +36,17 @@ class Issue:
 
 
 class MlopsError(Exception):
-    """Base of every error a user can fix; carries an optional hint for the fix."""
+    """Base of every error a user can fix; carries a hint for the fix: the one given where it is
+    raised, else its class's `default_hint`, so every user error ends with a "hint:" line."""
 
     exit_code = 2
+    default_hint: str | None = (
+        "`mlops --help` lists the commands, `mlops COMMAND --help` their options"
+    )
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.hint = hint
+        self.hint = hint if hint is not None else self.default_hint
 
     def render(self) -> str:
         text = str(self)
@@ -51,6 +55,8 @@ class MlopsError(Exception):
 
 class ConfigError(MlopsError):
     """A malformed or refused configuration; holds every issue found, not just the first."""
+
+    default_hint = "fix the conf/ file named above, then run `mlops compose`"
 
     def __init__(
         self, issues: Sequence[Issue] | str, *, hint: str | None = None, title: str | None = None
@@ -71,9 +77,13 @@ class UnsafeTargetError(ConfigError):
 class DataError(MlopsError):
     """A data file that is missing, unreadable, or violates the declared dataset schema."""
 
+    default_hint = "check the data file named above and its declaration in conf/dataset/"
+
 
 class ArtifactError(MlopsError):
     """A model file or bundle that is missing, fails its digest, or holds untrusted types."""
+
+    default_hint = "rebuild it with `dvc repro`, or fetch it with `dvc pull`"
 
 
 class StaleParamsError(MlopsError):
@@ -83,6 +93,10 @@ class StaleParamsError(MlopsError):
 class GateError(MlopsError):
     """A deployment gate blocked the champion."""
 
+    default_hint = "`mlops gate` shows each target's gate report (reports/deploy/<target>.json)"
+
 
 class ServiceError(MlopsError):
     """The prediction service could not be reached or gave an unexpected answer."""
+
+    default_hint = "is the service running? `mlops status` shows each target's live release"

@@ -32,6 +32,7 @@ PROJECT_ITEMS = (
     "requirements",
     "pyproject.toml",
     ".dvcignore",
+    ".gitignore",
     "data/external",
     "scripts",
 )
@@ -141,7 +142,6 @@ def copy_project(dest: Path) -> Path:
         dest / ".dvc",
         ignore=shutil.ignore_patterns("cache", "tmp", "*.lock", "updater*"),
     )
-    (dest / ".gitignore").write_text("/.dvc/cache\n/.dvc/tmp\n__pycache__/\n")
     sh(["git", "init", "-q", "-b", "main"], dest)
     sh(["git", "add", "-A"], dest)
     sh(["git", "commit", "-q", "-m", "project"], dest)

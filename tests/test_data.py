@@ -1,8 +1,7 @@
-"""Data checks against the declared schema, stable splits and schema inference."""
+"""Data checks against the declared schema, and stable splits (inference: test_schema_infer.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +9,6 @@ import pandas as pd
 import pytest
 
 from pipeline.data import assign_splits, check_data, coerce, drop_missing_target
-from pipeline.schema_infer import render_dataset_yaml
 from pipeline.settings import DatasetSpec, SplitSpec
 from scripts.make_churn_example import make
 
@@ -225,28 +223,3 @@ def test_identical_rows_share_a_split() -> None:
         doubled, churn_spec(None), SplitSpec(method="hash", salt="s", test_size=0.3, pool_size=0.2)
     )
     assert (labels[:300] == labels[300:]).all()
-
-
-# ----------------------------------------------------------------------------- schema inference
-def test_schema_infer_guesses_types_target_ids_and_dates(tmp_path: Path) -> None:
-    path = tmp_path / "customers.csv"
-    make(n=300).to_csv(path, index=False)
-    text = render_dataset_yaml(path)
-    import yaml
-
-    doc = yaml.safe_load(text)
-    ds = doc["dataset"]
-    assert doc["defaults"] == [{"override /task": "classification"}]
-    assert ds["target"] == "churned" and ds["key"] == "customer_id"
-    cols = ds["columns"]
-    assert cols["customer_id"]["role"] == "id"
-    assert cols["signup_date"]["type"] == "datetime"
-    assert cols["plan"] == {
-        "type": "category",
-        "categories": ["basic", "premium", "standard"],
-        "nullable": False,
-    }
-    assert cols["region"]["nullable"] is True
-    assert cols["monthly_charges"]["type"] == "float"
-    assert cols["has_partner"]["type"] == "bool"
-    assert "# looks like dates" in text and "null(s) seen" in text

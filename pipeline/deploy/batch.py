@@ -124,7 +124,10 @@ def load_release(root: Path, target: str, bundle_path: Path | None) -> tuple[Bun
 def file_format(path: Path) -> str:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet",
+            hint="name a .csv or .parquet file (the format follows the extension)",
+        )
     return fmt
 
 
@@ -315,6 +318,9 @@ def predict_file(
 
     out_fmt = file_format(output)
     csv_in = file_format(source) == "csv"
+    if not source.is_file():
+        state = "is not a file" if source.exists() else "does not exist"
+        raise DataError(f"{source}: the file to score {state}", hint="check the input path")
     numeric = _numeric_columns(bundle, declared)
     task = bundle.task
     classes = bundle.meta["model"].get("classes") if task == "classification" else None

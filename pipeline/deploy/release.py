@@ -334,7 +334,11 @@ def rollback(root: Path, target: str, to: str | None = None) -> RollbackOutcome:
     spec = TargetSpec.from_params(params, target)
     record = read_record(root / release_path(target), target)
     if record.release is None:
-        raise GateError(f"{release_path(target)}: nothing has been released to {target}")
+        raise GateError(
+            f"{release_path(target)}: nothing has been released to {target}, so there is "
+            "nothing to roll back",
+            hint="release first: `dvc repro`, then `mlops release`",
+        )
     to = to or record.parent
     if to is None:
         raise GateError(

@@ -34,6 +34,8 @@ from pipeline.maintain.paths import DECISION, FEEDBACK_DIR, LEDGER
 from pipeline.maintain.stage import read_ledger
 from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
 
+LOCK_FILE = "dvc.lock"
+REPRO_ERROR_LINES = 12  # of dvc repro's stderr: the failing stage's message and DVC's verdict
 WINDOW = "__window__"
 
 
@@ -283,6 +285,9 @@ def apply(root: Path, *, repro: bool = True) -> Applied:
         return Applied("none", None, f"nothing to apply: {decision['reason']}", [])
     params = config.load_params(root, hyperparameters=False)
     files = Files(root)
+    repro = repro and action in ("retrain", "rollback")
+    if repro:
+        files.touch(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
     try:
         entry, changed, message = _carry_out(root, decision, params, files)
         ledger_path = files.touch(LEDGER)
@@ -290,13 +295,75 @@ def apply(root: Path, *, repro: bool = True) -> Applied:
 
         atomic_write_text(ledger_path, dumps_json({"entries": [*ledger, entry]}))
         changed.append(LEDGER.as_posix())
-    except BaseException:
+        if repro:
+            _repro(root)
+    except BaseException as exc:
         files.restore()
+        if isinstance(exc, _ReproError):
+            raise _undone(root, action, exc) from exc
         raise
-    if repro and action in ("retrain", "rollback"):
-        exe = Path(sys.executable).parent / "dvc"
-        subprocess.run([str(exe) if exe.exists() else "dvc", "repro"], cwd=root, check=True)
     return Applied(action, did, message, changed)
+
+
+class _ReproError(Exception):
+    """`dvc repro` failed after the decision's files were written (internal: becomes the
+    MlopsError of `_undone` once the files are restored)."""
+
+
+def _repro(root: Path) -> None:
+    """`dvc repro`, its progress shown as it runs; stderr (where a failing stage and DVC say
+    why) is kept for the one error message, and echoed when the run succeeds."""
+    exe = Path(sys.executable).parent / "dvc"
+    proc = subprocess.run(
+        [str(exe) if exe.exists() else "dvc", "repro"],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode == 0:
+        sys.stderr.write(proc.stderr)
+        return
+    raise _ReproError(_why(proc.stderr) or f"exit status {proc.returncode}")
+
+
+def _why(stderr: str) -> str:
+    """The failing stage's own message (from its last `error:` line) and DVC's verdict, cut to
+    a readable length: a schema violation can list dozens of columns."""
+    lines = list(dict.fromkeys(line for line in stderr.splitlines() if line.strip()))
+    starts = [i for i, line in enumerate(lines) if line.startswith("error:")]
+    block = lines[starts[-1] :] if starts else lines[-REPRO_ERROR_LINES:]
+    verdict = [line for line in block if line.startswith("ERROR:")]
+    body = [line for line in block if not line.startswith("ERROR:")]
+    if len(body) > REPRO_ERROR_LINES:
+        cut = len(body) - REPRO_ERROR_LINES + 2
+        body = [*body[: REPRO_ERROR_LINES - 3], f"... ({cut} more line(s))", *body[-2:]]
+    return "\n".join(body + verdict)
+
+
+def _undone(root: Path, action: str, exc: _ReproError) -> MlopsError:
+    """The failed repro as one message; the files are already restored. Stage outputs are put
+    back in step with the restored dvc.lock from DVC's cache when it can."""
+    exe = Path(sys.executable).parent / "dvc"
+    checkout = subprocess.run(
+        [str(exe) if exe.exists() else "dvc", "checkout", "--quiet"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outputs = (
+        "stage outputs checked out as recorded in dvc.lock"
+        if checkout.returncode == 0
+        else "run `dvc checkout` to put the stage outputs back"
+    )
+    indented = "\n".join(f"  {line}" for line in str(exc).splitlines())
+    return MlopsError(
+        f"`dvc repro` failed, so the {action} was not applied:\n{indented}\n"
+        f"restored: {LEDGER}, dvc.lock and every file the {action} wrote; {outputs}",
+        hint="fix what the failing stage reports, then run `mlops maintain --apply` again "
+        "(`git checkout reports` restores reports a failed stage rewrote)",
+    )
 
 
 def _carry_out(

@@ -1,0 +1,40 @@
+"""`dvc exp run --temp`, the README's way to try a change: it never touches the workspace, even
+when the experiment fails (a workspace `dvc exp run` leaves params.yaml as the experiment
+composed it, which DVC does by design)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import digests, dvc, sh
+
+pytestmark = pytest.mark.integration
+
+EVERYTHING = (
+    "conf/**/*",
+    "params.yaml",
+    "dvc.lock",
+    "data/**/*",
+    "models/**/*",
+    "reports/**/*",
+    "deploy/*",
+)
+
+
+def test_a_failed_temp_experiment_leaves_the_workspace_byte_identical(project: Path) -> None:
+    before = digests(project, EVERYTHING)
+    proc = dvc(
+        "exp",
+        "run",
+        "--temp",
+        "-S",
+        "selection.floors.balanced_accuracy=0.9999",
+        cwd=project,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "no candidate meets the floors" in proc.stdout + proc.stderr
+    assert digests(project, EVERYTHING) == before
+    assert sh(["git", "status", "--porcelain"], project).stdout == ""

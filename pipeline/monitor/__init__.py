@@ -15,11 +15,11 @@ Modules (import them directly; this package imports nothing on its own):
 * inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params, monitored columns),
   :mod:`~pipeline.monitor.bundles` (the monitored bundle, read by its documented layout),
   :mod:`~pipeline.monitor.paths` (the artifact contract)
-* statistics: :mod:`pipeline.monitor.reference` - ``build_reference`` / ``Reference.save`` /
-  ``Reference.load``; :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
+* statistics: :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
   ``compute_drift``; :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
-  :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.quantile`,
-  :mod:`~pipeline.monitor.bounds` - the statistics, the quantile sketch and its error bounds
+  :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.bounds` - the statistics and the
+  sketches' error bounds. The reference (``build_reference``, ``Reference``, the quantile
+  sketch, the sample forms) is the foundation package :mod:`pipeline.profile`
 """
 
 __all__ = [
@@ -32,8 +32,6 @@ __all__ = [
     "manual",
     "monitor_stage",
     "paths",
-    "quantile",
-    "reference",
     "reference_stage",
     "report",
     "settings",

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from pipeline import metrics
 from pipeline.monitor.bundles import BundleInfo
 from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
-from pipeline.monitor.reference import ColumnKind, Reference, build_reference
 from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.profile.reference import ColumnKind, Reference, build_reference
 from pipeline.settings import MINIMIZED_METRICS, canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
 

@@ -11,9 +11,9 @@ from pipeline.errors import ArtifactError
 from pipeline.monitor.assess import Context, assess, build_context, features_frame, read_scenarios
 from pipeline.monitor.bundles import monitored_bundle
 from pipeline.monitor.paths import REFERENCE_DIR, SIMULATED_DIR
-from pipeline.monitor.reference import Reference
-from pipeline.monitor.settings import MonitorSettings, monitored_columns
+from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.profile.reference import Reference, monitored_columns
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 

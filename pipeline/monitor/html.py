@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, OK, Context
-from pipeline.monitor.reference import (
+from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+from pipeline.monitor.stats import histogram_counts
+from pipeline.profile.reference import (
     CategoricalReference,
     ColumnReference,
     category_counts,
     numeric_values,
 )
-from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
-from pipeline.monitor.stats import Sample, histogram_counts
+from pipeline.profile.sample import Sample
 from pipeline.windows import PREDICTION
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Runs right after `prepare` (develop cannot import monitor, hence its own stage; the outcome is
 the same: one reference per training data). Reads `data/prepared/train.parquet`, builds the
-drift reference over the monitored columns (`settings.monitored_columns`: features only, numeric
+drift reference over the monitored columns (`monitored_columns`: features only, numeric
 vs categorical by the declared type, datetime features left out) in the configured mode
 (`monitor.drift.mode`: exact keeps every value, sketch a quantile sketch), and writes
 `data/reference/` byte-reproducibly.
@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pipeline.config import load_params
 from pipeline.errors import DataError
 from pipeline.monitor.paths import REFERENCE_DIR, TRAIN_SPLIT
-from pipeline.monitor.reference import build_reference
-from pipeline.monitor.settings import monitored_columns
+from pipeline.profile.reference import build_reference, monitored_columns
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 

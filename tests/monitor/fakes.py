@@ -14,8 +14,8 @@ import pandas as pd
 
 from pipeline.monitor.assess import Context, build_context
 from pipeline.monitor.bundles import read_bundle
-from pipeline.monitor.reference import build_reference
 from pipeline.monitor.settings import MonitorSettings
+from pipeline.profile.reference import build_reference
 from pipeline.windows import LABEL, PREDICTION, RELEASE, REQUEST_ID, TIME
 
 CLASSES = ["no", "yes"]

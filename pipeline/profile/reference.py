@@ -1,5 +1,7 @@
 """The drift reference: everything monitoring needs to know about the training data, computed once.
 
+A foundation module (it imports no stage), so that more than the monitor layer can build it.
+
 ``build_reference`` runs at develop time (the ``reference`` stage, right after ``prepare``), so
 monitoring never re-reads the training data: per numeric column the sorted non-null values
 (float64), counts, distinct count, mean and std; per categorical column the category counts.
@@ -32,8 +34,9 @@ import pandas as pd
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_bytes, read_json, sha256_bytes, sha256_file, write_json
-from pipeline.monitor.quantile import DEFAULT_TAIL, QuantileSketch
-from pipeline.monitor.stats import BINNED_MIN_DISTINCT, Frequencies, Sample, run_lengths
+from pipeline.profile.quantile import DEFAULT_TAIL, QuantileSketch
+from pipeline.profile.sample import BINNED_MIN_DISTINCT, Frequencies, Sample, run_lengths
+from pipeline.settings import DatasetSpec
 
 ColumnKind = Literal["numeric", "categorical"]
 Mode = Literal["exact", "sketch"]
@@ -198,6 +201,25 @@ class Reference:
         return _load(Path(directory), verify=verify)
 
 
+def monitored_columns(dataset: DatasetSpec) -> dict[str, ColumnKind]:
+    """The columns monitoring compares with the reference, with their kind.
+
+    Feature columns only: the target arrives later (as `__label__`, judged by the performance
+    checks), id and ignore columns carry no distribution. Numeric types (float, int) are numeric
+    columns (the drift rule still tests low-cardinality ones as categories); category and bool
+    are categorical. Datetime features are left out on purpose: under a time-based split every
+    production date lies after every training date, so a test on them would flag every window;
+    their time is already the window's own axis (`__time__`).
+    """
+    kinds: dict[str, ColumnKind] = {}
+    for col in dataset.features:
+        if col.is_numeric:
+            kinds[col.name] = "numeric"
+        elif col.is_categorical:
+            kinds[col.name] = "categorical"
+    return kinds
+
+
 def build_reference(
     data: pd.DataFrame | pd.Series | np.ndarray,
     columns: Mapping[str, ColumnKind],
@@ -206,7 +228,7 @@ def build_reference(
     sketch_k: int = REFERENCE_SKETCH_K,
     sketch_tail: int = DEFAULT_TAIL,
 ) -> Reference:
-    """Summarise the reference data once (develop time) for later drift checks.
+    """Summarise the reference data once (package time) for later drift checks.
 
     ``data`` may be a single column (e.g. a model's reference predictions) when ``columns`` names
     exactly one column. Raises DataError for a missing column, a non-numeric "numeric" column or a

@@ -1,9 +1,8 @@
-"""Monitoring: the drift statistics engine and the three stages built on it.
+"""Monitoring: the drift statistics engine and the stages built on it.
 
 Modules (import them directly; this package imports nothing on its own):
 
 * stages (each `python -m pipeline.monitor.<module>`, see dvc.yaml):
-  :mod:`~pipeline.monitor.reference_stage` (the drift reference from the training split),
   :mod:`~pipeline.monitor.simulate` (production windows with declared drift scenarios),
   :mod:`~pipeline.monitor.monitor_stage` (every window's verdict, reports and history)
 * verdicts: :mod:`~pipeline.monitor.windowing` (window files -> monitoring windows),
@@ -12,14 +11,15 @@ Modules (import them directly; this package imports nothing on its own):
   `mlops monitor --input` in :mod:`~pipeline.monitor.manual`)
 * outputs: :mod:`~pipeline.monitor.report` (report.json, metrics.json, history.csv),
   :mod:`~pipeline.monitor.html` (report.html)
-* inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params, monitored columns),
-  :mod:`~pipeline.monitor.bundles` (the monitored bundle, read by its documented layout),
-  :mod:`~pipeline.monitor.paths` (the artifact contract)
+* inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params),
+  :mod:`~pipeline.monitor.bundles` (the monitored bundle and the drift reference it carries,
+  read by its documented layout), :mod:`~pipeline.monitor.paths` (the artifact contract)
 * statistics: :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
   ``compute_drift``; :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
   :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.bounds` - the statistics and the
-  sketches' error bounds. The reference (``build_reference``, ``Reference``, the quantile
-  sketch, the sample forms) is the foundation package :mod:`pipeline.profile`
+  sketches' error bounds. The reference they compare with (``build_reference``, ``Reference``,
+  the quantile sketch) is the foundation package :mod:`pipeline.profile`, since `package`
+  writes it into every bundle.
 """
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "manual",
     "monitor_stage",
     "paths",
-    "reference_stage",
     "report",
     "settings",
     "simulate",

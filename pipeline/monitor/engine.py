@@ -1,5 +1,10 @@
 """Monitoring end to end, shared by the `monitor` stage and `mlops monitor --input`: load what
-windows are compared with, give every window its verdict, write the reports."""
+windows are compared with, give every window its verdict, write the reports.
+
+Windows are judged against the monitored release's own bundle: its drift reference (summarised
+from that bundle's training split when it was packaged), its test-split predictions and its test
+metrics, never against whatever was trained since.
+"""
 
 from __future__ import annotations
 
@@ -10,31 +15,31 @@ from typing import Any
 from pipeline.errors import ArtifactError
 from pipeline.monitor.assess import Context, assess, build_context, features_frame, read_scenarios
 from pipeline.monitor.bundles import monitored_bundle
-from pipeline.monitor.paths import REFERENCE_DIR, SIMULATED_DIR
+from pipeline.monitor.paths import SIMULATED_DIR
 from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.windowing import MonitorWindow
-from pipeline.profile.reference import Reference, monitored_columns
+from pipeline.profile.reference import monitored_columns
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 
 
 def load_context(root: Path, params: Mapping[str, Any]) -> Context:
-    """Settings, the drift reference, the monitored bundle and the simulator's scenarios."""
+    """Settings, the monitored bundle with its drift reference, and the simulator's scenarios."""
     settings = MonitorSettings.from_params(params)
-    reference = Reference.load(root / REFERENCE_DIR)
-    expected = monitored_columns(DatasetSpec.from_params(params["dataset"]))
-    if reference.kinds != expected:
-        raise ArtifactError(
-            f"{REFERENCE_DIR} summarises {sorted(reference.kinds)} but the dataset declares "
-            f"{sorted(expected)} for monitoring; the reference is stale",
-            hint="run `dvc repro reference`",
-        )
     bundle = monitored_bundle(root, settings.target)
     if bundle.task != settings.task:
         raise ArtifactError(
             f"{bundle.path}: a {bundle.task} bundle, but the task is {settings.task}",
             hint="release a bundle of the current task (`dvc repro`, `mlops release`) or set "
             "monitor.target to a target serving one",
+        )
+    reference = bundle.reference()
+    expected = monitored_columns(DatasetSpec.from_params(params["dataset"]))
+    if reference.kinds != expected:
+        raise ArtifactError(
+            f"{bundle.location}: its reference summarises {sorted(reference.kinds)} but the "
+            f"dataset declares {sorted(expected)} for monitoring",
+            hint="release a bundle of the current dataset (`dvc repro`, `mlops release`)",
         )
     return build_context(settings, reference, bundle, read_scenarios(root / SIMULATED_DIR))
 

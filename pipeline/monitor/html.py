@@ -445,7 +445,7 @@ def distributions(latest: Mapping[str, Any], frame: pd.DataFrame, ctx: Context) 
         )
     legend = (
         "<p class='muted'><span class='key' style='background:#8c959f'></span>reference "
-        "(training split; the bundle's test-split predictions for predictions)"
+        "(the judged bundle's training split; its test-split predictions for predictions)"
         "<span class='key' style='background:#0969da'></span>newest window · share of "
         "non-null values per bin (numeric: equal-width bins over both ranges)</p>"
     )

@@ -1,8 +1,9 @@
-"""Stage `monitor`: every window of `data/production/` and `data/simulated/` against the
-reference and the bundle released to `monitor.target`; writes `reports/monitor/`.
+"""Stage `monitor`: every window of `data/production/` and `data/simulated/` against the bundle
+released to `monitor.target` (and the drift reference that bundle carries); writes
+`reports/monitor/`.
 
-Pure: the result depends only on the declared deps (the windows, the reference, the
-target's release record and the champion's bundle) and params; windows are ordered by id, and
+Pure: the result depends only on the declared deps (the windows, the target's release record,
+the released bundles and the champion's bundle) and params; windows are ordered by id, and
 nothing reads the clock. See `pipeline.monitor.assess` for the verdicts and
 `pipeline.monitor.report` for the outputs.
 """

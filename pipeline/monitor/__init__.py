@@ -6,6 +6,7 @@ Modules (import them directly; this package imports nothing on its own):
   :mod:`~pipeline.monitor.simulate` (production windows with declared drift scenarios),
   :mod:`~pipeline.monitor.monitor_stage` (every window's verdict, reports and history)
 * verdicts: :mod:`~pipeline.monitor.windowing` (window files -> monitoring windows),
+  :mod:`~pipeline.monitor.compat` (whether the monitored bundle can judge this traffic),
   :mod:`~pipeline.monitor.assess` (one window's checks and status),
   :mod:`~pipeline.monitor.engine` (assess every window, write the reports; shared with
   `mlops monitor --input` in :mod:`~pipeline.monitor.manual`)
@@ -26,6 +27,7 @@ __all__ = [
     "assess",
     "bounds",
     "bundles",
+    "compat",
     "drift",
     "engine",
     "html",

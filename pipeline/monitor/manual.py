@@ -1,5 +1,7 @@
 """`mlops monitor --input`: monitoring by hand, outside the graph, on a window file or on any
-CSV/Parquet of scored traffic, with the same reference, bundle and settings as the stage.
+CSV/Parquet of scored traffic, with the same bundle (and the reference it carries) and settings
+as the stage. Where the stage writes a report saying why nothing was judged (the monitored
+bundle cannot judge this project's traffic), this command refuses with that reason (exit 2).
 
 Scored traffic needs a prediction and a time per row (the reserved `__prediction__` and
 `__time__` columns, or the columns named by `--prediction-column` / `--time-column`); labels
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import DataError
+from pipeline.errors import ArtifactError, DataError
 from pipeline.windows import LABEL, PREDICTION, TIME
 
 if TYPE_CHECKING:
@@ -74,6 +76,8 @@ def monitor_files(
     from pipeline.monitor.windowing import windows_of
 
     ctx = load_context(root, params)
+    if ctx.refusal is not None:  # by hand, a refusal is an error: nothing is written
+        raise ArtifactError(ctx.refusal.message, hint=ctx.refusal.hint)
     frames, notes = [], []
     for path in paths:
         frame, more = read_traffic(path, columns, params["dataset"]["target"])

@@ -92,9 +92,12 @@ def _predict(args: argparse.Namespace) -> int:
 
     from pipeline import config
     from pipeline.deploy import batch
+    from pipeline.settings import DatasetSpec
 
     root = _root()
-    settings = batch.BatchSettings.from_params(config.load_params(root), args.target)
+    params = config.load_params(root)
+    settings = batch.BatchSettings.from_params(params, args.target)
+    declared = {c.name: c.type for c in DatasetSpec.from_params(params["dataset"]).columns}
     overrides = {
         "on_bad_rows": args.on_bad_rows,
         "unseen_policy": args.unseen_policy,
@@ -112,7 +115,7 @@ def _predict(args: argparse.Namespace) -> int:
         "unseen_policy": settings.unseen_policy,
     }
     try:
-        result = batch.predict_file(bundle, args.input, args.output, settings)
+        result = batch.predict_file(bundle, args.input, args.output, settings, declared)
     except batch.BadRowsError as exc:
         if args.report:  # the refused file's every bad row, for fixing it in one pass
             batch.write_report(args.report, exc.result, {**meta, "written": False})

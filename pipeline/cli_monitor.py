@@ -94,7 +94,8 @@ def _monitor(args: argparse.Namespace) -> int:
             )
         _print_document(document, f"from {path}")
         return _exit_code(document, args.fail_on_breach)
-    from pipeline.monitor.manual import Columns, monitor_files
+    from pipeline.monitor.manual import monitor_files
+    from pipeline.traffic import Columns
 
     params = config.load_params(root, hyperparameters=False)
     out_dir = Path(args.out)
@@ -102,8 +103,9 @@ def _monitor(args: argparse.Namespace) -> int:
         root,
         params,
         [Path(p) for p in args.input],
-        Columns(args.prediction_column, args.label_column, args.time_column),
+        Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         out_dir,
+        time=args.time,
     )
     for note in notes:
         print(f"note: {note}")
@@ -130,7 +132,8 @@ def add_commands(sub: Any) -> None:
         "--input",
         nargs="+",
         metavar="PATH",
-        help="window files (.parquet) or CSV/Parquet files of scored traffic",
+        help="window files (.parquet) or CSV/Parquet files of scored traffic (e.g. the "
+        "output of `mlops predict`)",
     )
     mode.add_argument(
         "--check",
@@ -152,10 +155,34 @@ def add_commands(sub: Any) -> None:
         default=str(REPORT_DIR / REPORT_JSON),
         help="the report --check reads",
     )
-    p.add_argument("--prediction-column", help="the column holding predictions (__prediction__)")
+    add_column_flags(p)
+    p.add_argument(
+        "--time",
+        help="one time (ISO 8601) for every row of a file without a time column "
+        "(default: file order)",
+    )
+    p.set_defaults(handler=_monitor)
+
+
+def add_column_flags(p: argparse.ArgumentParser) -> None:
+    """The flags naming a user's columns (`pipeline.traffic.Columns`), shared with
+    `mlops logs import`."""
+    p.add_argument(
+        "--time-column", metavar="C", help="the column holding each row's time (__time__)"
+    )
+    p.add_argument(
+        "--prediction-column",
+        metavar="C",
+        help="the column holding predictions (default: __prediction__, or `mlops predict`'s "
+        "prediction)",
+    )
     p.add_argument(
         "--label-column",
-        help="the column holding labels (__label__; default: the dataset's target, if present)",
+        metavar="C",
+        help="the column holding labels (default: __label__, or the dataset's target column)",
     )
-    p.add_argument("--time-column", help="the column holding timestamps (__time__)")
-    p.set_defaults(handler=_monitor)
+    p.add_argument(
+        "--id-column",
+        metavar="C",
+        help="the column holding unique request ids (__request_id__; default: none)",
+    )

@@ -20,9 +20,35 @@ waits for the next run (or --flush). Idempotent: records already in a window und
 skipped, so running it twice writes nothing new; it is safe while the service is writing.
 
 Track the windows with DVC afterwards (monitoring depends on them):
-    dvc add data/production/*.parquet
-    git add data/production/*.dvc data/production/.gitignore
-(one pointer per window: branches adding windows never conflict on a shared .dvc file)
+    dvc add data/production/<id>.parquet ...
+    git add data/production/<id>.parquet.dvc ... data/production/.gitignore
+(one pointer per window: branches adding windows never conflict on a shared .dvc file; `dvc
+add data/production` itself fails, the folder being tracked by git)
+"""
+
+IMPORT_HELP = """\
+Turn files of production traffic from outside the service (CSV or Parquet) into window files
+under --out (default data/production/), which the `monitor` stage judges and `maintain` learns
+from. A file must be scored: a prediction column (the output of `mlops predict` is read as it
+is: `prediction`, `proba_<class>`, `flags`); score an unscored file first with
+`mlops predict --input FILE --output scored.parquet`. Name your columns:
+
+    --time-column C        each row's time (ISO 8601; without an offset: UTC), or
+    --time T               one time for a file without a time column
+    --prediction-column C  the prediction (default: __prediction__ or prediction)
+    --label-column C       the label, when known (default: __label__ or the dataset's target)
+    --id-column C          a unique request id per row (optional; labels sent later for the
+                           same id replace earlier ones, and repeated ids count once)
+    --release R            the release that scored the rows (optional)
+
+Feature columns are read by the types declared for the dataset (a CSV's "007" stays text in a
+category column); every other column is an error (or dropped under dataset.extra_columns:
+drop). Bad values are listed by column and row, and nothing is written. One window file per
+input, named by its data: importing the same rows again writes nothing.
+
+Then track each new window and commit the pointers, as printed:
+    dvc add data/production/<id>.parquet
+    git add data/production/<id>.parquet.dvc data/production/.gitignore
 """
 
 
@@ -94,8 +120,53 @@ def _snapshot(args: argparse.Namespace) -> int:
         f"({result.labelled} labelled record(s)); {result.held} record(s) wait for their "
         "window to complete"
     )
-    if result.written:
-        print(f"track them: dvc add {relpath(out, root)}")
+    _print_next([relpath(w.path, root) for w in result.written], relpath(out, root))
+    return 0
+
+
+def _print_next(written: list[str], out: str) -> None:
+    """How to track new window files: one `dvc add` per file (`dvc add <folder>` fails: the
+    folder is tracked by git), then commit the pointers."""
+    if not written:
+        return
+    print("next: track the new window(s) with DVC and commit their pointers:")
+    print("  dvc add " + " ".join(written))
+    print("  git add " + " ".join(f"{w}.dvc" for w in written) + f" {out}/.gitignore")
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pipeline import config
+    from pipeline.config import relpath
+    from pipeline.settings import DatasetSpec
+    from pipeline.traffic import Columns, import_files
+
+    root = config.find_root()
+    params = config.load_params(root, hyperparameters=False)
+    out = root / args.out
+    imported = import_files(
+        args.files,
+        out,
+        DatasetSpec.from_params(params["dataset"]),
+        params["task"],
+        Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
+        time=args.time,
+        release=args.release,
+    )
+    for item in imported:
+        for note in item.notes:
+            print(f"note: {note}")
+        where = relpath(item.window.path, root)
+        state = "wrote" if item.new else "already imported (nothing written):"
+        print(f"{state} {where}: {item.rows} row(s), {item.labelled} labelled, from {item.source}")
+    inside = [i.source for i in imported if i.source.resolve().parent == out.resolve()]
+    for source in inside:
+        print(
+            f"move {source} out of {relpath(out, root)}: monitoring refuses any file there "
+            "that is not a window"
+        )
+    _print_next(
+        sorted({relpath(i.window.path, root) for i in imported if i.new}), relpath(out, root)
+    )
     return 0
 
 
@@ -169,3 +240,22 @@ def add_commands(subparsers: Any) -> None:
         help="hold back records younger than this (log time) so their feedback can arrive",
     )
     q.set_defaults(handler=_snapshot)
+
+    from pipeline.cli_monitor import add_column_flags
+
+    q = logs_sub.add_parser(
+        "import",
+        help="files of scored traffic (CSV/Parquet) -> windows under data/production/",
+        description=IMPORT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV or Parquet files")
+    add_column_flags(q)
+    q.add_argument("--time", help="one time (ISO 8601) for every row of a file without times")
+    q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
+    q.add_argument(
+        "--out",
+        default="data/production",
+        help="window directory, relative to the project root (default: data/production)",
+    )
+    q.set_defaults(handler=_import)

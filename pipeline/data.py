@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import values
 from pipeline.errors import DataError
-from pipeline.settings import ColumnSpec, DatasetSpec, SplitSpec, canonical_category
+from pipeline.settings import ColumnSpec, DatasetSpec, SplitSpec
+from pipeline.values import canonical_category
 
 if TYPE_CHECKING:
     import pandas as pd
 
 EXAMPLES = 5  # example rows shown per violation
-TRUE_VALUES = {"true", "1", "yes"}
-FALSE_VALUES = {"false", "0", "no"}
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -204,165 +204,79 @@ def check_data(df: pd.DataFrame, spec: DatasetSpec) -> DataReport:
 
 
 def _value_violations(df: pd.DataFrame, col: ColumnSpec, null: np.ndarray) -> list[Violation]:
-    """Type, range and category checks for one column's non-null values."""
-    import pandas as pd
-
-    series = df[col.name]
+    """Type, range and category checks for one column's non-null values, by the rules of
+    `pipeline.values` (the service and batch scoring apply the same ones)."""
+    parsed, invalid = values.parse_column(col.type, df[col.name])
     out: list[Violation] = []
+
+    def add(check: str, mask: np.ndarray, message: str) -> None:
+        if mask.any():
+            out.append(
+                Violation(check, col.name, int(mask.sum()), message, _examples(df, mask, col.name))
+            )
+
+    expected = {
+        "float": "expected numbers (type float)",
+        "int": "expected numbers (type int)",
+        "bool": "expected true/false, yes/no, t/f, y/n or 1/0 (type bool)",
+        "category": "expected text or numbers (type category)",
+        "datetime": "expected ISO dates/times (type datetime)",
+    }[col.type]
+    add("type", invalid, expected)
+    good = ~null & ~invalid
     if col.is_numeric:
-        values = _to_numeric(series)
-        bad = ~null & np.isnan(values)
-        if col.type == "int":
-            frac = ~null & ~bad & (np.mod(np.nan_to_num(values), 1) != 0)
-            if frac.any():
-                out.append(
-                    Violation(
-                        "type",
-                        col.name,
-                        int(frac.sum()),
-                        "expected whole numbers (type int)",
-                        _examples(df, frac, col.name),
-                    )
-                )
-        if bad.any():
-            out.append(
-                Violation(
-                    "type",
-                    col.name,
-                    int(bad.sum()),
-                    f"expected numbers (type {col.type})",
-                    _examples(df, bad, col.name),
-                )
-            )
+        x = np.asarray(parsed, dtype=float)
         with np.errstate(invalid="ignore"):
-            low = ~null & ~bad & (values < col.min) if col.min is not None else None
-            high = ~null & ~bad & (values > col.max) if col.max is not None else None
-        if low is not None and low.any():
-            out.append(
-                Violation(
-                    "range",
-                    col.name,
-                    int(low.sum()),
-                    f"below the declared min {col.min}",
-                    _examples(df, low, col.name),
-                )
-            )
-        if high is not None and high.any():
-            out.append(
-                Violation(
-                    "range",
-                    col.name,
-                    int(high.sum()),
-                    f"above the declared max {col.max}",
-                    _examples(df, high, col.name),
-                )
-            )
-    elif col.type == "bool":
-        text = series.map(lambda v: canonical_category(v).lower(), na_action="ignore")
-        bad = ~null & ~text.isin(TRUE_VALUES | FALSE_VALUES).to_numpy()
-        if bad.any():
-            out.append(
-                Violation(
-                    "type",
-                    col.name,
-                    int(bad.sum()),
-                    "expected true/false (type bool)",
-                    _examples(df, bad, col.name),
-                )
-            )
+            add("type", good & ~np.isfinite(x), f"expected finite numbers (type {col.type})")
+            good &= np.isfinite(x)
+            if col.type == "int":
+                add("type", good & (np.mod(x, 1.0) != 0), "expected whole numbers (type int)")
+            if col.min is not None:
+                add("range", good & (x < float(col.min)), f"below the declared min {col.min}")
+            if col.max is not None:
+                add("range", good & (x > float(col.max)), f"above the declared max {col.max}")
     elif col.type == "category" and col.categories is not None:
-        text = series.map(canonical_category, na_action="ignore")
-        bad = ~null & ~text.isin(col.categories).to_numpy()
-        if bad.any():
-            out.append(
-                Violation(
-                    "category",
-                    col.name,
-                    int(bad.sum()),
-                    "unknown category; expected one of " + ", ".join(col.categories),
-                    _examples(df, bad, col.name),
-                )
-            )
+        known = np.isin(parsed.astype(str), list(col.categories))
+        add(
+            "category",
+            good & ~known,
+            "unknown category; expected one of " + ", ".join(col.categories),
+        )
     elif col.type == "datetime":
-        parsed = _to_datetime(series)
-        bad = ~null & parsed.isna().to_numpy()
-        if bad.any():
-            out.append(
-                Violation(
-                    "type",
-                    col.name,
-                    int(bad.sum()),
-                    "expected ISO dates/times (type datetime)",
-                    _examples(df, bad, col.name),
-                )
-            )
-        for bound, op in (("min", "lt"), ("max", "gt")):
+        for bound, word in (("min", "before"), ("max", "after")):
             limit = getattr(col, bound)
             if limit is None:
                 continue
-            cmp = getattr(parsed, op)(pd.Timestamp(str(limit))).fillna(False).to_numpy(bool)
-            if cmp.any():
-                out.append(
-                    Violation(
-                        "range",
-                        col.name,
-                        int(cmp.sum()),
-                        f"{'before' if bound == 'min' else 'after'} the declared {bound} {limit}",
-                        _examples(df, cmp, col.name),
-                    )
-                )
+            edge = values.timestamp(str(limit))
+            cmp = np.array(
+                [
+                    ok and (v < edge if bound == "min" else v > edge)
+                    for ok, v in zip(good, parsed, strict=True)
+                ],
+                dtype=bool,
+            )
+            add("range", cmp, f"{word} the declared {bound} {limit}")
     return out
-
-
-def _to_numeric(series: pd.Series) -> np.ndarray:
-    import pandas as pd
-
-    if series.dtype == bool:
-        return series.to_numpy(dtype=float)
-    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
-def _to_datetime(series: pd.Series) -> pd.Series:
-    import pandas as pd
-
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    return pd.to_datetime(series.astype("string"), errors="coerce", format="ISO8601")
 
 
 # ------------------------------------------------------------------------------------- coercing
 def coerce(df: pd.DataFrame, spec: DatasetSpec, *, with_target: bool = True) -> pd.DataFrame:
-    """Declared columns in declared order and canonical types, ready for a model: numbers as
-    float64 (NaN for missing), categories and bools as text (NaN for missing), dates as
-    datetime64. Assumes `check_data` passed."""
-    import pandas as pd
-
-    out = {}
+    """Declared columns in declared order, as the model frame `pipeline.values` defines: numbers
+    as float64 (NaN for missing), categories and bools as canonical text (NaN for missing),
+    dates as datetime64[ns]. The service and batch scoring build their frames the same way.
+    Assumes `check_data` passed."""
+    kinds: dict[str, str] = {}
+    parsed: dict[str, Any] = {}
     for col in spec.columns:
         if col.role == "target" and not with_target:
             continue
         if col.name not in df.columns:
             raise DataError(f"column {col.name!r} is missing", hint="check the data file")
-        series = df[col.name]
-        if col.is_numeric:
-            out[col.name] = pd.Series(_to_numeric(series), index=df.index)
-        elif col.is_categorical:
-            out[col.name] = _to_categorical(series, col)
-        elif col.type == "datetime":
-            out[col.name] = _to_datetime(series)
-    return pd.DataFrame(out, index=df.index)
-
-
-def _to_categorical(series: pd.Series, col: ColumnSpec) -> pd.Series:
-    import pandas as pd
-
-    if col.type == "bool":
-        text = series.map(lambda v: canonical_category(v).lower(), na_action="ignore")
-        text = text.map(lambda v: "true" if v in TRUE_VALUES else "false", na_action="ignore")
-    else:
-        text = series.map(canonical_category, na_action="ignore")
-    values = text.to_numpy(dtype=object, na_value=np.nan)
-    return pd.Series(values, index=series.index, dtype=object)
+        kinds[col.name] = col.type
+        parsed[col.name], _ = values.parse_column(col.type, df[col.name])
+    frame = values.model_frame(kinds, parsed)
+    frame.index = df.index
+    return frame
 
 
 def drop_missing_target(df: pd.DataFrame, spec: DatasetSpec) -> tuple[pd.DataFrame, int]:
@@ -412,8 +326,9 @@ def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.n
     labels = np.full(len(df), "train", dtype=object)
     if split.method == "time":
         assert split.time_column and split.test_from and split.pool_from
-        times = _to_datetime(df[split.time_column])
-        if times.isna().any():
+        parsed, invalid = values.parse_column("datetime", df[split.time_column])
+        times = pd.Series(values.model_column("datetime", parsed))
+        if invalid.any() or times.isna().any():
             raise DataError(
                 f"split.time_column {split.time_column!r} has missing or unparseable "
                 "values; a time split needs a time for every row"

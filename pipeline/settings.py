@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipeline.values import canonical_category
+
 ColumnType = Literal["float", "int", "bool", "category", "datetime"]
 Task = Literal["classification", "regression"]
 
@@ -25,16 +27,6 @@ def metrics_for(task: str) -> tuple[str, ...]:
 
 def metric_direction(metric: str) -> str:
     return "minimize" if metric in MINIMIZED_METRICS else "maximize"
-
-
-def canonical_category(value: Any) -> str:
-    """Categories are compared as strings everywhere (data, signature, requests): 1, 1.0 and "1"
-    name the same category, True and "true" too."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Issue, UnsafeTargetError
-from pipeline.settings import canonical_category, metric_direction, metrics_for
+from pipeline.settings import metric_direction, metrics_for
+from pipeline.values import canonical_category
 
 Locate = Callable[[str], str]
 

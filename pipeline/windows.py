@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,11 @@ PREDICTION = "__prediction__"  # str label (classification) or float (regression
 LABEL = "__label__"  # ground truth when it has arrived (feedback), else null
 FLAGS = "__flags__"  # str: comma-separated input flags (out_of_range:x, unseen_category:y)
 RESERVED = (REQUEST_ID, TIME, RELEASE, PREDICTION, LABEL, FLAGS)
+# Scored traffic outside windows: the output columns of `mlops predict` (pipeline.deploy.scoring
+# writes them, pipeline.traffic reads them back for `mlops logs import` / `monitor --input`)
+PREDICTION_COLUMN = "prediction"  # the label (classification, as text) or the value
+PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
+FLAGS_COLUMN = "flags"  # comma-separated input flags (out_of_range:x, unseen_category:y)
 REQUIRED = (TIME, PREDICTION)
 _ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{12}$")
 
@@ -96,19 +102,68 @@ def write_window(frame: pd.DataFrame, directory: Path) -> Window:
     return Window(wid, path)
 
 
-def list_windows(*directories: Path) -> list[Window]:
-    """Every window file under the given directories, oldest first (ids sort by time)."""
+GIT_FILES = (".gitkeep", ".gitignore")  # what git and `dvc add` keep in a window folder
+POINTER = ".dvc"  # `dvc add data/production/<id>.parquet` writes `<id>.parquet.dvc`
+
+
+def is_window_name(name: str) -> bool:
+    """Whether `name` is a window file's name: `<YYYYmmddTHHMMSS>-<12 hex>.parquet`."""
+    return name.endswith(".parquet") and bool(_ID.match(name[: -len(".parquet")]))
+
+
+def foreign_files(directory: Path, also: Iterable[str] = ()) -> list[Path]:
+    """Everything in a window folder that is not a window file, a window's DVC pointer, a git
+    file or one of the names in `also` (files the folder's writer owns, e.g. the simulator's
+    manifest): monitoring must never skip traffic silently, so these are errors."""
+    allowed = {*GIT_FILES, *also}
+    if not directory.is_dir():
+        return []
+    return sorted(
+        path
+        for path in directory.iterdir()
+        if not (
+            path.name in allowed
+            or (path.is_file() and is_window_name(path.name))
+            or (path.name.endswith(POINTER) and is_window_name(path.name[: -len(POINTER)]))
+        )
+    )
+
+
+def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
+    """Every window file under the given directories, oldest first (ids sort by time).
+
+    Raises DataError naming any other file there (see `foreign_files`): a CSV or a Parquet
+    file dropped into data/production/ is turned into windows by `mlops logs import`.
+    """
     found = []
     for directory in directories:
+        foreign = foreign_files(directory, also)
+        if foreign:
+            raise DataError(
+                f"{directory}: {len(foreign)} file(s) that are not production windows: "
+                + ", ".join(p.name for p in foreign[:5])
+                + (" ..." if len(foreign) > 5 else ""),
+                hint=_foreign_hint(foreign),
+            )
         if not directory.is_dir():
             continue
         for path in directory.glob("*.parquet"):
-            wid = path.stem
-            if not _ID.match(wid):
-                raise DataError(
-                    f"{path}: not a window file name (<YYYYmmddTHHMMSS>-<12 hex>)",
-                    hint="write windows with `mlops logs snapshot` or "
-                    "pipeline.windows.write_window",
-                )
-            found.append(Window(wid, path))
+            found.append(Window(path.stem, path))
     return sorted(found, key=lambda w: (w.id, str(w.path)))
+
+
+def _foreign_hint(foreign: list[Path]) -> str:
+    data = [p for p in foreign if p.suffix.lower() in (".csv", ".parquet")]
+    where = foreign[0].parent
+    if data:
+        return (
+            f"turn a file of traffic into windows with `mlops logs import {data[0]} "
+            "--time-column ...` and move the original out of "
+            f"{where}; only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet, written by "
+            "`mlops logs import` or `mlops logs snapshot`), their .dvc pointers, .gitignore "
+            "and .gitkeep belong there"
+        )
+    return (
+        f"move it out of {where}: only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet), "
+        "their .dvc pointers, .gitignore and .gitkeep belong there"
+    )

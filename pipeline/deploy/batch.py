@@ -16,7 +16,10 @@ out_of_range:<column>, unseen_category:<column>), in the format the output name 
 
 CSV cells are read as text and numbers parsed per declared column type, so an id like "007"
 passes through as written and "abc" in a numeric column is reported, not silently nulled.
-Empty cells (and pandas' default NA spellings) are missing values.
+Empty cells (and pandas' default NA spellings) are missing values. Columns the dataset declares
+as numbers (the model's and, given `declared`, pass-through ones such as a numeric label) are
+numbers in a Parquet output of a CSV input (float64), so CSV in / Parquet out keeps types; a
+CSV output keeps every cell as written.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import values as vals
 from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
@@ -185,14 +189,13 @@ def _decode_csv(chunk: pd.DataFrame, bundle: Bundle) -> pd.DataFrame:
             continue
         text = chunk[spec.name]
         if spec.type in ("float", "int"):
-            parsed = pd.to_numeric(text, errors="coerce")
-            bad = text.notna().to_numpy() & parsed.isna().to_numpy()
+            parsed, bad = vals.parse_column(spec.type, text)
             if bad.any():
-                values = parsed.to_numpy(dtype=object)
+                values = parsed.astype(object)
                 values[bad] = text.to_numpy(dtype=object)[bad]
                 out[spec.name] = pd.Series(values, index=chunk.index, dtype=object)
             else:
-                out[spec.name] = parsed.astype(float)
+                out[spec.name] = pd.Series(parsed, index=chunk.index, dtype=float)
         else:
             out[spec.name] = text.astype(object).where(text.notna(), None)
     return pd.DataFrame(out, index=chunk.index)
@@ -251,15 +254,68 @@ class _Writer:
             self.parquet.close()
 
 
+def _numeric_columns(bundle: Bundle, declared: Mapping[str, str] | None) -> dict[str, str]:
+    """Column -> declared numeric type: the model's fields, then declared pass-through ones."""
+    numeric = {f.name: f.type for f in bundle.signature.fields if f.type in ("float", "int")}
+    for name, ctype in (declared or {}).items():
+        if ctype in ("float", "int") and name not in bundle.signature.names:
+            numeric[name] = ctype
+    return numeric
+
+
+def _decode_passthrough(
+    table: pa.Table, numeric: Mapping[str, str], names: list[str], typed: bool
+) -> tuple[pa.Table, list[tuple[int, str, str]]]:
+    """A CSV chunk (all text) with its declared numeric columns as float64 when `typed` (a
+    Parquet output), and the pass-through cells that are not numbers: (row in chunk, column,
+    type). The model's own fields are checked by `validate_columns`; their bad rows are never
+    written, so their unparsed cells are never seen."""
+    import pyarrow as pa
+
+    unreadable: list[tuple[int, str, str]] = []
+    for name, ctype in numeric.items():
+        if name not in table.column_names:
+            continue
+        text = table.column(name).to_pandas()
+        parsed, invalid = vals.parse_column(ctype, text)
+        if name not in names:
+            unreadable += [(int(i), name, ctype) for i in np.flatnonzero(invalid)]
+        if typed:
+            index = table.column_names.index(name)
+            column = pa.array(np.where(invalid, np.nan, parsed), type=pa.float64())
+            table = table.set_column(index, pa.field(name, pa.float64()), column)
+    if typed:  # the pandas metadata of the text chunk would read the numbers back as text
+        table = table.replace_schema_metadata(None)
+    return table, sorted(unreadable)
+
+
+def _without(checked: Any, rows: np.ndarray) -> Any:
+    """`checked` (ColumnsValidated) with `rows` (a mask over the chunk) made bad too."""
+    from dataclasses import replace
+
+    keep = ~rows
+    return replace(
+        checked,
+        ok=checked.ok & keep,
+        frame=checked.frame.loc[keep[checked.ok]].reset_index(drop=True),
+    )
+
+
 def predict_file(
-    bundle: Bundle, source: Path, output: Path, settings: BatchSettings
+    bundle: Bundle,
+    source: Path,
+    output: Path,
+    settings: BatchSettings,
+    declared: Mapping[str, str] | None = None,
 ) -> BatchResult:
     """Score `source` into `output` under `settings`; raises DataError (nothing written) when
-    `on_bad_rows` is fail and any row is bad."""
+    `on_bad_rows` is fail and any row is bad. `declared` (column -> type, the dataset's
+    declaration) types a CSV's pass-through columns (see the module docstring)."""
     import pandas as pd
 
     out_fmt = file_format(output)
-    file_format(source)
+    csv_in = file_format(source) == "csv"
+    numeric = _numeric_columns(bundle, declared)
     task = bundle.task
     classes = bundle.meta["model"].get("classes") if task == "classification" else None
     result = BatchResult()
@@ -276,10 +332,27 @@ def predict_file(
             checked = validate_columns(bundle.signature, fields, reject_unseen=reject)
             offset = result.rows
             result.rows += table.num_rows
-            result.bad += [
+            bad = [
                 BadRow(offset + e["index"] + 1, e["field"], e["message"]) for e in checked.errors
             ]
-            if checked.errors and settings.on_bad_rows == "fail":
+            if csv_in:
+                table, unreadable = _decode_passthrough(
+                    table, numeric, bundle.signature.names, typed=out_fmt == "parquet"
+                )
+                if unreadable:
+                    rows = np.zeros(table.num_rows, dtype=bool)
+                    rows[[i for i, _, _ in unreadable]] = True
+                    checked = _without(checked, rows)
+                    bad = sorted(
+                        bad
+                        + [
+                            BadRow(offset + i + 1, name, f"expected a number (declared {ctype})")
+                            for i, name, ctype in unreadable
+                        ],
+                        key=lambda b: b.row,
+                    )
+            result.bad += bad
+            if bad and settings.on_bad_rows == "fail":
                 failing = True
             if failing:
                 continue  # keep validating, to list every bad row

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import values as vals
 from pipeline.deploy.signature import (
     OUT_OF_RANGE,
     UNSEEN_CATEGORY,
@@ -87,12 +88,12 @@ def validate_columns(
     signature: Signature, frame: pd.DataFrame, *, reject_unseen: bool = False
 ) -> ColumnsValidated:
     """Validate every row of `frame` as `signature.validate` validates the row's record."""
-    import pandas as pd
 
     n = len(frame)
     # (position in a record's error list, field, verdicts); unknown fields come first
     found: list[tuple[int, str, _FieldResult]] = []
     names = set(signature.names)
+    names |= set(signature.passthrough)
     unknown = [str(c) for c in frame.columns if c not in names]
     for position, column in enumerate(unknown):
         found.append((position, column, _constant(n, UNKNOWN_FIELD)))
@@ -130,16 +131,16 @@ def validate_columns(
         and all(dtype == np.float64 for dtype in frame.dtypes)
     ):  # all numbers, all good: the frame as it is (what the loop below would rebuild)
         return ColumnsValidated(ok, frame, errors, flags)
-    columns = {}
+    parsed: dict[str, Any] = {}
     for spec in signature.fields:
         numeric = spec.type in ("float", "int")
         if spec.name in values:  # else a required column is missing: no row is accepted
             cells = np.asarray(values[spec.name], dtype=float if numeric else object)
-            cells = cells if ok.all() else cells[ok]
+            parsed[spec.name] = cells if ok.all() else cells[ok]
         else:
-            cells = np.empty(0, dtype=float if numeric else object)
-        columns[spec.name] = pd.Series(cells, dtype="float64" if numeric else "object")
-    accepted = pd.DataFrame(columns, columns=signature.names)
+            parsed[spec.name] = np.empty(0, dtype=float if numeric else object)
+    kinds = {spec.name: spec.type for spec in signature.fields}
+    accepted = vals.model_frame(kinds, parsed)
     return ColumnsValidated(ok, accepted, errors, flags)
 
 
@@ -233,8 +234,10 @@ def _clean(spec: FieldSpec, x: np.ndarray) -> bool:
     lo, hi = float(np.fmin.reduce(x)), float(np.fmax.reduce(x))
     if lo != lo:  # every value is missing
         return spec.nullable
-    floor = max((b for b in (spec.min, spec.observed_min) if b is not None), default=-np.inf)
-    ceiling = min((b for b in (spec.max, spec.observed_max) if b is not None), default=np.inf)
+    floor = max((float(b) for b in (spec.min, spec.observed_min) if b is not None), default=-np.inf)
+    ceiling = min(
+        (float(b) for b in (spec.max, spec.observed_max) if b is not None), default=np.inf
+    )
     if not (np.isfinite(lo) and np.isfinite(hi) and floor <= lo and hi <= ceiling):
         return False
     if spec.type == "int" and bool((np.mod(x, 1.0) > 0).any()):  # NaN compares False
@@ -243,18 +246,8 @@ def _clean(spec: FieldSpec, x: np.ndarray) -> bool:
 
 
 def _scalar(spec: FieldSpec, value: Any) -> tuple[Any, str | None, bool]:
-    if _is_null(value):
-        value = None
     coerced, problem, flag = _check_value(spec, value)
     return coerced, problem, flag is not None
-
-
-def _is_null(value: Any) -> bool:
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and value != value
 
 
 def _by_distinct_value(spec: FieldSpec, series: pd.Series) -> _FieldResult:

@@ -14,10 +14,13 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+from pipeline.windows import FLAGS_COLUMN, PREDICTION_COLUMN, PROBA_PREFIX
+
 ROW = "row"  # predictions.parquet: position of the row in the test split
-PREDICTION = "prediction"  # the label (classification, as text) or the value (regression)
-PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
-FLAGS = "flags"  # batch output: comma-separated input flags (out_of_range:x, ...)
+# The output columns of batch scoring are owned by `pipeline.windows` (the format of scored
+# traffic), because `mlops logs import` and `mlops monitor --input` read them back.
+PREDICTION = PREDICTION_COLUMN
+FLAGS = FLAGS_COLUMN
 
 
 def proba_column(cls: str) -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -63,29 +62,12 @@ def held_out_rows(n: int, rows: int) -> list[int]:
 
 
 def to_records(frame: pd.DataFrame, names: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows as a JSON client would send them: numbers, strings, booleans, ISO dates, nulls."""
-    import pandas as pd
+    """Rows as a JSON client would send them (`pipeline.values.plain`: numbers, strings,
+    booleans, ISO dates, nulls)."""
+    from pipeline.values import plain
 
-    columns: dict[str, list[Any]] = {}
-    for name in names:
-        series = frame[name]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            values = [None if pd.isna(v) else v.isoformat() for v in series]
-        else:
-            values = [_plain(v) for v in series.tolist()]
-        columns[name] = values
+    columns = {name: [plain(v) for v in frame[name].tolist()] for name in names}
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-
-
-def _plain(value: Any) -> Any:
-    """None for every spelling of "missing" (None, NaN, pd.NA, NaT); numpy scalars as Python."""
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
 
 
 # ----------------------------------------------------------------------------------- child

@@ -5,11 +5,13 @@ outside the graph, and records what it did in the committed ledger (maintain/led
 which the `maintain` stage reads: cooldowns work from it, and a decision already in it is
 never applied twice.
 
-* retrain: the labelled production rows of the decision's windows (deduplicated by request id,
-  against earlier feedback too), checked against the declared dataset schema and tagged with
-  their release and window, become `data/feedback/<decision id>.parquet` (tracked with
-  `dvc add`: training only, never the test split); then `dvc repro` retrains, and the new
-  champion still has to pass the deploy gates before `mlops release` ships it.
+* retrain: the labelled production rows of the decision's windows (deduplicated by request id
+  where a row has one, else by the whole row and its time, against earlier feedback too),
+  checked against the declared dataset schema and tagged with their release, window and time,
+  become `data/feedback/<decision id>.parquet` (tracked with `dvc add`: training only, never
+  the test split); then `dvc repro` retrains, and the new champion still has to pass the
+  deploy gates before `mlops release` ships it. Every labelled row is counted as kept,
+  duplicate or refused (schema violations, described) in the output and the ledger entry.
 * rollback: the declarative pin of `mlops rollback` (a generated conf file, recomposed).
 * alert: the message, recorded once.
 
@@ -22,16 +24,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError, MlopsError
 from pipeline.io import dumps_json, read_json, sha256_file
 from pipeline.maintain.paths import DECISION, FEEDBACK_DIR, LEDGER
-from pipeline.maintain.stage import LABEL, RELEASE, read_ledger
+from pipeline.maintain.stage import read_ledger
+from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
 
-REQUEST_ID = "__request_id__"
 WINDOW = "__window__"
 
 
@@ -77,11 +79,46 @@ def _dvc(root: Path, *args: str) -> None:
         raise MlopsError(f"`dvc {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
 
 
-def feedback_rows(root: Path, params: Mapping[str, Any], windows: list[str]) -> Any:
-    """Labelled rows of the decision's production windows, as training rows with provenance."""
+@dataclass
+class FeedbackCounts:
+    """How every labelled row of the decision's windows was accounted for: each one is kept,
+    a duplicate (repeated in the windows, or already in earlier feedback) or refused (breaks
+    the declared dataset schema); `problems` says why rows were refused."""
+
+    labelled: int = 0
+    kept: int = 0
+    duplicate: int = 0
+    refused: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "labelled": self.labelled,
+            "kept": self.kept,
+            "duplicate": self.duplicate,
+            "refused": self.refused,
+        }
+
+
+# Frame-level violations (a declared column absent from the windows...) are not about rows:
+# they refuse the apply instead of refusing every row.
+_FRAME_CHECKS = ("empty", "missing_column", "extra_column", "duplicate_key")
+
+
+def feedback_rows(
+    root: Path, params: Mapping[str, Any], windows: list[str]
+) -> tuple[Any, FeedbackCounts]:
+    """Labelled rows of the decision's production windows, as training rows with provenance,
+    and how every labelled row was counted.
+
+    A row is identified by its request id where it has one (the latest label wins), else by
+    all of its values: features, label and time. Rows already fed back (files under
+    data/feedback/) are duplicates. Rows that break the declared dataset schema are refused:
+    dropped, counted and described, never silently (the windows are immutable, so refusing the
+    whole apply would block every later retrain on one bad label).
+    """
     import pandas as pd
 
-    from pipeline.data import check_data
     from pipeline.monitor.paths import PRODUCTION_DIR
     from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
@@ -108,30 +145,123 @@ def feedback_rows(root: Path, params: Mapping[str, Any], windows: list[str]) -> 
         rows[WINDOW] = window.id
         parts.append(rows)
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    counts = FeedbackCounts(labelled=len(frame))
     if len(frame) == 0:
-        return frame
-    frame = frame.drop_duplicates(REQUEST_ID, keep="last")
-    seen = set()
-    for path in sorted((root / FEEDBACK_DIR).glob("*.parquet")):
-        seen |= set(pd.read_parquet(path, columns=[REQUEST_ID])[REQUEST_ID].dropna())
-    frame = frame[~frame[REQUEST_ID].isin(seen)]
+        return frame, counts
     names = [c.name for c in spec.features]
     out = frame[[c for c in names if c in frame.columns]].copy()
     out[spec.target] = frame[LABEL].to_numpy()
-    for col in (REQUEST_ID, RELEASE, WINDOW):
+    for col in (REQUEST_ID, RELEASE, WINDOW, TIME):
         out[col] = frame[col].to_numpy()
-    out = out.reset_index(drop=True)
+    keep = _first_seen(out, _earlier_feedback(root / FEEDBACK_DIR), spec)
+    counts.duplicate = int((~keep).sum())
+    out = out.loc[keep].reset_index(drop=True)
     declared = replace(
         spec, key=None, columns=tuple(c for c in spec.columns if c.role in ("feature", "target"))
     )
-    report = check_data(out[[c.name for c in declared.columns if c.name in out.columns]], declared)
-    if not report.ok:
-        lines = "\n".join(f"  - {v.render()}" for v in report.violations)
+    bad, counts.problems = _refused(out, declared)
+    counts.refused = int(bad.sum())
+    out = out.loc[~bad].reset_index(drop=True)
+    counts.kept = len(out)
+    return out, counts
+
+
+def _row_keys(frame: Any, spec: Any) -> list[str]:
+    """A row's identity without a request id: every declared value, its label and its time
+    (`pipeline.data.row_keys` over those columns)."""
+    from pipeline.data import row_keys
+    from pipeline.settings import ColumnSpec
+
+    columns = (
+        *(c for c in spec.columns if c.role in ("feature", "target")),
+        ColumnSpec(TIME, "datetime"),
+    )
+    return row_keys(frame, replace(spec, key=None, columns=columns))
+
+
+def _earlier_feedback(directory: Path) -> list[Any]:
+    import pandas as pd
+
+    return [pd.read_parquet(path) for path in sorted(directory.glob("*.parquet"))]
+
+
+def _first_seen(frame: Any, earlier: list[Any], spec: Any) -> Any:
+    """True for the rows to keep: the last row of each request id, the first of each identical
+    row without one, and none that earlier feedback already holds."""
+    import numpy as np
+    import pandas as pd
+
+    ids = frame[REQUEST_ID]
+    has_id = ids.notna().to_numpy()
+    keep = np.zeros(len(frame), dtype=bool)
+    keep[has_id] = ~ids[has_id].duplicated(keep="last").to_numpy()
+    seen_ids: set[str] = set()
+    seen_rows: set[str] = set()
+    for old in earlier:
+        if REQUEST_ID in old.columns:
+            seen_ids |= set(old[REQUEST_ID].dropna())
+            anonymous = old.loc[old[REQUEST_ID].isna()]
+        else:
+            anonymous = old
+        if TIME in old.columns:  # files written before times were recorded have no row keys
+            seen_rows |= set(_row_keys(anonymous, spec))
+    keep &= ~ids.isin(seen_ids).to_numpy()
+    if (~has_id).any():
+        rows = frame.loc[~has_id]
+        keys = pd.Series(_row_keys(rows, spec), index=rows.index)
+        fresh = ~keys.duplicated(keep="first") & ~keys.isin(seen_rows)
+        keep[~has_id] = fresh.to_numpy()
+    return keep
+
+
+def _refused(frame: Any, spec: Any) -> tuple[Any, list[str]]:
+    """The rows of `frame` that break `spec` (by `check_data`'s rules, narrowed down to rows by
+    bisection: `check_data` reports counts and examples, not a mask) and the problems found."""
+    import numpy as np
+
+    from pipeline.data import check_data
+
+    columns = [c.name for c in spec.columns]
+    checked = frame[[c for c in columns if c in frame.columns]]
+    bad = np.zeros(len(frame), dtype=bool)
+    if len(frame) == 0:
+        return bad, []
+    report = check_data(checked, spec)
+    if report.ok:
+        return bad, []
+    whole = [v for v in report.violations if v.check in _FRAME_CHECKS]
+    if whole:
+        lines = "\n".join(f"  - {v.render()}" for v in whole)
         raise DataError(
             f"labelled production rows break the declared schema:\n{lines}",
             hint="fix the dataset declaration or the traffic; nothing was written",
         )
-    return out
+
+    def visit(lo: int, hi: int) -> None:
+        if check_data(checked.iloc[lo:hi], spec).ok:
+            return
+        if hi - lo == 1:
+            bad[lo] = True
+            return
+        mid = (lo + hi) // 2
+        visit(lo, mid)
+        visit(mid, hi)
+
+    mid = len(frame) // 2
+    if len(frame) == 1:
+        bad[0] = True
+    else:
+        visit(0, mid)
+        visit(mid, len(frame))
+    problems = []
+    for v in report.violations:
+        where = f"column {v.column!r}: " if v.column else ""
+        shown = "; ".join(
+            f"{e['value']!r} in window {frame.iloc[e['row'] - 1][WINDOW]}" for e in v.examples
+        )
+        examples = f"; e.g. {shown}" if shown else ""
+        problems.append(f"{where}{v.message} ({v.count} row(s){examples})")
+    return bad, problems
 
 
 def apply(root: Path, *, repro: bool = True) -> Applied:
@@ -184,9 +314,10 @@ def _carry_out(
     }
     changed: list[str] = []
     if action == "retrain":
-        rows = feedback_rows(root, params, decision["feedback_windows"])
+        rows, counts = feedback_rows(root, params, decision["feedback_windows"])
         entry["windows"] = list(decision["feedback_windows"])
         entry["rows"] = len(rows)
+        entry["feedback"] = {**counts.to_dict(), "problems": counts.problems}
         if len(rows):
             rel = FEEDBACK_DIR / f"{did}.parquet"
             from pipeline.data import write_parquet
@@ -198,8 +329,13 @@ def _carry_out(
             changed += [f"{rel}.dvc", (FEEDBACK_DIR / ".gitignore").as_posix()]
         message = (
             f"retrain: {len(rows)} labelled production row(s) added to training "
-            f"from {len(entry['windows'])} window(s)"
+            f"from {len(entry['windows'])} window(s) ({counts.labelled} labelled: "
+            f"{counts.kept} kept, {counts.duplicate} duplicate, {counts.refused} refused)"
         )
+        if counts.problems:
+            message += "\nrefused (they break the declared dataset schema):\n" + "\n".join(
+                f"  - {p}" for p in counts.problems
+            )
     elif action == "rollback":
         from pipeline.deploy.paths import PINS_FILE
         from pipeline.deploy.release import rollback

@@ -36,7 +36,8 @@ from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, comp
 from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
 from pipeline.monitor.windowing import MonitorWindow
 from pipeline.profile.reference import ColumnKind, Reference, build_reference
-from pipeline.settings import MINIMIZED_METRICS, canonical_category
+from pipeline.settings import MINIMIZED_METRICS
+from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
 
 if TYPE_CHECKING:

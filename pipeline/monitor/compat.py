@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.monitor.bundles import BundleInfo
 from pipeline.profile.reference import ColumnKind, monitored_columns
-from pipeline.settings import DatasetSpec, canonical_category
+from pipeline.settings import DatasetSpec
+from pipeline.values import canonical_category
 from pipeline.windows import PREDICTION, RESERVED
 
 if TYPE_CHECKING:

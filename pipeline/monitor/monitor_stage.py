@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.config import load_params
 from pipeline.monitor.engine import load_context, monitor
-from pipeline.monitor.paths import PRODUCTION_DIR, REPORT_DIR, SIMULATED_DIR
+from pipeline.monitor.paths import PRODUCTION_DIR, REPORT_DIR, SCENARIOS_FILE, SIMULATED_DIR
 from pipeline.monitor.windowing import collect
 from pipeline.stage import log, run
 
@@ -52,7 +52,9 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(hyperparameters=False)
     ctx = load_context(Path.cwd(), params)
     windows = collect(
-        {"production": PRODUCTION_DIR, "simulated": SIMULATED_DIR}, ctx.settings.windows
+        {"production": PRODUCTION_DIR, "simulated": SIMULATED_DIR},
+        ctx.settings.windows,
+        also={"simulated": (SCENARIOS_FILE,)},
     )
     document, _ = monitor(windows, ctx, REPORT_DIR)
     log(log_line(document))

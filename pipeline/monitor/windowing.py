@@ -18,8 +18,7 @@ its file. Rows repeated across files (same `__request_id__`) count once.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,12 +27,18 @@ import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.monitor.settings import WindowSpec
-from pipeline.windows import REQUEST_ID, TIME, list_windows, normalise, window_id
+from pipeline.windows import (
+    REQUEST_ID,
+    TIME,
+    is_window_name,
+    list_windows,
+    normalise,
+    window_id,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-WINDOW_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{12}$")
 _FILE = "__file__"  # helper column: which file a row came from (dropped before ids are taken)
 
 
@@ -117,10 +122,10 @@ def windows_of(
         indices = sorted(set(part[_FILE].tolist()))
         rows = part.drop(columns=[_FILE])
         whole_file = len(indices) == 1 and len(rows) == len(frames[indices[0]])
-        stem = Path(names[indices[0]]).stem
+        name = Path(names[indices[0]]).name
         out.append(
             MonitorWindow(
-                id=stem if whole_file and WINDOW_ID.match(stem) else window_id(rows),
+                id=Path(name).stem if whole_file and is_window_name(name) else window_id(rows),
                 source=source,
                 frame=rows,
                 files=tuple(sorted(names[i] for i in indices)),
@@ -130,14 +135,20 @@ def windows_of(
     return out
 
 
-def collect(directories: Mapping[str, Path], spec: WindowSpec) -> list[MonitorWindow]:
+def collect(
+    directories: Mapping[str, Path],
+    spec: WindowSpec,
+    also: Mapping[str, Iterable[str]] | None = None,
+) -> list[MonitorWindow]:
     """Every monitoring window of every source directory, ordered by id (time, then content).
 
-    Raises DataError for a tracked window that was not fetched (`dvc pull`): monitoring part of
-    the traffic without saying so would be worse than stopping.
+    Raises DataError for a file in a directory that is not a window (`also` names a source's
+    other files, e.g. the simulator's manifest) and for a tracked window that was not fetched
+    (`dvc pull`): monitoring part of the traffic without saying so would be worse than stopping.
     """
     found: list[MonitorWindow] = []
     for source, directory in directories.items():
+        windows = list_windows(directory, also=(also or {}).get(source, ()))
         missing = unfetched(directory)
         if missing:
             raise DataError(
@@ -145,6 +156,6 @@ def collect(directories: Mapping[str, Path], spec: WindowSpec) -> list[MonitorWi
                 + ", ".join(missing[:5]),
                 hint="run `dvc pull` (or `dvc checkout`) before monitoring",
             )
-        paths = [w.path for w in list_windows(directory)]
+        paths = [w.path for w in windows]
         found.extend(windows_of(source, read_files(paths), [p.name for p in paths], spec))
     return sorted(found, key=lambda w: (w.id, w.source))

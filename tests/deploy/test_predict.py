@@ -131,3 +131,45 @@ def test_release_target_and_column_checks(project: Path, test_rows, tmp_path) ->
     test_rows.drop(columns=["worst_area"]).to_parquet(inp, index=False)
     missing = mlops(*args, cwd=project, check=False)
     assert missing.returncode == 2 and "required column(s) missing: worst_area" in missing.stderr
+
+
+def test_csv_in_parquet_out_keeps_declared_types(project: Path, test_rows, tmp_path) -> None:
+    """Regression: a CSV's pass-through (and model) columns were written to Parquet as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import yaml
+
+    frame = test_rows.copy()
+    frame.insert(0, "record_id", [f"{i:03d}" for i in range(len(frame))])  # undeclared: text
+    frame["visits"] = np.arange(len(frame))  # a declared numeric column the model does not use
+    inp, out = tmp_path / "in.csv", tmp_path / "out.parquet"
+    frame.to_csv(inp, index=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    declared = {name: c["type"] for name, c in params["dataset"]["columns"].items()}
+    declared["visits"] = "int"
+    bundle = load_bundle(project / "models/bundle")
+    result = predict_file(bundle, inp, out, FLAGS, declared)
+    assert result.scored == len(frame)
+    schema = pq.read_schema(out)
+    for name in [*bundle.signature.names, "visits", "prediction", "proba_benign"]:
+        assert schema.field(name).type == pa.float64() or name == "prediction", name
+    assert schema.field("record_id").type == pa.string()
+    assert schema.field(params["dataset"]["target"]).type == pa.string()  # a category
+    scored = pd.read_parquet(out)
+    assert scored["record_id"].iloc[7] == "007"
+    pd.testing.assert_frame_equal(scored[list(test_rows.columns)], test_rows, check_dtype=False)
+    assert scored["visits"].tolist() == list(range(len(frame)))
+
+    # a declared number that is not one is a bad row, never a silent null
+    frame = frame.astype({"visits": object})
+    frame.loc[4, "visits"] = "lots"
+    frame.to_csv(inp, index=False)
+    with pytest.raises(BadRowsError, match=r"row 5: visits: expected a number \(declared int\)"):
+        predict_file(bundle, inp, out, FLAGS, declared)
+    skipped = predict_file(bundle, inp, out, BatchSettings("skip", "flag", 7), declared)
+    assert skipped.bad_rows == [5] and len(pd.read_parquet(out)) == len(frame) - 1
+    # a CSV output keeps every cell as written
+    csv_out = tmp_path / "out.csv"
+    predict_file(bundle, inp, csv_out, BatchSettings("skip", "flag", 7), declared)
+    ids = pd.read_csv(csv_out, dtype=str)["record_id"].tolist()
+    assert ids[:6] == ["000", "001", "002", "003", "005", "006"]  # row 5 ("004") skipped

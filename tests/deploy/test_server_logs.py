@@ -127,6 +127,28 @@ def test_nan_inputs_are_logged_as_null(tmp_path: Path) -> None:
     }
 
 
+def test_ids_sent_with_a_request_are_logged_and_become_window_columns(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    release(root, make_bundle(root))
+    with running(root) as srv, srv.client() as client:
+        for i in range(4):
+            record = good_record(customer_id=500 + i) if i % 2 else good_record()
+            assert client.post("/predict", json=record).status_code == 200
+    text = (root / "logs/local/predictions.jsonl").read_text()
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert [e.get("passthrough") for e in entries] == [
+        None,
+        {"customer_id": 501},
+        None,
+        {"customer_id": 503},
+    ]
+    assert all("customer_id" not in e["inputs"] for e in entries)
+    result = snapshot(root / "logs/local", root / "data/production", rows=4)
+    frame = pd.read_parquet(result.written[0].path)
+    assert frame["customer_id"].tolist()[1::2] == [501.0, 503.0]
+    assert frame["customer_id"].isna().tolist()[::2] == [True, True]
+
+
 def scored(root: Path, built: Built, n: int, label_every: int = 3) -> dict[str, str]:
     """n single-record predictions, feedback for every `label_every`-th (one corrected)."""
     labels: dict[str, str] = {}
@@ -304,6 +326,8 @@ def test_mlops_serve_and_snapshot_end_to_end(cli_project: Path) -> None:
     assert "1 record(s) wait" in result.stdout and "dvc add data/production" in result.stdout
     [window] = list_windows(cli_project / "data/production")
     assert [None if pd.isna(v) else v for v in window.read()[LABEL]] == [None, "no"]
+    # one `dvc add` per window file: `dvc add data/production` fails (a git-tracked folder)
+    assert f"  dvc add data/production/{window.path.name}\n" in result.stdout
 
     bad = subprocess.run(
         [str(BIN / "mlops"), "serve", "--target", "batch"],

@@ -80,7 +80,8 @@ def test_proba_for_classifiers(flagging: tuple[Running, Built]) -> None:
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [
-        (good_record(monthly_charges="60"), "monthly_charges", "expected a number, got str"),
+        (good_record(monthly_charges="sixty"), "monthly_charges", "expected a number, got str"),
+        (good_record(monthly_charges=True), "monthly_charges", "expected a number, got bool"),
         (good_record(tenure_months=3.5), "tenure_months", "expected a whole number"),
         (good_record(plan=...), "plan", "required field is missing"),
         (good_record(colour="red"), "colour", "unknown field"),
@@ -89,7 +90,12 @@ def test_proba_for_classifiers(flagging: tuple[Running, Built]) -> None:
         (good_record(monthly_charges=501), "monthly_charges", "above the declared maximum 500"),
         (good_record(plan="gold"), "plan", "not a declared category"),
         (good_record(signup_date="yesterday"), "signup_date", "ISO date"),
-        (good_record(has_partner=[True]), "has_partner", "expected a category"),
+        (good_record(signup_date="2014-12-31"), "signup_date", "before the declared minimum"),
+        (good_record(signup_date="2031-01-02"), "signup_date", "after the declared maximum"),
+        (good_record(customer_id={"a": 1}), "customer_id", "pass-through field"),
+        (good_record(has_partner=[True]), "has_partner", "expected true or false"),
+        (good_record(has_partner="maybe"), "has_partner", "expected true or false"),
+        (good_record(plan=["basic"]), "plan", "expected a category"),
         (good_record(monthly_charges=1e999), "monthly_charges", "finite"),
     ],
 )
@@ -107,6 +113,20 @@ def test_invalid_records_get_field_errors(
     assert message in errors[0]["message"]
 
 
+def test_declared_id_columns_are_accepted_and_not_scored(flagging: tuple[Running, Built]) -> None:
+    """An id column (role: id) is part of a record in a file, so a client may send it too: it
+    is accepted and logged (to join labels on), never scored; undeclared fields still fail."""
+    srv, _ = flagging
+    with srv.client() as client:
+        plain = client.post("/predict", params={"proba": "true"}, json=good_record())
+        with_id = client.post(
+            "/predict", params={"proba": "true"}, json=good_record(customer_id=1234)
+        )
+    assert with_id.status_code == 200, with_id.text
+    [a], [b] = plain.json()["predictions"], with_id.json()["predictions"]
+    assert (a["prediction"], a["proba"]) == (b["prediction"], b["proba"])
+
+
 def test_nulls_allowed_where_declared(flagging: tuple[Running, Built]) -> None:
     srv, _ = flagging
     with srv.client() as client:
@@ -117,6 +137,8 @@ def test_nulls_allowed_where_declared(flagging: tuple[Running, Built]) -> None:
 UNSEEN = [
     (good_record(region="west"), "unseen_category:region"),  # declared, never in training
     (good_record(monthly_charges=499.0), "out_of_range:monthly_charges"),
+    # inside the declared 2015-2030, after every date training saw
+    (good_record(signup_date="2030-06-01T12:00:00+02:00"), "out_of_range:signup_date"),
 ]
 
 

@@ -1,5 +1,7 @@
 """`Signature.check` + `Signature.frame` (the service's hot path, and what `validate` is made
-of) build the frame a plain per-column construction would: numbers float64, the rest object."""
+of) build the frame a plain per-column construction would: numbers float64, categories and
+booleans pandas "str" (NaN for missing), datetimes datetime64[ns] (NaT for missing): the
+model frame training's `coerce` builds (`pipeline.values`)."""
 
 from __future__ import annotations
 
@@ -70,15 +72,18 @@ def random_records(sig: Signature, n: int, seed: int) -> list[Any]:
 
 def plain_frame(sig: Signature, rows: list[list[Any]]) -> pd.DataFrame:
     """The obvious construction, a Series per column, as the oracle for `Signature.frame`."""
-    numeric = {spec.name for spec in sig.fields if spec.type in ("float", "int")}
-    return pd.DataFrame(
-        {
-            name: pd.Series(
-                [row[i] for row in rows], dtype="float64" if name in numeric else "object"
-            )
-            for i, name in enumerate(sig.names)
-        }
-    )
+    columns = {}
+    for i, spec in enumerate(sig.fields):
+        cells = [row[i] for row in rows]
+        if spec.type in ("float", "int"):
+            columns[spec.name] = pd.Series(cells, dtype="float64")
+        elif spec.type == "datetime":
+            columns[spec.name] = pd.to_datetime(
+                pd.Series(cells, dtype=object), format="ISO8601"
+            ).astype("datetime64[ns]")
+        else:
+            columns[spec.name] = pd.Series(cells, dtype="str")
+    return pd.DataFrame(columns, columns=sig.names)
 
 
 @pytest.mark.parametrize("make", [churn_signature, numeric_signature])

@@ -90,6 +90,9 @@ def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
     assert "retrain: 200 labelled production row(s)" in out
     ledger = json.loads((project / "maintain/ledger.json").read_text())["entries"]
     assert [e["action"] for e in ledger] == ["retrain"] and ledger[0]["rows"] == 200
+    counts = {"labelled": 200, "kept": 200, "duplicate": 0, "refused": 0, "problems": []}
+    assert ledger[0]["feedback"] == counts
+    assert "(200 labelled: 200 kept, 0 duplicate, 0 refused)" in out
     feedback = list((project / "data/feedback").glob("*.parquet"))
     assert len(feedback) == 1 and (project / f"data/feedback/{feedback[0].name}.dvc").exists()
     assert set(pd.read_parquet(feedback[0])["__release__"]) == {rel}

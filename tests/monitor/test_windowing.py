@@ -10,7 +10,7 @@ import pytest
 from pipeline.errors import DataError
 from pipeline.monitor.settings import WindowSpec, span_seconds
 from pipeline.monitor.windowing import collect, cut, pool, windows_of
-from pipeline.windows import TIME, normalise, window_id, write_window
+from pipeline.windows import TIME, list_windows, normalise, window_id, write_window
 from tests.monitor.fakes import traffic
 
 ROWS = WindowSpec(by="rows", rows=100, span="1d", min_rows=10)
@@ -80,7 +80,37 @@ def test_tracked_but_unfetched_windows_stop_monitoring(tmp_path: Path) -> None:
     assert "dvc pull" in (caught.value.hint or "")
 
 
-def test_foreign_file_names_are_refused_with_a_hint(tmp_path: Path) -> None:
-    traffic(100).to_parquet(tmp_path / "traffic.parquet")
-    with pytest.raises(DataError, match="not a window file name"):
+@pytest.mark.parametrize(
+    "name", ["traffic.parquet", "traffic.csv", "notes.txt", "traffic.parquet.dvc", "sub"]
+)
+def test_every_file_that_is_not_a_window_is_refused_by_name(tmp_path: Path, name: str) -> None:
+    """Regression: a CSV under data/production/ was silently ignored."""
+    write_window(traffic(100), tmp_path)
+    (tmp_path / ".gitkeep").touch()
+    (tmp_path / ".gitignore").write_text("/*.parquet\n")
+    if name == "sub":
+        (tmp_path / name).mkdir()
+    elif name.endswith(".csv"):
+        traffic(10).to_csv(tmp_path / name, index=False)
+    else:
+        (tmp_path / name).write_text("x")
+    with pytest.raises(DataError, match=f"1 file\\(s\\) that are not production windows: {name}$"):
         collect({"production": tmp_path}, ROWS)
+    with pytest.raises(DataError) as caught:
+        list_windows(tmp_path)
+    hint = caught.value.hint or ""
+    if name.startswith("traffic.") and not name.endswith(".dvc"):
+        assert f"mlops logs import {tmp_path / name}" in hint
+    else:
+        assert f"move it out of {tmp_path}" in hint
+
+
+def test_window_pointers_and_the_simulator_manifest_are_allowed(tmp_path: Path) -> None:
+    window = write_window(traffic(100), tmp_path)
+    (tmp_path / f"{window.path.name}.dvc").write_text("outs: []\n")
+    (tmp_path / "scenarios.json").write_text("{}")
+    assert [
+        w.id for w in collect({"simulated": tmp_path}, ROWS, {"simulated": ["scenarios.json"]})
+    ] == [window.id]
+    with pytest.raises(DataError, match=r"not production windows: scenarios\.json"):
+        collect({"production": tmp_path}, ROWS, {"simulated": ["scenarios.json"]})

@@ -58,7 +58,7 @@ from pipeline.deploy.service.releases import (
 )
 from pipeline.deploy.service.settings import ServeSettings
 from pipeline.errors import ConfigError
-from pipeline.settings import canonical_category
+from pipeline.values import canonical_category
 
 LOG = logging.getLogger("mlops.serve")
 MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503
@@ -256,6 +256,8 @@ class Service:
                 }
                 if result.proba is not None:
                     entry["proba"] = result.proba[i]
+                if job.passthrough and job.passthrough[i]:
+                    entry["passthrough"] = job.passthrough[i]
                 entries.append(entry)
             predictions.extend(result.predictions)
             self.index.add_pending(result.request_ids)
@@ -307,7 +309,9 @@ class Service:
                     checked.errors,
                 )
             try:
-                future = self.batcher.submit(served, checked.rows, checked.flags, proba)
+                future = self.batcher.submit(
+                    served, checked.rows, checked.flags, proba, checked.passthrough
+                )
             except RuntimeError as exc:
                 submitted = True  # submit already released its count
                 raise HTTPError(503, str(exc)) from None

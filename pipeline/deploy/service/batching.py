@@ -51,6 +51,8 @@ class Job:
     future: asyncio.Future[Scored]
     result: Scored | None = None
     error: BaseException | None = None
+    # per row: the declared pass-through fields the record carried (ids, ...), logged only
+    passthrough: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -109,7 +111,12 @@ class MicroBatcher:
             self._cond.notify()
 
     def submit(
-        self, served: Served, rows: list[list[Any]], flags: list[list[str]], proba: bool
+        self,
+        served: Served,
+        rows: list[list[Any]],
+        flags: list[list[str]],
+        proba: bool,
+        passthrough: list[dict[str, Any]] | None = None,
     ) -> asyncio.Future[Scored]:
         """Queue an `arriving` request's rows; the future resolves to its `Scored` result."""
         assert self._loop is not None, "start() the batcher first"
@@ -118,7 +125,8 @@ class MicroBatcher:
             if self._stopping:
                 self._outstanding -= 1
                 raise RuntimeError("the service is shutting down")
-            self._pending.append(Job(served, rows, flags, proba, future))
+            job = Job(served, rows, flags, proba, future, passthrough=passthrough or [])
+            self._pending.append(job)
             self._cond.notify()
         return future
 

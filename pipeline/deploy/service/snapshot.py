@@ -18,7 +18,8 @@ Idempotent and safe while the service writes, without any state file:
   time, so the result is a function of the logs) than that, giving labels time to arrive.
 
 Window columns: the input fields as the service received and checked them (numbers as float,
-categories as text, null for missing), plus `pipeline.windows.RESERVED`.
+categories as text, null for missing), the declared pass-through fields (ids) the requests
+carried, plus `pipeline.windows.RESERVED`.
 """
 
 from __future__ import annotations
@@ -220,9 +221,10 @@ def window_frame(records: Sequence[dict[str, Any]], labels: Mapping[str, Any]) -
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record["inputs"]))
+        names.update(dict.fromkeys(_passthrough(record)))
     columns: dict[str, Any] = {}
     for name in names:
-        columns[name] = _column([r["inputs"].get(name) for r in records])
+        columns[name] = _column([r["inputs"].get(name, _passthrough(r).get(name)) for r in records])
     predictions = [r.get("prediction") for r in records]
     numeric = _numeric(predictions)
     columns[REQUEST_ID] = _objects([str(r["request_id"]) for r in records])
@@ -239,6 +241,13 @@ def window_frame(records: Sequence[dict[str, Any]], labels: Mapping[str, Any]) -
         columns[LABEL] = _objects([None if v is None else str(v) for v in label_values])
     columns[FLAGS] = _objects([",".join(r.get("flags") or []) or None for r in records])
     return pd.DataFrame(columns)
+
+
+def _passthrough(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The declared pass-through fields (ids, ...) a record carried: window columns too, so
+    labels that arrive by id can be joined to the traffic."""
+    extra = record.get("passthrough")
+    return extra if isinstance(extra, Mapping) else {}
 
 
 def _numeric(values: Iterable[Any]) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,8 @@ class Context:
     prediction_reference: Reference
     scenarios: Mapping[str, Any]  # simulated window file id -> what the simulator injected
     refusal: Refusal | None = None
+    declared: frozenset[str] = frozenset()  # the project's dataset columns (not evidence of
+    # another line when a window carries them)
 
 
 def prediction_kind(task: str) -> ColumnKind:
@@ -74,13 +76,16 @@ def build_context(
     reference: Reference,
     bundle: BundleInfo,
     scenarios: Mapping[str, Any] | None = None,
+    declared: Collection[str] = (),
 ) -> Context:
     """Bundle the inputs; the prediction reference is built here from the bundle's predictions
     (a hundred-odd test rows: cheaper to rebuild than to store)."""
     kind = prediction_kind(bundle.task)
     predictions = bundle.reference_predictions()
     pred_ref = build_reference(predictions, {PREDICTION: kind}, mode="exact")
-    return Context(settings, reference, bundle, pred_ref, dict(scenarios or {}))
+    return Context(
+        settings, reference, bundle, pred_ref, dict(scenarios or {}), None, frozenset(declared)
+    )
 
 
 def refused_context(
@@ -322,7 +327,7 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
     result["scenario"] = scenario_of(window, ctx.scenarios)
     if ctx.refusal is not None:
         return _no_verdict(result, NOT_JUDGED, [f"not judged: {ctx.refusal.message}"])
-    problem = window_problem(window.frame, ctx.bundle)
+    problem = window_problem(window.frame, ctx.bundle, ctx.declared)
     if problem is not None:
         return _no_verdict(
             result, NOT_JUDGED, [f"not judged against {ctx.bundle.label}: {problem}"]

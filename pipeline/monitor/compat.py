@@ -18,7 +18,7 @@ monitored bundle is still the old one. Two checks, both explained rather than cr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,19 +125,21 @@ def scored_by(release: str, bundle: BundleInfo) -> bool:
     return release == bundle.id or release.endswith(f"-{bundle.id}")
 
 
-def window_problem(frame: pd.DataFrame, bundle: BundleInfo) -> str | None:
+def window_problem(
+    frame: pd.DataFrame, bundle: BundleInfo, declared: Collection[str] = ()
+) -> str | None:
     """Why a window's traffic does not fit the bundle's line, or None when it does.
 
-    Another line's traffic both lacks some of the bundle's features and carries columns the
-    bundle does not take (a column merely missing is a data problem, judged as all null), or
-    holds predictions the bundle cannot make (non-numbers for a regressor, labels outside a
-    classifier's classes).
+    Another line's traffic both lacks some of the bundle's features and carries columns that
+    neither the bundle takes nor the project declares (`declared`: ids, the target...; a column
+    merely missing is a data problem, judged as all null), or holds predictions the bundle
+    cannot make (non-numbers for a regressor, labels outside a classifier's classes).
     """
     import pandas as pd
 
     columns = [str(c) for c in frame.columns if c not in RESERVED]
     missing = [f for f in bundle.features if f not in columns]
-    extra = [c for c in columns if c not in bundle.features]
+    extra = [c for c in columns if c not in bundle.features and c not in declared]
     if missing and extra:
         return (
             f"its columns are another signature's: it lacks {_names(missing)} and has "

@@ -37,10 +37,12 @@ def load_context(root: Path, params: Mapping[str, Any]) -> Context:
     settings = MonitorSettings.from_params(params)
     bundle = monitored_bundle(root, settings.target)
     scenarios = read_scenarios(root / SIMULATED_DIR)
-    refused = refusal(bundle, settings.task, DatasetSpec.from_params(params["dataset"]))
+    dataset = DatasetSpec.from_params(params["dataset"])
+    refused = refusal(bundle, settings.task, dataset)
     if refused is not None:
         return refused_context(settings, bundle, refused, scenarios)
-    return build_context(settings, bundle.reference(), bundle, scenarios)
+    declared = [c.name for c in dataset.columns]
+    return build_context(settings, bundle.reference(), bundle, scenarios, declared)
 
 
 def monitor(

@@ -166,11 +166,14 @@ def test_a_bundle_without_a_reference_is_refused_with_a_hint(tmp_path: Path) -> 
 
 def test_traffic_of_another_line_is_not_judged_against_the_release(tmp_path: Path) -> None:
     project(tmp_path)
-    ctx = load_context(tmp_path, params())
+    with_id = params()
+    with_id["dataset"] = dataset(rid={"type": "int", "role": "id"})
+    ctx = load_context(tmp_path, with_id)
     other = traffic(200, start="2026-01-01T00:00:00+00:00").rename(columns={"x": "a", "c": "b"})
     numbers = traffic(200, seed=6, start="2026-01-02T00:00:00+00:00")
     numbers[PREDICTION] = "maybe"  # a class this classifier does not have
     missing_one = traffic(200, seed=7, start="2026-01-03T00:00:00+00:00").drop(columns=["c"])
+    missing_one["rid"] = range(200)  # a declared id column: not another line's feature
     _, results = monitor(
         windows(("production", other), ("production", numbers), ("production", missing_one)),
         ctx,

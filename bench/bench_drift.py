@@ -120,7 +120,7 @@ def _reset_peak() -> int:
 
 def worker_ours(ref_path: str, cur_path: str) -> dict:
     from pipeline.monitor.drift import DriftSettings, compute_drift
-    from pipeline.monitor.reference import build_reference
+    from pipeline.profile.reference import build_reference
 
     ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
     start = time.perf_counter()
@@ -199,7 +199,7 @@ def _baseline_column(r: np.ndarray, c: np.ndarray, kind: str, stats, distance) -
 
 
 def worker_sketch_reference(ref_path: str, out_dir: str) -> dict:
-    from pipeline.monitor.reference import build_reference
+    from pipeline.profile.reference import build_reference
 
     ref = pd.read_parquet(ref_path)
     start = time.perf_counter()
@@ -210,8 +210,8 @@ def worker_sketch_reference(ref_path: str, out_dir: str) -> dict:
 
 def worker_sketch(ref_dir: str, cur_path: str) -> dict:
     from pipeline.monitor.drift import DriftSettings
-    from pipeline.monitor.reference import Reference
     from pipeline.monitor.sketch import compute_drift_parquet
+    from pipeline.profile.reference import Reference
 
     reference = Reference.load(ref_dir)
     _reset_peak()
@@ -227,7 +227,7 @@ def worker_sketch(ref_dir: str, cur_path: str) -> dict:
 
 def worker_exact_file(ref_dir: str, cur_path: str) -> dict:
     from pipeline.monitor.drift import compute_drift
-    from pipeline.monitor.reference import Reference
+    from pipeline.profile.reference import Reference
 
     reference = Reference.load(ref_dir)
     cur = pd.read_parquet(cur_path)

@@ -54,7 +54,7 @@ def main() -> None:
     print(f"ratio pipeline / script: {p / s:.2f}x (goal <= 1.5x); overhead {p - s:+.2f} s")
     r = median(rest_times)
     print(
-        f"then the rest of the graph (package, deploy@*, reference, simulate, monitor, "
+        f"then the rest of the graph (package, deploy@*, simulate, monitor, "
         f"maintain): median {r:.2f} s; whole graph {p + r:.2f} s"
     )
 

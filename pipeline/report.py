@@ -243,32 +243,45 @@ MAX_VIOLATIONS = 10
 
 
 def monitor_section(base: Reader, head: Reader) -> list[str]:
-    """The newest monitored window's verdict, its violations and the counts per status."""
+    """What monitoring judged, the newest production window's verdict, its violations and the
+    counts per status; the simulated scenarios in one line apart (they never count)."""
     lines = ["### Monitoring", ""]
     doc = _json(head(MONITOR_REPORT))
     if not doc:
         return [*lines, "No monitoring report (the `monitor` stage has not run).", ""]
+    monitored = doc.get("monitored") or {}
+    skipped = doc.get("skipped")
+    if skipped:
+        lines += [f"**Monitoring skipped**, no window judged: {skipped.get('reason')}.", ""]
+        lines += [f"- {d}" for d in skipped.get("differences") or []]
+        lines += [f"- hint: {skipped.get('hint')}", ""]
+    elif monitored.get("label"):
+        lines += [f"Judged against {monitored['label']}.", ""]
     summary, newest = doc.get("summary") or {}, doc.get("newest")
+    simulated = ((doc.get("simulated") or {}).get("summary")) or {}
+    if simulated.get("windows"):
+        sim = simulated.get("by_status") or {}
+        lines += [
+            f"Simulated scenarios (never counted): {simulated['windows']} window(s), "
+            f"{sim.get('breach', 0)} breach, {sim.get('ok', 0)} ok.",
+            "",
+        ]
     if not newest:
-        return [*lines, "No windows to judge yet.", ""]
+        return [*lines, "No production windows yet.", ""]
     status = str(newest.get("status"))
     was = ((_json(base(MONITOR_REPORT)) or {}).get("summary") or {}).get("newest_status")
     change = f" (base: {was})" if was is not None and was != status else ""
-    scenario = (newest.get("scenario") or {}).get("scenario")
-    source = newest.get("source", "?") + (f", scenario {scenario}" if scenario else "")
-    monitored = doc.get("monitored") or {}
-    bundle = (monitored.get("bundle") or {}).get("id")
     lines.append(
-        f"**{status.upper()}**{change}: newest window `{newest.get('id')}` ({source}), "
-        f"{newest.get('rows')} rows, {newest.get('labelled')} labelled; monitoring "
-        f"`{monitored.get('target', '?')}`" + (f" (bundle {bundle})" if bundle else "") + "."
+        f"**{status.upper()}**{change}: newest production window `{newest.get('id')}` "
+        f"({newest.get('source', '?')}), {newest.get('rows')} rows, "
+        f"{newest.get('labelled')} labelled."
     )
     counts = summary.get("by_status") or {}
     lines += [
         "",
-        f"Windows: {summary.get('windows', 0)} — {counts.get('ok', 0)} ok, "
+        f"Production windows: {summary.get('windows', 0)} — {counts.get('ok', 0)} ok, "
         f"{counts.get('breach', 0)} breach, {counts.get('insufficient_data', 0)} "
-        "insufficient data.",
+        f"insufficient data, {counts.get('not_judged', 0)} not judged.",
         "",
     ]
     violations = newest.get("violations") or []

@@ -61,30 +61,57 @@ RECENT_WINDOWS = 6
 
 
 def monitoring_lines(root: Path) -> list[str]:
-    """The newest window's verdict, the count of breaching windows and what the recent windows
-    were found to violate (beside what the simulator injected), from reports/monitor/."""
+    """What monitoring judged (the release and bundle) and its production verdict, then the
+    simulated scenarios apart (what each was found to violate beside what the simulator
+    injected; they never count), from reports/monitor/report.json."""
     path = root / "reports/monitor/report.json"
     if not path.is_file():
         return ["monitoring: no report yet (`dvc repro monitor`)"]
     report = json.loads(path.read_text(encoding="utf-8"))
-    summary, bundle = report["summary"], report["monitored"]["bundle"]
-    by_status = summary["by_status"]
-    lines = [
-        f"monitoring (target {report['monitored']['target']}, bundle {bundle['id']} "
-        f"{bundle['source']}): {summary['windows']} window(s), {by_status['breach']} breaching, "
-        f"{by_status['ok']} ok, {by_status['insufficient_data']} with insufficient data"
-    ]
-    if report["newest"] is not None:
-        lines.append(f"  newest {summary['newest']}: {summary['newest_status'].upper()}")
-    if report["windows"]:
-        lines.append("  recent windows (simulated scenario or source: status: what was found):")
+    if "simulated" not in report:
+        return ["monitoring: the report is from an older version (`dvc repro monitor`)"]
+    mon, skipped = report["monitored"], report["skipped"]
+    if skipped:
+        lines = [f"monitoring skipped, no window judged: {skipped['reason']}"]
+        lines += [f"  - {d}" for d in skipped["differences"]] + [f"  hint: {skipped['hint']}"]
+    else:
+        lines = [f"monitoring: judged against {mon['label']}"]
+    summary = report["summary"]
+    if report["newest"] is None:
+        lines.append("  production: no windows yet")
+    else:
+        lines.append(
+            f"  production: {_counts(summary)}; newest {summary['newest']}: "
+            f"{summary['newest_status'].upper()}"
+        )
     for window in report["windows"][-RECENT_WINDOWS:]:
+        lines.append(f"    {window['id']:<28} {window['status']}{_found(window)}")
+    simulated = report["simulated"]
+    if simulated["windows"]:
+        lines.append(
+            f"  simulated scenarios (never counted for --check or maintenance): "
+            f"{_counts(simulated['summary'])}"
+        )
+    for window in simulated["windows"][-RECENT_WINDOWS:]:
         name = window["scenario"] or window["source"]
         lines.append(f"    {name:<16} {window['status']}{_found(window)}")
     return lines
 
 
+def _counts(summary: dict) -> str:
+    by_status = summary["by_status"]
+    text = (
+        f"{summary['windows']} window(s), {by_status['breach']} breaching, "
+        f"{by_status['ok']} ok, {by_status['insufficient_data']} with insufficient data"
+    )
+    if by_status.get("not_judged"):
+        text += f", {by_status['not_judged']} not judged"
+    return text
+
+
 def _found(window: dict) -> str:
+    if window["status"] == "not_judged" and window.get("notes"):
+        return ": " + window["notes"][0]
     parts = []
     for check, subjects in window["violated"].items():
         if check == "dataset_drift":

@@ -71,12 +71,20 @@ def monitor(status: str, violations: list[dict[str, str]]) -> dict[str, Any]:
         "scenario": None,
         "violations": violations,
     }
-    by_status = {"ok": 3, "breach": 0, "insufficient_data": 1}
+    by_status = {"ok": 3, "breach": 0, "insufficient_data": 1, "not_judged": 0}
     if status == "breach":
-        by_status = {"ok": 3, "breach": 1, "insufficient_data": 0}
+        by_status = {"ok": 3, "breach": 1, "insufficient_data": 0, "not_judged": 0}
     return {
         "format": "gitops-mlops/monitor-report",
-        "monitored": {"target": "local", "bundle": {"id": "2222222222222222"}},
+        "version": 2,
+        "monitored": {
+            "target": "local",
+            "release": "r0003-2222222222222222",
+            "label": "release r0003-2222222222222222 (bundle 2222222222222222, target local)",
+            "bundle": {"id": "2222222222222222"},
+        },
+        "judged": True,
+        "skipped": None,
         "summary": {
             "windows": 4,
             "by_status": by_status,
@@ -85,6 +93,14 @@ def monitor(status: str, violations: list[dict[str, str]]) -> dict[str, Any]:
         },
         "newest": newest,
         "windows": [],
+        "simulated": {
+            "summary": {
+                "windows": 4,
+                "by_status": {"ok": 1, "breach": 3, "insufficient_data": 0, "not_judged": 0},
+            },
+            "newest": None,
+            "windows": [],
+        },
     }
 
 
@@ -238,9 +254,14 @@ def test_the_impact_of_a_change(repo: Path, capsys: pytest.CaptureFixture[str]) 
     assert "- floor: test balanced_accuracy 0.8012 is under the floor 0.85" in gates
 
     mon = section(text, "Monitoring")
-    assert "**BREACH** (base: ok): newest window `20250106T050000-c81d55fc51bc`" in mon
-    assert "100 rows, 81 labelled" in mon and "monitoring `local` (bundle 2222222222222222)" in mon
-    assert "Windows: 4 — 3 ok, 1 breach, 0 insufficient data." in mon
+    assert "**BREACH** (base: ok): newest production window `20250106T050000-c81d55fc51bc`" in mon
+    assert "100 rows, 81 labelled" in mon
+    assert (
+        "Judged against release r0003-2222222222222222 (bundle 2222222222222222, target local)."
+        in mon
+    )
+    assert "Production windows: 4 — 3 ok, 1 breach, 0 insufficient data, 0 not judged." in mon
+    assert "Simulated scenarios (never counted): 4 window(s), 3 breach, 1 ok." in mon
     assert "Violations in the newest window (2):" in mon
     assert "- `performance_floor` (balanced_accuracy): balanced_accuracy 0.6833" in mon
 
@@ -257,8 +278,30 @@ def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "No stage re-ran: outputs are unchanged." in text
     assert "No metric changed." in text
     assert "➖ already released" in text and "(base:" not in text
-    assert "**OK**: newest window" in text and "Violations" not in text
+    assert "**OK**: newest production window" in text and "Violations" not in text
     assert "### Maintenance" not in text  # no decision.json: no section
+
+
+def test_skipped_monitoring_says_why_and_simulated_windows_stay_apart(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = monitor("ok", [])
+    doc.update(
+        judged=False,
+        newest=None,
+        skipped={
+            "reason": "release r0003-2222222222222222 (bundle 2222222222222222, target local) "
+            "has another input signature or task than the project declares",
+            "differences": ["task: the release is classification, the project declares regression"],
+            "hint": "release it",
+        },
+    )
+    write(repo, {"reports/monitor/report.json": doc})
+    mon = section(run(capsys), "Monitoring")
+    assert "**Monitoring skipped**, no window judged: release r0003-2222222222222222" in mon
+    assert "- task: the release is classification, the project declares regression" in mon
+    assert "Simulated scenarios (never counted): 4 window(s), 3 breach, 1 ok." in mon
+    assert mon.rstrip().endswith("No production windows yet.")
 
 
 def test_missing_reports_are_said_not_guessed(

@@ -10,10 +10,14 @@ A bundle is a directory:
                          served model with them, and monitoring uses them as the reference
                          for prediction drift; columns `row` (position in the test split),
                          `prediction`, and `proba_<class>` per class for classifiers
+    reference/           the monitoring reference: a summary of the training split's monitored
+                         columns (`pipeline.profile.reference`), so that monitoring judges a
+                         release against its own training data, whatever is trained later
 
 The bundle's digest is the sha256 of `bundle.json` (written canonically), which covers every
-file; its id is the first 16 hex digits. The same champion, data and config always give the
-same bundle id, so "already released" is a comparison of ids.
+file (the reference's files as `reference/<name>`); its id is the first 16 hex digits. The same
+champion, data and config always give the same bundle id, so "already released" is a comparison
+of ids.
 """
 
 from __future__ import annotations
@@ -34,12 +38,17 @@ from pipeline.io import (
     sha256_file,
     verify_manifest,
 )
+from pipeline.profile.layout import IN_BUNDLE, reference_files
 
-FORMAT = 1
+# 2: the bundle carries its monitoring reference (reference/); format 1 did not. Both load for
+# serving, gating and rollback (they need no reference); monitoring refuses a bundle without one.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 MANIFEST = "bundle.json"
 MODEL = "model.skops"
 SIGNATURE = "signature.json"
 PREDICTIONS = "predictions.parquet"
+REFERENCE = IN_BUNDLE  # "reference"
 ID_LENGTH = 16
 
 
@@ -48,10 +57,17 @@ def bundle_id(digest: str) -> str:
 
 
 def write_manifest(directory: Path, meta: Mapping[str, Any]) -> str:
-    """Record the digests of the bundle's files next to `meta`; returns the bundle digest."""
+    """Record the digests of the bundle's files next to `meta`; returns the bundle digest.
+
+    The reference's files are digested when `directory/reference/` holds one (`package` always
+    writes it; hand-built bundles in tests and benchmarks may leave it out, and monitoring then
+    refuses them)."""
     from pipeline.io import atomic_write_text
 
-    files = {name: sha256_file(directory / name) for name in (MODEL, SIGNATURE, PREDICTIONS)}
+    names = [MODEL, SIGNATURE, PREDICTIONS]
+    if (directory / REFERENCE).is_dir():
+        names += [f"{REFERENCE}/{name}" for name in reference_files(directory / REFERENCE)]
+    files = {name: sha256_file(directory / name) for name in names}
     text = dumps_json({"format": FORMAT, **meta, "files": files})
     atomic_write_text(directory / MANIFEST, text)
     return sha256_bytes(text.encode())
@@ -87,8 +103,12 @@ def verify(directory: Path, expected_digest: str | None = None) -> tuple[str, di
         expected_digest,
         hint="run `dvc pull` for the released bundle, or `dvc repro`",
     )
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{directory}: bundle format {meta.get('format')!r}; expected {FORMAT}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise ArtifactError(
+            f"{directory}: bundle format {meta.get('format')!r}; this version reads "
+            f"{', '.join(map(str, READABLE_FORMATS))}",
+            hint="a newer gitops-mlops wrote it: install the project's lock file",
+        )
     return digest, meta
 
 

@@ -6,7 +6,10 @@ and config always give the same id ("already released" is then a comparison of i
 
 Reads develop's outputs by path (`models/champion/`, `data/prepared/{train,test}.parquet`) and
 the params the model depends on (task, dataset, split, preprocessing), which are digested into
-the manifest so two bundles with equal models but different declared schemas differ.
+the manifest so two bundles with equal models but different declared schemas differ. The
+bundle also carries the monitoring reference summarised from the training split
+(`pipeline.profile.reference.training_reference`, always in exact mode, so no monitoring
+setting is a dependency of this stage).
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from typing import Any
 from pipeline.config import load_params
 from pipeline.data import read_table, write_parquet
 from pipeline.deploy import scoring
-from pipeline.deploy.bundle import MODEL, PREDICTIONS, SIGNATURE, bundle_id, write_manifest
+from pipeline.deploy.bundle import (
+    MODEL,
+    PREDICTIONS,
+    REFERENCE,
+    SIGNATURE,
+    bundle_id,
+    write_manifest,
+)
 from pipeline.deploy.paths import (
     BUNDLE_DIR,
     CHAMPION_MODEL,
@@ -37,6 +47,7 @@ from pipeline.io import (
     sha256_bytes,
     sha256_file,
 )
+from pipeline.profile.reference import training_reference
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 
@@ -106,6 +117,9 @@ def build(directory: Path, params: Mapping[str, Any]) -> str:
     atomic_write_bytes(directory / MODEL, data)
     atomic_write_text(directory / SIGNATURE, dumps_json(signature.to_dict()))
     write_parquet(frame, directory / PREDICTIONS)
+    # The monitoring reference from this bundle's own training split: monitoring judges the
+    # release against it, whatever is trained later.
+    training_reference(train, dataset).save(directory / REFERENCE)
     meta = manifest_meta(
         champion,
         params,

@@ -136,6 +136,9 @@ class Outcome:
 
 def _fsync_tree(directory: Path) -> None:
     for path in sorted(directory.iterdir()):
+        if path.is_dir():
+            _fsync_tree(path)  # a bundle's reference/ subdirectory
+            continue
         with path.open("rb") as fh:
             os.fsync(fh.fileno())
     fd = os.open(directory, os.O_RDONLY)
@@ -150,9 +153,11 @@ def copy_bundle(source: Path, dest: Path, digest: str, undo: Undo) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
-        for path in sorted(source.iterdir()):
+        for path in sorted(source.rglob("*")):  # files and the reference/ subdirectory
             if path.is_file():
-                shutil.copyfile(path, tmp / path.name)
+                copy = tmp / path.relative_to(source)
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, copy)
         _fsync_tree(tmp)
         verify(tmp, digest)
         tmp.replace(dest)

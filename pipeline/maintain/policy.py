@@ -26,7 +26,6 @@ PERFORMANCE = ("performance_floor", "performance_drop")
 
 @dataclass(frozen=True)
 class Settings:
-    windows: str  # production | all: which monitored windows count
     drift_consecutive: int | None  # retrain after this many drifted windows in a row
     performance: bool  # retrain when the newest judged window breaks a performance check
     max_age_days: float | None  # retrain when the live release has served this long
@@ -42,7 +41,6 @@ class Settings:
         pol = data["policies"]
         on = {k: v for k, v in pol.items() if v.get("enabled", True)}
         return cls(
-            windows=data["windows"],
             drift_consecutive=on["drift"]["consecutive"] if "drift" in on else None,
             performance="performance" in on,
             max_age_days=on["age"]["max_days"] if "age" in on else None,
@@ -82,9 +80,47 @@ def _checks(row: Mapping[str, Any]) -> set[str]:
     return {c for c in str(row.get("checks") or "").split(";") if c}
 
 
+VERDICTS = ("ok", "breach")  # insufficient-data windows are neither good nor bad
+
+
 def judged(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Windows that got a verdict (insufficient-data windows are neither good nor bad)."""
-    return [r for r in history if r.get("status") != "insufficient_data"]
+    """Windows that got a verdict."""
+    return [r for r in history if r.get("status") in VERDICTS]
+
+
+def considered(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The windows maintenance decides on, oldest first: production traffic that monitoring
+    judged against the monitored release, or found too small to judge. Simulated windows never
+    count, nor do windows monitoring did not judge (skipped, or traffic of another line)."""
+    rows = [
+        r for r in history if r.get("source") == "production" and r.get("status") != "not_judged"
+    ]
+    return sorted(rows, key=lambda r: r["window"])
+
+
+def no_window_reason(
+    history: Sequence[Mapping[str, Any]], monitoring: Mapping[str, Any] | None
+) -> str:
+    """Why there is nothing to decide on, from the history and the monitor's report.json
+    (what it skipped and how many simulated windows it showed)."""
+    monitoring = monitoring or {}
+    skipped = (monitoring.get("skipped") or {}).get("reason")
+    production = [r for r in history if r.get("source") == "production"]
+    if not production:
+        parts = ["no production window yet"]
+        if skipped:
+            parts.append(f"monitoring was skipped ({skipped})")
+    elif skipped:
+        parts = [f"no production window was judged: monitoring was skipped ({skipped})"]
+    else:
+        parts = [
+            f"no production window was judged against the monitored release: "
+            f"{len(production)} window(s) of traffic it cannot judge (see reports/monitor/)"
+        ]
+    simulated = ((monitoring.get("simulated") or {}).get("summary") or {}).get("windows") or 0
+    if simulated:
+        parts.append(f"{simulated} simulated window(s) are never used for maintenance")
+    return "; ".join(parts)
 
 
 def drift_policy(history: Sequence[Mapping[str, Any]], k: int) -> Finding:
@@ -208,21 +244,21 @@ def decide(
     settings: Settings,
     comparison: Mapping[str, Any] | None = None,
     comparison_note: str = "not evaluated",
+    monitoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The decision document (reports/maintain/decision.json without its inputs section)."""
-    considered = [
-        r for r in history if settings.windows == "all" or r.get("source") == "production"
-    ]
-    considered.sort(key=lambda r: r["window"])
-    as_of = max((r["end"] for r in considered), default=None)
-    if not considered:
+    """The decision document (reports/maintain/decision.json without its inputs section).
+
+    `monitoring` is the monitor's report.json, read only to say why no window counts."""
+    windows = considered(history)
+    as_of = max((r["end"] for r in windows), default=None)
+    if not windows:
         return {
             "action": "none",
             "target": target,
             "release": release,
             "as_of": None,
             "decision_id": None,
-            "reason": "no monitored window to decide on",
+            "reason": no_window_reason(history, monitoring),
             "policies": [],
             "cooldown": None,
         }
@@ -231,15 +267,15 @@ def decide(
     if settings.rollback is not None:
         findings.append(rollback_policy(comparison, settings.rollback, comparison_note))
     if settings.drift_consecutive:
-        findings.append(drift_policy(considered, settings.drift_consecutive))
+        findings.append(drift_policy(windows, settings.drift_consecutive))
     if settings.performance:
-        findings.append(performance_policy(considered))
+        findings.append(performance_policy(windows))
     if settings.max_age_days is not None:
-        findings.append(age_policy(considered, release, settings.max_age_days))
+        findings.append(age_policy(windows, release, settings.max_age_days))
     if settings.new_labels:
-        findings.append(new_labels_policy(considered, used, settings.new_labels))
+        findings.append(new_labels_policy(windows, used, settings.new_labels))
     if settings.alert_checks:
-        findings.append(alert_policy(considered, settings.alert_checks))
+        findings.append(alert_policy(windows, settings.alert_checks))
     fired = [f for f in findings if f.fired]
     action = max((f.action for f in fired), key=RANK.__getitem__, default="none")
     cooldown = _cooldown(ledger, as_of, settings.cooldown_days, target)
@@ -253,9 +289,7 @@ def decide(
         reason = f"{action} {did} was already applied ({reason})"
         action, did, evidence = "none", None, []
     feed = [
-        r["window"]
-        for r in considered
-        if r["window"] not in used and int(r.get("labelled") or 0) > 0
+        r["window"] for r in windows if r["window"] not in used and int(r.get("labelled") or 0) > 0
     ]
     return {
         "action": action,

@@ -1,10 +1,12 @@
 """Stage `maintain`: decide from declared policies whether to retrain, roll back or alert.
 
-Reads the monitoring history (reports/monitor/history.csv), the ledger of applied decisions
-(maintain/ledger.json, committed), the live release (deploy/<target>.json) and, for the
-rollback policy, the labelled production rows the live release scored, rescored by the live
-and the previous release's bundles. Writes reports/maintain/decision.json: the action, every
-policy evaluated with its evidence, and the inputs it used. Nothing here reads the clock.
+Reads the monitoring history (reports/monitor/history.csv: production windows only), the
+monitor's report.json (only to say why no window counts: monitoring skipped, simulated windows
+that never count), the ledger of applied decisions (maintain/ledger.json, committed), the live
+release (deploy/<target>.json) and, for the rollback policy, the labelled production rows the
+live release scored, rescored by the live and the previous release's bundles. Writes
+reports/maintain/decision.json: the action, every policy evaluated with its evidence, and the
+inputs it used. Nothing here reads the clock.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from pipeline.config import load_params
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
-from pipeline.maintain.paths import DECISION, HISTORY, LEDGER
+from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
 from pipeline.maintain.policy import Settings, decide
 from pipeline.stage import log, run
 
@@ -30,6 +32,14 @@ def read_history(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise DataError(f"{path} does not exist", hint="run `dvc repro monitor` first")
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def read_monitoring(path: Path) -> dict[str, Any]:
+    """The monitor's report.json, or nothing when it is absent or not an object."""
+    if not path.is_file():
+        return {}
+    data = read_json(path)
+    return data if isinstance(data, dict) else {}
 
 
 def read_ledger(path: Path) -> list[dict[str, Any]]:
@@ -157,6 +167,7 @@ def main(argv: Sequence[str]) -> None:
         settings=settings,
         comparison=comparison,
         comparison_note=note,
+        monitoring=read_monitoring(MONITOR_REPORT),
     )
     decision["inputs"] = {
         "history": {

@@ -1,40 +1,39 @@
-"""Monitoring: the drift statistics engine and the three stages built on it.
+"""Monitoring: the drift statistics engine and the stages built on it.
 
 Modules (import them directly; this package imports nothing on its own):
 
 * stages (each `python -m pipeline.monitor.<module>`, see dvc.yaml):
-  :mod:`~pipeline.monitor.reference_stage` (the drift reference from the training split),
   :mod:`~pipeline.monitor.simulate` (production windows with declared drift scenarios),
   :mod:`~pipeline.monitor.monitor_stage` (every window's verdict, reports and history)
 * verdicts: :mod:`~pipeline.monitor.windowing` (window files -> monitoring windows),
+  :mod:`~pipeline.monitor.compat` (whether the monitored bundle can judge this traffic),
   :mod:`~pipeline.monitor.assess` (one window's checks and status),
   :mod:`~pipeline.monitor.engine` (assess every window, write the reports; shared with
   `mlops monitor --input` in :mod:`~pipeline.monitor.manual`)
 * outputs: :mod:`~pipeline.monitor.report` (report.json, metrics.json, history.csv),
   :mod:`~pipeline.monitor.html` (report.html)
-* inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params, monitored columns),
-  :mod:`~pipeline.monitor.bundles` (the monitored bundle, read by its documented layout),
-  :mod:`~pipeline.monitor.paths` (the artifact contract)
-* statistics: :mod:`pipeline.monitor.reference` - ``build_reference`` / ``Reference.save`` /
-  ``Reference.load``; :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
+* inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params),
+  :mod:`~pipeline.monitor.bundles` (the monitored bundle and the drift reference it carries,
+  read by its documented layout), :mod:`~pipeline.monitor.paths` (the artifact contract)
+* statistics: :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
   ``compute_drift``; :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
-  :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.quantile`,
-  :mod:`~pipeline.monitor.bounds` - the statistics, the quantile sketch and its error bounds
+  :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.bounds` - the statistics and the
+  sketches' error bounds. The reference they compare with (``build_reference``, ``Reference``,
+  the quantile sketch) is the foundation package :mod:`pipeline.profile`, since `package`
+  writes it into every bundle.
 """
 
 __all__ = [
     "assess",
     "bounds",
     "bundles",
+    "compat",
     "drift",
     "engine",
     "html",
     "manual",
     "monitor_stage",
     "paths",
-    "quantile",
-    "reference",
-    "reference_stage",
     "report",
     "settings",
     "simulate",

@@ -4,6 +4,10 @@
 bundle and the settings. Its result (a JSON-ready dict) lists every finding; the window's status
 is
 
+* `not_judged` when the window cannot be compared with the monitored bundle at all: monitoring
+  was refused for every window (`pipeline.monitor.compat.refusal`: the project declares another
+  line than the bundle's, or the bundle carries no drift reference), or this window's traffic
+  belongs to another line (`compat.window_problem`); the note says which;
 * `insufficient_data` when it has fewer than `windows.min_rows` rows: no verdict is given;
 * `breach` when any check is violated, each violation listed (`check`, `subject`, `message`):
   `dataset_drift` (share of drifted columns >= `drift.drift_share`), `null_share` (a column's
@@ -20,17 +24,18 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import metrics
 from pipeline.monitor.bundles import BundleInfo
+from pipeline.monitor.compat import Refusal, scored_by, window_problem
 from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
-from pipeline.monitor.reference import ColumnKind, Reference, build_reference
 from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.profile.reference import ColumnKind, Reference, build_reference
 from pipeline.settings import MINIMIZED_METRICS
 from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
@@ -38,23 +43,32 @@ from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
 if TYPE_CHECKING:
     import pandas as pd
 
-OK, BREACH, INSUFFICIENT = "ok", "breach", "insufficient_data"
-STATUSES = (OK, BREACH, INSUFFICIENT)
+OK, BREACH, INSUFFICIENT, NOT_JUDGED = "ok", "breach", "insufficient_data", "not_judged"
+STATUSES = (OK, BREACH, INSUFFICIENT, NOT_JUDGED)
+VERDICTS = (OK, BREACH)  # the statuses that are a verdict on the monitored release's traffic
 
 
 @dataclass(frozen=True)
 class Context:
-    """What every window is compared with; built once per run."""
+    """What every window is compared with; built once per run.
+
+    With a `refusal` no window is judged, and both references are empty."""
 
     settings: MonitorSettings
     reference: Reference
     bundle: BundleInfo
     prediction_reference: Reference
     scenarios: Mapping[str, Any]  # simulated window file id -> what the simulator injected
+    refusal: Refusal | None = None
+    declared: frozenset[str] = frozenset()  # the project's dataset columns (not evidence of
+    # another line when a window carries them)
 
 
 def prediction_kind(task: str) -> ColumnKind:
     return "categorical" if task == "classification" else "numeric"
+
+
+EMPTY = Reference(mode="exact", rows=0, columns={})
 
 
 def build_context(
@@ -62,13 +76,26 @@ def build_context(
     reference: Reference,
     bundle: BundleInfo,
     scenarios: Mapping[str, Any] | None = None,
+    declared: Collection[str] = (),
 ) -> Context:
     """Bundle the inputs; the prediction reference is built here from the bundle's predictions
     (a hundred-odd test rows: cheaper to rebuild than to store)."""
-    kind = prediction_kind(settings.task)
+    kind = prediction_kind(bundle.task)
     predictions = bundle.reference_predictions()
     pred_ref = build_reference(predictions, {PREDICTION: kind}, mode="exact")
-    return Context(settings, reference, bundle, pred_ref, dict(scenarios or {}))
+    return Context(
+        settings, reference, bundle, pred_ref, dict(scenarios or {}), None, frozenset(declared)
+    )
+
+
+def refused_context(
+    settings: MonitorSettings,
+    bundle: BundleInfo,
+    refusal: Refusal,
+    scenarios: Mapping[str, Any] | None = None,
+) -> Context:
+    """A context that judges no window: every window is listed as not judged, with the reason."""
+    return Context(settings, EMPTY, bundle, EMPTY, dict(scenarios or {}), refusal)
 
 
 def prediction_settings(settings: MonitorSettings) -> DriftSettings:
@@ -281,29 +308,38 @@ def scenario_of(window: MonitorWindow, scenarios: Mapping[str, Any]) -> Any:
     return scenarios.get(found.pop())
 
 
+def _no_verdict(result: dict[str, Any], status: str, notes: list[str]) -> dict[str, Any]:
+    result.update(
+        status=status,
+        violations=[],
+        checks=[],
+        drift=None,
+        prediction=None,
+        performance=None,
+        notes=notes,
+    )
+    return result
+
+
 def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
     """The full verdict for one window (see the module docstring)."""
     result = describe(window)
     result["scenario"] = scenario_of(window, ctx.scenarios)
-    notes: list[str] = []
-    if result["release"] is not None and set(result["releases"]) != {ctx.bundle.id}:
-        notes.append(
-            f"scored by release(s) {', '.join(result['releases'])}; compared with bundle "
-            f"{ctx.bundle.id} ({ctx.bundle.source})"
+    if ctx.refusal is not None:
+        return _no_verdict(result, NOT_JUDGED, [f"not judged: {ctx.refusal.message}"])
+    problem = window_problem(window.frame, ctx.bundle, ctx.declared)
+    if problem is not None:
+        return _no_verdict(
+            result, NOT_JUDGED, [f"not judged against {ctx.bundle.label}: {problem}"]
         )
+    notes: list[str] = []
+    others = [r for r in result["releases"] if not scored_by(r, ctx.bundle)]
+    if others:
+        notes.append(f"scored by release(s) {', '.join(others)}; compared with {ctx.bundle.label}")
     min_rows = ctx.settings.windows.min_rows
     if len(window.frame) < min_rows:
         notes.append(f"{len(window.frame)} rows < windows.min_rows {min_rows}: no verdict")
-        result.update(
-            status=INSUFFICIENT,
-            violations=[],
-            checks=[],
-            drift=None,
-            prediction=None,
-            performance=None,
-            notes=notes,
-        )
-        return result
+        return _no_verdict(result, INSUFFICIENT, notes)
     current, missing = features_frame(window.frame, list(ctx.reference.columns))
     if missing:
         notes.append("columns absent from the window, counted as all null: " + ", ".join(missing))

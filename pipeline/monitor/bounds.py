@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.monitor.stats import Sample, ks_pvalue_from_statistic
+from pipeline.monitor.stats import ks_pvalue_from_statistic
+from pipeline.profile.sample import Sample
 
 
 def relative_error(sample: Sample) -> float:

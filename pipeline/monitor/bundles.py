@@ -2,8 +2,10 @@
 
 A bundle is a directory: `bundle.json` (metadata, test metrics, the sha256 of every other file;
 its own sha256 is the bundle digest and the first 16 hex digits the bundle id), `model.skops`,
-`signature.json` and `predictions.parquet` (offline predictions on the test split: columns `row`,
-`prediction`, `proba_<class>`...). `deploy/<target>.json` records the released bundle as
+`signature.json`, `predictions.parquet` (offline predictions on the test split: columns `row`,
+`prediction`, `proba_<class>`...) and, from bundle format 2 on, `reference/`: the drift
+reference summarised from the bundle's own training split (`pipeline.profile.reference`), which
+monitoring compares traffic with. `deploy/<target>.json` records the released bundle as
 `{"release": ..., "bundle": {"id", "sha256", "path"}}`; before any release (`"release": null`)
 monitoring falls back to the champion's bundle in `models/bundle/`.
 
@@ -21,14 +23,19 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import ArtifactError
 from pipeline.io import read_json, verify_manifest
 from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
+from pipeline.profile.layout import IN_BUNDLE
+from pipeline.profile.layout import MANIFEST as REFERENCE_MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pipeline.profile.reference import Reference
 
 MANIFEST = "bundle.json"
 MODEL = "model.skops"
 PREDICTIONS = "predictions.parquet"
 PREDICTION_COLUMN = "prediction"
+REFERENCE = IN_BUNDLE  # "reference": the drift reference's subdirectory (format 2 on)
 ID_LENGTH = 16
 
 
@@ -41,10 +48,49 @@ class BundleInfo:
     meta: dict[str, Any]
     source: str  # "released" (deploy/<target>.json) or "champion" (models/bundle, unreleased)
     location: str = ""  # the path as recorded (relative to the project root), for reports
+    release: str | None = None  # the release id when released (deploy/<target>.json)
+    target: str | None = None  # the deployment target it was found through
 
     @property
     def id(self) -> str:
         return self.digest[:ID_LENGTH]
+
+    @property
+    def format(self) -> int | None:
+        value = self.meta.get("format")
+        return value if isinstance(value, int) else None
+
+    @property
+    def label(self) -> str:
+        """What is judged, in words, for every report: `release r0002-abc... (bundle abc...,
+        target local)`, or the unreleased champion's bundle."""
+        if self.source == "released":
+            return f"release {self.release} (bundle {self.id}, target {self.target})"
+        where = f", target {self.target} has no release yet" if self.target else ""
+        return f"the unreleased champion's bundle {self.id} ({self.location}{where})"
+
+    @property
+    def target_column(self) -> str:
+        return str(self.meta["model"].get("target"))
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether the bundle carries its drift reference (bundle format 2 on), digest-checked
+        with the rest of the bundle."""
+        return f"{REFERENCE}/{REFERENCE_MANIFEST}" in (self.meta.get("files") or {})
+
+    def reference(self) -> Reference:
+        """The drift reference built from this bundle's own training split."""
+        from pipeline.profile.reference import Reference
+
+        if not self.has_reference:
+            raise ArtifactError(
+                f"{self.location}: {self.label} carries no drift reference "
+                f"(bundle format {self.format})",
+                hint="re-release it: `dvc repro` builds a bundle with its reference, "
+                "then `mlops release`",
+            )
+        return Reference.load(self.path / REFERENCE)
 
     @property
     def task(self) -> str:
@@ -79,7 +125,13 @@ class BundleInfo:
 
 
 def read_bundle(
-    directory: Path, expected_digest: str | None = None, source: str = "", location: str = ""
+    directory: Path,
+    expected_digest: str | None = None,
+    source: str = "",
+    location: str = "",
+    *,
+    release: str | None = None,
+    target: str | None = None,
 ) -> BundleInfo:
     """Verify a bundle directory (manifest digest and every file's sha256) and read its manifest."""
     digest, meta = verify_manifest(
@@ -91,7 +143,9 @@ def read_bundle(
     for key in ("model", "metrics"):
         if key not in meta:
             raise ArtifactError(f"{directory / MANIFEST}: no {key!r} entry; not a bundle manifest")
-    return BundleInfo(directory, digest, meta, source, location or directory.as_posix())
+    return BundleInfo(
+        directory, digest, meta, source, location or directory.as_posix(), release, target
+    )
 
 
 def monitored_bundle(root: Path, target: str) -> BundleInfo:
@@ -105,7 +159,10 @@ def monitored_bundle(root: Path, target: str) -> BundleInfo:
     record = read_json(record_path)
     if record.get("release") is None:
         return read_bundle(
-            root / CHAMPION_BUNDLE, source="champion", location=CHAMPION_BUNDLE.as_posix()
+            root / CHAMPION_BUNDLE,
+            source="champion",
+            location=CHAMPION_BUNDLE.as_posix(),
+            target=target,
         )
     try:
         bundle = record["bundle"]
@@ -115,4 +172,11 @@ def monitored_bundle(root: Path, target: str) -> BundleInfo:
             f"{release_path(target)}: a release without bundle.path / bundle.sha256",
             hint="write releases with `mlops release`",
         ) from exc
-    return read_bundle(root / path, digest, source="released", location=path.as_posix())
+    return read_bundle(
+        root / path,
+        digest,
+        source="released",
+        location=path.as_posix(),
+        release=str(record["release"]),
+        target=target,
+    )

@@ -42,7 +42,7 @@ import pandas as pd
 from pipeline.errors import ConfigError, DataError, Issue
 from pipeline.monitor import bounds
 from pipeline.monitor import stats as st
-from pipeline.monitor.reference import (
+from pipeline.profile.reference import (
     CategoricalReference,
     ColumnKind,
     ColumnReference,

@@ -1,5 +1,12 @@
 """Monitoring end to end, shared by the `monitor` stage and `mlops monitor --input`: load what
-windows are compared with, give every window its verdict, write the reports."""
+windows are compared with, give every window its verdict, write the reports.
+
+Windows are judged against the monitored release's own bundle: its drift reference (summarised
+from that bundle's training split when it was packaged), its test-split predictions and its test
+metrics, never against whatever was trained since. When the bundle cannot judge this project's
+traffic (`pipeline.monitor.compat.refusal`), the context carries the refusal and every window is
+listed as not judged.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +14,35 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ArtifactError
-from pipeline.monitor.assess import Context, assess, build_context, features_frame, read_scenarios
+from pipeline.monitor.assess import (
+    Context,
+    assess,
+    build_context,
+    features_frame,
+    read_scenarios,
+    refused_context,
+)
 from pipeline.monitor.bundles import monitored_bundle
-from pipeline.monitor.paths import REFERENCE_DIR, SIMULATED_DIR
-from pipeline.monitor.reference import Reference
-from pipeline.monitor.settings import MonitorSettings, monitored_columns
+from pipeline.monitor.compat import refusal
+from pipeline.monitor.paths import SIMULATED_DIR
+from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.windowing import MonitorWindow
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 
 
 def load_context(root: Path, params: Mapping[str, Any]) -> Context:
-    """Settings, the drift reference, the monitored bundle and the simulator's scenarios."""
+    """Settings, the monitored bundle with its drift reference, and the simulator's scenarios;
+    a refused context when the bundle cannot judge this project's traffic."""
     settings = MonitorSettings.from_params(params)
-    reference = Reference.load(root / REFERENCE_DIR)
-    expected = monitored_columns(DatasetSpec.from_params(params["dataset"]))
-    if reference.kinds != expected:
-        raise ArtifactError(
-            f"{REFERENCE_DIR} summarises {sorted(reference.kinds)} but the dataset declares "
-            f"{sorted(expected)} for monitoring; the reference is stale",
-            hint="run `dvc repro reference`",
-        )
     bundle = monitored_bundle(root, settings.target)
-    if bundle.task != settings.task:
-        raise ArtifactError(
-            f"{bundle.path}: a {bundle.task} bundle, but the task is {settings.task}",
-            hint="release a bundle of the current task (`dvc repro`, `mlops release`) or set "
-            "monitor.target to a target serving one",
-        )
-    return build_context(settings, reference, bundle, read_scenarios(root / SIMULATED_DIR))
+    scenarios = read_scenarios(root / SIMULATED_DIR)
+    dataset = DatasetSpec.from_params(params["dataset"])
+    refused = refusal(bundle, settings.task, dataset)
+    if refused is not None:
+        return refused_context(settings, bundle, refused, scenarios)
+    declared = [c.name for c in dataset.columns]
+    return build_context(settings, bundle.reference(), bundle, scenarios, declared)
 
 
 def monitor(
@@ -45,16 +51,19 @@ def monitor(
     """Assess every window and write the reports into `out_dir`; returns the report document
     and the per-window results (in window order)."""
     from pipeline.monitor.html import render
-    from pipeline.monitor.report import newest, report_document, write_reports
+    from pipeline.monitor.report import newest, report_document, split, write_reports
 
     results = [assess(window, ctx) for window in windows]
     document = report_document(results, ctx)
-    latest = newest(results)
-    frame = None
-    if latest is not None:
+    frames = {}
+    for group, members in split(results).items():
+        latest = newest(members)
+        if latest is None or latest["drift"] is None:
+            continue
         (window,) = [w for w in windows if (w.id, w.source) == (latest["id"], latest["source"])]
         frame, _ = features_frame(window.frame, list(ctx.reference.columns))
         frame[PREDICTION] = window.frame[PREDICTION].to_numpy()
-    html = render(document, results, ctx, frame)
+        frames[group] = frame
+    html = render(document, results, ctx, frames)
     write_reports(out_dir, document, results, ctx.settings.task, html)
     return document, results

@@ -4,11 +4,15 @@ browser does not even ask for /favicon.ico): it opens from a CI artifact, a mail
 air-gapped machine exactly as it does here, and a test renders it in headless Chromium and
 asserts zero network requests and no console errors.
 
-Sections: the newest window's verdict (violations first), the history trend (drift share and
+Sections: what is judged (the release, its bundle and the reference built from that bundle's
+training split) or why nothing is (monitoring skipped); then production traffic, the headline:
+the newest production window's verdict (violations first), the history trend (drift share and
 the headline metric per window, points coloured by status) with the list of windows, the
 per-column verdict table, performance on labelled rows, and reference-vs-current plots for every
 monitored column and for the predictions (overlaid histograms on shared bins for numeric data,
-paired bars for categories), drifted columns first.
+paired bars for categories), drifted columns first. Simulated scenarios follow in a labelled
+section of their own with the same parts; they never count for `mlops monitor --check` or
+maintenance.
 """
 
 from __future__ import annotations
@@ -19,15 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline.monitor.assess import BREACH, INSUFFICIENT, OK, Context
-from pipeline.monitor.reference import (
+from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, OK, Context
+from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+from pipeline.monitor.stats import histogram_counts
+from pipeline.profile.reference import (
     CategoricalReference,
     ColumnReference,
     category_counts,
     numeric_values,
 )
-from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
-from pipeline.monitor.stats import Sample, histogram_counts
+from pipeline.profile.sample import Sample
 from pipeline.windows import PREDICTION
 
 if TYPE_CHECKING:
@@ -35,7 +40,13 @@ if TYPE_CHECKING:
 
 BINS = 20
 MAX_CATEGORIES = 10
-STATUS_WORD = {OK: "OK", BREACH: "BREACH", INSUFFICIENT: "INSUFFICIENT DATA"}
+STATUS_WORD = {
+    OK: "OK",
+    BREACH: "BREACH",
+    INSUFFICIENT: "INSUFFICIENT DATA",
+    NOT_JUDGED: "NOT JUDGED",
+}
+STATUS_COLOR = {OK: "#1a7f37", BREACH: "#cf222e", INSUFFICIENT: "#6e7781", NOT_JUDGED: "#9a6700"}
 
 CSS = """
 :root { --ok: #1a7f37; --breach: #cf222e; --insufficient: #6e7781; --ref: #8c959f;
@@ -48,11 +59,13 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; color: #fff;
   font-weight: 600; font-size: 12px; letter-spacing: .03em; }
 .ok { background: var(--ok); } .breach { background: var(--breach); }
-.insufficient_data { background: var(--insufficient); }
+.insufficient_data { background: var(--insufficient); } .not_judged { background: #9a6700; }
 .verdict { border: 1px solid var(--line); border-left: 6px solid var(--ok); border-radius: 6px;
   padding: 12px 16px; background: var(--bg); }
 .verdict.breach-box { border-left-color: var(--breach); }
 .verdict.insufficient-box { border-left-color: var(--insufficient); }
+.verdict.skipped-box { border-left-color: #9a6700; }
+section.simulated { border-top: 3px dashed var(--line); margin-top: 32px; }
 .verdict ul { margin: 6px 0 0; padding-left: 20px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); }
@@ -87,22 +100,57 @@ def badge(status: str) -> str:
 
 
 # ---------------------------------------------------------------------------------- the verdict
-def verdict_section(doc: Mapping[str, Any]) -> str:
-    latest = doc["newest"]
+def monitored_line(doc: Mapping[str, Any]) -> str:
+    """What is judged: the release, its bundle, and the reference from its training split."""
     mon = doc["monitored"]
-    head = (
-        f"<p class='muted'>target <b>{escape(mon['target'])}</b> · bundle "
-        f"<code>{escape(mon['bundle']['id'])}</code> ({escape(mon['bundle']['source'])}) · "
-        f"task {escape(mon['task'])} · reference {mon['reference_rows']} training rows "
-        f"({escape(mon['reference_mode'])})</p>"
+    bundle = mon["bundle"]
+    what = (
+        f"release <b>{escape(mon['release'])}</b>"
+        if mon.get("release")
+        else "the unreleased champion"
     )
+    reference = (
+        f"reference: {mon['reference_rows']} training rows of this bundle "
+        f"({escape(mon['reference_mode'])})"
+        if mon.get("reference_rows") is not None
+        else "no reference used"
+    )
+    return (
+        f"<p class='muted' id='monitored'>judging {what} · bundle "
+        f"<code>{escape(bundle['id'])}</code> ({escape(bundle['source'])}, "
+        f"<code>{escape(bundle['path'])}</code>) · target <b>{escape(mon['target'])}</b> · "
+        f"task {escape(mon['task'])} · {reference}</p>"
+    )
+
+
+def skipped_section(doc: Mapping[str, Any]) -> str:
+    skipped = doc.get("skipped")
+    if not skipped:
+        return ""
+    items = "".join(f"<li>{escape(d)}</li>" for d in skipped["differences"])
+    return (
+        "<div class='verdict skipped-box' id='skipped'>"
+        f"<div>{badge(NOT_JUDGED)} <b>Monitoring skipped</b>: {escape(skipped['reason'])}. "
+        "No window is judged.</div>"
+        + (f"<ul>{items}</ul>" if items else "")
+        + f"<p class='muted'>{escape(skipped['hint'])}</p></div>"
+    )
+
+
+def verdict_section(part: Mapping[str, Any], what: str, prefix: str = "") -> str:
+    """The newest window of one group (`part`: a section of report.json) and the counts."""
+    latest = part["newest"]
     if latest is None:
-        return head + "<p class='verdict'>No windows yet: nothing to judge.</p>"
-    box = {BREACH: "breach-box", INSUFFICIENT: "insufficient-box"}.get(latest["status"], "")
+        return f"<p class='verdict' id='{prefix}verdict'>No {what} windows yet: nothing judged.</p>"
+    box = {
+        BREACH: "breach-box",
+        INSUFFICIENT: "insufficient-box",
+        NOT_JUDGED: "skipped-box",
+    }.get(latest["status"], "")
     scenario = latest.get("scenario") or {}
     lines = [
-        f"<div class='verdict {box}' id='verdict'>",
-        f"<div>{badge(latest['status'])} newest window <code>{escape(latest['id'])}</code> "
+        f"<div class='verdict {box}' id='{prefix}verdict'>",
+        f"<div>{badge(latest['status'])} newest {what} window <code>{escape(latest['id'])}</code> "
         f"({escape(latest['source'])}"
         + (f", scenario <b>{escape(scenario['scenario'])}</b>" if scenario else "")
         + f") · {latest['rows']} rows, {latest['labelled']} labelled · "
@@ -119,12 +167,19 @@ def verdict_section(doc: Mapping[str, Any]) -> str:
     if items:
         lines.append("<ul>" + "".join(items) + "</ul>")
     lines.append("</div>")
-    by_status = doc["summary"]["by_status"]
-    lines.append(
-        f"<p>{doc['summary']['windows']} window(s): {by_status[OK]} ok, "
-        f"{by_status[BREACH]} breach, {by_status[INSUFFICIENT]} insufficient data.</p>"
+    lines.append(f"<p>{counts_text(part['summary'])}</p>")
+    return "".join(lines)
+
+
+def counts_text(summary: Mapping[str, Any]) -> str:
+    by_status = summary["by_status"]
+    text = (
+        f"{summary['windows']} window(s): {by_status[OK]} ok, {by_status[BREACH]} breach, "
+        f"{by_status[INSUFFICIENT]} insufficient data"
     )
-    return head + "".join(lines)
+    if by_status.get(NOT_JUDGED):
+        text += f", {by_status[NOT_JUDGED]} not judged"
+    return text + "."
 
 
 def _effect(name: str, spec: Mapping[str, Any]) -> str:
@@ -134,14 +189,15 @@ def _effect(name: str, spec: Mapping[str, Any]) -> str:
     return f"{name}{columns} ({details})"
 
 
-def checks_table(latest: Mapping[str, Any]) -> str:
+def checks_table(latest: Mapping[str, Any], prefix: str = "") -> str:
     """Every check of the newest window, violations first (then not judged, then passed)."""
     checks = latest.get("checks") or []
     if not checks:
-        return "<p class='muted'>No checks: too few rows for a verdict.</p>"
+        return "<p class='muted'>No checks: no verdict for this window (see its notes).</p>"
     word = {False: ("violated", BREACH), None: ("not judged", INSUFFICIENT), True: ("passed", OK)}
     rows = [
-        "<table id='checks'><tr><th>result</th><th>check</th><th>subject</th><th>detail</th></tr>"
+        f"<table id='{prefix}checks'><tr><th>result</th><th>check</th><th>subject</th>"
+        "<th>detail</th></tr>"
     ]
     for c in checks:
         text, status = word[c["ok"]]
@@ -155,7 +211,7 @@ def checks_table(latest: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------- the history
-def trend_svg(results: Sequence[Mapping[str, Any]], task: str) -> str:
+def trend_svg(results: Sequence[Mapping[str, Any]], task: str, prefix: str = "") -> str:
     """Drift share and the headline metric per window (x: window order), coloured by status."""
     width, height, left, right, top, bottom = 760, 210, 40, 12, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -169,7 +225,7 @@ def trend_svg(results: Sequence[Mapping[str, Any]], task: str) -> str:
 
     metric = HEADLINE_METRIC[task]
     parts = [
-        f'<svg id="trend" role="img" aria-label="monitoring history" width="{width}" '
+        f'<svg id="{prefix}trend" role="img" aria-label="monitoring history" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}">'
     ]
     for tick in (0.0, 0.5, 1.0):
@@ -189,7 +245,7 @@ def trend_svg(results: Sequence[Mapping[str, Any]], task: str) -> str:
                 f'<polyline fill="none" stroke="{color}" stroke-width="1.5" '
                 f'points="{" ".join(points)}"/>'
             )
-    colors = {OK: "#1a7f37", BREACH: "#cf222e", INSUFFICIENT: "#6e7781"}
+    colors = STATUS_COLOR
     for i, r in enumerate(results):
         share = _dataset(r).get("share")
         cy = y(share if share is not None else 0.0)
@@ -215,7 +271,8 @@ def trend_svg(results: Sequence[Mapping[str, Any]], task: str) -> str:
         "<span class='key' style='background:#1a7f37;border-radius:5px'></span>ok"
         "<span class='key' style='background:#cf222e;border-radius:5px'></span>breach"
         "<span class='key' style='background:#6e7781;border-radius:5px'></span>insufficient "
-        "data · x: windows in time order (numbered as in the table)</div>"
+        "data<span class='key' style='background:#9a6700;border-radius:5px'></span>not judged"
+        " · x: windows in time order (numbered as in the table)</div>"
     )
     return "".join(parts) + legend
 
@@ -229,16 +286,18 @@ def _perf(result: Mapping[str, Any], metric: str) -> float | None:
     return perf.get(metric, {}).get("value")
 
 
-def history_table(results: Sequence[Mapping[str, Any]], task: str) -> str:
+def history_table(results: Sequence[Mapping[str, Any]], task: str, prefix: str = "") -> str:
     metric = HEADLINE_METRIC[task]
     rows = [
-        "<table id='windows'><tr><th>#</th><th>window</th><th>source</th><th>scenario</th>"
+        f"<table id='{prefix}windows'><tr><th>#</th><th>window</th><th>source</th><th>scenario</th>"
         f"<th>rows</th><th>labelled</th><th>status</th><th>drift share</th><th>{metric}</th>"
         "<th>violations</th></tr>"
     ]
     for i, r in enumerate(results):
         scenario = (r.get("scenario") or {}).get("scenario") or ""
         checks = ", ".join(sorted({v["check"] for v in r["violations"]}))
+        if r["status"] == NOT_JUDGED:
+            checks = "; ".join(r.get("notes") or [])
         rows.append(
             f"<tr{' class=bad' if r['status'] == BREACH else ''}><td>{i + 1}</td>"
             f"<td><code>{escape(r['id'])}</code></td><td>{escape(r['source'])}</td>"
@@ -252,7 +311,7 @@ def history_table(results: Sequence[Mapping[str, Any]], task: str) -> str:
 
 
 # ------------------------------------------------------------------------ the newest window
-def columns_table(latest: Mapping[str, Any]) -> str:
+def columns_table(latest: Mapping[str, Any], prefix: str = "") -> str:
     drift = latest.get("drift")
     if not drift:
         return "<p class='muted'>No verdict for this window.</p>"
@@ -263,9 +322,9 @@ def columns_table(latest: Mapping[str, Any]) -> str:
         key=lambda c: (not (c["drifted"] or c["null_share_drifted"]), c["column"] != PREDICTION)
     )
     rows = [
-        "<table id='verdicts'><tr><th>column</th><th>kind</th><th>method</th><th>statistic</th>"
-        "<th>threshold</th><th>drifted</th><th>null share: reference → current</th>"
-        "<th>status</th></tr>"
+        f"<table id='{prefix}verdicts'><tr><th>column</th><th>kind</th><th>method</th>"
+        "<th>statistic</th><th>threshold</th><th>drifted</th>"
+        "<th>null share: reference → current</th><th>status</th></tr>"
     ]
     for c in cols:
         bad = c["drifted"] or c["null_share_drifted"]
@@ -282,7 +341,7 @@ def columns_table(latest: Mapping[str, Any]) -> str:
     return "".join(rows)
 
 
-def performance_table(latest: Mapping[str, Any], task: str) -> str:
+def performance_table(latest: Mapping[str, Any], task: str, prefix: str = "") -> str:
     perf = latest.get("performance")
     if not perf:
         return "<p class='muted'>No verdict for this window.</p>"
@@ -293,7 +352,8 @@ def performance_table(latest: Mapping[str, Any], task: str) -> str:
     }[perf["status"]]
     rows = [
         f"<p>{perf['labelled']} labelled row(s) of {latest['rows']} ({escape(state)}); rows "
-        "whose label has not arrived are left out.</p><table id='performance'><tr><th>metric</th>"
+        f"whose label has not arrived are left out.</p><table id='{prefix}performance'><tr>"
+        "<th>metric</th>"
         "<th>window</th><th>test (bundle)</th><th>floor</th><th>worsening</th>"
         "<th>allowed</th><th>ok</th></tr>"
     ]
@@ -444,7 +504,7 @@ def distributions(latest: Mapping[str, Any], frame: pd.DataFrame, ctx: Context) 
         )
     legend = (
         "<p class='muted'><span class='key' style='background:#8c959f'></span>reference "
-        "(training split; the bundle's test-split predictions for predictions)"
+        "(the judged bundle's training split; its test-split predictions for predictions)"
         "<span class='key' style='background:#0969da'></span>newest window · share of "
         "non-null values per bin (numeric: equal-width bins over both ranges)</p>"
     )
@@ -452,36 +512,67 @@ def distributions(latest: Mapping[str, Any], frame: pd.DataFrame, ctx: Context) 
 
 
 # ------------------------------------------------------------------------------------ the page
+def group_body(
+    part: Mapping[str, Any],
+    results: Sequence[Mapping[str, Any]],
+    ctx: Context,
+    frame: pd.DataFrame | None,
+    what: str,
+    prefix: str = "",
+) -> list[str]:
+    """One group's sections: its newest window's verdict and checks, its history, and the
+    newest window's columns, performance and distributions."""
+    task = ctx.settings.task
+    latest = part["newest"]
+    body = [verdict_section(part, what, prefix)]
+    if latest is None:
+        return body
+    body += [f"<h3>Checks · newest {what} window</h3>", checks_table(latest, prefix)]
+    body += [
+        f"<h3>History · {what} windows</h3>",
+        trend_svg(results, task, prefix),
+        history_table(results, task, prefix),
+    ]
+    if latest.get("drift"):
+        body += [
+            f"<h3>Columns · newest {what} window <code>{escape(latest['id'])}</code></h3>",
+            columns_table(latest, prefix),
+            "<h3>Performance on labelled rows</h3>",
+            performance_table(latest, task, prefix),
+            f"<h3>Reference vs current · newest {what} window</h3>",
+            distributions(latest, frame, ctx) if frame is not None else "",
+        ]
+    return body
+
+
 def render(
     doc: Mapping[str, Any],
     results: Sequence[Mapping[str, Any]],
     ctx: Context,
-    newest_frame: pd.DataFrame | None,
+    newest_frames: Mapping[str, pd.DataFrame],
 ) -> str:
-    """The whole page as one string (deterministic: same inputs, same bytes)."""
-    task = ctx.settings.task
-    latest = doc["newest"]
-    body = ["<h1>Monitoring report</h1>", verdict_section(doc)]
-    if latest is not None:
-        body += ["<h2>Checks · newest window</h2>", checks_table(latest)]
-    body += [
-        "<h2>History</h2>",
-        trend_svg(results, task) if results else "<p class='muted'>No windows.</p>",
-        history_table(results, task) if results else "",
-    ]
-    if latest is not None:
+    """The whole page as one string (deterministic: same inputs, same bytes). `newest_frames`:
+    the newest judged window's monitored columns per group ("production", "simulated")."""
+    from pipeline.monitor.report import PRODUCTION, SIMULATED, split
+
+    groups = split(results)
+    body = ["<h1>Monitoring report</h1>", monitored_line(doc), skipped_section(doc)]
+    body += ["<h2>Production traffic</h2>"]
+    body += group_body(doc, groups[PRODUCTION], ctx, newest_frames.get(PRODUCTION), "production")
+    simulated = doc[SIMULATED]
+    if simulated["windows"]:
         body += [
-            f"<h2>Columns · newest window <code>{escape(latest['id'])}</code></h2>",
-            columns_table(latest),
-            "<h2>Performance on labelled rows</h2>",
-            performance_table(latest, task),
-            "<h2>Reference vs current · newest window</h2>",
-            distributions(latest, newest_frame, ctx) if newest_frame is not None else "",
+            "<section class='simulated' id='simulated'><h2>Simulated scenarios</h2>",
+            f"<p class='muted'>{escape(simulated['note'])}.</p>",
+            *group_body(
+                simulated, groups[SIMULATED], ctx, newest_frames.get(SIMULATED), "simulated", "sim-"
+            ),
+            "</section>",
         ]
     body.append(
         "<p class='muted'>Written by the <code>monitor</code> stage (<code>dvc repro</code>) or "
         "<code>mlops monitor --input</code>; machine-readable: report.json, metrics.json, "
-        "history.csv.</p>"
+        "history.csv (production windows only).</p>"
     )
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

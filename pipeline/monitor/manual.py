@@ -1,5 +1,7 @@
 """`mlops monitor --input`: monitoring by hand, outside the graph, on a window file or on any
-CSV/Parquet of scored traffic, with the same reference, bundle and settings as the stage.
+CSV/Parquet of scored traffic, with the same bundle (and the reference it carries) and settings
+as the stage. Where the stage writes a report saying why nothing was judged (the monitored
+bundle cannot judge this project's traffic), this command refuses with that reason (exit 2).
 
 Files are read by `pipeline.traffic.read_traffic`, as `mlops logs import` reads them: reserved
 columns, `mlops predict`'s output columns as they are, or the columns named by
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError
+from pipeline.errors import ArtifactError, DataError
 from pipeline.traffic import Columns, read_traffic
 
 
@@ -33,6 +35,8 @@ def monitor_files(
     from pipeline.settings import DatasetSpec
 
     ctx = load_context(root, params)
+    if ctx.refusal is not None:  # by hand, a refusal is an error: nothing is written
+        raise ArtifactError(ctx.refusal.message, hint=ctx.refusal.hint)
     dataset = DatasetSpec.from_params(params["dataset"])
     frames, notes = [], []
     for path in paths:

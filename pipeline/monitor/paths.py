@@ -2,7 +2,8 @@
 
 Monitoring reads the other layers' artifacts by their documented paths and formats (it never
 imports `pipeline.develop` or `pipeline.deploy`): the prepared splits are Parquet files, a bundle
-is a directory with `bundle.json`, and `deploy/<target>.json` names the released bundle.
+is a directory with `bundle.json` (and the drift reference in `reference/`), and
+`deploy/<target>.json` names the released bundle.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 # develop's and deploy's outputs, read by path
-TRAIN_SPLIT = Path("data/prepared/train.parquet")
 POOL_SPLIT = Path("data/prepared/pool.parquet")
 CHAMPION_BUNDLE = Path("models/bundle")  # the champion's bundle (output of `package`)
 DEPLOY_DIR = Path("deploy")  # deploy/<target>.json: the release a target should serve
 
 # monitor's own
-REFERENCE_DIR = Path("data/reference")  # the drift reference (output of `reference`)
 SIMULATED_DIR = Path("data/simulated")  # simulated windows (output of `simulate`)
 SCENARIOS_FILE = "scenarios.json"  # in SIMULATED_DIR: what each simulated window injects
 PRODUCTION_DIR = Path("data/production")  # windows from `mlops logs snapshot` or users

@@ -1,13 +1,21 @@
 """The monitor's outputs, written from the per-window verdicts (shared by the stage and
-`mlops monitor --input`):
+`mlops monitor --input`).
 
-* `report.json` - the newest window's full verdict, a one-line summary of every window, what
-  was monitored (target, bundle) and the counts of windows per status;
-* `metrics.json` - DVC metrics of the newest window (drift share, drifted columns, performance
-  on labelled rows, breach flag) and the number of breaching windows;
-* `history.csv` - one row per window, keyed and ordered by window id, the maintain stage's
-  input and a DVC plot. It is recomputed from every window on each run (the stage stays pure),
-  so a new window adds exactly one row and leaves the others byte-identical;
+Production traffic is the headline; simulated windows (the `simulate` stage's scenarios, the
+default data of `make run`) are a labelled section of their own and never count: not for
+`mlops monitor --check`, not in metrics.json, not in history.csv, so never for maintenance.
+"Production" here is every source but the simulator (`data/production/`, or the files given to
+`mlops monitor --input`).
+
+* `report.json` - what was judged (target, release, bundle, its reference) or why nothing was
+  (`skipped`: the bundle cannot judge this project's traffic); then the production windows: the
+  newest one's full verdict, a one-line summary of every window and the counts per status; then
+  `simulated`: the same for the simulated scenarios;
+* `metrics.json` - DVC metrics of the newest production window (drift share, drifted columns,
+  performance on labelled rows, breach flag) and the number of breaching production windows;
+* `history.csv` - one row per production window, keyed and ordered by window id, the maintain
+  stage's input and a DVC plot. It is recomputed from every window on each run (the stage stays
+  pure), so a new window adds exactly one row and leaves the others byte-identical;
 * `report.html` - see `pipeline.monitor.html`.
 
 Nothing here reads the clock: the same windows and settings give the same bytes.
@@ -22,12 +30,30 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_write_text, write_json
-from pipeline.monitor.assess import BREACH, INSUFFICIENT, STATUSES, Context
+from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, STATUSES, Context
 from pipeline.monitor.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
 from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
 
 FORMAT = "gitops-mlops/monitor-report"
-VERSION = 1
+VERSION = 2  # 2: production windows are the headline, simulated ones a section of their own
+PRODUCTION, SIMULATED = "production", "simulated"  # the two groups of windows
+SIMULATED_NOTE = (
+    "simulated scenarios (the simulate stage): shown for what they inject, never counted by "
+    "`mlops monitor --check`, metrics.json, history.csv or maintenance"
+)
+
+
+def group_of(result: Mapping[str, Any]) -> str:
+    """Simulated windows are their own group; every other source is production traffic."""
+    return SIMULATED if result["source"] == SIMULATED else PRODUCTION
+
+
+def split(results: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The windows of each group, in their order."""
+    out: dict[str, list[Mapping[str, Any]]] = {PRODUCTION: [], SIMULATED: []}
+    for result in results:
+        out[group_of(result)].append(result)
+    return out
 
 
 def newest(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -38,8 +64,10 @@ def newest(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:
-    """What report.json keeps of a window that is not the newest."""
+    """What report.json keeps of every window (the newest one is also kept in full)."""
     drift = result.get("drift") or {}
+    dataset = drift.get("dataset") or {}
+    perf = (result.get("performance") or {}).get("metrics") or {}
     return {
         "id": result["id"],
         "source": result["source"],
@@ -50,9 +78,14 @@ def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:
         "release": result["release"],
         "status": result["status"],
         "scenario": (result.get("scenario") or {}).get("scenario"),
-        "drift_share": (drift.get("dataset") or {}).get("share"),
+        "drift_share": dataset.get("share"),
+        "drifted_columns": list(dataset.get("drifted_columns") or []),
+        "null_share_alerts": list(dataset.get("null_share_alerts") or []),
+        "prediction_drifted": (result.get("prediction") or {}).get("drifted"),
+        "metrics": {name: m.get("value") for name, m in perf.items()},
         "violated": violated(result),
         "violations": [v["message"] for v in result["violations"]],
+        "notes": list(result.get("notes") or []),
     }
 
 
@@ -68,28 +101,11 @@ def counts(results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
 
 
-def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[str, Any]:
+def section(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One group's part of report.json: counts, the newest window in full, every window in a
+    line."""
     latest = newest(results)
     return {
-        "format": FORMAT,
-        "version": VERSION,
-        "monitored": {
-            "target": ctx.settings.target,
-            "task": ctx.settings.task,
-            "bundle": {
-                "id": ctx.bundle.id,
-                "source": ctx.bundle.source,
-                "path": ctx.bundle.location,
-            },
-            "reference_rows": ctx.reference.rows,
-            "reference_mode": ctx.reference.mode,
-        },
-        "windows_spec": {
-            "by": ctx.settings.windows.by,
-            "rows": ctx.settings.windows.rows,
-            "span": ctx.settings.windows.span,
-            "min_rows": ctx.settings.windows.min_rows,
-        },
         "summary": {
             "windows": len(results),
             "by_status": counts(results),
@@ -101,13 +117,48 @@ def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[
     }
 
 
+def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[str, Any]:
+    groups = split(results)
+    refused = ctx.refusal
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "monitored": {
+            "target": ctx.settings.target,
+            "release": ctx.bundle.release,
+            "label": ctx.bundle.label,
+            "task": ctx.bundle.task,
+            "bundle": {
+                "id": ctx.bundle.id,
+                "source": ctx.bundle.source,
+                "path": ctx.bundle.location,
+                "format": ctx.bundle.format,
+            },
+            "reference_rows": None if refused else ctx.reference.rows,
+            "reference_mode": None if refused else ctx.reference.mode,
+        },
+        "judged": refused is None,
+        "skipped": None if refused is None else refused.to_dict(),
+        "windows_spec": {
+            "by": ctx.settings.windows.by,
+            "rows": ctx.settings.windows.rows,
+            "span": ctx.settings.windows.span,
+            "min_rows": ctx.settings.windows.min_rows,
+        },
+        **section(groups[PRODUCTION]),
+        SIMULATED: {"note": SIMULATED_NOTE, **section(groups[SIMULATED])},
+    }
+
+
 def metrics_document(results: Sequence[Mapping[str, Any]], task: str) -> dict[str, Any]:
-    """Numbers and flags only, so `dvc metrics show/diff` can compare them."""
+    """Numbers and flags only, so `dvc metrics show/diff` can compare them: production windows
+    only (`results` are the production group's)."""
     by_status = counts(results)
     out: dict[str, Any] = {
         "windows": len(results),
         "breaching_windows": by_status[BREACH],
         "insufficient_windows": by_status[INSUFFICIENT],
+        "not_judged_windows": by_status[NOT_JUDGED],
     }
     latest = newest(results)
     if latest is not None:
@@ -218,8 +269,9 @@ def write_reports(
     task: str,
     html: str,
 ) -> None:
-    """Write the four outputs, each atomically."""
+    """Write the four outputs, each atomically; metrics and history from production windows."""
+    production = split(results)[PRODUCTION]
     write_json(directory / REPORT_JSON, document)
-    write_json(directory / METRICS_JSON, metrics_document(results, task))
-    atomic_write_text(directory / HISTORY_CSV, history_csv(results, task))
+    write_json(directory / METRICS_JSON, metrics_document(production, task))
+    atomic_write_text(directory / HISTORY_CSV, history_csv(production, task))
     atomic_write_text(directory / REPORT_HTML, html)

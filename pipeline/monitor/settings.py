@@ -4,9 +4,6 @@
 rest (target, windows, prediction drift, performance) and bundles them with the drift settings.
 Construction does no checking of its own: the JSON Schema (`monitor.schema.json`) and the
 cross-key rules in `pipeline.validation` run first, in `load_params`.
-
-It also decides which dataset columns monitoring compares, in one place shared by the
-`reference` stage (which summarises them) and the `monitor` stage (which tests them).
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.monitor.drift import DriftSettings, MethodChoice
-from pipeline.monitor.reference import ColumnKind
-from pipeline.settings import DatasetSpec
 from pipeline.validation import LABEL_METRICS  # label-only metrics: windows hold no scores
 
 # The metric plotted in the history trend next to the drift share.
@@ -37,25 +32,6 @@ def span_seconds(text: str) -> int:
     if not match:
         raise ValueError(f"not a time span: {text!r} (expected e.g. 30min, 6h, 1d, 1w)")
     return int(match.group(1)) * _SPAN_SECONDS[match.group(2)]
-
-
-def monitored_columns(dataset: DatasetSpec) -> dict[str, ColumnKind]:
-    """The columns monitoring compares with the reference, with their kind.
-
-    Feature columns only: the target arrives later (as `__label__`, judged by the performance
-    checks), id and ignore columns carry no distribution. Numeric types (float, int) are numeric
-    columns (the drift rule still tests low-cardinality ones as categories); category and bool
-    are categorical. Datetime features are left out on purpose: under a time-based split every
-    production date lies after every training date, so a test on them would flag every window;
-    their time is already the window's own axis (`__time__`).
-    """
-    kinds: dict[str, ColumnKind] = {}
-    for col in dataset.features:
-        if col.is_numeric:
-            kinds[col.name] = "numeric"
-        elif col.is_categorical:
-            kinds[col.name] = "categorical"
-    return kinds
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,15 @@ from pipeline.monitor.drift import (
     evaluate_column,
     summarise,
 )
-from pipeline.monitor.quantile import QuantileSketch
-from pipeline.monitor.reference import (
+from pipeline.profile.quantile import QuantileSketch
+from pipeline.profile.reference import (
     ColumnReference,
     Reference,
     category_counts,
     category_label,
     numeric_values,
 )
+from pipeline.profile.sample import run_lengths
 
 
 class NumericSummary:
@@ -77,7 +78,7 @@ class NumericSummary:
     def _count_values(self, sorted_values: np.ndarray) -> None:
         if self.distinct is None:
             return
-        values, counts = st.run_lengths(sorted_values)
+        values, counts = run_lengths(sorted_values)
         if values.size > self.limit:
             self.distinct = None
             return

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,14 +58,18 @@ def test_package_is_content_addressed_and_byte_reproducible(project: Path) -> No
         project / "models/champion/model.skops"
     ).read_bytes()
     before = tree_digests(project, "models/bundle")
-    for path in bundle.iterdir():
-        path.unlink()  # as DVC does before running the stage
+    shutil.rmtree(bundle)  # as DVC does before running the stage
     subprocess.run(
         [sys.executable, "-m", "pipeline.deploy.package"], cwd=project, env=env(), check=True
     )
     assert tree_digests(project, "models/bundle") == before
     digest, meta = verify(bundle)
     assert meta["config"]["keys"] == ["task", "dataset", "split", "preprocessing"]
+    # the monitoring reference travels in the bundle, digested with the rest: format 2
+    assert meta["format"] == 2
+    assert {"reference/reference.json", "reference/values.npy"} <= set(meta["files"])
+    reference = json.loads((bundle / "reference/reference.json").read_text())
+    assert reference["rows"] == meta["data"]["train_rows"] and reference["mode"] == "exact"
     assert report(project, "local")["proposal"]["bundle"]["sha256"] == digest
 
 

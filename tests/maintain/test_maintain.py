@@ -116,8 +116,6 @@ def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
 
 
 def test_stale_decision_is_refused(project: Path) -> None:
-    local_conf(project, "maintain:\n  windows: all\n")
-    dvc("repro", cwd=project)
     ledger = project / "maintain/ledger.json"
     ledger.write_text(
         json.dumps(

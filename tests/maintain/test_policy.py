@@ -14,7 +14,6 @@ REL = "r0002-aaaaaaaaaaaaaaaa"
 
 def settings(**over: Any) -> Settings:
     base: dict[str, Any] = dict(
-        windows="production",
         drift_consecutive=3,
         performance=True,
         max_age_days=30.0,
@@ -53,6 +52,7 @@ def run(
     history: list[dict[str, Any]], ledger: list[dict[str, Any]] | None = None, **over: Any
 ) -> dict[str, Any]:
     comparison = over.pop("comparison", None)
+    monitoring = over.pop("monitoring", None)
     return decide(
         history,
         ledger or [],
@@ -60,6 +60,7 @@ def run(
         release=REL,
         settings=settings(**over),
         comparison=comparison,
+        monitoring=monitoring,
     )
 
 
@@ -73,15 +74,46 @@ def test_nothing_to_do_on_healthy_windows() -> None:
     assert out["as_of"] == "2026-01-05T23:00:00+00:00"
 
 
-def test_no_windows_no_decision() -> None:
-    out = run([window(0, source="simulated")])
-    assert out["action"] == "none" and out["reason"] == "no monitored window to decide on"
-    assert (
-        run(
-            [window(0, "dataset_drift", source="simulated")] * 1, windows="all", drift_consecutive=1
-        )["action"]
-        == "retrain"
+def simulated_report(windows: int, skipped: str | None = None) -> dict[str, Any]:
+    """The parts of the monitor's report.json the decision reads to say why nothing counts."""
+    return {
+        "skipped": None if skipped is None else {"reason": skipped},
+        "simulated": {"summary": {"windows": windows}},
+    }
+
+
+def test_no_production_window_no_decision_and_the_reason_says_why() -> None:
+    out = run([], monitoring=simulated_report(4))
+    assert out["action"] == "none"
+    assert out["reason"] == (
+        "no production window yet; 4 simulated window(s) are never used for maintenance"
     )
+    assert run([])["reason"] == "no production window yet"
+
+
+def test_simulated_windows_never_count() -> None:
+    drifting = [window(i, "dataset_drift", source="simulated") for i in range(3)]
+    out = run(drifting, drift_consecutive=1, monitoring=simulated_report(3))
+    assert out["action"] == "none" and out["policies"] == []
+    assert "3 simulated window(s) are never used" in out["reason"]
+
+
+def test_windows_monitoring_did_not_judge_do_not_count() -> None:
+    history = [window(0, status="not_judged", labelled=600), window(1, status="not_judged")]
+    out = run(history, drift_consecutive=1)
+    assert out["action"] == "none" and out["policies"] == []
+    assert out["reason"].startswith(
+        "no production window was judged against the monitored release: 2 window(s)"
+    )
+    skipped = run(history, monitoring=simulated_report(0, "release r1 has another signature"))
+    assert skipped["reason"] == (
+        "no production window was judged: monitoring was skipped (release r1 has another signature)"
+    )
+    # beside judged windows they are left out: their labels are not fed back
+    judged = run([*history, window(2, labelled=10)], new_labels=500)
+    assert judged["action"] == "none"
+    labels = next(p for p in judged["policies"] if p["policy"] == "new_labels")
+    assert labels["evidence"] == {"rows": 10, "windows": [window(2)["window"]]}
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Small real artifacts for monitor unit tests: a bundle directory written in the documented
-layout (bundle.json with sha256s, predictions.parquet), a reference, windows and a Context."""
+layout (bundle.json with sha256s, predictions.parquet, the drift reference in reference/),
+windows and a Context."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import pandas as pd
 
 from pipeline.monitor.assess import Context, build_context
 from pipeline.monitor.bundles import read_bundle
-from pipeline.monitor.reference import build_reference
 from pipeline.monitor.settings import MonitorSettings
+from pipeline.profile.layout import IN_BUNDLE, reference_files
+from pipeline.profile.reference import build_reference
 from pipeline.windows import LABEL, PREDICTION, RELEASE, REQUEST_ID, TIME
 
 CLASSES = ["no", "yes"]
+KINDS = {"x": "numeric", "c": "categorical"}
 TEST_METRICS = {"accuracy": 0.9, "balanced_accuracy": 0.9, "f1_macro": 0.9, "roc_auc": 0.95}
 
 
@@ -28,19 +31,25 @@ def write_bundle(
     *,
     task: str = "classification",
     test_metrics: Mapping[str, float] = TEST_METRICS,
+    reference: pd.DataFrame | None = None,
+    with_reference: bool = True,
 ) -> str:
-    """A bundle directory as `package` writes it; returns its digest (sha256 of bundle.json)."""
+    """A bundle directory as `package` writes it (format 2: with the drift reference of
+    `reference`, by default `reference_frame()`; format 1, without one, when `with_reference`
+    is false); returns its digest (sha256 of bundle.json)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "model.skops").write_bytes(b"not a model: monitor unit tests never load it")
     pd.DataFrame({"row": np.arange(len(predictions)), "prediction": list(predictions)}).to_parquet(
         directory / "predictions.parquet"
     )
-    files = {
-        name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
-        for name in ("model.skops", "predictions.parquet")
-    }
+    names = ["model.skops", "predictions.parquet"]
+    if with_reference:
+        frame = reference_frame() if reference is None else reference
+        build_reference(frame, KINDS).save(directory / IN_BUNDLE)
+        names += [f"{IN_BUNDLE}/{name}" for name in reference_files(directory / IN_BUNDLE)]
+    files = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in names}
     meta = {
-        "format": 1,
+        "format": 2 if with_reference else 1,
         "model": {
             "task": task,
             "classes": CLASSES if task == "classification" else None,
@@ -72,7 +81,27 @@ def params(**monitor: Any) -> dict[str, Any]:
     }
     for key, value in monitor.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
-    return {"task": "classification", "monitor": base}
+    return {"task": "classification", "monitor": base, "dataset": dataset()}
+
+
+def dataset(**columns: Any) -> dict[str, Any]:
+    """The `dataset` params of the bundles written here (features x, c; target y); `columns`
+    replace or add column declarations (None drops one)."""
+    declared: dict[str, Any] = {
+        "x": {"type": "float"},
+        "c": {"type": "category", "categories": ["a", "b", "c"]},
+        "y": {"type": "category", "categories": CLASSES},
+    }
+    declared.update(columns)
+    return {
+        "name": "fake",
+        "source": {"kind": "file", "path": "data/external/fake.csv"},
+        "target": "y",
+        "key": None,
+        "missing_target": "drop",
+        "extra_columns": "refuse",
+        "columns": {k: v for k, v in declared.items() if v is not None},
+    }
 
 
 def reference_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
@@ -83,13 +112,13 @@ def reference_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
 
 
 def context(tmp_path: Path, **monitor: Any) -> Context:
+    """The champion's bundle (models/bundle) and the reference it carries, with these settings."""
     rng = np.random.default_rng(1)
     digest_dir = tmp_path / "bundle"
     write_bundle(digest_dir, rng.choice(CLASSES, 300, p=[0.7, 0.3]).tolist())
-    reference = build_reference(reference_frame(), {"x": "numeric", "c": "categorical"})
     settings = MonitorSettings.from_params(params(**monitor))
     bundle = read_bundle(digest_dir, source="champion", location="models/bundle")
-    return build_context(settings, reference, bundle)
+    return build_context(settings, bundle.reference(), bundle)
 
 
 def traffic(

@@ -27,7 +27,7 @@ from pipeline.monitor.drift import (
     compute_drift,
     get_method,
 )
-from pipeline.monitor.reference import build_reference
+from pipeline.profile.reference import build_reference
 from tests.monitor import evidently_procedure as ev
 
 RNG_SEED = 20240601

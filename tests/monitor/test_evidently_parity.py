@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from pipeline.monitor.drift import ColumnOverride, DriftSettings, compute_drift
-from pipeline.monitor.reference import build_reference
+from pipeline.profile.reference import build_reference
 from tests.monitor import evidently_procedure as ev
 
 ROOT = Path(__file__).resolve().parents[2]

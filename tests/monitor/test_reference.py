@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.errors import DataError
 from pipeline.monitor.drift import compute_drift
-from pipeline.monitor.reference import Reference, build_reference, category_label
+from pipeline.profile.reference import Reference, build_reference, category_label
 
 KINDS = {"x": "numeric", "k": "numeric", "c": "categorical"}
 

@@ -65,7 +65,13 @@ def test_report_json_metrics_and_history_agree(report: tuple[Path, dict, list]) 
     assert [r["status"] for r in results] == ["insufficient_data", "ok", "breach"]
     saved = json.loads((out / "report.json").read_text())
     assert saved["newest"]["id"] == results[-1]["id"] == saved["summary"]["newest"]
-    assert saved["summary"]["by_status"] == {"ok": 1, "breach": 1, "insufficient_data": 1}
+    assert saved["summary"]["by_status"] == {
+        "ok": 1,
+        "breach": 1,
+        "insufficient_data": 1,
+        "not_judged": 0,
+    }
+    assert saved["simulated"]["windows"] == []
     assert saved["windows"][2]["violated"]["dataset_drift"] == ["dataset"]
     assert saved["monitored"]["bundle"]["path"] == "models/bundle"  # relative: no machine paths
     metrics = json.loads((out / "metrics.json").read_text())
@@ -89,6 +95,25 @@ def test_report_renders_in_chromium_with_no_request_and_no_console_error(
     assert loaded.console == []
     assert 'id="verdict"' in loaded.dom and 'id="trend"' in loaded.dom
     assert 'id="checks"' in loaded.dom and loaded.dom.count("<figure") == 3
+
+
+@needs_chromium
+def test_a_report_with_simulated_scenarios_renders_them_apart(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    frames = [
+        ("production", traffic(200, seed=5, start="2025-03-02T00:00:00+00:00")),
+        ("simulated", traffic(200, seed=6, start="2025-03-03T00:00:00+00:00", shift=1.5)),
+    ]
+    spec = WindowSpec(by="time", rows=1, span="1d", min_rows=50)
+    windows = [w for source, f in frames for w in windows_of(source, [f], [source], spec)]
+    out = tmp_path / "reports"
+    monitor(windows, ctx, out)
+    loaded = browser.load(out / "report.html", tmp_path)
+    assert loaded.served == ["/report.html"] and loaded.console == []
+    ids = re.findall(r'\bid="([^"]+)"', loaded.dom)
+    assert len(ids) == len(set(ids))  # the simulated section's ids are its own
+    assert {"verdict", "trend", "sim-verdict", "sim-trend", "simulated"} <= set(ids)
+    assert loaded.dom.count("<figure") == 6  # two columns and predictions, per group
 
 
 def loaded_url(loaded: browser.PageLoad) -> str:
@@ -122,6 +147,7 @@ def test_no_windows_yet_still_writes_every_report(tmp_path: Path) -> None:
         "windows": 0,
         "breaching_windows": 0,
         "insufficient_windows": 0,
+        "not_judged_windows": 0,
     }
     assert (tmp_path / "out/history.csv").read_text().count("\n") == 1  # the header
-    assert "No windows yet" in (tmp_path / "out/report.html").read_text()
+    assert "No production windows yet" in (tmp_path / "out/report.html").read_text()

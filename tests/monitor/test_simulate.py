@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.monitor.settings import monitored_columns
 from pipeline.monitor.simulate import (
     Scenario,
     SimulateSettings,
@@ -15,6 +14,7 @@ from pipeline.monitor.simulate import (
     label_noise,
     simulate_scenario,
 )
+from pipeline.profile.reference import monitored_columns
 from pipeline.settings import DatasetSpec
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
 

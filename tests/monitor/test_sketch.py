@@ -26,9 +26,9 @@ from pipeline.monitor.drift import (
     SketchSettings,
     compute_drift,
 )
-from pipeline.monitor.quantile import QuantileSketch, rank_error_bound
-from pipeline.monitor.reference import build_reference
 from pipeline.monitor.sketch import compute_drift_parquet
+from pipeline.profile.quantile import QuantileSketch, rank_error_bound
+from pipeline.profile.reference import build_reference
 
 
 def _max_cdf_error(sample: st.Sample, data: np.ndarray) -> float:

@@ -1,10 +1,16 @@
-"""The drift reference: everything monitoring needs to know about the training data, computed once.
+"""The drift reference: everything monitoring needs to know about a release's training data.
 
-``build_reference`` runs at develop time (the ``reference`` stage, right after ``prepare``), so
-monitoring never re-reads the training data: per numeric column the sorted non-null values
-(float64), counts, distinct count, mean and std; per categorical column the category counts.
-In sketch mode a numeric column keeps a weighted quantile sketch instead of every value. Both
-modes keep a small fixed histogram per numeric column (reference quantile bins) for reports.
+A release carries what it takes to judge it later: `package` summarises the champion's training
+split with :func:`training_reference` and writes the result into the bundle (``reference/``,
+digested in ``bundle.json`` like every other file), and monitoring reads it from the bundle it
+monitors, whatever has been trained since. Hence a foundation module: the deploy layer builds it,
+the monitor layer reads it, neither imports the other.
+
+Per numeric column it keeps the sorted non-null values (float64), counts, distinct count, mean
+and std; per categorical column the category counts. In sketch mode (``build_reference(...,
+mode="sketch")``, for data too large to keep) a numeric column keeps a weighted quantile sketch
+instead of every value; bundles always carry the exact reference (see `training_reference`).
+Both modes keep a small fixed histogram per numeric column (reference quantile bins) for reports.
 
 On disk a reference is a directory::
 
@@ -32,14 +38,15 @@ import pandas as pd
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_bytes, read_json, sha256_bytes, sha256_file, write_json
-from pipeline.monitor.quantile import DEFAULT_TAIL, QuantileSketch
-from pipeline.monitor.stats import BINNED_MIN_DISTINCT, Frequencies, Sample, run_lengths
+from pipeline.profile.layout import MANIFEST
+from pipeline.profile.quantile import DEFAULT_TAIL, QuantileSketch
+from pipeline.profile.sample import BINNED_MIN_DISTINCT, Frequencies, Sample, run_lengths
+from pipeline.settings import DatasetSpec
 
 ColumnKind = Literal["numeric", "categorical"]
 Mode = Literal["exact", "sketch"]
 FORMAT = "gitops-mlops/drift-reference"
 VERSION = 1
-MANIFEST = "reference.json"
 REFERENCE_SKETCH_K = 65_536  # reference sketches are built once from full data: make them fine
 HISTOGRAM_QUANTILES = np.linspace(0.05, 0.95, 19)  # interior edges of the fixed histogram
 
@@ -198,6 +205,35 @@ class Reference:
         return _load(Path(directory), verify=verify)
 
 
+def monitored_columns(dataset: DatasetSpec) -> dict[str, ColumnKind]:
+    """The columns monitoring compares with the reference, with their kind.
+
+    Feature columns only: the target arrives later (as `__label__`, judged by the performance
+    checks), id and ignore columns carry no distribution. Numeric types (float, int) are numeric
+    columns (the drift rule still tests low-cardinality ones as categories); category and bool
+    are categorical. Datetime features are left out on purpose: under a time-based split every
+    production date lies after every training date, so a test on them would flag every window;
+    their time is already the window's own axis (`__time__`).
+    """
+    kinds: dict[str, ColumnKind] = {}
+    for col in dataset.features:
+        if col.is_numeric:
+            kinds[col.name] = "numeric"
+        elif col.is_categorical:
+            kinds[col.name] = "categorical"
+    return kinds
+
+
+def training_reference(train: pd.DataFrame, dataset: DatasetSpec) -> Reference:
+    """The reference a bundle carries: its training split's monitored columns, exact mode.
+
+    Always exact, whatever `monitor.drift.mode` says: the exact reference holds every value, so
+    a release can later be judged in either mode (sketch mode sketches the current side and reads
+    the reference's memory-mapped values), and a monitoring setting never changes a bundle's id.
+    """
+    return build_reference(train, monitored_columns(dataset), mode="exact")
+
+
 def build_reference(
     data: pd.DataFrame | pd.Series | np.ndarray,
     columns: Mapping[str, ColumnKind],
@@ -206,7 +242,7 @@ def build_reference(
     sketch_k: int = REFERENCE_SKETCH_K,
     sketch_tail: int = DEFAULT_TAIL,
 ) -> Reference:
-    """Summarise the reference data once (develop time) for later drift checks.
+    """Summarise the reference data once (package time) for later drift checks.
 
     ``data`` may be a single column (e.g. a model's reference predictions) when ``columns`` names
     exactly one column. Raises DataError for a missing column, a non-numeric "numeric" column or a

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from pipeline.monitor.stats import Sample, run_lengths
+from pipeline.profile.sample import Sample, run_lengths
 
 DEFAULT_K = 16_384
 DEFAULT_TAIL = 2_048

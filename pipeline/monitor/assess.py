@@ -62,6 +62,7 @@ class Context:
     refusal: Refusal | None = None
     declared: frozenset[str] = frozenset()  # the project's dataset columns (not evidence of
     # another line when a window carries them)
+    types: Mapping[str, str] = dataclasses.field(default_factory=dict)  # feature -> declared type
 
 
 def prediction_kind(task: str) -> ColumnKind:
@@ -84,7 +85,14 @@ def build_context(
     predictions = bundle.reference_predictions()
     pred_ref = build_reference(predictions, {PREDICTION: kind}, mode="exact")
     return Context(
-        settings, reference, bundle, pred_ref, dict(scenarios or {}), None, frozenset(declared)
+        settings,
+        reference,
+        bundle,
+        pred_ref,
+        dict(scenarios or {}),
+        None,
+        frozenset(declared),
+        bundle.field_types(),
     )
 
 
@@ -272,10 +280,27 @@ def _metric_checks(
 
 
 # ----------------------------------------------------------------------------------- one window
-def features_frame(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    """The monitored columns of a window; a column absent from the file counts as all null."""
+def features_frame(
+    frame: pd.DataFrame, columns: list[str], types: Mapping[str, str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The monitored columns of a window, read by `pipeline.values`' rules for their declared
+    types (`types`), so a window holds what training held: "yes" is the bool "true", "2.0" the
+    category "2", a value that is not of its type is missing. A column absent from the file
+    counts as all null."""
+    from pipeline import values
+
     missing = [c for c in columns if c not in frame.columns]
-    return frame.reindex(columns=columns), missing
+    current = frame.reindex(columns=columns)
+    if not types:
+        return current, missing
+    parsed = {}
+    for name in columns:
+        cells, invalid = values.parse_column(types[name], current[name])
+        if invalid.any():
+            cells = cells.copy()
+            cells[invalid] = None
+        parsed[name] = cells
+    return values.model_frame({name: types[name] for name in columns}, parsed), missing
 
 
 def describe(window: MonitorWindow) -> dict[str, Any]:
@@ -340,7 +365,7 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
     if len(window.frame) < min_rows:
         notes.append(f"{len(window.frame)} rows < windows.min_rows {min_rows}: no verdict")
         return _no_verdict(result, INSUFFICIENT, notes)
-    current, missing = features_frame(window.frame, list(ctx.reference.columns))
+    current, missing = features_frame(window.frame, list(ctx.reference.columns), ctx.types)
     if missing:
         notes.append("columns absent from the window, counted as all null: " + ", ".join(missing))
     drift = compute_drift(ctx.reference, current, ctx.settings.drift)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 MANIFEST = "bundle.json"
 MODEL = "model.skops"
+SIGNATURE = "signature.json"
 PREDICTIONS = "predictions.parquet"
 PREDICTION_COLUMN = "prediction"
 REFERENCE = IN_BUNDLE  # "reference": the drift reference's subdirectory (format 2 on)
@@ -104,6 +105,12 @@ class BundleInfo:
     @property
     def features(self) -> list[str]:
         return [str(f) for f in self.meta["model"]["features"]]
+
+    def field_types(self) -> dict[str, str]:
+        """{feature: declared type} from the bundle's own input signature (verified with the
+        bundle): how window values are read, by `pipeline.values`' rules, before comparing."""
+        fields = read_json(self.path / SIGNATURE)["x-mlops"]["fields"]
+        return {str(f["name"]): str(f["type"]) for f in fields}
 
     @property
     def test_metrics(self) -> dict[str, float]:

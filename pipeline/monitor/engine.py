@@ -61,7 +61,7 @@ def monitor(
         if latest is None or latest["drift"] is None:
             continue
         (window,) = [w for w in windows if (w.id, w.source) == (latest["id"], latest["source"])]
-        frame, _ = features_frame(window.frame, list(ctx.reference.columns))
+        frame, _ = features_frame(window.frame, list(ctx.reference.columns), ctx.types)
         frame[PREDICTION] = window.frame[PREDICTION].to_numpy()
         frames[group] = frame
     html = render(document, results, ctx, frames)

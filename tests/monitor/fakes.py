@@ -42,7 +42,11 @@ def write_bundle(
     pd.DataFrame({"row": np.arange(len(predictions)), "prediction": list(predictions)}).to_parquet(
         directory / "predictions.parquet"
     )
-    names = ["model.skops", "predictions.parquet"]
+    signature = {
+        "x-mlops": {"fields": [{"name": "x", "type": "float"}, {"name": "c", "type": "category"}]}
+    }
+    (directory / "signature.json").write_text(json.dumps(signature))
+    names = ["model.skops", "signature.json", "predictions.parquet"]
     if with_reference:
         frame = reference_frame() if reference is None else reference
         build_reference(frame, KINDS).save(directory / IN_BUNDLE)

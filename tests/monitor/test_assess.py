@@ -166,3 +166,29 @@ def test_settings_read_the_committed_shape() -> None:
     assert settings.performance.allowed_drop("accuracy", 0.8) == pytest.approx(0.08)
     assert np.isclose(settings.drift.drift_share, 0.5)
     assert LABEL not in settings.performance.floors
+
+
+def test_window_values_are_read_by_the_training_rules() -> None:
+    """A window holds values as clients spelled them; monitoring reads them as training does
+    (`pipeline.values`), so "yes" and True are one bool, "2.0" and 2 one category, and a value
+    not of its type is missing rather than a category of its own."""
+    from pipeline.monitor.assess import features_frame
+
+    window = pd.DataFrame(
+        {
+            "flag": ["yes", True, "0", None, "maybe"],
+            "size": [2, "2.0", 2.0, "3", None],
+            "x": ["1.5", 2, None, "abc", 4.0],
+        }
+    )
+    frame, missing = features_frame(
+        window,
+        ["flag", "size", "x", "absent"],
+        {"flag": "bool", "size": "category", "x": "float", "absent": "float"},
+    )
+    assert missing == ["absent"]
+    assert frame["flag"].tolist()[:3] == ["true", "true", "false"]
+    assert frame["flag"].isna().tolist() == [False, False, False, True, True]
+    assert frame["size"].tolist()[:4] == ["2", "2", "2", "3"]
+    assert frame["x"].tolist()[:2] == [1.5, 2.0] and frame["x"].isna().sum() == 2
+    assert frame["absent"].isna().all()

@@ -68,8 +68,8 @@ def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -
 def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",
-        "balanced_accuracy: 0.85",
-        "balanced_accuracy: 0.8",
+        "floors: {}",
+        "floors: {balanced_accuracy: 0.8}",
     )
     mlops("compose", cwd=project)
     # The deploy gates' floors and monitoring's performance floors are ${selection.floors}
@@ -83,8 +83,8 @@ def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
 def test_unreachable_floor_fails_evaluate_with_a_reason(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",
-        "balanced_accuracy: 0.85",
-        "balanced_accuracy: 0.9999",
+        "floors: {}",
+        "floors: {balanced_accuracy: 0.9999}",
     )
     mlops("compose", cwd=project)
     proc = dvc("repro", cwd=project, check=False)

@@ -11,8 +11,9 @@ import yaml
 
 from pipeline import metrics
 from pipeline.data import assign_splits, coerce
+from pipeline.develop.folds import make_cv
 from pipeline.develop.ingest import load_bundled
-from pipeline.develop.train import fit_candidate, make_cv
+from pipeline.develop.train import fit_candidate
 from pipeline.settings import (
     DatasetSpec,
     PreprocessingSpec,

@@ -75,7 +75,7 @@ def _unpin(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from pipeline.deploy.release import check_gates
+    from pipeline.deploy.release import check_gates, new_line_text
 
     blocked = 0
     for target, report in check_gates(_root(), args.target):
@@ -85,6 +85,8 @@ def _gate(args: argparse.Namespace) -> int:
         if proposal:
             line += f" {proposal['release']} (parent {proposal['parent'] or 'none'})"
         print(line)
+        if new_line_text(proposal):
+            print(f"  - {new_line_text(proposal)}")
         if decision == "blocked":
             blocked += 1
             for reason in report.get("reasons", []):

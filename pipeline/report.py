@@ -180,8 +180,19 @@ def _interval(compare: Mapping[str, Any]) -> str:
     verdict = "passed" if compare.get("passed") else "FAILED"
     return (
         f"{metric} {compare['estimate']:+.4f}, {ci}{versus}: {verdict} "
-        f"({compare.get('mode')}, margin {compare.get('margin')})"
+        f"({compare.get('mode')}, margin {_margin(compare.get('margin'))})"
     )
+
+
+def _margin(margin: Any) -> str:
+    """`0.0099 (relative 0.01)`, `0.02`; older reports recorded a plain number."""
+    if not isinstance(margin, Mapping):
+        return str(margin)
+    kind, value = next(iter((margin.get("declared") or {}).items()), ("?", "?"))
+    if "resolved" not in margin:
+        return f"{kind} {value}"
+    resolved = f"{margin['resolved']:.4g}"
+    return f"{resolved} ({kind} {value})" if kind == "relative" else resolved
 
 
 def _floors(floors: Mapping[str, Any]) -> str:
@@ -190,13 +201,18 @@ def _floors(floors: Mapping[str, Any]) -> str:
         bound, sign = (check["ceiling"], "≤") if "ceiling" in check else (check.get("floor"), "≥")
         value = "n/a" if check.get("value") is None else f"{check['value']:.4f}"
         mark = "✅" if check.get("passed") else "❌"
-        cells.append(f"{mark} {check['metric']} {value} {sign} {bound}")
+        shown = "unresolved" if bound is None else f"{bound:.4g}"
+        if check.get("source") == "baseline":
+            base = check.get("baseline")
+            shown += " (baseline " + ("undefined" if base is None else f"{base:.4g}") + ")"
+        cells.append(f"{mark} {check['metric']} {value} {sign} {shown}")
     return "; ".join(cells) or "—"
 
 
 def gates_section(base: Reader, head: Reader) -> list[str]:
     """Each target's gate decision (reports/deploy/<target>.json) with its evidence."""
     rows, blocked = [], []
+    new_lines: list[tuple[str, Mapping[str, Any]]] = []
     for target in _targets(head, base):
         path = report_path(target).as_posix()
         doc = _json(head(path))
@@ -221,6 +237,9 @@ def gates_section(base: Reader, head: Reader) -> list[str]:
         )
         if decision == "blocked":
             blocked.append((target, doc.get("reasons") or []))
+        line = proposal.get("new_line") if proposal else None
+        if line:
+            new_lines.append((target, line))
     lines = ["### Deployment gates", ""]
     if not rows:
         return [*lines, "No deployment target is declared.", ""]
@@ -230,6 +249,14 @@ def gates_section(base: Reader, head: Reader) -> list[str]:
         *rows,
         "",
     ]
+    for target, line in new_lines:
+        lines.append(
+            f"**`{target}` starts a new line of releases:** the incumbent "
+            f"{line.get('replaces')} is not comparable, so there is no comparison with it; only "
+            "the absolute gates (floors) and the smoke test applied. Why:"
+        )
+        lines += [f"- {_cell(d)}" for d in line.get("differences") or []]
+        lines.append("")
     for target, reasons in blocked:
         lines.append(f"**`{target}` is blocked:**")
         lines += [f"- {reason}" for reason in reasons] or ["- (no reason recorded)"]

@@ -19,6 +19,12 @@ Task = Literal["classification", "regression"]
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 MINIMIZED_METRICS = frozenset({"log_loss", "rmse", "mae"})
+# The deterministic strategies of scikit-learn's dummy estimators, per task, for the trivial
+# baseline (`pipeline.floors`); the random ones would add noise to a floor.
+BASELINE_STRATEGIES = {
+    "classification": ("prior", "most_frequent"),
+    "regression": ("mean", "median"),
+}
 
 
 def metrics_for(task: str) -> tuple[str, ...]:
@@ -172,13 +178,77 @@ class CandidateSpec:
 
 
 @dataclass(frozen=True)
+class Amount:
+    """A tolerance or margin, declared in the metric's units or relative to a reference value.
+
+    YAML: `{absolute: 0.01}` (in the metric's units), `{relative: 0.01}` (that share of the
+    reference value's magnitude), or a plain number, which keeps its older meaning: absolute.
+    What the reference is depends on the rule that uses the amount: the best candidate's score
+    for a selection tolerance, the incumbent's score for a gate margin, the trivial baseline's
+    score for a baseline floor. A relative amount follows the metric's scale: 1% of an RMSE of
+    2.91 is 0.029, and of a ROC AUC of 0.99 it is 0.0099.
+    """
+
+    kind: Literal["absolute", "relative"]
+    value: float
+
+    @classmethod
+    def parse(cls, spec: Any) -> Amount:
+        if isinstance(spec, Mapping):  # validated: exactly one kind is not null
+            ((kind, value),) = [(k, v) for k, v in spec.items() if v is not None]
+            return cls(kind, float(value))
+        return cls("absolute", float(spec))
+
+    def resolve(self, reference: float | None) -> float:
+        """The amount in the metric's units (a relative amount needs the reference value)."""
+        if self.kind == "absolute":
+            return self.value
+        if reference is None:
+            raise ValueError("a relative amount needs a reference value")
+        return self.value * abs(reference)
+
+    def declared(self) -> dict[str, float]:
+        return {self.kind: self.value}
+
+    def record(self, reference: float | None) -> dict[str, Any]:
+        """What a report records: the declared rule, what it was relative to, the number."""
+        return {
+            "declared": self.declared(),
+            "reference": reference if self.kind == "relative" else None,
+            "resolved": self.resolve(reference),
+        }
+
+    def describe(self, reference: float | None, of: str = "the reference") -> str:
+        """`0.01`, or `0.0291 (1% of the best score 2.9100)`, for reasons and reports."""
+        if self.kind == "absolute":
+            return f"{self.value:g}"
+        resolved = self.resolve(reference)
+        return f"{resolved:.4g} ({self.value * 100:g}% of {of} {abs(reference or 0.0):.4f})"
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """The trivial model every candidate must beat: scikit-learn's DummyClassifier or
+    DummyRegressor with `strategy`, and by how much on which metrics (`beat`)."""
+
+    strategy: str
+    beat: Mapping[str, Amount]
+
+    @classmethod
+    def from_params(cls, data: Mapping[str, Any]) -> BaselineSpec:
+        beat = {k: Amount.parse(v) for k, v in (data.get("beat") or {}).items()}
+        return cls(strategy=data["strategy"], beat=beat)
+
+
+@dataclass(frozen=True)
 class SelectionSpec:
     metric: str
     direction: str
     scored_on: str
     floors: Mapping[str, float]
-    tolerance: float
+    tolerance: Amount
     tie_break: tuple[str, ...]
+    baseline: BaselineSpec
 
     @classmethod
     def from_params(cls, data: Mapping[str, Any]) -> SelectionSpec:
@@ -186,9 +256,10 @@ class SelectionSpec:
             metric=data["metric"],
             direction=data["direction"],
             scored_on=data["scored_on"],
-            floors=dict(data.get("floors") or {}),
-            tolerance=float(data["tolerance"]),
+            floors={k: float(v) for k, v in (data.get("floors") or {}).items()},
+            tolerance=Amount.parse(data["tolerance"]),
             tie_break=tuple(data["tie_break"]),
+            baseline=BaselineSpec.from_params(data["baseline"]),
         )
 
 

@@ -38,7 +38,7 @@ def render_summary(root: Path) -> str:
         + ", ".join(f"{k} {v:.4f}" for k, v in champion["metrics"]["test"].items()),
         f"  candidates ({rule['metric']} on {rule['scored_on']}): "
         + ", ".join(
-            f"{n} {c['scores'][rule['scored_on']].get(rule['metric'], float('nan')):.4f}"
+            f"{n} {_score(c['scores'][rule['scored_on']].get(rule['metric']))}"
             + ("" if c["eligible"] else " (ineligible)")
             for n, c in sorted(
                 selection["candidates"].items(), key=lambda kv: kv[1]["declared_order"]
@@ -55,6 +55,10 @@ def render_summary(root: Path) -> str:
         "  reports/monitor/report.html        monitoring: verdicts, history, plots (one file)",
     ]
     return "\n".join(lines)
+
+
+def _score(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
 
 
 RECENT_WINDOWS = 6

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import Issue, UnsafeTargetError
-from pipeline.settings import metric_direction, metrics_for
+from pipeline.settings import BASELINE_STRATEGIES, metric_direction, metrics_for
 from pipeline.values import canonical_category
 
 Locate = Callable[[str], str]
@@ -94,9 +94,15 @@ def _render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
     if kind in ("oneOf", "anyOf") and error.context:
         from jsonschema.exceptions import best_match
 
-        return _render_schema_error(
-            best_match(error.context), _key(error.absolute_path), locate
-        ) or [Issue(locate(key), key, "matches none of the allowed forms", inst)]
+        # A branch of the value's own type explains best: {relative: -1} is "expected >= 0",
+        # not "expected a number". When no branch has its type, say which forms are allowed.
+        relevant = [e for e in error.context if e.validator != "type"]
+        if not relevant and "x-expected" in schema:
+            return [Issue(locate(key), key, f"expected {schema['x-expected']}", inst)]
+        best = best_match(relevant or error.context)
+        return _render_schema_error(best, _key(best.absolute_path), locate) or [
+            Issue(locate(key), key, "matches none of the allowed forms", inst)
+        ]
     messages = {
         "enum": lambda: "expected one of: " + ", ".join(map(repr, schema["enum"])),
         "const": lambda: f"expected {schema['const']!r}",
@@ -139,6 +145,10 @@ def validate_params(
     bad_sections = {i.key.split(".")[0] for i in issues}
     if not bad_sections & {"task", "selection"}:
         issues += _selection_issues(data, locate)
+    if not bad_sections & {"task", "deploy"}:
+        issues += _deploy_issues(data, locate)
+    if not bad_sections & {"selection", "deploy"}:
+        issues += _amount_issues(data, locate)
     if "dataset" not in bad_sections:
         issues += _dataset_issues(data["dataset"], data.get("task"), locate, root)
         if "split" not in bad_sections:
@@ -204,12 +214,88 @@ def _selection_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
                 sel["direction"],
             )
         )
-    for metric in sel.get("floors") or {}:
-        if metric not in allowed:
-            key = f"selection.floors.{metric}"
+    for section in ("floors", "baseline.beat"):
+        issues += _metric_keys(f"selection.{section}", _at(sel, section), task, locate)
+    strategy = sel["baseline"]["strategy"]
+    if strategy not in BASELINE_STRATEGIES[task]:
+        issues.append(
+            Issue(
+                locate("selection.baseline.strategy"),
+                "selection.baseline.strategy",
+                f"not a {task} baseline; expected one of: " + ", ".join(BASELINE_STRATEGIES[task]),
+                strategy,
+            )
+        )
+    return issues
+
+
+def _at(data: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = (data or {}).get(part)  # type: ignore[assignment]
+    return data
+
+
+def _metric_keys(
+    base: str, section: Mapping[str, Any] | None, task: str, locate: Locate
+) -> list[Issue]:
+    """Every key of a metric-keyed section (floors, margins) names a metric of the task."""
+    allowed = metrics_for(task)
+    return [
+        Issue(
+            locate(f"{base}.{metric}"),
+            f"{base}.{metric}",
+            f"not a {task} metric; expected one of: " + ", ".join(allowed),
+        )
+        for metric in section or {}
+        if metric not in allowed
+    ]
+
+
+def _amount_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    """An amount ({absolute: x} / {relative: x}) sets exactly one kind. Hydra merges mappings,
+    so a dataset file writing {absolute: 0.5} over the task's {relative: 0.01} gets both."""
+    found: list[tuple[str, Any]] = [("selection.tolerance", data["selection"]["tolerance"])]
+    for metric, amount in (data["selection"]["baseline"].get("beat") or {}).items():
+        found.append((f"selection.baseline.beat.{metric}", amount))
+    for name, target in data["deploy"]["targets"].items():
+        base = f"deploy.targets.{name}.gates"
+        found.append((f"{base}.compare.margin", target["gates"]["compare"]["margin"]))
+        for metric, amount in (target["gates"].get("baseline") or {}).items():
+            found.append((f"{base}.baseline.{metric}", amount))
+    issues = []
+    for key, amount in found:
+        if isinstance(amount, Mapping) and sum(v is not None for v in amount.values()) != 1:
             issues.append(
                 Issue(
-                    locate(key), key, f"not a {task} metric; expected one of: " + ", ".join(allowed)
+                    locate(key),
+                    key,
+                    "set exactly one of absolute / relative (a file that overrides another's "
+                    "amount merges into it: write a plain number for an absolute amount, or set "
+                    "the other key to null)",
+                    dict(amount),
+                )
+            )
+    return issues
+
+
+def _deploy_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    """The gates judge metrics of the task: floors, baseline margins and the compared metric
+    (the defaults interpolate the selection rule's, which is checked above; an override may
+    name another)."""
+    task, issues = data["task"], []
+    for name, target in data["deploy"]["targets"].items():
+        gates, base = target["gates"], f"deploy.targets.{name}.gates"
+        issues += _metric_keys(f"{base}.floors", gates.get("floors"), task, locate)
+        issues += _metric_keys(f"{base}.baseline", gates.get("baseline"), task, locate)
+        metric = gates["compare"]["metric"]
+        if metric not in metrics_for(task):
+            key = f"{base}.compare.metric"
+            issues.append(
+                Issue(
+                    locate(key),
+                    key,
+                    f"not a {task} metric; expected one of: " + ", ".join(metrics_for(task)),
+                    metric,
                 )
             )
     return issues

@@ -253,15 +253,57 @@ BAD_CONFIGS = [
     ),
     (
         "floor on an unknown metric",
-        ("conf/task/classification.yaml", "balanced_accuracy: 0.85", "precision_at_k: 0.85"),
+        ("conf/task/classification.yaml", "floors: {}", "floors: {precision_at_k: 0.85}"),
         "conf/task/classification.yaml",
-        "selection.floors",
+        "selection.floors.precision_at_k",
+    ),
+    (
+        "baseline margin on a metric of the other task",
+        (
+            "conf/task/classification.yaml",
+            "balanced_accuracy: {absolute: 0.05}",
+            "rmse: {absolute: 0.05}",
+        ),
+        "conf/task/classification.yaml",
+        "selection.baseline.beat.rmse",
+    ),
+    (
+        "baseline strategy of the other task",
+        ("conf/task/classification.yaml", "strategy: prior", "strategy: mean"),
+        "conf/task/classification.yaml",
+        "selection.baseline.strategy",
     ),
     (
         "negative tolerance",
-        ("conf/task/classification.yaml", "tolerance: 0.002", "tolerance: -0.1"),
+        ("conf/task/classification.yaml", "tolerance: {relative: 0.002}", "tolerance: -0.1"),
         "conf/task/classification.yaml",
         "selection.tolerance",
+    ),
+    (
+        "relative tolerance above one",
+        (
+            "conf/task/classification.yaml",
+            "tolerance: {relative: 0.002}",
+            "tolerance: {relative: 2}",
+        ),
+        "conf/task/classification.yaml",
+        "selection.tolerance.relative: expected a number <= 1",
+    ),
+    (
+        "tolerance with both kinds (a merge of two files)",
+        (
+            "conf/task/classification.yaml",
+            "tolerance: {relative: 0.002}",
+            "tolerance: {relative: 0.002, absolute: 0.01}",
+        ),
+        "conf/task/classification.yaml",
+        "selection.tolerance: set exactly one of absolute / relative",
+    ),
+    (
+        "gate margin in an unknown form",
+        ("conf/deploy/local.yaml", "margin: {relative: 0.01}", "margin: 1%"),
+        "conf/deploy/local.yaml",
+        "deploy.targets.local.gates.compare.margin: expected a number (absolute",
     ),
     (
         "target not declared",

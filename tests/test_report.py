@@ -342,3 +342,56 @@ def test_the_project_may_live_in_a_subdirectory(
     monkeypatch.chdir(outer / "ml")
     text = run(capsys)
     assert "No params changed." in text and "No metric changed." in text
+
+
+def test_a_new_line_of_releases_is_said_plainly(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A change of task or inputs: no comparison, and the comment says why, with the baseline
+    floors and a relative margin shown in the metric's units."""
+    differences = [
+        "task: regression, was classification",
+        "inputs added: age, bmi, bp, s1, s2 and 5 more",
+    ]
+    new_line = gate("propose")
+    new_line["gates"]["compare"] = {
+        "skipped": f"not comparable with {INCUMBENT}: {'; '.join(differences)}; a new line of "
+        "releases: only the absolute gates and the smoke test apply",
+        "comparable": False,
+        "incumbent_release": INCUMBENT,
+        "differences": differences,
+    }
+    new_line["gates"]["floors"]["checks"] = [
+        {
+            "metric": "rmse",
+            "value": 53.2,
+            "ceiling": 70.1525,
+            "source": "baseline",
+            "baseline": 77.9472,
+            "margin": {"declared": {"relative": 0.1}, "reference": 77.9472, "resolved": 7.79},
+            "passed": True,
+        }
+    ]
+    new_line["proposal"]["new_line"] = {"replaces": INCUMBENT, "differences": differences}
+    relative = gate(
+        "propose",
+        margin={"declared": {"relative": 0.01}, "reference": 0.972, "resolved": 0.00972},
+    )
+    write(
+        repo,
+        {"reports/deploy/local.json": new_line, "reports/deploy/batch.json": relative},
+    )
+    gates = section(run(capsys), "Deployment gates")
+    local = next(r for r in gates.splitlines() if r.startswith("| `local`"))
+    assert f"skipped: not comparable with {INCUMBENT}: task: regression, was classification" in (
+        local
+    )
+    assert "✅ rmse 53.2000 ≤ 70.15 (baseline 77.95)" in local
+    assert (
+        f"**`local` starts a new line of releases:** the incumbent {INCUMBENT} is not "
+        "comparable, so there is no comparison with it; only the absolute gates (floors) and "
+        "the smoke test applied. Why:\n- task: regression, was classification\n- inputs added"
+    ) in gates
+    batch = next(r for r in gates.splitlines() if r.startswith("| `batch`"))
+    assert "(non_inferiority, margin 0.00972 (relative 0.01))" in batch
+    assert "`batch` starts" not in gates

@@ -18,9 +18,10 @@ Definitions:
   low end is > margin (it beats the incumbent by more than the margin).
 
 Resampling: classification resamples *stratified by the true class* (each class keeps its
-count), so every resample holds every class and roc_auc is always defined; regression resamples
-rows. A resample on which a metric is still undefined (r2 with a constant target) is skipped
-and counted; when more than half are skipped the comparison is refused, not guessed.
+count), so every resample holds the classes of the split and roc_auc is defined whenever it is
+on the whole split; regression resamples rows. A resample on which a metric is still undefined
+(r2 with a constant target) is skipped and counted; when more than half are skipped the
+comparison is refused, not guessed.
 
 Speed: a resample is a vector of row counts (a multinomial weight), and every metric here is a
 weighted sum over rows, so all resamples are scored with a few matrix operations instead of
@@ -196,13 +197,16 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.nd
 def _roc_auc(ys: np.ndarray, proba: np.ndarray, classes: list[str], W: np.ndarray) -> np.ndarray:
     if len(classes) == 2:  # NaN when a resample lacks positives or negatives
         return _binary_auc(ys == classes[1], proba[:, 1], W)
-    # one-vs-rest, macro average; defined only when every class is present (as in `compute`)
-    per_class = []
-    for i, cls in enumerate(classes):
-        per_class.append(_binary_auc(ys == cls, proba[:, i], W))
-    in_sample = np.vstack([W @ (ys == c).astype(float) > 0 for c in classes]).all(axis=0)
-    only_known = W @ (~np.isin(ys, classes)).astype(float) == 0
-    return np.where(in_sample & only_known, np.vstack(per_class).mean(axis=0), np.nan)
+    # one-vs-rest, macro average over the classes present in the resample (as in
+    # `metrics.roc_auc`); defined when the resample holds at least two distinct values
+    per_class = np.vstack([_binary_auc(ys == cls, proba[:, i], W) for i, cls in enumerate(classes)])
+    values = np.unique(ys)
+    distinct = (np.vstack([W @ (ys == v).astype(float) > 0 for v in values]).sum(axis=0)) >= 2
+    defined = np.isfinite(per_class)
+    count = defined.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(defined, per_class, 0.0).sum(axis=0) / count
+    return np.where(distinct & (count > 0), mean, np.nan)
 
 
 # ------------------------------------------------------------------------------ comparison
@@ -272,8 +276,8 @@ def judge(comparison: Comparison, mode: str, margin: float) -> tuple[bool, str]:
     low = comparison.low
     if mode == "superiority":
         ok = low > margin
-        rule = f"superiority: interval low {low:+.4f} must exceed +{margin:g}"
+        rule = f"superiority: interval low {low:+.4f} must exceed +{margin:.4g}"
     else:
         ok = low >= -margin
-        rule = f"non-inferiority: interval low {low:+.4f} must be at least -{margin:g}"
+        rule = f"non-inferiority: interval low {low:+.4f} must be at least -{margin:.4g}"
     return ok, rule

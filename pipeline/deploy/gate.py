@@ -14,10 +14,16 @@ release; a dependency, never written here: a stage that rewrote it would undo ev
 Gates, in order:
 
 1. rejected: a bundle named by a release on the target's `rejected` list is never proposed.
-2. floors: absolute minimums (maxima for losses) on the candidate's test metrics.
+2. floors: the candidate's test metrics against the absolute floors (`gates.floors`; maxima for
+   losses) and the baseline floors (`gates.baseline`: beat the trivial baseline recorded in the
+   bundle, rescored on the test split, by the declared amounts; see `pipeline/floors.py`).
 3. compare (champion with an incumbent only): the incumbent bundle is rescored on the *current*
    test split and the paired bootstrap interval of the improvement is judged by the declared
-   mode and margin (see `bootstrap.py`). A pinned release (rollback) skips this gate.
+   mode and margin (see `bootstrap.py`; a relative margin is a share of the incumbent's score).
+   A pinned release (rollback) skips this gate. So does an incumbent that is not comparable
+   (another task, target, classes or input fields: `pipeline/comparability.py`): the champion
+   then starts a new line of releases, the report says so and why (`compare.comparable` false,
+   `proposal.new_line`), and only the absolute gates and the smoke test apply.
 4. smoke: a fresh process with the serving thread settings loads the bundle, validates held-out
    rows through the signature and reproduces the offline predictions (see `smoke.py`). Never
    skipped: no proposal without it.
@@ -31,9 +37,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline import comparability, metrics
+from pipeline import floors as floor_rules
 from pipeline.config import load_params
 from pipeline.deploy import bootstrap, smoke
-from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle, verify
+from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
 from pipeline.deploy.paths import (
     BUNDLE_DIR,
     TEST_SPLIT,
@@ -49,9 +57,9 @@ from pipeline.deploy.records import (
     read_record,
 )
 from pipeline.errors import MlopsError
-from pipeline.io import sha256_file, write_json
-from pipeline.metrics import meets_floor
-from pipeline.settings import MINIMIZED_METRICS
+from pipeline.floors import Baseline
+from pipeline.io import read_json, sha256_file, write_json
+from pipeline.settings import Amount
 from pipeline.stage import log, run
 
 PROPOSE = "propose"
@@ -73,12 +81,23 @@ class Candidate:
     def id(self) -> str:
         return bundle_id(self.digest)
 
+    def profile(self) -> dict[str, Any]:
+        """What the model answers (`pipeline.comparability`), from its input signature."""
+        return comparability.profile(read_json(self.directory / SIGNATURE))
+
     def summary(self) -> dict[str, Any]:
         model = self.meta["model"]
+        profile = self.profile()
         return {
             "source": self.source,
             "bundle": {"id": self.id, "sha256": self.digest, "path": str(self.directory)},
-            "model": {k: model.get(k) for k in ("name", "estimator", "task", "classes")},
+            # the release record keeps target and inputs, so that a later gate can tell a
+            # non-comparable incumbent even before its bundle is fetched
+            "model": {
+                **{k: model.get(k) for k in ("name", "estimator", "task", "classes")},
+                "target": profile["target"],
+                "inputs": profile["inputs"],
+            },
         }
 
 
@@ -110,7 +129,6 @@ def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
 
 def rescore(bundle: Bundle, test: Any) -> tuple[bootstrap.Scored, dict[str, float]]:
     """A released bundle's predictions and metrics on today's test split."""
-    from pipeline import metrics
     from pipeline.deploy import scoring
 
     model_meta = bundle.meta["model"]
@@ -146,19 +164,34 @@ def offline_scored(candidate: Candidate) -> bootstrap.Scored:
 
 # --------------------------------------------------------------------------------- gates
 def floor_gate(
-    floors: Mapping[str, float] | None, values: Mapping[str, float]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    checks, reasons = [], []
-    for metric, floor in (floors or {}).items():
-        value = values.get(metric)
-        ok = value is not None and meets_floor(metric, value, floor)
-        kind = "ceiling" if metric in MINIMIZED_METRICS else "floor"
-        checks.append({"metric": metric, "value": value, kind: floor, "passed": ok})
-        if not ok:
-            shown = "could not be computed" if value is None else f"{value:.4f}"
-            word = "above the ceiling" if kind == "ceiling" else "under the floor"
-            reasons.append(f"floor: test {metric} {shown} is {word} {floor}")
-    return checks, reasons
+    gates: Mapping[str, Any],
+    values: Mapping[str, float],
+    baseline_record: Mapping[str, Any] | None,
+    y: Any,
+) -> tuple[dict[str, Any], list[str]]:
+    """Absolute floors as declared, and baseline floors from the trivial baseline recorded in
+    the bundle, rescored on the gate's test split (`pipeline.floors`, as in selection)."""
+    margins = gates.get("baseline") or {}
+    evidence: dict[str, Any] = {}
+    scores: dict[str, float] | None = None
+    if margins and baseline_record is None:
+        # a bundle packaged before baseline floors: only its absolute floors can be checked
+        evidence["baseline"] = {"skipped": "the bundle records no baseline"}
+        margins = {}
+    elif baseline_record is not None:
+        baseline = Baseline.from_dict(baseline_record)
+        scores, undefined = baseline.score(y)
+        evidence["baseline"] = {
+            "estimator": baseline_record.get("estimator"),
+            "strategy": baseline.strategy,
+            "test": scores,
+            **({"undefined": undefined} if undefined else {}),
+        }
+    floors = floor_rules.resolve(
+        gates.get("floors"), {m: Amount.parse(a) for m, a in margins.items()}, scores
+    )
+    checks, failures = floor_rules.check(floors, values)
+    return {**evidence, "checks": checks}, [f"floor: test {why}" for why in failures]
 
 
 def compare_gate(
@@ -179,12 +212,30 @@ def compare_gate(
         resamples=int(settings["resamples"]),
         seed=int(settings["seed"]),
     )
-    base = {"mode": settings["mode"], "margin": settings["margin"]}
+    amount = Amount.parse(settings["margin"])
     if result is None:
-        reason = f"compare: {metric} cannot be computed for both models on the test split"
+        why = {
+            name: metrics.explain(task, y, s.pred, s.proba, s.classes)[1].get(metric)
+            for name, s in (("champion", champion), ("incumbent", incumbent))
+        }
+        detail = "; ".join(f"{n}: {w}" for n, w in why.items() if w)
+        reason = f"compare: {metric} cannot be computed for both models on the test split" + (
+            f" ({detail})" if detail else ""
+        )
+        base = {"mode": settings["mode"], "margin": {"declared": amount.declared()}}
         return {**base, "metric": metric, "passed": False, "rule": reason}, [reason]
-    ok, rule = bootstrap.judge(result, settings["mode"], float(settings["margin"]))
-    evidence = {**base, **result.to_dict(), "passed": ok, "rule": rule}
+    # a relative margin is a share of the incumbent's score on this test split
+    margin = amount.resolve(result.incumbent)
+    ok, rule = bootstrap.judge(result, settings["mode"], margin)
+    if amount.kind == "relative":
+        rule += f": margin {amount.describe(result.incumbent, 'the incumbent')}"
+    evidence = {
+        "mode": settings["mode"],
+        "margin": amount.record(result.incumbent),
+        **result.to_dict(),
+        "passed": ok,
+        "rule": rule,
+    }
     if ok:
         return evidence, []
     interval = f"[{result.low:+.4f}, {result.high:+.4f}]" if result.low is not None else "(none)"
@@ -273,6 +324,11 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
         "parent": record.release,
         "pinned": spec.pin,
     }
+    if gates["compare"].get("comparable") is False:
+        report["proposal"]["new_line"] = {
+            "replaces": record.release,
+            "differences": gates["compare"]["differences"],
+        }
     return {**report, "decision": PROPOSE, "reasons": []}
 
 
@@ -305,8 +361,9 @@ def _judge(
             reasons.append(f"pin: {exc}")
     else:
         values, metrics_on = dict(candidate.meta["metrics"]["test"]), "test split"
-    checks, floor_reasons = floor_gate(spec.gates.get("floors"), values)
-    gates["floors"] = {"metrics_on": metrics_on, "checks": checks}
+    y = test[candidate.meta["model"]["target"]].to_numpy()
+    evidence, floor_reasons = floor_gate(spec.gates, values, candidate.meta.get("baseline"), y)
+    gates["floors"] = {"metrics_on": metrics_on, **evidence}
     reasons += floor_reasons
     gates["compare"], compare_reasons = _compare(candidate, spec, record, test, test_sha256)
     reasons += compare_reasons
@@ -316,14 +373,34 @@ def _judge(
 def _compare(
     candidate: Candidate, spec: TargetSpec, record: ReleaseRecord, test: Any, test_sha256: str
 ) -> tuple[dict[str, Any], list[str]]:
+    """The comparison with the incumbent, or why there is none: no incumbent, a pin, or an
+    incumbent that answers another question (`pipeline.comparability`): then the champion
+    starts a new line of releases, judged by the absolute gates and the smoke test only."""
     if candidate.source == "pin":
         return {"skipped": f"pinned release {spec.pin}: relative gates do not apply"}, []
     if record.release is None:
         return {"skipped": "no incumbent (first release): only absolute gates apply"}, []
     directory = released_bundle(str(record.bundle_id))
+    problem: MlopsError | None = None
     try:
-        incumbent = load_bundle(directory, record.bundle_sha256)
-        inc_scored, _ = rescore(incumbent, test)
+        verify(directory, record.bundle_sha256)
+        incumbent = comparability.profile(read_json(directory / SIGNATURE))
+    except MlopsError as exc:  # not fetched, or not intact: the record tells what it can
+        problem, incumbent = exc, comparability.from_record(record.data.get("model"))
+    differences = comparability.differences(candidate.profile(), incumbent)
+    if differences:
+        why = "; ".join(differences)
+        return {
+            "skipped": f"not comparable with {record.release}: {why}; a new line of releases: "
+            "only the absolute gates and the smoke test apply",
+            "comparable": False,
+            "incumbent_release": record.release,
+            "differences": differences,
+        }, []
+    try:
+        if problem is not None:
+            raise problem
+        inc_scored, _ = rescore(load_bundle(directory, record.bundle_sha256), test)
     except MlopsError as exc:
         reason = (
             f"compare: incumbent {record.release} cannot be rescored: {exc} "
@@ -341,7 +418,7 @@ def _compare(
         y,
         candidate.meta["model"]["task"],
     )
-    return {"incumbent_release": record.release, **evidence}, reasons
+    return {"incumbent_release": record.release, "comparable": True, **evidence}, reasons
 
 
 def main(argv: Sequence[str]) -> None:

@@ -82,6 +82,9 @@ def manifest_meta(
             "n_parameters": champion.get("n_parameters"),
         },
         "metrics": {"test": champion["metrics"]["test"], "cv": champion["metrics"]["cv"]},
+        # The trivial baseline fitted with the champion (`pipeline.floors`): the gate rescores
+        # it on its test split to resolve the baseline floors.
+        "baseline": champion.get("baseline"),
         "data": dict(data),
         "config": {"sha256": config_digest(params, champion), "keys": list(CONFIG_KEYS)},
         # The versions that wrote the model file: `bundle.check_versions` refuses a bundle

@@ -14,10 +14,12 @@ restored by `git revert`); the graph reads it as a dependency and never writes i
       "pinned": null,                              # the release a rollback pinned, if any
       "bundle": {"id": "3f9a1c2b5e6d7f80", "sha256": "<manifest sha256>",
                  "path": "bundles/3f9a1c2b5e6d7f80"},
-      "model": {"name": ..., "estimator": ..., "task": ..., "classes": [...]},
+      "model": {"name": ..., "estimator": ..., "task": ..., "classes": [...],
+                "target": ..., "inputs": {name: type}},   # what the model answers
       "metrics": {"test": {...}},                  # as recorded when the gate passed
-      "gates": {...}                               # the evidence from reports/deploy/<target>.json
-    }
+      "gates": {...},                              # the evidence from reports/deploy/<target>.json
+      "new_line": {"replaces": ..., "differences": [...]}   # only when the incumbent was not
+    }                                              #   comparable (pipeline/comparability.py)
 
 No time stamps: the git commit that changes the file is the release's time and author.
 """

@@ -207,7 +207,21 @@ def _record(target: str, report: dict[str, Any]) -> dict[str, Any]:
         "model": candidate["model"],
         "metrics": {"test": candidate.get("metrics", {})},
         "gates": report.get("gates", {}),
+        # a release whose incumbent was not comparable starts a new line: the log says why
+        **({"new_line": proposal["new_line"]} if proposal.get("new_line") else {}),
     }
+
+
+def new_line_text(proposal: dict[str, Any]) -> str | None:
+    """`starts a new line of releases: not comparable with r0001-...: task: ...`, or None."""
+    line = proposal.get("new_line")
+    if not line:
+        return None
+    return (
+        f"starts a new line of releases: not comparable with {line['replaces']} ("
+        + "; ".join(line["differences"])
+        + "); judged by the absolute gates and the smoke test only"
+    )
 
 
 def declared_targets(params: dict[str, Any], only: Sequence[str] | None) -> list[str]:
@@ -257,6 +271,8 @@ def release(
     for target, report in plans:
         proposal = report["proposal"]
         detail = f"bundle {proposal['bundle']['id']}, parent {proposal['parent'] or '(none)'}"
+        if new_line_text(proposal):
+            detail += f"; {new_line_text(proposal)}"
         outcomes.append(Outcome(target, "released", proposal["release"], detail))
     order = {t: i for i, t in enumerate(params["deploy"]["targets"])}
     return sorted(outcomes, key=lambda o: order.get(o.target, len(order)))

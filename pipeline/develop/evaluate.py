@@ -11,13 +11,15 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import floors as floor_rules
 from pipeline import metrics
 from pipeline.config import load_params
 from pipeline.data import read_table
+from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.develop.paths import (
     CANDIDATES_DIR,
     CHAMPION_DIR,
@@ -27,9 +29,13 @@ from pipeline.develop.paths import (
     split_path,
 )
 from pipeline.errors import MlopsError
+from pipeline.floors import Baseline, Floor
 from pipeline.io import atomic_write_bytes, atomic_write_text, read_json, sha256_file, write_json
-from pipeline.settings import DatasetSpec, SelectionSpec
+from pipeline.settings import DatasetSpec, SelectionSpec, SplitSpec, TrainSpec, metrics_for
 from pipeline.stage import log, run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class NoChampionError(MlopsError):
@@ -38,34 +44,29 @@ class NoChampionError(MlopsError):
 
 # -------------------------------------------------------------------------------------- selection
 def select(
-    scores: Mapping[str, Mapping[str, float]],
+    scores: Mapping[str, Mapping[str, float | None]],
     facts: Mapping[str, Mapping[str, int]],
     rule: SelectionSpec,
+    floors: Sequence[Floor] | None = None,
 ) -> dict[str, Any]:
     """The champion under `rule`, with the reason, from each candidate's scores (on the split
     the rule names) and deterministic facts (n_parameters, model_size, declared_order).
 
-    A candidate under any floor cannot win; candidates within `tolerance` of the best primary
-    score are tied, and the tie is broken by the declared keys (smaller first), never by
-    anything measured from the clock.
+    A candidate under any of `floors` (resolved on the same split; by default the rule's
+    absolute floors and its baseline floors, unresolved without baseline scores) cannot win;
+    candidates within the tolerance of the best primary score are tied (a relative tolerance
+    is a share of the best score), and the tie is broken by the declared keys (smaller first),
+    never by anything measured from the clock.
     """
     metric = rule.metric
+    if floors is None:
+        floors = floor_rules.resolve(rule.floors, rule.baseline.beat, None)
     verdicts: dict[str, dict[str, Any]] = {}
     for name, values in scores.items():
-        failed = []
-        for floor_metric, floor in rule.floors.items():
-            value = values.get(floor_metric)
-            if value is None or not metrics.meets_floor(floor_metric, value, floor):
-                shown = "missing" if value is None else f"{value:.4f}"
-                word = (
-                    "above the ceiling"
-                    if floor_metric in ("log_loss", "rmse", "mae")
-                    else "under the floor"
-                )
-                failed.append(f"{floor_metric} {shown} is {word} {floor}")
+        _, failed = floor_rules.check(floors, values)
         if values.get(metric) is None:
             failed.append(f"{metric} could not be computed")
-        verdicts[name] = {"eligible": not failed, "failed_floors": failed}
+        verdicts[name] = {"eligible": not failed, "failed_floors": list(dict.fromkeys(failed))}
     eligible = [n for n in scores if verdicts[n]["eligible"]]
     if not eligible:
         return {
@@ -74,21 +75,25 @@ def select(
             + "; ".join(f"{n}: {', '.join(v['failed_floors'])}" for n, v in verdicts.items()),
             "candidates": verdicts,
             "tied": [],
+            "tolerance": None,
         }
     sign = -1.0 if rule.direction == "minimize" else 1.0
-    best = max(eligible, key=lambda n: (sign * scores[n][metric], -facts[n]["declared_order"]))
-    best_value = scores[best][metric]
+    value = {n: float(scores[n][metric]) for n in eligible}  # type: ignore[arg-type]
+    best = max(eligible, key=lambda n: (sign * value[n], -facts[n]["declared_order"]))
+    best_value = value[best]
+    tolerance = rule.tolerance.resolve(best_value)
     # A relative epsilon so that "within 0.002" includes 0.951 vs 0.949 despite binary floats.
-    slack = rule.tolerance + 1e-9 * max(1.0, abs(best_value))
-    tied = [n for n in eligible if abs(scores[n][metric] - best_value) <= slack]
+    slack = tolerance + 1e-9 * max(1.0, abs(best_value))
+    tied = [n for n in eligible if abs(value[n] - best_value) <= slack]
     keys = [*rule.tie_break, "declared_order"]
     ranked = sorted(tied, key=lambda n: tuple(facts[n][k] for k in keys))
     champion = ranked[0]
     return {
         "champion": champion,
-        "reason": _reason(champion, best, ranked, scores, facts, rule),
+        "reason": _reason(champion, best, ranked, value, facts, rule, floors),
         "candidates": verdicts,
         "tied": ranked,
+        "tolerance": rule.tolerance.record(best_value),
     }
 
 
@@ -96,17 +101,19 @@ def _reason(
     champion: str,
     best: str,
     ranked: list[str],
-    scores: Mapping[str, Any],
+    value: Mapping[str, float],
     facts: Mapping[str, Any],
     rule: SelectionSpec,
+    floors: Sequence[Floor],
 ) -> str:
     m, on = rule.metric, rule.scored_on
-    text = f"{champion} has the best {m} ({scores[champion][m]:.4f} on {on})"
+    text = f"{champion} has the best {m} ({value[champion]:.4f} on {on})"
     if champion != best or len(ranked) > 1:
         others = [n for n in ranked if n != champion]
+        tolerance = rule.tolerance.describe(value[best], "the best score")
         text = (
-            f"{champion} wins a tie on {m} within tolerance {rule.tolerance} "
-            f"(best {scores[best][m]:.4f} by {best}; tied: {', '.join(ranked)}), broken by "
+            f"{champion} wins a tie on {m} within tolerance {tolerance} "
+            f"(best {value[best]:.4f} by {best}; tied: {', '.join(ranked)}), broken by "
             + ", ".join(rule.tie_break or ["declared_order"])
             + ": "
             + "; ".join(
@@ -114,13 +121,56 @@ def _reason(
                 for n in [champion, *others]
             )
         )
-    floors = ", ".join(f"{k} {v}" for k, v in rule.floors.items())
-    return text + (f"; every eligible candidate meets the floors ({floors})" if floors else "")
+    shown = floor_rules.describe(floors)
+    return text + (f"; every eligible candidate meets the floors: {shown}" if shown else "")
+
+
+# ---------------------------------------------------------------------------------------- baseline
+def fit_baseline(
+    params: Mapping[str, Any],
+    rule: SelectionSpec,
+    dataset: DatasetSpec,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+) -> dict[str, Any]:
+    """The trivial baseline (see `pipeline.floors`), fitted on the train split and scored the
+    way the candidates are: cross-validated on the same folds with the same scorers, and on
+    the test split by the shared metric definitions."""
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.model_selection import cross_validate
+
+    task = params["task"]
+    split, spec = SplitSpec.from_params(params["split"]), TrainSpec.from_params(params)
+    X, y = train[[c.name for c in dataset.features]], train[dataset.target]
+    groups = train[split.group_column] if split.method == "group" else None
+    dummy = floor_rules.estimator(task, rule.baseline.strategy)
+    scoring = metrics.scorers(task, n_classes=int(y.nunique()))
+    with warnings.catch_warnings():
+        # a model that predicts one class has no precision on the others: F1 counts it as 0
+        warnings.filterwarnings("ignore", category=UndefinedMetricWarning)
+        raw = cross_validate(
+            dummy, X, y, cv=make_cv(task, split, spec), scoring=scoring, groups=groups
+        )
+    cv = {m: cv_summary(m, raw[f"test_{m}"]) for m in scoring}
+    fitted = Baseline.from_fitted(task, rule.baseline.strategy, clone(dummy).fit(X, y))
+    test_values, undefined = fitted.score(test[dataset.target])
+    return {
+        **fitted.to_dict(),
+        "scores": {"cv": {m: v["mean"] for m, v in cv.items()}, "test": test_values},
+        "cv_std": {m: v["std"] for m, v in cv.items()},
+        "undefined": {"test": undefined},
+    }
 
 
 # ----------------------------------------------------------------------------------------- scoring
-def score(model: Any, X: Any, y: Any, task: str) -> tuple[dict[str, float], Any, Any]:
-    """Test metrics, predictions and probabilities (None for regressors) of one model."""
+def score(
+    model: Any, X: Any, y: Any, task: str
+) -> tuple[dict[str, float], dict[str, str], Any, Any]:
+    """Test metrics, why any metric is undefined, predictions and probabilities (None for
+    regressors) of one model."""
     pred = model.predict(X)
     proba = (
         model.predict_proba(X)
@@ -128,7 +178,13 @@ def score(model: Any, X: Any, y: Any, task: str) -> tuple[dict[str, float], Any,
         else None
     )
     classes = list(model.classes_) if task == "classification" else None
-    return metrics.compute(task, y, pred, proba, classes), pred, proba
+    values, undefined = metrics.explain(task, y, pred, proba, classes)
+    return values, undefined, pred, proba
+
+
+def every_metric(task: str, values: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Every metric of the task, null where undefined: DVC metrics files always have the key."""
+    return {m: values.get(m) for m in metrics_for(task)}
 
 
 # ------------------------------------------------------------------------------------------- plots
@@ -187,10 +243,18 @@ def plot_files(task: str, y: Any, pred: Any, proba: Any, classes: Any) -> dict[s
 
 
 # -------------------------------------------------------------------------------------- model card
+def _num(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.4f}" + ("" if std is None else f" ± {std:.4f}")
+
+
 def model_card(
     champion: Mapping[str, Any], selection: Mapping[str, Any], params: Mapping[str, Any]
 ) -> str:
     ds = params["dataset"]
+    baseline = selection["baseline"]
+    rule = selection["rule"]
     lines = [
         f"# Model card: {champion['name']} ({champion['estimator']})",
         "",
@@ -204,22 +268,55 @@ def model_card(
         selection["reason"] + ".",
         "",
         "## Metrics",
-        "| metric | cross-validation (mean ± std) | test split |",
-        "|---|---|---|",
+        f"The baseline is {baseline['estimator']}(strategy={baseline['strategy']!r}): a model "
+        "that learned nothing, fitted on the same train split and scored the same way.",
+        "",
+        "| metric | cross-validation (mean ± std) | test split | baseline (cv) | baseline (test) |",
+        "|---|---|---|---|---|",
     ]
-    for name, test_value in champion["metrics"]["test"].items():
-        cv = champion["metrics"]["cv"].get(name)
-        cv_text = f"{cv['mean']:.4f} ± {cv['std']:.4f}" if cv else "n/a"
-        lines.append(f"| {name} | {cv_text} | {test_value:.4f} |")
+    undefined = champion["metrics"].get("undefined", {})
+    for name in metrics_for(champion["task"]):
+        cv = champion["metrics"]["cv"].get(name) or {}
+        test_value = champion["metrics"]["test"].get(name)
+        test_text = _num(test_value) if name not in undefined else f"undefined: {undefined[name]}"
+        lines.append(
+            f"| {name} | {_num(cv.get('mean'), cv.get('std')) if cv else 'n/a'} | {test_text} "
+            f"| {_num(baseline['scores']['cv'].get(name))} "
+            f"| {_num(baseline['scores']['test'].get(name))} |"
+        )
+    lines += ["", f"## Floors (on {rule['scored_on']}, in the metric's units)"]
+    resolved = selection["floors"][rule["scored_on"]]
+    if not resolved:
+        lines.append("None declared.")
+    for floor in resolved:
+        kind = "ceiling" if "ceiling" in floor else "floor"
+        bound = floor[kind]
+        shown = "unresolved" if bound is None else f"{bound:.4f}"
+        if floor["source"] == "absolute":
+            lines.append(f"- {floor['metric']} {kind} {shown}: declared (absolute)")
+        else:
+            margin = floor["margin"]
+            lines.append(
+                f"- {floor['metric']} {kind} {shown}: the baseline's {_num(floor['baseline'])} "
+                f"made better by {json.dumps(margin['declared'])}"
+                + (f" = {margin['resolved']:.4g}" if "resolved" in margin else "")
+            )
+    tolerance = selection.get("tolerance")
+    if tolerance:
+        lines += [
+            "",
+            f"Tolerance: {json.dumps(tolerance['declared'])} resolves to "
+            f"{tolerance['resolved']:.4g} in {rule['metric']} (candidates this close to the best "
+            "are tied).",
+        ]
     lines += [
         "",
         "## All candidates",
-        f"| candidate | {selection['rule']['metric']} ({selection['rule']['scored_on']}) "
-        "| eligible | notes |",
+        f"| candidate | {rule['metric']} ({rule['scored_on']}) | eligible | notes |",
         "|---|---|---|---|",
     ]
     for name, cand in selection["candidates"].items():
-        value = cand["scores"][selection["rule"]["scored_on"]].get(selection["rule"]["metric"])
+        value = cand["scores"][rule["scored_on"]].get(rule["metric"])
         shown = "n/a" if value is None else f"{value:.4f}"
         notes = "; ".join(cand["failed_floors"]) or ("champion" if name == champion["name"] else "")
         lines.append(f"| {name} | {shown} | {'yes' if cand['eligible'] else 'no'} | {notes} |")
@@ -254,6 +351,7 @@ def main(argv: Sequence[str]) -> None:
     task, names = params["task"], list(params["candidates"])
     rule = SelectionSpec.from_params(params["selection"])
     dataset = DatasetSpec.from_params(params["dataset"])
+    train = read_table(split_path("train"), "parquet")
     test = read_table(split_path("test"), "parquet")
     X, y = test[[c.name for c in dataset.features]], test[dataset.target]
     records: dict[str, Any] = {}
@@ -263,9 +361,19 @@ def main(argv: Sequence[str]) -> None:
     for order, name in enumerate(names):
         rec = read_json(CANDIDATES_DIR / name / "candidate.json")
         model = load_model(CANDIDATES_DIR / name / MODEL_FILE, rec["model"]["sha256"])
-        test_metrics, pred, proba = score(model, X, y, task)
-        records[name] = {**rec, "test": test_metrics, "declared_order": order}
+        test_metrics, undefined, pred, proba = score(model, X, y, task)
+        records[name] = {
+            **rec,
+            "test": test_metrics,
+            "undefined": undefined,
+            "declared_order": order,
+        }
         outputs[name] = (model, pred, proba)
+    baseline = fit_baseline(params, rule, dataset, train, test)
+    resolved = {
+        on: floor_rules.resolve(rule.floors, rule.baseline.beat, baseline["scores"][on])
+        for on in ("cv", "test")
+    }
     scores = {
         n: ({m: v["mean"] for m, v in r["cv"].items()} if rule.scored_on == "cv" else r["test"])
         for n, r in records.items()
@@ -278,16 +386,23 @@ def main(argv: Sequence[str]) -> None:
         }
         for n, r in records.items()
     }
-    decision = select(scores, facts, rule)
+    decision = select(scores, facts, rule, resolved[rule.scored_on])
     selection = {
         "rule": {
             "metric": rule.metric,
             "direction": rule.direction,
             "scored_on": rule.scored_on,
             "floors": dict(rule.floors),
-            "tolerance": rule.tolerance,
+            "baseline": {
+                "strategy": rule.baseline.strategy,
+                "beat": {m: a.declared() for m, a in rule.baseline.beat.items()},
+            },
+            "tolerance": rule.tolerance.declared(),
             "tie_break": list(rule.tie_break),
         },
+        "baseline": baseline,
+        "floors": {on: [f.to_dict() for f in floors] for on, floors in resolved.items()},
+        "tolerance": decision["tolerance"],
         "champion": decision["champion"],
         "reason": decision["reason"],
         "candidates": {
@@ -296,6 +411,7 @@ def main(argv: Sequence[str]) -> None:
                 **decision["candidates"][n],
                 "scores": {"cv": {m: v["mean"] for m, v in r["cv"].items()}, "test": r["test"]},
                 "cv_std": {m: v["std"] for m, v in r["cv"].items()},
+                "undefined": {"test": r["undefined"]},
                 **facts[n],
             }
             for n, r in records.items()
@@ -305,10 +421,10 @@ def main(argv: Sequence[str]) -> None:
     if decision["champion"] is None:
         raise NoChampionError(
             decision["reason"],
-            hint="relax selection.floors or improve the "
+            hint="relax selection.floors / selection.baseline.beat or improve the "
             "candidates; details in reports/develop/selection.json",
         )
-    write_champion(decision["champion"], records, outputs, selection, params, len(test))
+    write_champion(decision["champion"], records, outputs, selection, params, train, test)
 
 
 def write_champion(
@@ -317,7 +433,8 @@ def write_champion(
     outputs: Mapping[str, Any],
     selection: Mapping[str, Any],
     params: Mapping[str, Any],
-    n_test: int,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
 ) -> None:
     rec = records[name]
     model, pred, proba = outputs[name]
@@ -325,6 +442,7 @@ def write_champion(
     dataset = DatasetSpec.from_params(params["dataset"])
     data = (CANDIDATES_DIR / name / MODEL_FILE).read_bytes()
     atomic_write_bytes(CHAMPION_DIR / MODEL_FILE, data)
+    baseline = selection["baseline"]
     champion = {
         "name": name,
         "task": task,
@@ -336,13 +454,17 @@ def write_champion(
         "metrics": {
             "test": rec["test"],
             "cv": {m: {"mean": v["mean"], "std": v["std"]} for m, v in rec["cv"].items()},
+            "undefined": rec["undefined"],
         },
+        # The fitted trivial baseline and its scores: the deploy gates rescore it on their
+        # test split to resolve the baseline floors (pipeline/floors.py).
+        "baseline": {k: baseline[k] for k in ("task", "strategy", "estimator", "fitted", "scores")},
         "model": {"file": MODEL_FILE, "sha256": rec["model"]["sha256"]},
         "n_parameters": rec["n_parameters"],
         "model_size": rec["model_size"],
         "data": {
-            "train_rows": int(read_table(split_path("train"), "parquet").shape[0]),
-            "test_rows": n_test,
+            "train_rows": int(train.shape[0]),
+            "test_rows": int(test.shape[0]),
             "train_sha256": sha256_file(split_path("train")),
             "test_sha256": sha256_file(split_path("test")),
         },
@@ -351,18 +473,19 @@ def write_champion(
     write_json(CHAMPION_DIR / "champion.json", champion)
     write_json(
         DEVELOP_REPORTS / "metrics.json",
-        {"test": rec["test"], "cv": {m: v["mean"] for m, v in rec["cv"].items()}},
+        {
+            "test": every_metric(task, rec["test"]),
+            "cv": every_metric(task, {m: v["mean"] for m, v in rec["cv"].items()}),
+        },
     )
-    test = read_table(split_path("test"), "parquet")
     classes = list(model.classes_) if task == "classification" else None
     for file, text in plot_files(task, test[dataset.target], pred, proba, classes).items():
         atomic_write_text(PLOTS_DIR / file, text)
     atomic_write_text(DEVELOP_REPORTS / "model_card.md", model_card(champion, selection, params))
     m = params["selection"]["metric"]
-    log(
-        f"evaluate: champion {name} — test {m} {rec['test'].get(m, float('nan')):.4f}; "
-        f"{selection['reason']}"
-    )
+    value = rec["test"].get(m)
+    shown = f"{value:.4f}" if value is not None else f"undefined ({rec['undefined'].get(m)})"
+    log(f"evaluate: champion {name} — test {m} {shown}; {selection['reason']}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import numpy as np
 from pipeline import metrics
 from pipeline.config import load_params
 from pipeline.data import read_table
+from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.develop.paths import CANDIDATES_DIR, LOCK_FILE, MODEL_FILE, split_path
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
 from pipeline.run import fold_workers
@@ -47,15 +48,33 @@ class Fitted:
     n_fits: int
 
 
-def make_cv(task: str, split: SplitSpec, train: TrainSpec) -> Any:
-    """Folds that respect the split: grouped when groups were kept apart, stratified for classes."""
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
-
+def check_classes(y: pd.Series, split: SplitSpec, train: TrainSpec) -> None:
+    """Refuse a train split the folds cannot score: a single class (nothing to tell apart), or,
+    for stratified folds, a class with fewer rows than folds (a fold would lack it, and the
+    model trained without it could not score it): a clear error instead of a traceback from
+    inside cross-validation."""
+    counts = y.value_counts(dropna=True)
+    target = y.name
+    if len(counts) < 2:
+        only = ", ".join(f"{c!r} ({n} rows)" for c, n in counts.items()) or "no labelled row"
+        raise DataError(
+            f"{split_path('train')}: column {target!r}: the train split holds a single class "
+            f"({only}); a classifier needs at least two",
+            hint="check the data and dataset.target (conf/dataset/); `validate` refuses a "
+            "single-class target in the raw data",
+        )
     if split.method == "group":
-        return GroupKFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
-    if task == "classification":
-        return StratifiedKFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
-    return KFold(n_splits=train.cv, shuffle=True, random_state=train.seed)
+        return  # grouped folds do not stratify; folds lacking a class are scored without it
+    rare = [(c, int(n)) for c, n in counts.items() if n < train.cv]
+    if rare:
+        shown = ", ".join(f"{c!r} has {n}" for c, n in sorted(rare, key=lambda r: str(r[0])))
+        raise DataError(
+            f"{split_path('train')}: column {target!r}: too few rows of a class for "
+            f"{train.cv}-fold cross-validation (train.cv): {shown} row(s) in the train split; "
+            "every fold must hold each class",
+            hint="collect more rows of the rare class, merge it into a related class in the "
+            "data, or lower train.cv (conf/config.yaml)",
+        )
 
 
 def fit_candidate(
@@ -112,14 +131,7 @@ def fit_candidate(
         error_score="raise",
     )
     n_fits += cv.get_n_splits() + 1
-    cv_metrics = {}
-    for metric in scoring:
-        folds = [metrics.from_scorer(metric, v) for v in scores[f"test_{metric}"]]
-        cv_metrics[metric] = {
-            "mean": float(np.mean(folds)),
-            "std": float(np.std(folds)),
-            "folds": folds,
-        }
+    cv_metrics = {metric: cv_summary(metric, scores[f"test_{metric}"]) for metric in scoring}
     pipeline.fit(X, y)
     return Fitted(pipeline, best, cv_metrics, n_fits)
 
@@ -176,6 +188,8 @@ def main(argv: Sequence[str]) -> None:
     frame = read_table(split_path("train"), "parquet")
     X, y = frame[[c.name for c in dataset.features]], frame[dataset.target]
     groups = frame[split.group_column] if split.method == "group" else None
+    if task == "classification":
+        check_classes(y, split, train)
     log(
         f"train {name}: {candidate.target} on {len(frame)} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
@@ -195,10 +209,12 @@ def main(argv: Sequence[str]) -> None:
         )
     write_candidate(name, candidate, fitted, params)
     primary = fitted.cv[selection.metric]
-    log(
-        f"train {name}: cv {selection.metric} {primary['mean']:.4f} ± {primary['std']:.4f} "
-        f"({fitted.n_fits} fits)"
+    shown = (
+        "undefined on every fold"
+        if primary["mean"] is None
+        else f"{primary['mean']:.4f} ± {primary['std']:.4f}"
     )
+    log(f"train {name}: cv {selection.metric} {shown} ({fitted.n_fits} fits)")
 
 
 def write_candidate(
@@ -221,10 +237,7 @@ def write_candidate(
                 "best_params": fitted.best_params,
                 "fits": fitted.n_fits,
             },
-            "cv": {
-                k: {"mean": v["mean"], "std": v["std"], "folds": v["folds"]}
-                for k, v in fitted.cv.items()
-            },
+            "cv": fitted.cv,
             "n_parameters": count_parameters(fitted.model),
             "model_size": len(data),
             "model": {"file": MODEL_FILE, "sha256": sha256_bytes(data)},

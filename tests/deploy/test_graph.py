@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -175,7 +176,14 @@ def test_worse_challenger_is_blocked_and_changes_nothing(project: Path) -> None:
         assert not compare["passed"] and compare["low"] < compare["high"] < 0
         (reason,) = rep["reasons"]
         assert reason.startswith("compare: roc_auc improvement over the incumbent -0.")
-        assert "95% interval [-0." in reason and "must be at least -0.01" in reason
+        assert "95% interval [-0." in reason
+        # the default margin is 1% of the incumbent's score: about 0.0099 for a ROC AUC of 0.99
+        assert re.search(
+            r"must be at least -0\.009\d+: margin 0\.009\d+ \(1% of the incumbent 0\.99\d+\)",
+            reason,
+        ), reason
+        assert compare["margin"]["declared"] == {"relative": 0.01}
+        assert compare["margin"]["resolved"] == pytest.approx(0.01 * compare["incumbent"])
         assert rep["gates"]["smoke"]["passed"]  # every gate runs, so the report is complete
     check = mlops("gate", "--check", cwd=project, check=False)
     assert check.returncode == 1
@@ -338,3 +346,32 @@ def test_incumbent_missing_from_the_workspace_blocks(project: Path) -> None:
     rep = gate(project)
     assert rep["decision"] == "blocked" and rep["current"]["release"] == f"r0001-{missing}"
     assert f"dvc pull bundles/{missing}.dvc" in " ".join(rep["reasons"])
+
+
+def test_incumbent_of_another_task_starts_a_new_line_even_unfetched(project: Path) -> None:
+    """The release record says the incumbent is a regressor: not comparable, whether or not its
+    bundle was fetched, so no `dvc pull` hint; only the absolute gates and the smoke test."""
+    missing = "0123456789abcdef"
+    (project / "deploy/local.json").write_text(
+        json.dumps(
+            {
+                "target": "local",
+                "release": f"r0001-{missing}",
+                "parent": None,
+                "bundle": {"id": missing, "sha256": missing * 4, "path": f"bundles/{missing}"},
+                "model": {"name": "ridge", "task": "regression", "classes": None},
+            }
+        )
+    )
+    rep = gate(project)
+    assert rep["decision"] == "propose", rep["reasons"]
+    compare = rep["gates"]["compare"]
+    assert compare["comparable"] is False and compare["incumbent_release"] == f"r0001-{missing}"
+    assert compare["differences"] == ["task: classification, was regression"]
+    assert compare["skipped"].startswith(f"not comparable with r0001-{missing}: task: ")
+    assert rep["proposal"]["new_line"] == {
+        "replaces": f"r0001-{missing}",
+        "differences": ["task: classification, was regression"],
+    }
+    assert rep["gates"]["smoke"]["passed"] and rep["gates"]["floors"]["checks"]
+    assert "dvc pull" not in json.dumps(rep)

@@ -68,23 +68,26 @@ def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -
 def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",
-        "balanced_accuracy: 0.85",
-        "balanced_accuracy: 0.8",
+        "balanced_accuracy: {absolute: 0.05}",
+        "balanced_accuracy: {absolute: 0.1}",
     )
     mlops("compose", cwd=project)
-    # The deploy gates' floors and monitoring's performance floors are ${selection.floors}
-    # (conf/deploy/*.yaml, conf/monitor/default.yaml), so the gate decisions and the monitor
-    # verdicts are re-made too; the unchanged champion is not re-packaged.
+    # The deploy gates' baseline floors are ${selection.baseline.beat} (conf/deploy/*.yaml), so
+    # the gate decisions are re-made too; the unchanged champion is not re-packaged, and
+    # monitoring reads only the absolute floors (${selection.floors}).
     log = ran(dvc("repro", cwd=project).stdout)
     assert log[0] == "evaluate"
-    assert sorted(log[1:]) == ["deploy@batch", "deploy@local", "monitor"]
+    assert sorted(log[1:]) == ["deploy@batch", "deploy@local"]
+    selection = json.loads((project / "reports/develop/selection.json").read_text())
+    (floor,) = selection["floors"]["cv"]
+    assert floor["floor"] == pytest.approx(0.6) and floor["baseline"] == pytest.approx(0.5)
 
 
 def test_unreachable_floor_fails_evaluate_with_a_reason(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",
-        "balanced_accuracy: 0.85",
-        "balanced_accuracy: 0.9999",
+        "floors: {}",
+        "floors: {balanced_accuracy: 0.9999}",
     )
     mlops("compose", cwd=project)
     proc = dvc("repro", cwd=project, check=False)

@@ -143,7 +143,7 @@ def test_rollback_when_the_live_release_is_worse_than_its_parent(project: Path) 
     # here regrettable, choice): every candidate ties, the simplest (logistic regression) wins.
     local_conf(
         project,
-        "selection:\n  tolerance: 1.0\n  floors: {}\n"
+        "selection:\n  tolerance: 1.0\n  floors: {}\n  baseline: {beat: null}\n"
         "candidates:\n  logistic_regression:\n    C: 0.0003\n"
         "    _search_: {method: none}\n"
         "deploy:\n  targets:\n    local:\n      gates:\n"

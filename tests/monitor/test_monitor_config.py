@@ -91,7 +91,8 @@ def test_schema_errors_name_the_key() -> None:
 def test_regression_composes_with_the_same_monitor_defaults() -> None:
     assert issues_for("dataset=diabetes") == []
     composed = config.compose(ROOT, ["dataset=diabetes"])
-    assert MonitorSettings.from_params(composed.data).performance.floors == {"r2": 0.2}
+    floors = MonitorSettings.from_params(composed.data).performance.floors
+    assert floors == composed.data["selection"]["floors"] == {}  # baseline-relative by default
 
 
 def test_method_lists_in_the_schema_match_the_registry() -> None:

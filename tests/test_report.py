@@ -292,14 +292,14 @@ def test_skipped_monitoring_says_why_and_simulated_windows_stay_apart(
         skipped={
             "reason": "release r0003-2222222222222222 (bundle 2222222222222222, target local) "
             "has another input signature or task than the project declares",
-            "differences": ["task: the release is classification, the project declares regression"],
+            "differences": ["task: regression, was classification"],
             "hint": "release it",
         },
     )
     write(repo, {"reports/monitor/report.json": doc})
     mon = section(run(capsys), "Monitoring")
     assert "**Monitoring skipped**, no window judged: release r0003-2222222222222222" in mon
-    assert "- task: the release is classification, the project declares regression" in mon
+    assert "- task: regression, was classification" in mon
     assert "Simulated scenarios (never counted): 4 window(s), 3 breach, 1 ok." in mon
     assert mon.rstrip().endswith("No production windows yet.")
 

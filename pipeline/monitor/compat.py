@@ -18,12 +18,12 @@ monitored bundle is still the old one. Two checks, both explained rather than cr
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline import comparability
 from pipeline.monitor.bundles import BundleInfo
-from pipeline.profile.reference import ColumnKind, monitored_columns
 from pipeline.settings import DatasetSpec
 from pipeline.values import canonical_category
 from pipeline.windows import PREDICTION, RESERVED
@@ -31,7 +31,6 @@ from pipeline.windows import PREDICTION, RESERVED
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pipeline.profile.reference import Reference
 
 MAX_LISTED = 8  # column names listed per difference
 
@@ -57,36 +56,21 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
-def differences(
-    bundle: BundleInfo, reference: Reference, task: str, dataset: DatasetSpec
-) -> list[str]:
-    """What differs between the bundle's line (task, target, features, monitored kinds) and the
-    project's declared one; empty when they are the same line."""
-    out = []
-    if bundle.task != task:
-        out.append(f"task: the release is {bundle.task}, the project declares {task}")
-    if bundle.target_column != dataset.target:
-        out.append(
-            f"target: the release predicts {bundle.target_column!r}, the project declares "
-            f"{dataset.target!r}"
-        )
-    declared = [c.name for c in dataset.features]
-    only_bundle = [f for f in bundle.features if f not in declared]
-    only_project = [f for f in declared if f not in bundle.features]
-    if only_bundle:
-        out.append(f"features only the release takes: {_names(only_bundle)}")
-    if only_project:
-        out.append(f"features only the project declares: {_names(only_project)}")
-    expected: Mapping[str, ColumnKind] = monitored_columns(dataset)
-    kinds = reference.kinds
-    changed = [
-        f"{name} ({kinds[name]} in the release, {expected[name]} in the project)"
-        for name in kinds
-        if name in expected and kinds[name] != expected[name]
-    ]
-    if changed:
-        out.append(f"column types: {_names(changed)}")
-    return out
+def differences(bundle: BundleInfo, task: str, dataset: DatasetSpec) -> list[str]:
+    """What differs between the bundle's line and the project's declared one (empty when they
+    are the same line), by the rule the deploy gate applies (`pipeline.comparability`): task,
+    target and the input fields with their types."""
+    project = {
+        "task": task,
+        "target": dataset.target,
+        "inputs": {c.name: c.type for c in dataset.features},
+    }
+    released = {
+        "task": bundle.task,
+        "target": bundle.target_column,
+        "inputs": bundle.field_types(),
+    }
+    return comparability.differences(project, released)
 
 
 def hint(bundle: BundleInfo) -> str:
@@ -109,7 +93,7 @@ def refusal(bundle: BundleInfo, task: str, dataset: DatasetSpec) -> Refusal | No
             "re-release the model: `dvc repro` packages it with its reference (a new bundle "
             "id), then `mlops release`",
         )
-    found = differences(bundle, bundle.reference(), task, dataset)
+    found = differences(bundle, task, dataset)
     if not found:
         return None
     return Refusal(

@@ -100,9 +100,7 @@ def test_a_regression_project_on_a_classification_release_is_explained_not_judge
     ctx = load_context(tmp_path, regression)
     assert ctx.refusal is not None
     assert ctx.refusal.reason.startswith(f"release {release} (bundle {release[6:]}, target local)")
-    assert ctx.refusal.differences == (
-        "task: the release is classification, the project declares regression",
-    )
+    assert ctx.refusal.differences == ("task: regression, was classification",)
     assert "mlops release" in ctx.refusal.hint and "monitor.target" in ctx.refusal.hint
 
     out = tmp_path / "out"
@@ -123,7 +121,7 @@ def test_a_regression_project_on_a_classification_release_is_explained_not_judge
     assert read_history(out)[0]["status"] == NOT_JUDGED
     assert json.loads((out / "metrics.json").read_text())["not_judged_windows"] == 1
     html = (out / "report.html").read_text()
-    assert "Monitoring skipped" in html and "the project declares regression" in html
+    assert "Monitoring skipped" in html and "task: regression, was classification" in html
 
     # by hand, the same refusal is an error, and nothing is written
     path = tmp_path / "scored.parquet"
@@ -137,12 +135,9 @@ def test_a_regression_project_on_a_classification_release_is_explained_not_judge
 @pytest.mark.parametrize(
     ("columns", "difference"),
     [
-        ({"c": None, "z": {"type": "float"}}, "features only the release takes: c"),
-        ({"z": {"type": "float"}}, "features only the project declares: z"),
-        (
-            {"c": {"type": "int"}},
-            "column types: c (categorical in the release, numeric in the project)",
-        ),
+        ({"c": None, "z": {"type": "float"}}, "inputs removed: c"),
+        ({"z": {"type": "float"}}, "inputs added: z"),
+        ({"c": {"type": "int"}}, "input types changed: c int (was category)"),
     ],
 )
 def test_another_input_signature_is_named(

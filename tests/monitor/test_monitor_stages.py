@@ -284,12 +284,10 @@ def test_a_regression_dataset_on_a_classification_release_is_explained_not_crash
         f"{record['bundle']['id']}, target local) has another input signature or task than "
         "the project declares"
     ) in output
-    assert "task: the release is classification, the project declares regression" in output
+    assert "task: regression, was classification" in output
     doc = report(project)
     assert doc["judged"] is False and doc["monitored"]["release"] == release
-    assert doc["skipped"]["differences"][0] == (
-        "task: the release is classification, the project declares regression"
-    )
+    assert doc["skipped"]["differences"][0] == ("task: regression, was classification")
     assert {w["status"] for w in doc["simulated"]["windows"]} == {"not_judged"}
     assert "Monitoring skipped" in (project / "reports/monitor/report.html").read_text()
     checked = mlops("monitor", "--check", "--fail-on-breach", cwd=project)  # no production

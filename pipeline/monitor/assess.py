@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import metrics
+from pipeline.floors import Baseline, Floor
+from pipeline.floors import resolve as resolve_floors
 from pipeline.monitor.bundles import BundleInfo
 from pipeline.monitor.compat import Refusal, scored_by, window_problem
 from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
@@ -199,11 +201,16 @@ def performance(
     task: str,
     test_metrics: Mapping[str, float],
     spec: PerformanceSpec,
+    baseline: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     """Label metrics on the labelled rows (labels not null) and their floor / drop checks.
 
-    Rows whose label has not arrived are left out entirely, as are rows without a prediction.
-    With fewer than `spec.min_labelled` labelled rows the metrics are shown but not judged.
+    Floors are the declared absolute ones and, with `baseline` (the trivial model the bundle
+    records, `pipeline.floors.Baseline`), the baseline ones: the model must beat what a model
+    that learned nothing scores *on the same labelled rows* by the declared amount, the rule
+    the champion was selected and gated by. Rows whose label has not arrived are left out
+    entirely, as are rows without a prediction. With fewer than `spec.min_labelled` labelled
+    rows the metrics are shown but not judged.
     """
     mask = labels.notna().to_numpy() & predictions.notna().to_numpy()
     count = int(mask.sum())
@@ -223,12 +230,45 @@ def performance(
         values = metrics.compute(task, y_true, y_pred)
     judged = count >= spec.min_labelled
     result["status"] = "judged" if judged else "insufficient_labels"
+    floors, notes = _floors(spec, baseline, y_true, label_metrics(task))
+    if notes:
+        result["notes"] = notes
     found: list[Check] = []
     for name in label_metrics(task):
-        entry, checks = _metric_checks(name, values[name], test_metrics.get(name), spec, count)
+        entry, checks = _metric_checks(
+            name, values[name], test_metrics.get(name), spec, count, floors.get(name, [])
+        )
         result["metrics"][name] = entry
         found += checks
     return result, found if judged else [not_judged]
+
+
+def _floors(
+    spec: PerformanceSpec,
+    baseline: Mapping[str, Any] | None,
+    y_true: Any,
+    judged: Collection[str],
+) -> tuple[dict[str, list[Floor]], list[str]]:
+    """The floors per label metric, and notes on baseline floors that cannot be checked."""
+    beat = {m: a for m, a in spec.baseline.items() if m in judged}
+    notes = [
+        f"baseline floor on {m} not checked: it needs the model's probabilities, which a "
+        "window does not hold"
+        for m in spec.baseline
+        if m not in judged
+    ]
+    scores = None
+    if beat and baseline is None:
+        notes.append("baseline floors not checked: the bundle records no baseline (re-release)")
+        beat = {}
+    elif beat and baseline is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores, _ = Baseline.from_dict(baseline).score(y_true)
+    out: dict[str, list[Floor]] = {}
+    for floor in resolve_floors(spec.floors, beat, scores):
+        out.setdefault(floor.metric, []).append(floor)
+    return out, notes
 
 
 def _typed(series: pd.Series, task: str) -> Any:
@@ -240,30 +280,35 @@ def _typed(series: pd.Series, task: str) -> Any:
 
 
 def _metric_checks(
-    name: str, value: float, test: float | None, spec: PerformanceSpec, count: int
+    name: str,
+    value: float,
+    test: float | None,
+    spec: PerformanceSpec,
+    count: int,
+    floors: Sequence[Floor] = (),
 ) -> tuple[dict[str, Any], list[Check]]:
     minimized = name in MINIMIZED_METRICS
-    floor = spec.floors.get(name)
     allowed = None if test is None else spec.allowed_drop(name, test)
     worsening = None if test is None else (value - test if minimized else test - value)
+    verdicts = [floor.check(value) for floor in floors]
     entry = {
         "value": value,
         "test": test,
-        "floor": floor,
+        "floor": None if not floors else max_floor(floors),
+        "floors": [f.to_dict() for f in floors],
         "allowed_drop": allowed,
         "worsening": worsening,
-        "floor_ok": None if floor is None else metrics.meets_floor(name, value, floor),
+        "floor_ok": None if not floors else all(ok for ok, _ in verdicts),
         "drop_ok": None if allowed is None or worsening is None else worsening <= allowed,
     }
     found = []
     on = f"{name} {value:.4f} on {count} labelled rows"
-    if floor is not None:
-        ok = bool(entry["floor_ok"])
-        if minimized:
-            word = "is within the ceiling" if ok else "is above the ceiling"
+    for floor, (ok, why) in zip(floors, verdicts, strict=True):
+        if ok:
+            word = "is within the ceiling" if minimized else "meets the floor"
+            found.append(check("performance_floor", name, True, f"{on} {word} {floor.shown()}"))
         else:
-            word = "meets the floor" if ok else "is under the floor"
-        found.append(check("performance_floor", name, ok, f"{on} {word} {floor:g}"))
+            found.append(check("performance_floor", name, False, f"{why} on {count} labelled rows"))
     if allowed is not None and worsening is not None and test is not None:
         ok = bool(entry["drop_ok"])
         found.append(
@@ -277,6 +322,14 @@ def _metric_checks(
             )
         )
     return entry, found
+
+
+def max_floor(floors: Sequence[Floor]) -> float | None:
+    """The binding bound among `floors` (the highest floor; the lowest ceiling)."""
+    bounds = [f.bound for f in floors if f.bound is not None]
+    if not bounds:
+        return None
+    return min(bounds) if floors[0].metric in MINIMIZED_METRICS else max(bounds)
 
 
 # ----------------------------------------------------------------------------------- one window
@@ -379,6 +432,7 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
         ctx.settings.task,
         ctx.bundle.test_metrics,
         ctx.settings.performance,
+        ctx.bundle.meta.get("baseline"),
     )
     checks = drift_checks(drift) + prediction_checks(pred) + perf_checks
     checks.sort(key=lambda c: {False: 0, None: 1, True: 2}[c["ok"]])  # violations first

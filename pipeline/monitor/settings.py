@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.monitor.drift import DriftSettings, MethodChoice
+from pipeline.settings import Amount
 from pipeline.validation import LABEL_METRICS  # label-only metrics: windows hold no scores
 
 # The metric plotted in the history trend next to the drift share.
@@ -54,6 +55,7 @@ class PerformanceSpec:
 
     min_labelled: int = 30
     floors: Mapping[str, float] = field(default_factory=dict)
+    baseline: Mapping[str, Amount] = field(default_factory=dict)  # beat the bundle's baseline by
     max_drop: float | None = 0.1  # relative to the test value; None: no relative check
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)  # absolute, per metric
 
@@ -93,6 +95,7 @@ class MonitorSettings:
             performance=PerformanceSpec(
                 min_labelled=int(perf["min_labelled"]),
                 floors={k: float(v) for k, v in (perf.get("floors") or {}).items()},
+                baseline={k: Amount.parse(v) for k, v in (perf.get("baseline") or {}).items()},
                 max_drop=None if perf["max_drop"] is None else float(perf["max_drop"]),
                 max_drop_by_metric={
                     k: float(v) for k, v in (perf.get("max_drop_by_metric") or {}).items()

@@ -192,3 +192,39 @@ def test_window_values_are_read_by_the_training_rules() -> None:
     assert frame["size"].tolist()[:4] == ["2", "2", "2", "3"]
     assert frame["x"].tolist()[:2] == [1.5, 2.0] and frame["x"].isna().sum() == 2
     assert frame["absent"].isna().all()
+
+
+def test_the_baseline_floor_is_the_trivial_models_score_on_the_same_labelled_rows() -> None:
+    """A model must beat, on the window's own labels, the trivial baseline it was selected and
+    gated against (recorded in its bundle) by the declared amount; a metric that needs
+    probabilities is noted, never silently skipped."""
+    from pipeline.settings import Amount
+
+    baseline = {
+        "task": "classification",
+        "strategy": "prior",
+        "fitted": {"classes": ["no", "yes"], "prior": [0.7, 0.3]},
+    }
+    spec = PerformanceSpec(
+        min_labelled=10,
+        max_drop=None,
+        baseline={
+            "balanced_accuracy": Amount("absolute", 0.05),
+            "roc_auc": Amount("absolute", 0.05),
+        },
+    )
+    labels = pd.Series(["no", "yes"] * 20)
+    good = pd.Series(["no", "yes"] * 18 + ["yes", "no"] * 2)  # balanced accuracy 0.9
+    chance = pd.Series(["no"] * 40)  # what the baseline does: balanced accuracy 0.5
+    ok, ok_checks = performance(labels, good, "classification", {}, spec, baseline)
+    _, bad_checks = performance(labels, chance, "classification", {}, spec, baseline)
+    floor = ok["metrics"]["balanced_accuracy"]["floors"][0]
+    assert floor["source"] == "baseline" and floor["baseline"] == 0.5 and floor["floor"] == 0.55
+    assert [c["ok"] for c in ok_checks if c["check"] == "performance_floor"] == [True]
+    [failed] = [c for c in bad_checks if c["check"] == "performance_floor"]
+    assert failed["ok"] is False
+    assert "0.5000 is under the floor 0.5500 (baseline 0.5000 + 0.05)" in failed["message"]
+    assert any("roc_auc not checked" in note for note in ok["notes"])
+    # no baseline recorded (a bundle older than baseline floors): said, not skipped silently
+    old, _ = performance(labels, good, "classification", {}, spec, None)
+    assert any("records no baseline" in note for note in old["notes"])

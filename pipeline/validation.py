@@ -262,6 +262,9 @@ def _amount_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
         found.append((f"{base}.compare.margin", target["gates"]["compare"]["margin"]))
         for metric, amount in (target["gates"].get("baseline") or {}).items():
             found.append((f"{base}.baseline.{metric}", amount))
+    rollback = data.get("maintain", {}).get("policies", {}).get("rollback") or {}
+    if "margin" in rollback:
+        found.append(("maintain.policies.rollback.margin", rollback["margin"]))
     issues = []
     for key, amount in found:
         if isinstance(amount, Mapping) and sum(v is not None for v in amount.values()) != 1:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.settings import Amount
+
 ACTIONS = ("none", "alert", "retrain", "rollback")
 RANK = {name: i for i, name in enumerate(ACTIONS)}
 DRIFT = "dataset_drift"
@@ -200,17 +202,23 @@ def rollback_policy(
     comparison: Mapping[str, Any] | None, spec: Mapping[str, Any], note: str
 ) -> Finding:
     """`comparison` is the paired bootstrap of (previous release - live release) on the same
-    labelled production rows, improvement-signed: positive means the previous one is better."""
+    labelled production rows, improvement-signed: positive means the previous one is better.
+    The margin is an amount (`settings.Amount`): absolute in the metric's units, or relative to
+    the live release's score on those rows, as the deploy gate's margin is to the incumbent's."""
     if comparison is None:
         return Finding("rollback", "rollback", False, note)
+    amount = Amount.parse(spec["margin"])
+    margin = amount.resolve(comparison.get("incumbent"))
     low = comparison.get("low")
-    fired = low is not None and low > spec["margin"]
+    fired = low is not None and low > margin
     shown = "n/a" if low is None else f"{low:+.4f}"
     reason = (
         f"previous release better than the live one on {comparison['metric']} by "
-        f"{comparison['estimate']:+.4f} (interval low {shown}; margin {spec['margin']:g})"
+        f"{comparison['estimate']:+.4f} (interval low {shown}; margin "
+        f"{amount.describe(comparison.get('incumbent'), 'the live release')})"
     )
-    return Finding("rollback", "rollback", fired, reason, dict(comparison))
+    evidence = {**comparison, "margin": amount.record(comparison.get("incumbent"))}
+    return Finding("rollback", "rollback", fired, reason, evidence)
 
 
 def alert_policy(history: Sequence[Mapping[str, Any]], checks: Sequence[str]) -> Finding:

@@ -197,6 +197,29 @@ def test_rollback_needs_the_interval_beyond_the_margin() -> None:
     assert run(history, rollback=spec, comparison=unclear)["action"] == "retrain"
 
 
+def test_a_relative_rollback_margin_follows_the_live_releases_score() -> None:
+    """{relative: 0.05} of a live accuracy of 0.8 is 0.04: an interval low of 0.03 does not
+    roll back, 0.05 does; the evidence records the declared and the resolved margin."""
+    spec = {
+        "metric": "accuracy",
+        "margin": {"relative": 0.05},
+        "confidence": 0.95,
+        "resamples": 500,
+        "seed": 0,
+        "min_labelled": 30,
+    }
+    history = [window(0, "performance_floor", labelled=80)]
+    near = {"metric": "accuracy", "estimate": 0.05, "low": 0.03, "high": 0.07, "incumbent": 0.8}
+    far = {**near, "low": 0.05}
+    assert run(history, rollback=spec, comparison=near)["action"] == "retrain"
+    out = run(history, rollback=spec, comparison=far)
+    assert out["action"] == "rollback"
+    finding = next(p for p in out["policies"] if p["policy"] == "rollback")
+    assert finding["evidence"]["margin"]["declared"] == {"relative": 0.05}
+    assert abs(finding["evidence"]["margin"]["resolved"] - 0.04) < 1e-12
+    assert "5% of the live release 0.8000" in finding["reason"]
+
+
 def test_alert_for_other_breaches() -> None:
     out = run([window(0, "null_share;prediction_drift")])
     assert out["action"] == "alert"

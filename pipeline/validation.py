@@ -326,11 +326,17 @@ def _dataset_issues(
         add("target", "must be one of the declared columns", target)
     else:
         ttype = cols[target]["type"]
-        allowed = {"category", "int", "bool"} if task == "classification" else {"float", "int"}
+        allowed = {"category", "bool"} if task == "classification" else {"float", "int"}
         if task in ("classification", "regression") and ttype not in allowed:
+            why = (
+                " (class labels are compared as text, so 1, 1.0 and '1' are one class; "
+                "declare a numeric label `type: category`)"
+                if task == "classification" and ttype in ("int", "float")
+                else ""
+            )
             add(
                 f"columns.{target}.type",
-                f"a {task} target must be of type " + " or ".join(sorted(allowed)),
+                f"a {task} target must be of type " + " or ".join(sorted(allowed)) + why,
                 ttype,
             )
         if cols[target].get("role", "feature") != "feature":

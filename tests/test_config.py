@@ -137,6 +137,16 @@ EDITS = {
 }
 BAD_CONFIGS = [
     (
+        "a numeric classification target (its labels would read 0.0, 1.0)",
+        (
+            "conf/dataset/breast_cancer.yaml",
+            "target: {type: category, categories: [benign, malignant]}",
+            "target: {type: int}",
+        ),
+        "conf/dataset/breast_cancer.yaml",
+        "dataset.columns.target.type",
+    ),
+    (
         "negative n_estimators",
         ("conf/model/random_forest_classifier.yaml", "n_estimators: 200", "n_estimators: -3"),
         "conf/model/random_forest_classifier.yaml",

@@ -137,3 +137,27 @@ def test_frame_of_valid_rows_equals_the_plain_construction(make: Any) -> None:
 def test_frame_of_no_rows() -> None:
     for sig in (churn_signature(), numeric_signature()):
         pd.testing.assert_frame_equal(sig.frame([]), plain_frame(sig, []))
+
+
+def test_the_typical_record_is_valid_for_dates_declared_after_2020() -> None:
+    """The service loads a release only when its signature accepts its own typical record;
+    a date column declared from 2022 on must not make that record invalid."""
+    spec = DatasetSpec.from_params(
+        {
+            "name": "later",
+            "source": {"kind": "sklearn", "loader": "x"},
+            "target": "t",
+            "key": None,
+            "missing_target": "drop",
+            "extra_columns": "refuse",
+            "columns": {
+                "day": {"type": "datetime", "min": "2022-01-01", "max": "2030-01-01"},
+                "t": {"type": "category", "categories": ["x", "y"]},
+            },
+        }
+    )
+    train = pd.DataFrame({"day": pd.to_datetime(["2022-03-01", "2023-05-06"]), "t": ["x", "y"]})
+    sig = Signature.build(spec, train, "classification", ["x", "y"])
+    checked = sig.check([typical_record(sig)])
+    assert checked.ok, checked.errors
+    assert checked.flags == [[]]  # inside what training saw, too

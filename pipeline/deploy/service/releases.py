@@ -155,8 +155,9 @@ def typical_record(sig: Any) -> dict[str, Any]:
             elif hi is not None and lo is None:
                 value = hi
             record[spec.name] = round(value) if spec.type == "int" else value
-        elif spec.type == "datetime":
-            record[spec.name] = None if spec.nullable else "2020-01-01T00:00:00"
+        elif spec.type == "datetime":  # a moment training saw (canonical ISO text)
+            seen = spec.observed_min or spec.min or "2020-01-01T00:00:00"
+            record[spec.name] = None if spec.nullable else seen
         else:
             seen = spec.observed_categories or spec.categories or ()
             record[spec.name] = seen[0] if seen else None

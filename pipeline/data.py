@@ -250,10 +250,9 @@ def _value_violations(df: pd.DataFrame, col: ColumnSpec, null: np.ndarray) -> li
             limit = getattr(col, bound)
             if limit is None:
                 continue
-            edge = values.timestamp(str(limit))
             cmp = np.array(
                 [
-                    ok and (v < edge if bound == "min" else v > edge)
+                    ok and values.beyond(v, str(limit), bound)
                     for ok, v in zip(good, parsed, strict=True)
                 ],
                 dtype=bool,

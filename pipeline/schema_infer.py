@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
+from pipeline import values as vals
 from pipeline.data import read_table
 from pipeline.errors import DataError
 
@@ -168,9 +169,18 @@ def _text(guess: ColumnGuess, values: pd.Series, named: list[str], *, target: bo
     import pandas as pd
 
     text = values.astype("string")
-    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
-    if parsed.notna().mean() >= DATE_SHARE:
-        _dates(guess, parsed.dropna())
+    # What a value means is `pipeline.values`' rule: a column is declared a date or a bool only
+    # when training would read its values as such.
+    moments, not_dates = vals.parse_column("datetime", values)
+    if (~not_dates).mean() >= DATE_SHARE:
+        _dates(guess, pd.Series(vals.model_column("datetime", moments[~not_dates])))
+        return
+    _, not_bools = vals.parse_column("bool", values)
+    spelled = ~text.str.fullmatch(r"[01]").fillna(False).to_numpy(dtype=bool)
+    if not not_bools.any() and spelled.any():
+        seen = ", ".join(sorted(set(values.astype(str))))
+        guess.spec, guess.kind = {"type": "bool"}, "bool"
+        guess.note = f"true/false values ({seen}): declared bool"
         return
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().mean() >= NUMBER_SHARE:

@@ -35,6 +35,7 @@ scalar parser, so a file and a request can never disagree.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -74,6 +75,7 @@ class _Invalid:
 INVALID: Final = _Invalid()
 # Decimal numbers as text: what a CSV cell or a JSON string may hold for a number. Python's
 # float() would also take "nan", "inf", "1_000" and surrounding whitespace; none is a number here.
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WHOLE_WITH_POINT = re.compile(r"^(-?\d+)\.0+$")
 _NUMBER_TEXT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
@@ -194,6 +196,28 @@ def timestamp(value: Any) -> pd.Timestamp | _Invalid | None:
         return parsed.as_unit("ns")
     except (ValueError, OverflowError):  # outside datetime64[ns]: 1677-2262
         return INVALID
+
+
+def beyond(moment: pd.Timestamp, limit: str, side: str) -> bool:
+    """Whether `moment` lies outside a declared datetime limit: before `min`, after `max`. A
+    date-only `max` ("2023-12-31") includes that whole day, as a reader of the declaration
+    means it; a limit with a time is exact."""
+    edge, whole_day = _limit(limit, side)
+    if side == "min":
+        return bool(moment < edge)
+    return bool(moment >= edge) if whole_day else bool(moment > edge)
+
+
+@functools.lru_cache(maxsize=256)
+def _limit(limit: str, side: str) -> tuple[pd.Timestamp, bool]:
+    """(the edge, whether a max is the start of the next day): parsed once per limit."""
+    import pandas as pd
+
+    edge = timestamp(limit)
+    if edge is None or isinstance(edge, _Invalid):
+        raise ValueError(f"not a datetime limit: {limit!r}")
+    whole_day = side == "max" and bool(_DATE_ONLY.match(limit.strip()))
+    return (edge + pd.Timedelta(days=1) if whole_day else edge), whole_day
 
 
 def timestamp_text(value: pd.Timestamp) -> str:

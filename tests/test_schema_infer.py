@@ -277,3 +277,19 @@ def test_the_declaration_composes_validates_and_accepts_its_own_file(
     report = check_data(materialise(spec), spec)
     assert report.ok, [v.render() for v in report.violations]
     assert composed.data["task"] == yaml.safe_load(text)["defaults"][0]["override /task"]
+
+
+def test_bool_spellings_are_bools_and_zero_one_text_stays_categories(tmp_path: Path) -> None:
+    """Yes/No (with nulls) is what training reads as a bool (`pipeline.values`), so it is
+    declared bool: a client then may send yes, Yes, true or 1. Bare 0/1 stay categories."""
+    frame = pd.DataFrame(
+        {
+            "rain_yesterday": (["Yes", "No", None] * 40),
+            "flag01": (["1", "0", "1"] * 40),
+            "label": (["a", "b", "c"] * 40),
+        }
+    )
+    cols = {g.name: g for g in infer(_read(frame, tmp_path)).columns}
+    assert cols["rain_yesterday"].spec == {"type": "bool", "nullable": True}
+    assert "true/false values (No, Yes)" in cols["rain_yesterday"].note
+    assert cols["flag01"].spec["type"] == "category"

@@ -178,3 +178,12 @@ def test_model_frame_dtypes() -> None:
     assert [str(t) for t in frame.dtypes] == ["float64", "str", "str", "datetime64[ns]"]
     assert frame["c"].isna().tolist() == [False, True]
     assert frame["d"].isna().tolist() == [False, True]
+
+
+def test_a_date_only_max_includes_its_whole_day() -> None:
+    last_day = values.timestamp("2023-12-31T23:59:59")
+    assert not values.beyond(last_day, "2023-12-31", "max")
+    assert values.beyond(values.timestamp("2024-01-01"), "2023-12-31", "max")
+    assert values.beyond(last_day, "2023-12-31T12:00:00", "max")  # a time is exact
+    assert values.beyond(values.timestamp("2021-12-31T23:00"), "2022-01-01", "min")
+    assert not values.beyond(values.timestamp("2022-01-01"), "2022-01-01", "min")

@@ -114,11 +114,10 @@ class Signature:
                     spec["categories"] = list(col.categories)
                 spec["observed_categories"] = sorted({canonical_category(v) for v in values})
             elif col.type == "datetime":
-                for bound in ("min", "max"):
+                for bound in ("min", "max"):  # as declared: a date-only max is a whole day
                     limit = getattr(col, bound)
-                    parsed = None if limit is None else vals.timestamp(str(limit))
-                    if parsed is not None and parsed is not vals.INVALID:
-                        spec[bound] = vals.timestamp_text(parsed)
+                    if limit is not None:
+                        spec[bound] = str(limit)
                 if len(values):
                     spec["observed_min"] = vals.timestamp_text(values.min())
                     spec["observed_max"] = vals.timestamp_text(values.max())
@@ -323,9 +322,9 @@ def _check_datetime(spec: FieldSpec, moment: Any) -> tuple[Any, str | None, str 
     """Declared limits refuse (as `validate` refuses training rows outside them); what
     training saw only flags, as for numbers."""
     text = vals.timestamp_text(moment)
-    if spec.min is not None and moment < _instant(spec.min):
+    if spec.min is not None and vals.beyond(moment, str(spec.min), "min"):
         return None, f"before the declared minimum {spec.min}", None
-    if spec.max is not None and moment > _instant(spec.max):
+    if spec.max is not None and vals.beyond(moment, str(spec.max), "max"):
         return None, f"after the declared maximum {spec.max}", None
     lo, hi = spec.observed_min, spec.observed_max
     if (lo is not None and moment < _instant(lo)) or (hi is not None and moment > _instant(hi)):

@@ -102,9 +102,10 @@ def test_retrain_workflow_on_new_data(
     tools, remote, origin = github
     # new labelled data lands on main: a feedback file, tracked by DVC
     pool = pd.read_parquet(project / "data/prepared/pool.parquet")
-    new = project / "data/feedback/new-labels.parquet"
+    new = project / "data/feedback/breast_cancer/new-labels.parquet"
+    new.parent.mkdir(parents=True, exist_ok=True)
     pool.head(60).to_parquet(new, index=False)
-    dvc("add", "--quiet", "data/feedback/new-labels.parquet", cwd=project)
+    dvc("add", "--quiet", "data/feedback/breast_cancer/new-labels.parquet", cwd=project)
     sh(["git", "add", "-A"], project)
     sh(["git", "commit", "-qm", "new labelled data"], project)
     before = json.loads((project / "deploy/local.json").read_text())["release"]

@@ -261,10 +261,12 @@ def test_maintain_apply_reports_a_failed_repro_and_restores_files(
     decision = json.loads(decision_path.read_text())
     decision.update(action="retrain", decision_id="d-test", reason="test", feedback_windows=[])
     decision_path.write_text(json.dumps(decision))
-    pd.DataFrame({"not_a_column": [1.0]}).to_parquet(project / "data/feedback/broken.parquet")
+    feedback = project / "data/feedback/breast_cancer"
+    feedback.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"not_a_column": [1.0]}).to_parquet(feedback / "broken.parquet")
     monkeypatch.setenv("PATH", env()["PATH"])
     monkeypatch.chdir(project)
-    watched = ("maintain/*", "dvc.lock", "params.yaml", "conf/**/*", "data/feedback/*")
+    watched = ("maintain/*", "dvc.lock", "params.yaml", "conf/**/*", "data/feedback/**/*")
     before = digests(project, watched)
     err = _assert_user_error(
         capsys,

@@ -6,7 +6,6 @@ from pathlib import Path
 
 RAW_DIR = Path("data/raw")
 PREPARED_DIR = Path("data/prepared")
-FEEDBACK_DIR = Path("data/feedback")  # labelled production rows (mlops maintain --apply)
 VALIDATE_REPORT = Path("reports/validate.json")
 SPLIT_REPORT = Path("reports/develop/split.json")
 CANDIDATES_DIR = Path("models/candidates")

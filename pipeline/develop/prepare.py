@@ -1,7 +1,7 @@
 """Stage `prepare`: drop rows without a target (as declared), coerce to the declared types and
 split into train / test / production pool by a stable hash.
 
-Labelled production rows appended by `mlops maintain --apply` (files under `data/feedback/`)
+Labelled production rows appended by `mlops maintain --apply` (`data/feedback/<dataset>/`)
 are checked against the same declared schema and join the TRAIN split only: the test split stays
 comparable across retrains, and no model is ever judged on rows it was fed back.
 
@@ -25,7 +25,6 @@ from pipeline.data import (
     write_parquet,
 )
 from pipeline.develop.paths import (
-    FEEDBACK_DIR,
     SPLIT_REPORT,
     SPLITS,
     VALIDATE_REPORT,
@@ -34,6 +33,7 @@ from pipeline.develop.paths import (
 )
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
+from pipeline.paths import FEEDBACK_DIR, feedback_dir, stray_feedback
 from pipeline.settings import DatasetSpec, SplitSpec
 from pipeline.stage import log, run
 
@@ -61,7 +61,7 @@ def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, lis
             raise DataError(
                 f"{path}: feedback rows break the declared schema:\n{lines}",
                 hint="feedback is written by `mlops maintain --apply`; fix or remove "
-                "the file and `dvc add data/feedback` again",
+                "the file (and its .dvc pointer)",
             )
         kept, _ = drop_missing_target(raw, spec)
         frames.append(coerce(kept, spec))
@@ -81,7 +81,15 @@ def main(argv: Sequence[str]) -> None:
     frame, dropped = drop_missing_target(frame, spec)
     typed = coerce(frame, spec)
     labels = assign_splits(typed, spec, split)
-    feedback, files = read_feedback(FEEDBACK_DIR, spec)
+    stray = stray_feedback(Path.cwd())
+    if stray:
+        raise DataError(
+            f"{', '.join(p.name for p in stray)}: feedback files directly under "
+            f"{FEEDBACK_DIR}/, not in a dataset's folder",
+            hint=f"move each into {FEEDBACK_DIR}/<the dataset it came from>/ (with its .dvc "
+            "file) so only that dataset trains on it",
+        )
+    feedback, files = read_feedback(feedback_dir(spec.name), spec)
     summary: dict[str, Any] = {
         "method": split.method,
         "dropped_missing_target": dropped,

@@ -8,8 +8,8 @@ never applied twice.
 * retrain: the labelled production rows of the decision's windows (deduplicated by request id
   where a row has one, else by the whole row and its time, against earlier feedback too),
   checked against the declared dataset schema and tagged with their release, window and time,
-  become `data/feedback/<decision id>.parquet` (tracked with `dvc add`: training only, never
-  the test split); then `dvc repro` retrains, and the new champion still has to pass the
+  become `data/feedback/<dataset>/<decision id>.parquet` (tracked with `dvc add`: training
+  only, never the test split); then `dvc repro` retrains, and the new champion still has to pass the
   deploy gates before `mlops release` ships it. Every labelled row is counted as kept,
   duplicate or refused (schema violations, described) in the output and the ledger entry.
 * rollback: the declarative pin of `mlops rollback` (a generated conf file, recomposed).
@@ -30,8 +30,9 @@ from typing import Any
 
 from pipeline.errors import DataError, MlopsError
 from pipeline.io import dumps_json, read_json, sha256_file
-from pipeline.maintain.paths import DECISION, FEEDBACK_DIR, LEDGER
+from pipeline.maintain.paths import DECISION, LEDGER
 from pipeline.maintain.stage import read_ledger
+from pipeline.paths import feedback_dir
 from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
 
 LOCK_FILE = "dvc.lock"
@@ -155,7 +156,7 @@ def feedback_rows(
     out[spec.target] = frame[LABEL].to_numpy()
     for col in (REQUEST_ID, RELEASE, WINDOW, TIME):
         out[col] = frame[col].to_numpy()
-    keep = _first_seen(out, _earlier_feedback(root / FEEDBACK_DIR), spec)
+    keep = _first_seen(out, _earlier_feedback(root / feedback_dir(spec.name)), spec)
     counts.duplicate = int((~keep).sum())
     out = out.loc[keep].reset_index(drop=True)
     declared = replace(
@@ -386,14 +387,15 @@ def _carry_out(
         entry["rows"] = len(rows)
         entry["feedback"] = {**counts.to_dict(), "problems": counts.problems}
         if len(rows):
-            rel = FEEDBACK_DIR / f"{did}.parquet"
+            folder = feedback_dir(params["dataset"]["name"])
+            rel = folder / f"{did}.parquet"
             from pipeline.data import write_parquet
 
             write_parquet(rows, files.touch(rel))
             files.touch(f"{rel}.dvc")
-            files.touch(FEEDBACK_DIR / ".gitignore")
+            files.touch(folder / ".gitignore")
             _dvc(root, "add", "--quiet", rel.as_posix())
-            changed += [f"{rel}.dvc", (FEEDBACK_DIR / ".gitignore").as_posix()]
+            changed += [f"{rel}.dvc", (folder / ".gitignore").as_posix()]
         message = (
             f"retrain: {len(rows)} labelled production row(s) added to training "
             f"from {len(entry['windows'])} window(s) ({counts.labelled} labelled: "

@@ -8,4 +8,3 @@ HISTORY = Path("reports/monitor/history.csv")  # monitor's per-window history (i
 MONITOR_REPORT = Path("reports/monitor/report.json")  # why windows were not judged (input)
 LEDGER = Path("maintain/ledger.json")  # applied decisions (committed; input of the stage)
 DECISION = Path("reports/maintain/decision.json")  # the stage's output
-FEEDBACK_DIR = Path("data/feedback")  # labelled production rows for training (DVC-tracked)

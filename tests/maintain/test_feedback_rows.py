@@ -14,7 +14,7 @@ import pytest
 from pipeline import config
 from pipeline.errors import DataError
 from pipeline.maintain.apply import feedback_rows
-from pipeline.maintain.paths import FEEDBACK_DIR
+from pipeline.paths import feedback_dir
 from pipeline.monitor.paths import PRODUCTION_DIR
 from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import collect
@@ -81,7 +81,7 @@ def test_rows_already_fed_back_are_duplicates(tmp_path: Path, params: dict[str, 
     ids = window_ids(tmp_path, params)
     first, _ = feedback_rows(tmp_path, params, ids)
     assert len(first) == 200
-    write_parquet(first, tmp_path / FEEDBACK_DIR / "earlier.parquet")
+    write_parquet(first, tmp_path / feedback_dir(params["dataset"]["name"]) / "earlier.parquet")
     again, counts = feedback_rows(tmp_path, params, ids)
     assert len(again) == 0
     assert counts.to_dict() == {"labelled": 200, "kept": 0, "duplicate": 200, "refused": 0}

@@ -93,12 +93,13 @@ def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
     counts = {"labelled": 200, "kept": 200, "duplicate": 0, "refused": 0, "problems": []}
     assert ledger[0]["feedback"] == counts
     assert "(200 labelled: 200 kept, 0 duplicate, 0 refused)" in out
-    feedback = list((project / "data/feedback").glob("*.parquet"))
-    assert len(feedback) == 1 and (project / f"data/feedback/{feedback[0].name}.dvc").exists()
+    feedback = list((project / "data/feedback/breast_cancer").glob("*.parquet"))
+    assert len(feedback) == 1
+    assert (project / f"data/feedback/breast_cancer/{feedback[0].name}.dvc").exists()
     assert set(pd.read_parquet(feedback[0])["__release__"]) == {rel}
 
     # applying the same decision again changes nothing
-    watched = ("data/feedback/*", "maintain/*", "conf/**/*", "params.yaml")
+    watched = ("data/feedback/**/*", "maintain/*", "conf/**/*", "params.yaml")
     before = digests(project, watched)
     again = mlops("maintain", "--apply", "--no-repro", cwd=project)
     assert "already applied" in again.stdout

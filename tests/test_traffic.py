@@ -242,3 +242,27 @@ def test_a_refused_import_writes_nothing(tmp_path: Path) -> None:
             [good, write(bad, tmp_path / "bad.csv")], out, DATASET, "classification", COLUMNS
         )
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_whole_number_target_still_takes_fractional_predictions(tmp_path: Path) -> None:
+    """Visitors are counted in whole numbers; a regressor predicts 951.7 of them. The labels
+    keep the declared type, the predictions are numbers."""
+    data = DatasetSpec.from_params(
+        {
+            "name": "footfall",
+            "source": {"kind": "file", "path": "x.csv", "format": "csv"},
+            "target": "visitors",
+            "key": None,
+            "missing_target": "drop",
+            "extra_columns": "refuse",
+            "columns": {"temp": {"type": "float"}, "visitors": {"type": "int"}},
+        }
+    )
+    frame = pd.DataFrame(
+        {"temp": [1.5, 2.0], "prediction": [951.7, 1346.2], "visitors": [940, 1400]}
+    )
+    out = read_traffic(write(frame, tmp_path / "p.parquet"), data, "regression", time="2026-01-01")
+    assert out.frame[PREDICTION].tolist() == [951.7, 1346.2]
+    frame["visitors"] = [940.5, 1400]
+    with pytest.raises(DataError, match=r"column 'visitors': expected whole numbers"):
+        read_traffic(write(frame, tmp_path / "q.parquet"), data, "regression", time="2026-01-01")

@@ -28,7 +28,9 @@ import numpy as np
 from pipeline.errors import DataError
 from pipeline.monitor.settings import WindowSpec
 from pipeline.windows import (
+    PREDICTION,
     REQUEST_ID,
+    RESERVED,
     TIME,
     is_window_name,
     list_windows,
@@ -115,7 +117,34 @@ def cut(frame: pd.DataFrame, spec: WindowSpec) -> list[pd.DataFrame]:
 def windows_of(
     source: str, frames: Sequence[pd.DataFrame], names: Sequence[str], spec: WindowSpec
 ) -> list[MonitorWindow]:
-    """The monitoring windows of one source stream (its files' frames and names), oldest first."""
+    """The monitoring windows of one source stream (its files' frames and names), oldest first.
+
+    Files of different lines of releases (other feature columns, or predictions of another
+    kind: labels of a classifier, numbers of a regressor) are pooled and cut separately: after
+    a new dataset is selected, `data/production/` holds both lines' traffic, and one window
+    must never mix them (monitoring then judges one line and lists the other as not judged)."""
+    out: list[MonitorWindow] = []
+    for members in _lines(frames):
+        out += _windows(source, [frames[i] for i in members], [names[i] for i in members], spec)
+    return sorted(out, key=lambda w: w.id)
+
+
+def _lines(frames: Sequence[pd.DataFrame]) -> list[list[int]]:
+    """Indices of `frames` grouped by line (feature columns and prediction kind), in order."""
+    import pandas as pd
+
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, frame in enumerate(frames):
+        features = tuple(sorted(str(c) for c in frame.columns if c not in RESERVED))
+        predictions = frame[PREDICTION] if PREDICTION in frame.columns else pd.Series([])
+        numeric = bool(pd.api.types.is_numeric_dtype(predictions.dtype)) and len(predictions) > 0
+        groups.setdefault((features, numeric), []).append(index)
+    return list(groups.values())
+
+
+def _windows(
+    source: str, frames: Sequence[pd.DataFrame], names: Sequence[str], spec: WindowSpec
+) -> list[MonitorWindow]:
     frame, duplicates = pool(frames)
     out = []
     for number, part in enumerate(cut(frame, spec)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -24,6 +25,23 @@ def test_rows_cut_consecutive_runs_in_time_order_across_files() -> None:
     assert windows[0].files == ("a.parquet",)  # a holds the early traffic, listed second
     assert windows[1].files == ("a.parquet", "b.parquet")  # the run crossing the files
     assert windows[2].files == ("b.parquet",)
+
+
+def test_two_lines_of_releases_are_never_cut_into_one_window() -> None:
+    """After a new dataset, data/production/ holds a classifier's windows (text labels) and a
+    regressor's (numbers, other columns): each line is pooled and cut on its own, in time
+    order, and every window has one line's columns."""
+    labels = traffic(150, seed=1)
+    numbers = traffic(120, seed=2, start="2025-03-01T01:00:00+00:00").rename(columns={"c": "z"})
+    numbers["__prediction__"] = np.linspace(0, 1, len(numbers))
+    numbers["__label__"] = np.nan
+    windows = windows_of("production", [labels, numbers], ["a.parquet", "b.parquet"], ROWS)
+    assert sorted(len(w.frame) for w in windows) == [20, 50, 100, 100]
+    assert {w.files for w in windows} == {("a.parquet",), ("b.parquet",)}
+    for w in windows:
+        assert ("z" in w.frame.columns) == (w.files == ("b.parquet",))
+        assert ("c" in w.frame.columns) == (w.files == ("a.parquet",))
+    assert [w.id for w in windows] == sorted(w.id for w in windows)
 
 
 def test_more_traffic_only_extends_the_last_window() -> None:

@@ -55,6 +55,18 @@ def from_record(model: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def line_id(profile: Mapping[str, Any]) -> str | None:
+    """A short, stable name for the line of releases a (partial) profile belongs to: the same
+    task, target and inputs give the same id. None for an empty profile (nothing known)."""
+    import hashlib
+    import json
+
+    if not profile:
+        return None
+    text = json.dumps(dict(profile), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def _names(names: list[str]) -> str:
     shown = ", ".join(names[:SHOWN])
     return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")

@@ -379,6 +379,7 @@ def _carry_out(
         "release": decision["release"],
         "reason": decision["reason"],
         "windows": [],
+        "line": decision.get("line"),
     }
     changed: list[str] = []
     if action == "retrain":

@@ -253,10 +253,15 @@ def decide(
     comparison: Mapping[str, Any] | None = None,
     comparison_note: str = "not evaluated",
     monitoring: Mapping[str, Any] | None = None,
+    line: str | None = None,
 ) -> dict[str, Any]:
     """The decision document (reports/maintain/decision.json without its inputs section).
 
-    `monitoring` is the monitor's report.json, read only to say why no window counts."""
+    `monitoring` is the monitor's report.json, read only to say why no window counts. `line`
+    names the live release's line of releases (`comparability.line_id`): cooldowns and earlier
+    decisions of another line (a dataset selected before, with its own time range) do not
+    apply; ledger entries written before lines were recorded count for every line."""
+    ledger = [e for e in ledger if e.get("line") in (None, line)]
     windows = considered(history)
     as_of = max((r["end"] for r in windows), default=None)
     if not windows:
@@ -269,6 +274,7 @@ def decide(
             "reason": no_window_reason(history, monitoring),
             "policies": [],
             "cooldown": None,
+            "line": line,
         }
     used = {w for entry in ledger for w in entry.get("windows", [])}
     findings = []
@@ -310,6 +316,7 @@ def decide(
         "feedback_windows": feed if action == "retrain" else [],
         "policies": [f.to_dict() for f in findings],
         "cooldown": cooldown,
+        "line": line,
     }
 
 

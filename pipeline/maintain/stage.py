@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.comparability import from_record, line_id
 from pipeline.config import load_params
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
@@ -168,6 +169,7 @@ def main(argv: Sequence[str]) -> None:
         comparison=comparison,
         comparison_note=note,
         monitoring=read_monitoring(MONITOR_REPORT),
+        line=line_id(from_record(record.data.get("model"))) if record.release else None,
     )
     decision["inputs"] = {
         "history": {

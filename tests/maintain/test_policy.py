@@ -53,6 +53,7 @@ def run(
 ) -> dict[str, Any]:
     comparison = over.pop("comparison", None)
     monitoring = over.pop("monitoring", None)
+    line = over.pop("line", None)
     return decide(
         history,
         ledger or [],
@@ -61,6 +62,7 @@ def run(
         settings=settings(**over),
         comparison=comparison,
         monitoring=monitoring,
+        line=line,
     )
 
 
@@ -265,3 +267,20 @@ def test_decision_is_a_pure_function_of_its_inputs() -> None:
     history = [window(i, "dataset_drift") for i in range(4)]
     assert run(history) == run(list(reversed(history)))
     assert run(history)["evidence_windows"] == sorted(w["window"] for w in history)
+
+
+def test_another_lines_decisions_set_no_cooldown() -> None:
+    """A retrain applied on the dataset selected before (another line of releases, with its own
+    time range) does not hold back this line's retrain; the same line's does."""
+    history = [window(i, "dataset_drift") for i in range(3)]
+    earlier = {
+        "action": "retrain",
+        "target": "local",
+        "decision_id": "old",
+        "as_of": "2026-12-30T00:00:00+00:00",  # a later year than this line's traffic
+        "windows": [],
+        "line": "weather-line",
+    }
+    assert run(history, [earlier], line="footfall-line")["action"] == "retrain"
+    held = run(history, [earlier], line="weather-line")
+    assert held["action"] == "none" and "cooldown" in held["reason"]

@@ -406,7 +406,8 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
     if ctx.refusal is not None:
         return _no_verdict(result, NOT_JUDGED, [f"not judged: {ctx.refusal.message}"])
     problem = window_problem(window.frame, ctx.bundle, ctx.declared)
-    if problem is not None:
+    if problem is not None:  # traffic of another line of releases (an earlier dataset's)
+        result["other_line"] = True
         return _no_verdict(
             result, NOT_JUDGED, [f"not judged against {ctx.bundle.label}: {problem}"]
         )

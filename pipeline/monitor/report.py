@@ -57,10 +57,13 @@ def split(results: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, A
 
 
 def newest(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The window with the greatest id (ids sort by time); production wins a tie."""
-    if not results:
+    """The window with the greatest id (ids sort by time); production wins a tie. Windows of
+    another line of releases (an earlier dataset's traffic, listed as not judged) are never
+    the headline while the monitored line has a window: their times say nothing about it."""
+    own = [r for r in results if not r.get("other_line")] or list(results)
+    if not own:
         return None
-    return max(results, key=lambda r: (r["id"], r["source"] == "production"))
+    return max(own, key=lambda r: (r["id"], r["source"] == "production"))
 
 
 def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,6 +80,7 @@ def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:
         "labelled": result["labelled"],
         "release": result["release"],
         "status": result["status"],
+        "other_line": bool(result.get("other_line")),
         "scenario": (result.get("scenario") or {}).get("scenario"),
         "drift_share": dataset.get("share"),
         "drifted_columns": list(dataset.get("drifted_columns") or []),

@@ -261,3 +261,14 @@ def test_check_refuses_a_report_of_the_old_format(
     old.write_text(json.dumps({"format": "gitops-mlops/monitor-report", "version": 1}))
     assert mlops_main(["monitor", "--check", "--report", str(old)]) == 2
     assert "run `dvc repro monitor`" in capsys.readouterr().err
+
+
+def test_an_earlier_lines_later_traffic_is_never_the_headline() -> None:
+    """After a new dataset, data/production/ may hold the old line's windows with later times;
+    the newest window of the monitored line heads the report (and decides --check)."""
+    from pipeline.monitor.report import newest
+
+    old = {"id": "20260101T000000-aaaaaaaaaaaa", "source": "production", "other_line": True}
+    own = {"id": "20250101T000000-bbbbbbbbbbbb", "source": "production", "status": "ok"}
+    assert newest([old, own]) is own
+    assert newest([old]) is old  # nothing of the monitored line: the fact is still shown

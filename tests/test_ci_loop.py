@@ -1,140 +1,100 @@
-"""The CI loop, simulated: the `run:` steps of retrain.yml, in order, on a clone of a reproduced
-project with a local DVC remote and a local "GitHub" (a bare repository and a stand-in `gh`)."""
+"""The GitOps loop as it runs on GitHub: every workflow's `run:` steps, on fresh checkouts of a
+local "GitHub" (tests/actions.py: a bare origin and a fork, local DVC remotes, a recording fake
+`gh`), for every path a maintainer meets: pull requests from this repository and from forks,
+data commits, re-runs, scheduled monitoring per decision, deploys and the reconciler.
+
+`make install` is simulated (the checkout's `.venv` links to this interpreter's environment and
+PYTHONPATH points at the checkout, so its own `pipeline/` runs); everything else runs as on a
+hosted runner, from a cold DVC cache. The scenarios run several workflows each and are marked
+slow (`make test-slow`); tests/test_ci_scripts.py covers the helper scripts in the default suite.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.conftest import ROOT, dvc, env, mlops, sh
+from tests.actions import Event, Hub
+from tests.conftest import BIN, dvc, mlops
 
-pytestmark = pytest.mark.integration
-
-
-def steps(workflow: str) -> list[dict]:
-    doc = yaml.safe_load((ROOT / ".github/workflows" / workflow).read_text())
-    (job,) = doc["jobs"].values()
-    return [s for s in job["steps"] if "run" in s]
-
-
-def run_workflow(project: Path, tools: Path, remote: Path) -> str:
-    """Every `run:` step with the env a runner would give it; returns what they printed."""
-    outputs = project.parent / "github_output"
-    outputs.write_text("")
-    printed = []
-    values = {
-        "secrets.DVC_REMOTE_URL": str(remote),
-        "secrets.DVC_REMOTE_CONFIG": "",
-        "secrets.RETRAIN_TOKEN || github.token": "token",
-        "github.repository": "acme/model",
-        "github.run_id": "7",
-    }
-    for step in steps("retrain.yml"):
-        if step["run"].strip() == "make install":  # the venv exists: .venv links to it
-            continue
-        condition = step.get("if", "")
-        if "remote == 'yes'" in condition and "remote=yes" not in outputs.read_text():
-            continue
-        extra = {k: values[v.strip("${} ")] for k, v in step.get("env", {}).items()}
-        environ = dict(
-            env(), **extra, GITHUB_OUTPUT=str(outputs), PATH=f"{tools}{os.pathsep}{env()['PATH']}"
-        )
-        proc = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", step["run"]],
-            cwd=project,
-            env=environ,
-            text=True,
-            capture_output=True,
-            timeout=600,
-            check=False,
-        )
-        assert proc.returncode == 0, f"step {step.get('name')!r}:\n{proc.stdout}\n{proc.stderr}"
-        printed.append(proc.stdout + proc.stderr)
-    return "\n".join(printed)
-
-
-def ran(log: str) -> list[str]:
-    return re.findall(r"^Running stage '([^']+)'", log, flags=re.M)
+pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
-def github(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
-    """(tools dir with a stand-in `gh`, local DVC remote, bare origin) for `project`."""
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    gh = tools / "gh"
-    gh.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "gh.log"}\n')
-    gh.chmod(0o755)
-    (project / ".venv").symlink_to(Path(sys.prefix))
-    (project / ".gitignore").write_text((project / ".gitignore").read_text() + "/.venv\n")
-    shutil.copytree(ROOT / ".github", project / ".github")
-    remote, origin = tmp_path / "dvc-remote", tmp_path / "origin.git"
-    sh(["git", "init", "-q", "--bare", str(origin)], tmp_path)
-    # open_pr.sh pushes to github.com: send that URL to the local bare repository
-    sh(
-        [
-            "git",
-            "config",
-            f"url.{origin}.insteadOf",
-            "https://x-access-token:token@github.com/acme/model.git",
-        ],
-        project,
-    )
-    dvc("remote", "add", "-d", "ci", str(remote), cwd=project)
-    sh(["git", "add", "-A"], project)
-    sh(["git", "commit", "-qm", "ci setup"], project)
-    dvc("push", "--quiet", cwd=project)
-    return tools, remote, origin
+def hub(project: Path, tmp_path: Path) -> Hub:
+    return Hub(project, tmp_path / "github", BIN / "dvc")
 
 
-def test_retrain_workflow_on_new_data(
-    project: Path, github: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    tools, remote, origin = github
-    # new labelled data lands on main: a feedback file, tracked by DVC
-    pool = pd.read_parquet(project / "data/prepared/pool.parquet")
-    new = project / "data/feedback/new-labels.parquet"
-    pool.head(60).to_parquet(new, index=False)
-    dvc("add", "--quiet", "data/feedback/new-labels.parquet", cwd=project)
-    sh(["git", "add", "-A"], project)
-    sh(["git", "commit", "-qm", "new labelled data"], project)
-    before = json.loads((project / "deploy/local.json").read_text())["release"]
+def add_feedback(hub: Hub, name: str = "new-labels", rows: int = 60) -> None:
+    """New labelled data lands on main: a feedback file, tracked by DVC and pushed."""
+    pool = pd.read_parquet(hub.dev / "data/prepared/pool.parquet")
+    pool.head(rows).to_parquet(hub.dev / f"data/feedback/{name}.parquet", index=False)
+    dvc("add", "--quiet", f"data/feedback/{name}.parquet", cwd=hub.dev)
+    hub.commit_all("new labelled data")
+    hub.dvc_cmd("push", "--quiet")
+    hub.git("push", "-q", "origin", "main")
 
-    log = run_workflow(project, tools, remote)
-    stages = ran(log)
+
+def record(path: Path, target: str = "local") -> dict:
+    return json.loads((path / f"deploy/{target}.json").read_text())
+
+
+@pytest.mark.slow
+def test_data_commit_retrains_and_reruns_update_the_one_pull_request(hub: Hub) -> None:
+    """A data commit retrains, releases, pushes and opens a pull request; a second run while it
+    is open (and a re-run of the same run id) updates that pull request, never a second one."""
+    add_feedback(hub)
+    assert record(hub.dev)["release"] is None
+
+    run = hub.github.run("retrain.yml", Event("push", run_id=7))
+    assert run.conclusion == "success", run
+    stages = run.ran()
     assert "ingest" not in stages and "validate" not in stages  # not data-dependent
     assert {"prepare", "evaluate", "package", "deploy@local"} <= set(stages)
-    record = json.loads((project / "deploy/local.json").read_text())
-    assert before is None and record["release"].startswith("r0001-")
-    assert (tmp_path / "gh.log").read_text().startswith("pr create --head retrain/7")
-    branch = sh(["git", "ls-remote", str(origin), "retrain/7"], project).stdout
-    assert branch.strip(), "the retrain branch was pushed"
-    pushed = dvc("status", "--cloud", cwd=project).stdout
+    released = record(run.workspace)
+    assert released["release"].startswith("r0001-")
+    (pr,) = hub.github.gh["prs"]
+    assert pr["headRefName"] == "bot/retrain" and pr["state"] == "OPEN"
+    assert released["release"] in pr["body"], "the body says what it releases"
+    assert "bot/retrain" in hub.github.branches()
+    pushed = dvc("status", "--cloud", cwd=run.workspace).stdout
     assert "new:" not in pushed and "deleted:" not in pushed  # everything is in the remote
+    assert "retrain" in run.summary.lower() and released["release"] in run.summary
 
-    # a second run on the result changes nothing
-    sh(["git", "checkout", "-q", "retrain/7"], project)
-    again = run_workflow(project, tools, remote)
-    assert ran(again) == []
-    assert "nothing changed: no pull request" in again
-    assert json.loads((project / "deploy/local.json").read_text()) == record
+    # the next run, with the pull request still open: the same branch, the same pull request
+    again = hub.github.run("retrain.yml", Event("push", run_id=8))
+    assert again.conclusion == "success", again
+    (pr,) = hub.github.gh["prs"]
+    assert pr["edits"] == 1 and "run 8" in pr["body"]
+    # re-running the same run id (a re-run of a failed job) does not fail at `git push`
+    rerun = hub.github.run("retrain.yml", Event("push", run_id=8, attempt=2))
+    assert rerun.conclusion == "success", rerun
+    assert len(hub.github.gh["prs"]) == 1
+
+    # merged: main carries the release; retraining on it changes nothing (outputs come from
+    # the remote, nothing is recomputed), so no spurious pull request
+    hub.merge("bot/retrain")
+    calm = hub.github.run("retrain.yml", Event("push", run_id=9))
+    assert calm.conclusion == "success", calm
+    assert calm.ran() == [], calm.log
+    assert "nothing changed: no pull request" in calm.log
+    assert record(calm.workspace) == released
 
 
 def test_config_only_change_reruns_only_monitor_and_maintain(project: Path) -> None:
     conf = project / "conf/maintain/default.yaml"
     conf.write_text(conf.read_text().replace("cooldown_days: 7", "cooldown_days: 2"))
     mlops("compose", cwd=project)
-    assert ran(dvc("repro", cwd=project).stdout) == ["maintain"]
+    assert ran_stages(dvc("repro", cwd=project).stdout) == ["maintain"]
     conf = project / "conf/monitor/default.yaml"
     conf.write_text(conf.read_text().replace("  drift_share: 0.5 ", "  drift_share: 0.9 ", 1))
     mlops("compose", cwd=project)
-    assert ran(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]
+    assert ran_stages(dvc("repro", cwd=project).stdout) == ["monitor", "maintain"]
+
+
+def ran_stages(log: str) -> list[str]:
+    return re.findall(r"^Running stage '([^']+)'", log, flags=re.M)

@@ -357,6 +357,8 @@ class Run:
     def __str__(self) -> str:
         return f"{self.workflow}: {self.conclusion}\n{self.log}"
 
+    __repr__ = __str__  # pytest shows an assertion's message object by its repr
+
 
 def _parse_file_commands(path: Path) -> dict[str, str]:
     """GITHUB_OUTPUT / GITHUB_ENV: `key=value` lines and `key<<DELIM` heredocs."""

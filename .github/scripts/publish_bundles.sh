@@ -13,8 +13,10 @@ if [ "${#pointers[@]}" -eq 0 ]; then
   exit 0
 fi
 log=$(mktemp)
-if ! .venv/bin/dvc pull --quiet "${pointers[@]}" > "${log}" 2>&1; then
-  echo "::error::cannot fetch every released bundle from the DVC remote: $(tr '\n' ' ' < "${log}")"
+if ! .venv/bin/dvc pull "${pointers[@]}" > "${log}" 2>&1; then
+  cat "${log}"
+  missing=$(grep -Eo "bundles/[0-9a-zA-Z_.-]+" "${log}" | sort -u | tr '\n' ' ' || true)
+  echo "::error::cannot fetch every released bundle from the DVC remote: missing ${missing:-(see the log)}"
   exit 1
 fi
 if [ -n "${to}" ]; then

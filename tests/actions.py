@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -355,7 +356,18 @@ class Run:
         return re.findall(r"^::error(?: [^:]*)?::(.*)$", self.log, flags=re.M)
 
     def __str__(self) -> str:
-        return f"{self.workflow}: {self.conclusion}\n{self.log}"
+        shown = [
+            f"--- {s.name} [{s.outcome}]" + (f"\n{s.log[-6000:]}" if s.outcome == "failure" else "")
+            for s in self.steps
+        ]
+        return f"{self.workflow}: {self.conclusion}\n" + "\n".join(shown)
+
+    def expect(self, conclusion: str = "success") -> Run:
+        """The run ended as `conclusion`, or the test fails showing the failed steps' logs
+        (pytest.fail: an assertion message would be truncated)."""
+        if self.conclusion != conclusion:
+            pytest.fail(f"expected {conclusion}, got {self}", pytrace=False)
+        return self
 
     __repr__ = __str__  # pytest shows an assertion's message object by its repr
 
@@ -854,7 +866,19 @@ class Hub:
         self.git("clone", "-q", str(self.github.origin), str(scratch), cwd=self.github.base)
         self.git("merge", "-q", "--no-ff", "--no-edit", f"origin/{branch}", cwd=scratch)
         self.git("push", "-q", "origin", "main", cwd=scratch)
+
+        def merged(state: dict[str, Any]) -> None:
+            for pr in state["prs"]:
+                if pr["headRefName"] == branch and pr["state"] == "OPEN":
+                    pr["state"] = "MERGED"
+
+        self.github.set_gh(merged)
         self.sync_main()
+
+    def push_branch(self, branch: str, *, fork: bool = False) -> None:
+        """Push the developer's `branch` to origin, or to the fork."""
+        target = self.github.fork if fork else self.github.origin
+        self.git("push", "-q", "--force", str(target), f"{branch}:refs/heads/{branch}")
 
 
 def _dev_env() -> dict[str, str]:

@@ -90,7 +90,8 @@ if ! listed=$(.venv/bin/dvc remote list 2> /dev/null); then
 fi
 if ! awk -v n="${name}" -v u="${url}" '$1 == n && $2 == u { found = 1 } END { exit !found }' \
   <<< "${listed}"; then
-  fail "DVC does not list the remote after configuring it"
+  fail "DVC does not list the remote with its URL after configuring it; it lists: \
+$(awk '{ print $1 }' <<< "${listed}" | tr '\n' ' ')"
 fi
 echo "configured DVC remote '${name}' (${kind})"
 echo "remote=yes" >> "${GITHUB_OUTPUT:-/dev/null}"

@@ -3,12 +3,12 @@
 # annotation and a line in the job summary, each with the command's own last error line (a
 # scheduled run nobody watches must name its cause on the run's page, not only in its log).
 # Usage: run_step.sh "what this step does" COMMAND [ARGS...]   (exits with the command's status)
-set -uo pipefail
+set -euo pipefail
 what="$1"
 shift
 log=$(mktemp)
-"$@" 2>&1 | tee "${log}"
-status=${PIPESTATUS[0]}
+status=0
+"$@" 2>&1 | tee "${log}" || status=$?  # pipefail: the command's status (tee succeeds)
 if [ "${status}" -ne 0 ]; then
   cause=$(grep -E "^(ERROR|error|Error)\b" "${log}" | tail -n 1 || true)
   if [ -z "${cause}" ]; then

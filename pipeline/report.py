@@ -327,13 +327,17 @@ def maintain_section(head: Reader, decision: Mapping[str, Any] | None = None) ->
 
 
 def problem_section(problem: str) -> list[str]:
-    """Why no impact can be shown for the newest push (a failed check before `dvc repro`):
-    the comment says so instead of keeping the previous push's numbers as if current."""
+    """Why no impact can be shown for the newest push (a failed check or `dvc repro`): the
+    comment says so instead of keeping the previous push's numbers as if current. The headline
+    is the step's `::error::` annotation (or its last error line), then the output itself."""
     lines = problem.strip().splitlines() or ["(no output)"]
+    annotated = [line.split("::", 2)[2] for line in lines if line.startswith("::error")]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    headline = (annotated or errors or lines)[-1 if annotated or errors else 0]
     return [
         "### ⛔ Not reproduced",
         "",
-        f"**{_cell(lines[0])}**",
+        f"**{_cell(headline)}**",
         "",
         "The impact of this push is unknown until this is fixed; earlier results no longer apply.",
         "",

@@ -543,8 +543,11 @@ class GitHub:
         job: str | None = None,
         timeout: float = 900,
         workspace: Path | None = None,
+        cpu: str | None = None,
     ) -> Run:
-        """Run one job of `workflow` for `event` on a fresh runner (see the module docstring)."""
+        """Run one job of `workflow` for `event` on a fresh runner (see the module docstring).
+        `cpu` makes it a runner with another CPU: OpenBLAS's kernels for that core type
+        (OPENBLAS_CORETYPE, e.g. "Sandybridge"), which change a model's last bits."""
         self.runs += 1
         runner = self.base / f"runner-{self.runs}-{Path(workflow).stem}"
         runner.mkdir()
@@ -628,6 +631,7 @@ class GitHub:
             "DVC_NO_ANALYTICS": "1",
             # simulated `make install`: the checkout's own pipeline/ is what runs
             "PYTHONPATH": str(ws),
+            **({"OPENBLAS_CORETYPE": cpu} if cpu else {}),
         }
         steps: list[Step] = []
         failed = False

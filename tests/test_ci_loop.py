@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.actions import Event, Hub
 from tests.conftest import BIN, dvc, mlops
@@ -342,8 +343,23 @@ def test_fork_pr_with_a_release_deploy_to_an_empty_serving_remote_and_sync(
     assert "impact-report" in fork.artifacts
     assert "deployment gates not checked" in fork.step("Deployment gates").log
 
-    # deploy.yml on main, to an empty serving remote, from a runner with a cold cache
+    # Finding 10: a runner on another CPU, and the remote lacks the champion's training
+    # output: recomputing it would give other bytes, a new bundle and a spurious release
     hub.git("checkout", "-q", "main")
+    lock = yaml.safe_load((hub.dev / "dvc.lock").read_text())
+    champion = json.loads((hub.dev / "reports/develop/selection.json").read_text())["champion"]
+    (out,) = lock["stages"][f"train@{champion}"]["outs"]
+    digest = out["md5"]
+    (hub.github.remote / "files/md5" / digest[:2] / digest[2:]).unlink()
+    spurious = hub.github.run("retrain.yml", Event("push", run_id=30), cpu="Sandybridge")
+    spurious.expect("failure")
+    (error,) = spurious.errors()
+    assert f"train@{champion}: models/candidates/{champion}" in error
+    assert "dvc push" in error
+    assert spurious.ran() == [] and hub.github.gh["prs"] == []
+    hub.dvc_cmd("push", "--quiet")  # the maintainer pushes what main records
+
+    # deploy.yml on main, to an empty serving remote, from a runner with a cold cache
     serving = hub.github.serving
     hub.github.secrets["DVC_SERVING_REMOTE_URL"] = str(serving)
     deploy = hub.github.run("deploy.yml", Event("push", run_id=32)).expect()

@@ -541,7 +541,7 @@ class GitHub:
         event: Event,
         *,
         job: str | None = None,
-        timeout: float = 900,
+        timeout: float = 3600,
         workspace: Path | None = None,
         cpu: str | None = None,
     ) -> Run:
@@ -682,26 +682,32 @@ class GitHub:
                         "GITHUB_OUTPUT": str(outputs_file),
                         "GITHUB_ENV": str(env_file),
                     }
-                    proc = subprocess.run(
-                        [*_shell(step, spec, doc), str(script_file)],
-                        cwd=ws / step.get("working-directory", "."),
-                        env=environ,
-                        text=True,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        timeout=timeout,
-                        check=False,
-                    )
-                    outcome = "success" if proc.returncode == 0 else "failure"
+                    try:
+                        proc = subprocess.run(
+                            [*_shell(step, spec, doc), str(script_file)],
+                            cwd=ws / step.get("working-directory", "."),
+                            env=environ,
+                            text=True,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
+                            timeout=timeout,
+                            check=False,
+                        )
+                        code, printed = proc.returncode, proc.stdout
+                    except subprocess.TimeoutExpired as exc:
+                        out = exc.stdout or b""
+                        text = out.decode() if isinstance(out, bytes) else out
+                        code, printed = -1, f"{text}\n(harness: killed after {timeout:g} s)"
+                    outcome = "success" if code == 0 else "failure"
                     record = Step(
                         label,
                         step.get("id"),
                         outcome,
                         outcome,
                         _parse_file_commands(outputs_file),
-                        proc.stdout,
+                        printed,
                         "run",
-                        proc.returncode,
+                        code,
                     )
                     env_chain.update(_parse_file_commands(env_file))
             if record.outcome == "failure" and step.get("continue-on-error"):

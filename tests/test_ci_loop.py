@@ -22,7 +22,8 @@ import yaml
 from tests.actions import Event, Hub
 from tests.conftest import BIN, dvc, mlops
 
-pytestmark = [pytest.mark.integration]
+# the scenarios run several workflows each: far beyond the default per-test timeout
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture

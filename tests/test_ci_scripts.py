@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -326,3 +327,77 @@ def test_a_failed_step_is_annotated_and_summarised(repo: Path) -> None:
     assert "**dvc repro failed** (exit 3): `ERROR: failed to reproduce stage train`" in summary
     ok = run("run_step.sh", repo, "true", "true")
     assert ok.returncode == 0 and "::error::" not in ok.stdout
+
+
+# ---------------------------------------------- the harness itself, and fast workflow runs
+def test_expressions_follow_github_rules() -> None:
+    from tests.actions import ExpressionError, condition, evaluate
+
+    context = {
+        "steps": {"remote": {"outputs": {"remote": "yes"}, "outcome": "success"}},
+        "env": {"SAME_REPO": "true"},
+        "secrets": {"A": ""},
+        "github": {"token": "t", "event_name": "pull_request"},
+    }
+    assert evaluate("${{ steps.remote.outputs.remote == 'YES' }}", context) is True
+    assert evaluate("${{ secrets.A || github.token }}", context) == "t"
+    assert evaluate("${{ steps.remote.outputs.remote == 'yes' && '--pull' || '' }}", context) == (
+        "--pull"
+    )
+    assert evaluate("${{ steps.nothing.outputs.remote != 'yes' }}", context) is True
+    assert evaluate("key-${{ github.event_name }}", context) == "key-pull_request"
+    assert condition("env.SAME_REPO == 'true'", context, failed=False)
+    assert not condition("env.SAME_REPO == 'true'", context, failed=True)  # success() implied
+    assert condition("${{ !cancelled() && env.SAME_REPO == 'true' }}", context, failed=True)
+    assert condition("failure()", context, failed=True)
+    with pytest.raises(ExpressionError, match="unknown context 'secret'"):
+        evaluate("${{ secret.A }}", context)
+    with pytest.raises(ExpressionError, match="not simulated"):
+        evaluate("${{ nosuch(1) }}", context)
+
+
+@pytest.fixture
+def hosted_project(tmp_path: Path) -> Any:
+    """A `GitHub` whose main holds only the workflows, their scripts and a DVC setup: enough
+    for the steps before any `dvc repro`."""
+    from tests.actions import GitHub
+
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    git(dev, "init", "-q", "-b", "main")
+    shutil.copytree(ROOT / ".github", dev / ".github")
+    shutil.copy2(ROOT / "Makefile", dev / "Makefile")
+    assert dvc(dev, "init", "-q").returncode == 0
+    git(dev, "add", "-A")
+    git(dev, "commit", "-qm", "workflows")
+    github = GitHub(tmp_path / "github")
+    git(dev, "push", "-q", str(github.origin), "main")
+    return github
+
+
+def test_a_malformed_remote_config_stops_the_run_at_once(hosted_project: Any) -> None:
+    """Finding 2, as a workflow: the step fails, annotated; nothing after it runs."""
+    from tests.actions import Event
+
+    github = hosted_project
+    github.secrets["DVC_REMOTE_URL"] = str(github.remote)
+    github.secrets["DVC_REMOTE_CONFIG"] = f'[remote "other"]\npassword = {SECRET}\n'
+    run = github.run("retrain.yml", Event("push", run_id=3)).expect("failure")
+    assert run.step("remote").outcome == "failure"
+    (error,) = run.errors()
+    assert "DVC_REMOTE_CONFIG line 1" in error and SECRET not in run.log
+    assert all(s.outcome == "skipped" for s in run.steps[run.steps.index(run.step("remote")) + 1 :])
+    assert github.gh["calls"] == []
+
+
+@pytest.mark.parametrize("workflow", ["retrain.yml", "monitor.yml", "deploy.yml"])
+def test_a_bot_without_its_remote_fails_loudly(hosted_project: Any, workflow: str) -> None:
+    """Finding 11: monitor had no guard for a missing remote (windows committed without
+    their data); every bot now fails with an annotation."""
+    from tests.actions import Event
+
+    run = hosted_project.run(workflow, Event("schedule" if "monitor" in workflow else "push"))
+    run.expect("failure")
+    (error,) = run.errors()
+    assert error.startswith("no DVC remote: set the DVC_REMOTE_URL secret")
+    assert hosted_project.gh["calls"] == []

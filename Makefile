@@ -28,6 +28,16 @@ $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
 
 install: $(VENV)/.run-installed  ## create .venv and install the project from its lock file
 
+# A DVC remote type's plugin (s3, gs, azure, ssh), locked apart from run.lock and constrained by
+# it: `make install-remote-s3`. .github/scripts/dvc_remote.sh runs it for the remote's URL.
+$(VENV)/.remote-%-installed: requirements/remote-%.lock $(VENV)/.run-installed
+	$(BIN)/python -m pip install --quiet -r $<
+	@touch $@
+
+.PRECIOUS: $(VENV)/.remote-%-installed  # a stamp, not an intermediate file to delete
+install-remote-%: $(VENV)/.remote-%-installed
+	@echo "DVC's $* plugin is installed"
+
 run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
 	$(BIN)/mlops compose --check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
@@ -65,6 +75,9 @@ bench: $(VENV)/.dev-installed  ## every benchmark in bench/ (prints figures and 
 lock: $(VENV)/.dev-installed  ## re-resolve the lock files (a change re-trains: the lock is a stage dependency)
 	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/run.lock pyproject.toml
 	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra dev -c requirements/run.lock -o requirements/dev.lock pyproject.toml
+	for type in s3 gs azure ssh; do \
+	  $(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra $$type -c requirements/run.lock -o requirements/remote-$$type.lock pyproject.toml; \
+	done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,6 +10,7 @@ updates the one comment in place.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,50 @@ def resolve_base(root: Path, base: str | None) -> str:
     )
 
 
+def _read(path: Path, flag: str) -> str:
+    from pipeline.errors import MlopsError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MlopsError(
+            f"{flag} {path}: cannot read it ({exc.strerror})",
+            hint="give the file a previous CI step wrote",
+        ) from exc
+
+
+def _decision(path: Path) -> dict[str, Any]:
+    from pipeline.errors import MlopsError
+
+    try:
+        data = json.loads(_read(path, "--decision"))
+    except ValueError as exc:
+        raise MlopsError(
+            f"--decision {path}: not JSON ({exc})",
+            hint="give a copy of reports/maintain/decision.json",
+        ) from exc
+    if not isinstance(data, dict) or "action" not in data:
+        raise MlopsError(
+            f"--decision {path}: not a maintenance decision (no 'action')",
+            hint="give a copy of reports/maintain/decision.json",
+        )
+    return data
+
+
 def _report(args: argparse.Namespace) -> int:
     from pipeline import config, report
 
     root = config.find_root()
     base = resolve_base(root, args.base)
-    text = report.render(report.git_reader(root, base), report.tree_reader(root))
+    problem = _read(args.problem, "--problem") if args.problem else None
+    decision = _decision(args.decision) if args.decision else None
+    text = report.render(
+        report.git_reader(root, base),
+        report.tree_reader(root),
+        problem=problem,
+        decision=decision,
+        note=_read(args.note, "--note") if args.note else None,
+    )
     print(text, end="")
     return 0
 
@@ -74,5 +113,26 @@ def add_commands(subparsers: Any) -> None:
         "--base",
         metavar="REV",
         help="git revision to compare with (default: origin/main if it exists, else main)",
+    )
+    p.add_argument(
+        "--problem",
+        metavar="FILE",
+        type=Path,
+        help="report only this: why the impact could not be computed (e.g. the output of a "
+        "failed `mlops compose --check`), so the comment never shows an earlier push's results "
+        "as current",
+    )
+    p.add_argument(
+        "--note",
+        metavar="FILE",
+        type=Path,
+        help="text to show first, quoted (e.g. what a fork's pull request could not reproduce)",
+    )
+    p.add_argument(
+        "--decision",
+        metavar="FILE",
+        type=Path,
+        help="the maintenance decision that caused this change (a copy of "
+        "reports/maintain/decision.json taken before `mlops maintain --apply`)",
     )
     p.set_defaults(handler=_report)

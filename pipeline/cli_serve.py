@@ -103,6 +103,8 @@ def _check_bind(host: str, port: int) -> None:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    from pipeline import config
+    from pipeline.cli_logship import monitored_target
     from pipeline.config import relpath
     from pipeline.deploy.service.snapshot import (
         DEFAULT_WINDOW_ROWS,
@@ -110,7 +112,8 @@ def _snapshot(args: argparse.Namespace) -> int:
         snapshot,
     )
 
-    settings, root, params = _load(args.target)
+    target = args.target or monitored_target(config.load_params(config.find_root()))
+    settings, root, params = _load(target)
     rows = args.window_rows
     if rows is None and args.window_minutes is None:
         rows = configured_window_rows(params) or DEFAULT_WINDOW_ROWS
@@ -220,7 +223,9 @@ def add_commands(subparsers: Any) -> None:
         description=SNAPSHOT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    q.add_argument("--target", default="local", help="deployment target (default: local)")
+    q.add_argument(
+        "--target", help="deployment target (default: the monitored one, monitor.target)"
+    )
     q.add_argument(
         "--out",
         default="data/production",
@@ -273,3 +278,7 @@ def add_commands(subparsers: Any) -> None:
         help="window directory, relative to the project root (default: data/production)",
     )
     q.set_defaults(handler=_import)
+
+    from pipeline.cli_logship import add_log_commands
+
+    add_log_commands(logs_sub)

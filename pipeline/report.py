@@ -20,7 +20,7 @@ from typing import Any, TypeGuard
 import yaml
 
 from pipeline.config import flatten
-from pipeline.deploy.paths import report_path
+from pipeline.deploy.paths import release_path, report_path
 from pipeline.maintain.paths import DECISION
 from pipeline.monitor.paths import REPORT_DIR, REPORT_JSON
 
@@ -209,6 +209,23 @@ def _floors(floors: Mapping[str, Any]) -> str:
     return "; ".join(cells) or "—"
 
 
+def _released_evidence(
+    target: str, doc: Mapping[str, Any], base: Reader, head: Reader, shown: str
+) -> tuple[Mapping[str, Any], str]:
+    """An already released champion has no gate run of its own (the gate found it released):
+    its evidence is the one its release record (deploy/<target>.json) keeps from the gate run
+    that let it through, which is what a reviewer of a release needs to see; and a release made
+    by this pull request says so."""
+    record = _json(head(release_path(target).as_posix())) or {}
+    current = (doc.get("current") or {}).get("release")
+    if not record or record.get("release") != current:
+        return doc.get("gates") or {}, shown
+    released_before = (_json(base(release_path(target).as_posix())) or {}).get("release")
+    if released_before != current:
+        shown += " (released by this PR)"
+    return record.get("gates") or {}, shown
+
+
 def gates_section(base: Reader, head: Reader) -> list[str]:
     """Each target's gate decision (reports/deploy/<target>.json) with its evidence."""
     rows, blocked = [], []
@@ -231,6 +248,8 @@ def gates_section(base: Reader, head: Reader) -> list[str]:
             else (doc.get("current") or {}).get("release") or "—"
         )
         gates = doc.get("gates") or {}
+        if decision == "already_released":
+            gates, shown = _released_evidence(target, doc, base, head, shown)
         rows.append(
             f"| `{target}` | {shown} | {release} | {_cell(_interval(gates.get('compare') or {}))} "
             f"| {_floors(gates.get('floors') or {})} |"
@@ -326,13 +345,16 @@ def monitor_section(base: Reader, head: Reader) -> list[str]:
 MAINTAIN_DECISION = DECISION.as_posix()
 
 
-def maintain_section(head: Reader) -> list[str]:
-    """The maintenance decision, when the `maintain` stage has written one."""
-    doc = _json(head(MAINTAIN_DECISION))
+def maintain_section(head: Reader, decision: Mapping[str, Any] | None = None) -> list[str]:
+    """The maintenance decision, when the `maintain` stage has written one; or `decision`, the
+    one that caused this change (`mlops maintain --apply` re-runs the stage, whose new
+    decision then only says that the cause was applied)."""
+    doc = decision if decision is not None else _json(head(MAINTAIN_DECISION))
     if not doc:
         return []
     action = str(doc.get("action"))
-    lines = ["### Maintenance", "", f"**{action}**: {doc.get('reason', '')}", ""]
+    cause = f" (decision `{doc['decision_id']}`)" if decision and doc.get("decision_id") else ""
+    lines = ["### Maintenance", "", f"**{action}**{cause}: {doc.get('reason', '')}", ""]
     policies = doc.get("policies") or []
     if policies:
         lines += ["| policy | fired | reason |", "|---|---|---|"]
@@ -344,16 +366,58 @@ def maintain_section(head: Reader) -> list[str]:
     return lines
 
 
-def render(base: Reader, head: Reader, extra: list[list[str]] | None = None) -> str:
-    """The markdown comment: marker first, so CI can find and update it in place."""
+def problem_section(problem: str) -> list[str]:
+    """Why no impact can be shown for the newest push (a failed check or `dvc repro`): the
+    comment says so instead of keeping the previous push's numbers as if current. The headline
+    is the step's `::error::` annotation (or its last error line), then the output itself."""
+    lines = problem.strip().splitlines() or ["(no output)"]
+    annotated = [line.split("::", 2)[2] for line in lines if line.startswith("::error")]
+    errors = [line for line in lines if line.lower().startswith("error")]
+    headline = (annotated or errors or lines)[-1 if annotated or errors else 0]
+    return [
+        "### ⛔ Not reproduced",
+        "",
+        f"**{_cell(headline)}**",
+        "",
+        "The impact of this push is unknown until this is fixed; earlier results no longer apply.",
+        "",
+        "```",
+        *lines[:80],
+        *(["..."] if len(lines) > 80 else []),
+        "```",
+        "",
+    ]
+
+
+def render(
+    base: Reader,
+    head: Reader,
+    extra: list[list[str]] | None = None,
+    *,
+    problem: str | None = None,
+    decision: Mapping[str, Any] | None = None,
+    note: str | None = None,
+) -> str:
+    """The markdown comment: marker first, so CI can find and update it in place. With
+    `problem`, only that (see `problem_section`); with `decision`, the maintenance section
+    shows it rather than the head's decision.json; `note` (e.g. the stages a fork's pull
+    request could not reproduce) comes first, quoted."""
     parts = [MARKER, "## gitops-mlops: impact of this pull request", ""]
+    if problem is not None:
+        return "\n".join([*parts, *problem_section(problem)]).rstrip() + "\n"
+    if note and note.strip():
+        parts += [
+            f"> ⚠️ {line}" if i == 0 else f"> {line}"
+            for i, line in enumerate(note.strip().splitlines())
+        ]
+        parts.append("")
     parts += selection_section(head)
     parts += params_section(base, head)
     parts += stages_section(base, head)
     parts += metrics_section(base, head)
     parts += gates_section(base, head)
     parts += monitor_section(base, head)
-    parts += maintain_section(head)
+    parts += maintain_section(head, decision)
     for section in extra or []:
         parts += section
     return "\n".join(parts).rstrip() + "\n"

@@ -290,9 +290,7 @@ def _check_values(
     columns = [_relaxed(c) for c in features]
     columns += [_relaxed(target, named[r], classes=True) for r in (PREDICTION, LABEL) if r in named]
     if target.is_numeric:  # a regressor predicts real numbers, whole-number target or not
-        columns = [
-            replace(c, type="float") if c.name == named[PREDICTION] else c for c in columns
-        ]
+        columns = [replace(c, type="float") if c.name == named[PREDICTION] else c for c in columns]
     report = check_data(raw[[c.name for c in columns]], _spec(dataset, columns))
     problems = [v.render() for v in report.violations]
     unscored = raw[named[PREDICTION]].isna().to_numpy()

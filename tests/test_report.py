@@ -395,3 +395,97 @@ def test_a_new_line_of_releases_is_said_plainly(
     batch = next(r for r in gates.splitlines() if r.startswith("| `batch`"))
     assert "(non_inferiority, margin 0.00972 (relative 0.01))" in batch
     assert "`batch` starts" not in gates
+
+
+# ------------------------------------------------- issue 15: comments that never mislead
+def test_a_failed_check_replaces_the_impact_with_its_cause(
+    repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A push that fails `compose --check` used to leave the previous push's comment as if
+    current: with --problem the comment says what failed and shows no stale numbers."""
+    problem = tmp_path / "problem.txt"
+    problem.write_text("error: params.yaml is stale: conf/ composes differently\n--- a\n+++ b\n")
+    text = run(capsys, "--base", "main", "--problem", str(problem))
+    assert text.startswith(report.MARKER)
+    assert "### ⛔ Not reproduced" in text
+    assert "**error: params.yaml is stale: conf/ composes differently**" in text
+    assert "earlier results no longer apply" in text
+    for stale in ("### Params", "### Metrics", "### Deployment gates", "### Monitoring"):
+        assert stale not in text
+    assert cli.main(["report", "--pr", "--problem", str(tmp_path / "missing.txt")]) == 2
+    assert "--problem" in capsys.readouterr().err
+
+
+def test_a_release_made_by_this_pr_shows_the_interval_that_let_it_through(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a retrain or maintenance pull request the gate ran, the champion was released, and
+    the gate re-ran to find it `already_released` (no gates of its own): the row used to say
+    "already released" with no interval. The release record keeps the evidence."""
+    evidence = gate("propose")["gates"]
+    released = {
+        "target": "local",
+        "release": PROPOSED,
+        "parent": INCUMBENT,
+        "bundle": {"id": "2222222222222222"},
+        "gates": evidence,
+    }
+    write(
+        repo,
+        {
+            "deploy/local.json": released,
+            "reports/deploy/local.json": {
+                **gate("already_released"),
+                "current": {"release": PROPOSED},
+                "gates": {},
+            },
+        },
+    )
+    text = run(capsys, "--base", "main")
+    row = next(line for line in text.splitlines() if line.startswith("| `local` |"))
+    assert "➖ already released (released by this PR)" in row
+    assert "roc_auc +0.0190, 95% CI [+0.0041, +0.0352] vs r0001-1111111111111111: passed" in row
+    assert "✅ balanced_accuracy 0.9646 ≥ 0.85" in row
+
+
+def test_the_maintenance_section_shows_the_decision_that_caused_the_change(
+    repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`mlops maintain --apply` re-runs the stage, whose new decision says the cause was
+    suppressed by the cooldown: the pull request must describe the cause."""
+    write(
+        repo,
+        {
+            "reports/maintain/decision.json": {
+                "action": "none",
+                "reason": "retrain suppressed by the cooldown until 2026-05-08",
+                "policies": [],
+            }
+        },
+    )
+    cause = tmp_path / "decision.json"
+    cause.write_text(
+        json.dumps(
+            {
+                "action": "retrain",
+                "decision_id": "0123456789abcdef",
+                "reason": "dataset drift in the last 3 judged window(s) in a row (policy: 3)",
+                "policies": [{"policy": "drift", "fired": True, "reason": "drift x3"}],
+            }
+        )
+    )
+    text = run(capsys, "--base", "main", "--decision", str(cause))
+    maintenance = section(text, "Maintenance")
+    assert "**retrain** (decision `0123456789abcdef`): dataset drift" in maintenance
+    assert "cooldown" not in maintenance
+    cause.write_text("[]")
+    assert cli.main(["report", "--pr", "--decision", str(cause)]) == 2
+    assert "not a maintenance decision" in capsys.readouterr().err
+
+
+def test_a_note_comes_first(repo: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("Not reproduced: deploy@local, monitor.\nThey need bundles/x.\n")
+    text = run(capsys, "--base", "main", "--note", str(note))
+    head = text.split("### ", 1)[0]
+    assert "> ⚠️ Not reproduced: deploy@local, monitor.\n> They need bundles/x." in head

@@ -184,7 +184,12 @@ def test_caches(path: Path) -> None:
     assert pythons, "every workflow installs the project"
     for step in pythons:
         assert step["with"].get("cache") == "pip", step
-    runs_dvc = any(re.search(r"(^|[\s/])dvc\s", script) for script in scripts(doc))
+    texts = scripts(doc)
+    for script in list(texts):  # and the helper scripts it calls that move DVC data
+        for called in re.findall(r"\.github/scripts/[\w.-]+", script):
+            if not called.endswith(("dvc_remote.sh", "run_step.sh")):
+                texts.append((ROOT / called).read_text())
+    runs_dvc = any(re.search(r"(^|[\s/])dvc\s", script) for script in texts)
     cached = [
         s
         for _, _, s in steps(doc)
@@ -284,9 +289,13 @@ def test_mlops_commands_exist(call: tuple[str, list[str]]) -> None:
 
 @pytest.mark.parametrize("call", MAKE_CALLS, ids=[_id(c) for c in MAKE_CALLS])
 def test_make_targets_exist(call: tuple[str, list[str]]) -> None:
-    targets = re.findall(r"^([A-Za-z0-9_.-]+):", (ROOT / "Makefile").read_text(), flags=re.M)
+    """Plain targets by name; a pattern rule (`install-remote-%`) matches a target whose
+    variable part a script fills in (`install-remote-${plugin}`)."""
+    targets = re.findall(r"^([A-Za-z0-9_.%-]+):", (ROOT / "Makefile").read_text(), flags=re.M)
+    rules = [re.compile(re.escape(t).replace("%", ".+") + "$") for t in targets]
     for target in (a for a in call[1] if not a.startswith("-")):
-        assert target in targets, f"make {target}: no such target in the Makefile"
+        name = re.sub(r"\$\{[^}]*\}", "x", target)
+        assert any(rule.match(name) for rule in rules), f"make {target}: no such target"
 
 
 @pytest.mark.parametrize("call", DVC_REPRO_CALLS, ids=[_id(c) for c in DVC_REPRO_CALLS])
@@ -311,3 +320,72 @@ def test_helper_scripts_exist_and_are_executable() -> None:
         assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text, file
         proc = subprocess.run(["bash", "-n", str(file)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------- issue 15, finding 11: workflow design
+def test_every_main_commit_gets_a_finished_ci_run() -> None:
+    """ci.yml cancelled in-progress runs on main too: some main commits never got a result."""
+    group = load(WORKFLOW_DIR / "ci.yml")["concurrency"]
+    assert group["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+
+def test_the_bots_never_run_side_by_side() -> None:
+    """retrain and monitor ran in separate groups and could open overlapping pull requests."""
+    groups = {
+        name: load(WORKFLOW_DIR / f"{name}.yml")["concurrency"] for name in ("retrain", "monitor")
+    }
+    assert groups["retrain"]["group"] == groups["monitor"]["group"]
+    assert not any(g["cancel-in-progress"] for g in groups.values())
+
+
+def test_what_training_reads_triggers_the_pr_report_and_retraining() -> None:
+    """The lock is a training dependency and pipeline/ is the stages' code."""
+    pr = load(WORKFLOW_DIR / "pr.yml")["on"]["pull_request"]["paths"]
+    retrain = load(WORKFLOW_DIR / "retrain.yml")["on"]["push"]["paths"]
+    assert "requirements/**" in pr
+    assert {"pipeline/**", "requirements/run.lock"} <= set(retrain)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_no_target_is_hard_coded(path: Path) -> None:
+    """monitor.yml read logs/local and snapshotted --target local whatever was monitored."""
+    for script in scripts(load(path)):
+        assert "logs/local" not in script and "--target local" not in script, script
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_steps_run_with_pipefail(path: Path) -> None:
+    """GitHub's default shell is `bash -e`, without pipefail: `cmd | tee` hid failures."""
+    assert load(path).get("defaults", {}).get("run", {}).get("shell") == "bash"
+
+
+@pytest.mark.parametrize("name", ["retrain.yml", "monitor.yml", "deploy.yml"])
+def test_bots_need_their_remote_and_say_what_they_did(name: str) -> None:
+    """A missing remote fails loudly (annotated), and the run writes a job summary."""
+    doc = load(WORKFLOW_DIR / name)
+    guards = [
+        s
+        for _, _, s in steps(doc)
+        if "remote != 'yes'" in str(s.get("if", "")) and "::error::" in s.get("run", "")
+    ]
+    assert guards, f"{name}: a step failing with ::error:: when the DVC remote is missing"
+    text = "\n".join(scripts(doc))
+    assert "GITHUB_STEP_SUMMARY" in text, f"{name}: an empty job summary"
+    assert "run_step.sh" in text, f"{name}: failed steps annotated (.github/scripts/run_step.sh)"
+
+
+def _readme_ci() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split("### CI (`.github/workflows/`)", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_names_every_secret_and_setting_the_workflows_use() -> None:
+    used = set()
+    for path in WORKFLOWS:
+        used |= set(re.findall(r"secrets\.([A-Z_]+)", path.read_text()))
+    ci = _readme_ci()
+    missing = sorted(s for s in used if f"`{s}`" not in ci)
+    assert missing == [], f"README's CI section does not document {missing}"
+    assert "Allow GitHub Actions to create and approve pull requests" in ci
+    assert "bot/retrain" in ci and "bot/monitor" in ci
+    assert "mlops logs ship" in ci

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Commit whatever the pipeline changed to a new branch and open a pull request for it.
-# Usage: open_pr.sh BRANCH TITLE BODY   (needs GH_TOKEN and GH_REPO; no-op when nothing changed)
+# Commit whatever the pipeline changed to the bot's branch for this kind of change and open, or
+# update, its one pull request.
+# Usage: open_pr.sh BRANCH TITLE BODY_FILE   (needs GH_TOKEN and GH_REPO; no-op when nothing changed)
+# One branch per kind of change (bot/retrain, bot/monitor): each run re-creates it from this
+# checkout and force-pushes it, so a re-run (even of the same run id) never fails at `git push`,
+# and an open pull request from the branch is edited (title, body), never duplicated: it always
+# shows the newest run's result on the newest main. The branch belongs to the bot; do not push
+# to it by hand.
 # Only the paths the pipeline writes are committed: config, lock, reports, releases, the DVC
 # pointers under data/ (feedback, production windows) and the maintenance ledger (maintain/).
 # A path missing from this checkout is skipped: one missing pathspec makes `git add` add nothing.
@@ -18,8 +24,15 @@ if [ -z "$(git status --porcelain -- "${paths[@]}")" ]; then
 fi
 git config user.name "gitops-mlops[bot]"
 git config user.email "gitops-mlops-bot@users.noreply.github.com"
-git switch -c "${branch}"
+git switch --quiet -C "${branch}"
 git add -A -- "${paths[@]}"
-git commit -m "${title}"
-git push "https://x-access-token:${GH_TOKEN}@github.com/${GH_REPO}.git" "HEAD:${branch}"
-gh pr create --head "${branch}" --title "${title}" --body "${body}"
+git commit --quiet -m "${title}"
+git push --quiet --force "https://x-access-token:${GH_TOKEN}@github.com/${GH_REPO}.git" \
+  "HEAD:refs/heads/${branch}"
+existing=$(gh pr list --head "${branch}" --state open --json number --jq '.[0].number // empty')
+if [ -n "${existing}" ]; then
+  gh pr edit "${existing}" --title "${title}" --body-file "${body}" > /dev/null
+  echo "updated pull request #${existing} (${branch})"
+else
+  gh pr create --head "${branch}" --title "${title}" --body-file "${body}"
+fi

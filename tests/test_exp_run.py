@@ -30,7 +30,7 @@ def test_a_failed_temp_experiment_leaves_the_workspace_byte_identical(project: P
         "run",
         "--temp",
         "-S",
-        "selection.floors.balanced_accuracy=0.9999",
+        "++selection.floors.balanced_accuracy=0.9999",
         cwd=project,
         check=False,
     )

@@ -72,12 +72,14 @@ def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
         "balanced_accuracy: {absolute: 0.1}",
     )
     mlops("compose", cwd=project)
-    # The deploy gates' baseline floors are ${selection.baseline.beat} (conf/deploy/*.yaml), so
-    # the gate decisions are re-made too; the unchanged champion is not re-packaged, and
-    # monitoring reads only the absolute floors (${selection.floors}).
+    # The deploy gates' and monitoring's baseline floors are ${selection.baseline.beat}
+    # (conf/deploy/*.yaml, conf/monitor/default.yaml), so the gate decisions and the monitoring
+    # verdicts are re-made (and maintain, which reads the verdicts); the unchanged champion is
+    # not re-packaged.
     log = ran(dvc("repro", cwd=project).stdout)
     assert log[0] == "evaluate"
-    assert sorted(log[1:]) == ["deploy@batch", "deploy@local"]
+    assert "package" not in log and not any(s.startswith("train") for s in log)
+    assert sorted(log[1:]) == ["deploy@batch", "deploy@local", "maintain", "monitor"]
     selection = json.loads((project / "reports/develop/selection.json").read_text())
     (floor,) = selection["floors"]["cv"]
     assert floor["floor"] == pytest.approx(0.6) and floor["baseline"] == pytest.approx(0.5)

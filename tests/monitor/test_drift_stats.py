@@ -28,6 +28,7 @@ from pipeline.monitor.drift import (
     get_method,
 )
 from pipeline.profile.reference import build_reference
+from pipeline.profile.sample import run_lengths
 from tests.monitor import evidently_procedure as ev
 
 RNG_SEED = 20240601
@@ -380,7 +381,7 @@ def test_wasserstein_on_quantiles_equals_scipy(n1: int, n2: int) -> None:
     assert st.wasserstein(st.Sample(r), st.Sample(c)) == pytest.approx(
         expected, rel=1e-12, abs=1e-15
     )
-    weighted = st.wasserstein(st.Sample(*st.run_lengths(r)), st.Sample(*st.run_lengths(c)))
+    weighted = st.wasserstein(st.Sample(*run_lengths(r)), st.Sample(*run_lengths(c)))
     assert weighted == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 

@@ -75,9 +75,9 @@ class _Invalid:
 INVALID: Final = _Invalid()
 # Decimal numbers as text: what a CSV cell or a JSON string may hold for a number. Python's
 # float() would also take "nan", "inf", "1_000" and surrounding whitespace; none is a number here.
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_WHOLE_WITH_POINT = re.compile(r"^(-?\d+)\.0+$")
-_NUMBER_TEXT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_WHOLE_WITH_POINT = re.compile(r"(-?\d+)\.0+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 # ----------------------------------------------------------------------------------- scalars
@@ -114,7 +114,7 @@ def number(value: Any) -> float | _Invalid | None:
         return INVALID
     if isinstance(value, int | float | np.integer | np.floating):
         return float(value)
-    if isinstance(value, str) and _NUMBER_TEXT.match(value):
+    if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
         return float(value)
     return INVALID
 
@@ -151,7 +151,7 @@ def canonical_category(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str):
-        whole = _WHOLE_WITH_POINT.match(value)
+        whole = _WHOLE_WITH_POINT.fullmatch(value)
         return whole.group(1) if whole else value
     return str(value)
 
@@ -216,7 +216,7 @@ def _limit(limit: str, side: str) -> tuple[pd.Timestamp, bool]:
     edge = timestamp(limit)
     if edge is None or isinstance(edge, _Invalid):
         raise ValueError(f"not a datetime limit: {limit!r}")
-    whole_day = side == "max" and bool(_DATE_ONLY.match(limit.strip()))
+    whole_day = side == "max" and bool(_DATE_ONLY.fullmatch(limit.strip()))
     return (edge + pd.Timedelta(days=1) if whole_day else edge), whole_day
 
 

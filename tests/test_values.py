@@ -42,6 +42,7 @@ def test_every_spelling_of_missing_is_missing_for_every_kind(value: Any) -> None
         ("inf", INVALID),
         ("1_000", INVALID),
         (" 3", INVALID),
+        ("3\n", INVALID),  # whole-string match: a `$` anchor would have let a newline through
         ("three", INVALID),
         ([1], INVALID),
     ],
@@ -79,6 +80,7 @@ def test_bool_spellings(value: Any, expected: Any) -> None:
         ("-3.00", "-3"),
         ("007", "007"),  # text stays as written
         ("2.50", "2.50"),
+        ("2.0\n", "2.0\n"),  # not a number's text: kept as written
         (2.5, "2.5"),
         (True, "true"),
         (np.bool_(True), "true"),

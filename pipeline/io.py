@@ -12,8 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Collection, Iterator
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 CHUNK = 1 << 20
@@ -103,14 +103,22 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def verify_manifest(
-    directory: Path, name: str, expected_digest: str | None = None, *, hint: str
+    directory: Path,
+    name: str,
+    expected_digest: str | None = None,
+    *,
+    hint: str,
+    required: Collection[str] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Verify a content-addressed directory (a bundle) and return (digest, manifest).
 
     The manifest records the sha256 of every other file and its own sha256 is the directory's
     digest, so checking the manifest against the digest a release recorded, then each file
     against the manifest, proves the whole directory is what was released. Deploy and monitor
-    both read bundles this way, without importing each other."""
+    both read bundles this way, without importing each other. Without `expected_digest` (e.g.
+    `mlops predict --bundle DIR`) the directory is only proven self-consistent; either way every
+    file in `required` (what the reader will open) must be one the manifest digests, and every
+    listed name must stay inside the directory, so no file is read unverified."""
     from pipeline.errors import ArtifactError
 
     manifest = directory / name
@@ -127,7 +135,20 @@ def verify_manifest(
     files = meta.get("files") if isinstance(meta, dict) else None
     if not isinstance(files, dict):
         raise ArtifactError(f"{manifest}: no 'files' entry; not a bundle manifest")
+    unlisted = [file for file in required if file not in files]
+    if unlisted:
+        raise ArtifactError(
+            f"{manifest}: lists no sha256 for {', '.join(unlisted)}; refusing a bundle whose "
+            "files are not all digested",
+            hint=hint,
+        )
     for file, sha in files.items():
+        relative = PurePosixPath(file)
+        if relative.is_absolute() or ".." in relative.parts or "\\" in file or not file:
+            raise ArtifactError(
+                f"{manifest}: file name {file!r} leaves the bundle directory; refusing it",
+                hint=hint,
+            )
         path = directory / file
         if not path.is_file() or sha256_file(path) != sha:
             raise ArtifactError(

@@ -149,6 +149,7 @@ def read_bundle(
         MANIFEST,
         expected_digest,
         hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
+        required=(MODEL, SIGNATURE, PREDICTIONS),
     )
     for key in ("model", "metrics"):
         if key not in meta:

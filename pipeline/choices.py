@@ -31,7 +31,7 @@ from pipeline.errors import ConfigError, Issue
 from pipeline.io import atomic_write_text
 
 CONFIG_FILE = f"{CONF_DIR}/{CONFIG_NAME}.yaml"
-OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # matched whole (fullmatch)
 COMMENT_GAP = re.compile(r"[ \t]+(?=#)")
 
 
@@ -115,7 +115,7 @@ def parse(selection: str, choices: Sequence[Choice], root: Path) -> tuple[Choice
             "selection: edit it in its conf/ file, or try it with `dvc exp run --temp -S`",
         )
     available = options(root, choice.group)
-    if not OPTION.match(option) or option not in available:
+    if not OPTION.fullmatch(option) or option not in available:
         raise ConfigError(
             [
                 Issue(

@@ -213,7 +213,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--target", default="batch", help="a batch target (default: batch)")
     p.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
     p.add_argument("--output", required=True, type=Path, help="where to write (.csv/.parquet)")
-    p.add_argument("--bundle", type=Path, help="score with this bundle (e.g. models/bundle)")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="score with this bundle directory instead (e.g. models/bundle, the unreleased "
+        "champion): it need not be released, but its manifest (bundle.json) must match every "
+        "file and its model file may hold only trusted types, as for a release",
+    )
     p.add_argument("--on-bad-rows", choices=("fail", "skip"), help="override batch.on_bad_rows")
     p.add_argument(
         "--unseen-policy", choices=("flag", "reject"), help="override batch.unseen_policy"

@@ -10,7 +10,7 @@ is reported, not just the first.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline.errors import UnsafeTargetError
@@ -58,11 +58,19 @@ ALLOWED_TARGETS: dict[str, str] = {
 }
 
 
-def register(target: str, task: str) -> None:
-    """Allow one more estimator class (e.g. a project's own); a reviewed code change, not config."""
+def register(target: str, task: str, *, fitted_parts: Iterable[str] = ()) -> None:
+    """Allow one more estimator class (e.g. a project's own); a reviewed code change, not config.
+
+    Model files may then hold the class, and the `fitted_parts` it holds once fitted (classes,
+    as `module.Class` of their defining module): the model loader trusts exact names only
+    (`pipeline.model_types`)."""
+    from pipeline import model_types
+
     if task not in {"classification", "regression"}:
         raise ValueError(f"task must be classification or regression, not {task!r}")
     ALLOWED_TARGETS[target] = task
+    cls = resolve_target(target)
+    model_types.trust(f"{cls.__module__}.{cls.__qualname__}", *fitted_parts)
 
 
 def target_task(target: str) -> str:

@@ -12,8 +12,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Collection, Iterator
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 CHUNK = 1 << 20
@@ -94,23 +94,31 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------- model files
-# Types a model file may contain. skops refuses anything not trusted explicitly, so a tampered or
-# foreign file cannot run code on load; we trust scikit-learn, numpy and scipy's array types and
-# the project's own transformers, nothing else.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "pipeline.transformers.")
+# What a model file may hold is decided by `pipeline.model_types`: exact class names, by the kind
+# of skops node that carries them. A file holding anything else is refused before skops builds a
+# single object, so a tampered or foreign file cannot run code on load.
+MODEL_SUFFIX = ".skops"
 _FILE_LOADERS = {"NdArrayNode", "BytesNode", "BytearrayNode", "SparseMatrixNode"}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def verify_manifest(
-    directory: Path, name: str, expected_digest: str | None = None, *, hint: str
+    directory: Path,
+    name: str,
+    expected_digest: str | None = None,
+    *,
+    hint: str,
+    required: Collection[str] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Verify a content-addressed directory (a bundle) and return (digest, manifest).
 
     The manifest records the sha256 of every other file and its own sha256 is the directory's
     digest, so checking the manifest against the digest a release recorded, then each file
     against the manifest, proves the whole directory is what was released. Deploy and monitor
-    both read bundles this way, without importing each other."""
+    both read bundles this way, without importing each other. Without `expected_digest` (e.g.
+    `mlops predict --bundle DIR`) the directory is only proven self-consistent; either way every
+    file in `required` (what the reader will open) must be one the manifest digests, and every
+    listed name must stay inside the directory, so no file is read unverified."""
     from pipeline.errors import ArtifactError
 
     manifest = directory / name
@@ -127,13 +135,31 @@ def verify_manifest(
     files = meta.get("files") if isinstance(meta, dict) else None
     if not isinstance(files, dict):
         raise ArtifactError(f"{manifest}: no 'files' entry; not a bundle manifest")
+    unlisted = [file for file in required if file not in files]
+    if unlisted:
+        raise ArtifactError(
+            f"{manifest}: lists no sha256 for {', '.join(unlisted)}; refusing a bundle whose "
+            "files are not all digested",
+            hint=hint,
+        )
     for file, sha in files.items():
+        relative = PurePosixPath(file)
+        if relative.is_absolute() or ".." in relative.parts or "\\" in file or not file:
+            raise ArtifactError(
+                f"{manifest}: file name {file!r} leaves the bundle directory; refusing it",
+                hint=hint,
+            )
         path = directory / file
         if not path.is_file() or sha256_file(path) != sha:
             raise ArtifactError(
                 f"{path}: missing or changed (sha256 mismatch); refusing a tampered bundle",
                 hint="restore it with `dvc checkout` / `dvc pull`",
             )
+        if path.suffix == MODEL_SUFFIX:
+            # A digest only proves the bytes are the ones released; what they are is checked
+            # too, so no path that verifies a bundle (gate, release, verify, sync, monitor)
+            # passes a model file that would run code when something loads it.
+            audit_model(path.read_bytes(), str(path))
     return digest, meta
 
 
@@ -180,8 +206,11 @@ def model_bytes(model: Any) -> bytes:
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> str:
-    """Write a model file atomically; returns its sha256."""
+    """Write a model file atomically; returns its sha256. A model that holds anything the
+    loader does not trust (`pipeline.model_types`) is refused here, at training time, rather
+    than written and refused by every later load."""
     data = model_bytes(model)
+    audit_model(data, str(path), writing=True)
     atomic_write_bytes(path, data)
     return sha256_bytes(data)
 
@@ -206,22 +235,53 @@ def load_model(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
     return loads_model(data, str(path))
 
 
+def audit_model(data: bytes, source: str = "model", *, writing: bool = False) -> list[str]:
+    """Check a skops file's tree without building anything; returns the names it holds.
+
+    Every node must carry an exact name its kind may carry (`pipeline.model_types`); the
+    message names the file and every refused type."""
+    import io as _io
+    import zipfile
+
+    from pipeline import model_types
+    from pipeline.errors import ArtifactError
+
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as zf:
+            entries = [info.filename for info in zf.infolist()]
+            if entries.count("schema.json") != 1:
+                raise ValueError("expected exactly one schema.json")
+            schema = json.loads(zf.read("schema.json"))
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
+        raise ArtifactError(f"{source}: not a readable skops model file: {exc}") from exc
+    refused = model_types.refused(schema)
+    if refused:
+        if writing:
+            raise ArtifactError(
+                f"{source}: the fitted model holds {', '.join(refused)}, which model files "
+                "may not contain; it would be refused on load",
+                hint="model files hold only the estimators and preprocessing the factory "
+                "builds (pipeline/model_types.py); drop the hyperparameter that adds it, or "
+                "trust it in code with pipeline.factory.register",
+            )
+        raise ArtifactError(
+            f"{source}: refused: the model file holds {', '.join(refused)}, not on the "
+            "list of trusted types; nothing was loaded",
+            hint="model files may only hold the project's own estimators, preprocessing and "
+            "numpy arrays (pipeline/model_types.py); never load a model file from elsewhere",
+        )
+    return model_types.names(schema)
+
+
 def loads_model(data: bytes, source: str = "model") -> Any:
+    """Load a model file's bytes: audited first (`audit_model`), then built by skops, told to
+    trust exactly the names the audit passed."""
     import skops.io as sio
 
     from pipeline.errors import ArtifactError
 
+    trusted = audit_model(data, source)
     try:
-        types = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        raise ArtifactError(f"{source}: not a readable skops model file: {exc}") from exc
-    refused = sorted(t for t in types if not t.startswith(TRUSTED_PREFIXES))
-    if refused:
-        raise ArtifactError(
-            f"{source}: refuses to load untrusted types: {', '.join(refused)}",
-            hint="model files may only hold scikit-learn, numpy and project types",
-        )
-    try:
-        return sio.loads(data, trusted=types)
+        return sio.loads(data, trusted=trusted)
     except Exception as exc:
         raise ArtifactError(f"{source}: model file is corrupt: {exc}") from exc

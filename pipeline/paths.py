@@ -12,6 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 FEEDBACK_DIR = Path("data/feedback")  # DVC-tracked file by file; the folder itself is git's
+# Released bundles, one DVC-tracked directory per bundle id: deploy writes them, and every reader
+# of a release record (deploy, monitoring, maintenance) finds a release's bundle there.
+BUNDLES_DIR = Path("bundles")
+
+
+def released_bundle(bundle_id: str) -> Path:
+    """Where the bundle `bundle_id` of a release lives (relative to the project root)."""
+    return BUNDLES_DIR / bundle_id
 
 
 def feedback_dir(dataset: str) -> Path:

@@ -448,7 +448,7 @@ def render_dataset_yaml(path: Path, name: str | None = None, target: str | None 
             "in the declaration for another separator)",
         )
     name = name or dataset_name(path)
-    if not re.match(r"^[a-z][a-z0-9_]*$", name):
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
         raise DataError(
             f"--name {name!r}: expected lower_snake_case starting with a letter",
             hint="e.g. --name my_data",

@@ -1,8 +1,8 @@
 """The project's own scikit-learn transformers: few, stateless, and trusted by the model loader.
 
 Model files are loaded with an explicit trusted-type list (never a bare pickle), so any class
-that ends up inside a fitted pipeline must be listed in `pipeline.io.TRUSTED_PREFIXES`; keeping
-them here keeps that list short and reviewable.
+that ends up inside a fitted pipeline must be listed, by its exact name, in
+`pipeline.model_types.PREPROCESSING`; keeping them here keeps that list short and reviewable.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,54 @@ def _schemas() -> dict[str, dict[str, Any]]:
 
 
 @functools.cache
+def whole_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema `pattern` compiled with JSON Schema's meaning (ECMA-262): `$` is the end of
+    the string. Python's `$` also matches before a trailing newline, so `^[a-z]+$` accepted
+    "abc\\n" as a dataset name; every unescaped `$` outside a character class becomes `\\Z`."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append("\\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not whole_pattern(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
+    from jsonschema.validators import extend
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
 
-    schemas = _schemas()
+    # names become paths (data/raw/<dataset>.parquet, deploy/<target>.json): patterns must
+    # match the whole value, newline included. jsonschema picks a validator class by each
+    # schema's "$schema" when it follows a $ref, which would drop the override: the schemas
+    # are registered as draft 2020-12 resources without it, so every one uses this class.
+    schemas = {
+        name: {k: v for k, v in schema.items() if k != "$schema"}
+        for name, schema in _schemas().items()
+    }
     registry: Registry[Any] = Registry().with_resources(
-        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+        (schema["$id"], DRAFT202012.create_resource(schema)) for schema in schemas.values()
     )
-    return Draft202012Validator(schemas["config"], registry=registry)
+    strict = extend(Draft202012Validator, {"pattern": _pattern})
+    return strict(schemas["config"], registry=registry)
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -78,8 +118,6 @@ def _render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
     if kind == "additionalProperties" and isinstance(inst, Mapping):
         allowed = set(schema.get("properties", {}))
         patterns = schema.get("patternProperties", {})
-        import re
-
         unknown = [
             k for k in inst if k not in allowed and not any(re.search(p, str(k)) for p in patterns)
         ]

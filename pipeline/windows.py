@@ -36,7 +36,7 @@ PREDICTION_COLUMN = "prediction"  # the label (classification, as text) or the v
 PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
 FLAGS_COLUMN = "flags"  # comma-separated input flags (out_of_range:x, unseen_category:y)
 REQUIRED = (TIME, PREDICTION)
-_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{12}$")
+_ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}")  # matched whole (fullmatch)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ POINTER = ".dvc"  # `dvc add data/production/<id>.parquet` writes `<id>.parquet.
 
 def is_window_name(name: str) -> bool:
     """Whether `name` is a window file's name: `<YYYYmmddTHHMMSS>-<12 hex>.parquet`."""
-    return name.endswith(".parquet") and bool(_ID.match(name[: -len(".parquet")]))
+    return name.endswith(".parquet") and bool(_ID.fullmatch(name[: -len(".parquet")]))
 
 
 def foreign_files(directory: Path, also: Iterable[str] = ()) -> list[Path]:

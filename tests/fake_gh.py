@@ -208,6 +208,8 @@ def _api(state: dict[str, Any], method: str, path: str, body: str | None, jq: st
         if method == "POST":
             _write(state)
             comment = {"id": 1000 + len(state["comments"]), "issue": number, "body": body}
+            # written by the token's own login, as GitHub records it
+            comment["user"] = {"login": os.environ.get("FAKE_GH_LOGIN", "github-actions[bot]")}
             state["comments"].append(comment)
             return _out(comment, jq)
     if rest[:2] == ["issues", "comments"] and len(rest) == 3 and method == "PATCH":

@@ -280,6 +280,35 @@ def test_a_closed_alert_issue_is_not_raised_again(
     assert other.returncode == 0 and len(json.loads(state.read_text())["issues"]) == 2
 
 
+# ---------------------------------------------------------------- upsert_pr_comment.sh
+def test_the_comment_upsert_only_takes_the_bots_own_comment(
+    repo: Path, hosted: tuple[Path, Path, dict[str, str]]
+) -> None:
+    """Finding (issue 10): the first comment holding the marker was edited, whoever wrote it."""
+    _, state, env = hosted
+    marker = "<!-- gitops-mlops:pr-report -->"
+    someone = {"id": 7, "issue": 3, "body": f"{marker}\nmine", "user": {"login": "mallory"}}
+    state.write_text(
+        json.dumps({"calls": [], "prs": [], "issues": [], "comments": [someone], "next": 1})
+    )
+    body = repo.parent / "impact.md"
+    body.write_text(f"{marker}\nrun 1")
+    first = run("upsert_pr_comment.sh", repo, "3", str(body), env=env)
+    assert first.returncode == 0 and "created a comment" in first.stdout, first.stderr
+    body.write_text(f"{marker}\nrun 2")
+    second = run("upsert_pr_comment.sh", repo, "3", str(body), env=env)
+    assert second.returncode == 0 and "updated comment" in second.stdout, second.stderr
+    comments = json.loads(state.read_text())["comments"]
+    assert comments[0] == someone  # untouched
+    assert [(c["user"]["login"], c["body"]) for c in comments[1:]] == [
+        ("github-actions[bot]", f"{marker}\nrun 2")
+    ]
+    # a bot with another login (a GitHub App) names it
+    app = {**env, "PR_COMMENT_LOGIN": "acme-mlops[bot]", "FAKE_GH_LOGIN": "acme-mlops[bot]"}
+    third = run("upsert_pr_comment.sh", repo, "3", str(body), env=app)
+    assert third.returncode == 0 and "created a comment" in third.stdout, third.stderr
+
+
 # ------------------------------------------------------------------ publish_bundles.sh
 def _bundle(repo: Path, name: str, content: str) -> None:
     folder = repo / "bundles" / name

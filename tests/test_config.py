@@ -501,3 +501,37 @@ def test_stage_revalidates_params(tmp_path: Path) -> None:
 def test_unparseable_override_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="does not compose"):
         config.compose(ROOT, ["dataset=no_such_dataset"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("dataset.name", "../production/20240101T000000-0123456789ab"),
+        ("dataset.name", "churn_example\n"),  # Python's `$` matched before a final newline
+        ("monitor.target", "local\n"),
+        ("maintain.target", "local\n"),
+    ],
+)
+def test_names_that_become_paths_are_plain_identifiers(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    """What `dvc exp run -S dataset.name=...` writes into params.yaml is refused by every
+    stage's params check (load_params): names that become paths match their schema pattern
+    whole, as JSON Schema means it (`$` is the end of the string)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    section, name = key.split(".")
+    params[section][name] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError) as caught:
+        config.load_params(tmp_path, hyperparameters=False)
+    text = caught.value.render()
+    assert f"{key}: expected a string matching ^[a-z][a-z0-9_]*$" in text, text
+
+
+def test_a_deploy_target_name_is_matched_whole(tmp_path: Path) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    targets = params["deploy"]["targets"]
+    targets["local\n"] = targets.pop("local")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"deploy\.targets\.local\n: key not allowed here"):
+        config.load_params(tmp_path, hyperparameters=False)

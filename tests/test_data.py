@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -223,3 +224,35 @@ def test_identical_rows_share_a_split() -> None:
         doubled, churn_spec(None), SplitSpec(method="hash", salt="s", test_size=0.3, pool_size=0.2)
     )
     assert (labels[:300] == labels[300:]).all()
+
+
+def test_a_symlink_out_of_the_repository_is_not_read(tmp_path: Path) -> None:
+    """data/external/<file> linking outside the repository is refused, naming the path; a
+    link into the DVC cache (what `dvc checkout` writes with symlink links) is read."""
+    from pipeline.develop.ingest import external_file, materialise
+    from pipeline.errors import DataError
+
+    outside, root = tmp_path / "secret.csv", tmp_path / "repo"
+    outside.write_text("x,y\n1,a\n")
+    (root / "data/external").mkdir(parents=True)
+    (root / "data/external/d.csv").symlink_to(outside)
+    spec = DatasetSpec.from_params(
+        {
+            "name": "d",
+            "source": {"kind": "file", "path": "data/external/d.csv", "format": "csv"},
+            "target": "y",
+            "columns": {"x": {"type": "int"}, "y": {"type": "category"}},
+            "missing_target": "drop",
+            "extra_columns": "refuse",
+        }
+    )
+    refused = r"data/external/d\.csv: resolves to .*secret\.csv, outside the repository"
+    with pytest.raises(DataError, match=refused):
+        materialise(spec, root)
+    cached = root / ".dvc/cache/files/md5/ab/cdef"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("x,y\n1,a\n")
+    (root / "data/external/d.csv").unlink()
+    (root / "data/external/d.csv").symlink_to(cached)
+    assert external_file(Path("data/external/d.csv"), root) == Path("data/external/d.csv")
+    assert len(materialise(spec, root)) == 1

@@ -66,7 +66,9 @@ def test_untrusted_type_is_refused() -> None:
                 json.dumps(schema).encode() if info.filename == "schema.json" else src.read(info)
             )
             dst.writestr(info, payload)
-    with pytest.raises(ArtifactError, match=r"untrusted types: os\.system"):
+    with pytest.raises(
+        ArtifactError, match=r"refused: the model file holds os\.system \(ObjectNode\)"
+    ):
         loads_model(out.getvalue())
 
 
@@ -95,8 +97,9 @@ def test_json_is_canonical(tmp_path: Path) -> None:
 
 
 def test_a_manifest_proves_every_file(tmp_path: Path) -> None:
-    (tmp_path / "model.skops").write_bytes(b"model")
-    write_json(tmp_path / "bundle.json", {"files": {"model.skops": sha256_bytes(b"model")}})
+    model = model_bytes(fitted())
+    (tmp_path / "model.skops").write_bytes(model)
+    write_json(tmp_path / "bundle.json", {"files": {"model.skops": sha256_bytes(model)}})
     digest = sha256_file(tmp_path / "bundle.json")
     assert verify_manifest(tmp_path, "bundle.json", digest, hint="")[0] == digest
     with pytest.raises(ArtifactError, match="does not match the release's"):
@@ -106,3 +109,12 @@ def test_a_manifest_proves_every_file(tmp_path: Path) -> None:
         verify_manifest(tmp_path, "bundle.json", digest, hint="")
     with pytest.raises(ArtifactError, match=r"no other\.json; not a bundle"):
         verify_manifest(tmp_path, "other.json", hint="")
+
+
+def test_a_manifest_with_a_model_file_proves_what_it_holds(tmp_path: Path) -> None:
+    """The digests of a self-consistent manifest say nothing about what a model file holds:
+    verifying a bundle audits its model files too, without loading them."""
+    (tmp_path / "model.skops").write_bytes(b"not a model")
+    write_json(tmp_path / "bundle.json", {"files": {"model.skops": sha256_bytes(b"not a model")}})
+    with pytest.raises(ArtifactError, match=r"model\.skops: not a readable skops model file"):
+        verify_manifest(tmp_path, "bundle.json", hint="")

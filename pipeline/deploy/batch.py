@@ -35,7 +35,7 @@ from pipeline import values as vals
 from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
-from pipeline.deploy.paths import release_path
+from pipeline.deploy.paths import release_path, released_bundle
 from pipeline.deploy.records import read_record, target_params
 from pipeline.errors import ConfigError, DataError
 from pipeline.io import atomic_open, write_json
@@ -118,7 +118,8 @@ def load_release(root: Path, target: str, bundle_path: Path | None) -> tuple[Bun
             f"{release_path(target)}: nothing has been released to {target} yet",
             hint="run `mlops release`, or score with the champion: --bundle models/bundle",
         )
-    return load_bundle(root / record.data["bundle"]["path"], record.bundle_sha256), record.release
+    bundle = root / released_bundle(str(record.bundle_id))  # = bundle.path (read_record checks)
+    return load_bundle(bundle, record.bundle_sha256), record.release
 
 
 def file_format(path: Path) -> str:

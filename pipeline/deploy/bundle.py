@@ -102,6 +102,7 @@ def verify(directory: Path, expected_digest: str | None = None) -> tuple[str, di
         MANIFEST,
         expected_digest,
         hint="run `dvc pull` for the released bundle, or `dvc repro`",
+        required=(MODEL, SIGNATURE, PREDICTIONS),
     )
     if meta.get("format") not in READABLE_FORMATS:
         raise ArtifactError(

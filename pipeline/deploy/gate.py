@@ -56,7 +56,7 @@ from pipeline.deploy.records import (
     parse_release_id,
     read_record,
 )
-from pipeline.errors import MlopsError
+from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
 from pipeline.io import read_json, sha256_file, write_json
 from pipeline.settings import Amount
@@ -301,6 +301,21 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
     report["candidate"] = candidate.summary()
     if record.release is not None and candidate.id == record.bundle_id:
         report["candidate"]["metrics"] = candidate.meta["metrics"]["test"]
+        # The same bundle id is not proof of the same bytes: the released copy is verified
+        # against the record's full digest, exactly as an incumbent that differs would be.
+        try:
+            if candidate.digest != record.bundle_sha256:
+                raise ArtifactError(
+                    f"bundle {candidate.id}: the champion's digest {candidate.digest} is not "
+                    f"the released {record.bundle_sha256}"
+                )
+            verify(released_bundle(candidate.id), record.bundle_sha256)
+        except MlopsError as exc:
+            reason = (
+                f"current release {record.release} cannot be verified: {exc} "
+                f"(fetch it with `dvc pull {released_bundle(candidate.id)}.dvc`)"
+            )
+            return {**report, "decision": BLOCKED, "reasons": [reason], "gates": {}}
         return {
             **report,
             "decision": ALREADY_RELEASED,

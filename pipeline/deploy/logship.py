@@ -41,7 +41,7 @@ MANIFEST = "manifest.json"
 FORMAT = "gitops-mlops/prediction-logs"
 VERSION = 1
 CURRENT = ".current.jsonl"
-NAME = re.compile(rf"^({PREDICTIONS}|{FEEDBACK})(\.\d{{8,}}|\.current)?\.jsonl$")
+NAME = re.compile(rf"({PREDICTIONS}|{FEEDBACK})(\.\d{{8,}}|\.current)?\.jsonl")  # fullmatch
 SHIP_HINT = "run `mlops logs ship --target T --to URL` on the serving machine (e.g. from cron)"
 
 
@@ -225,7 +225,7 @@ def fetch(loc: Location, log_dir: Path, target: str) -> list[str]:
     written = []
     for entry in manifest.get("files", []):
         name = str(entry.get("name"))
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise MlopsError(
                 f"{loc.shown}/{MANIFEST} names {name!r}, not a prediction or feedback log file",
                 hint="this location is written only by `mlops logs ship`",

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# released bundles: bundles/<id>, shared with every reader of a release record
+from pipeline.paths import BUNDLES_DIR as BUNDLES_DIR
+from pipeline.paths import released_bundle as released_bundle
+
 # develop's outputs, read by path
 CHAMPION_DIR = Path("models/champion")
 CHAMPION_MODEL = CHAMPION_DIR / "model.skops"
@@ -17,7 +21,6 @@ TEST_SPLIT = Path("data/prepared/test.parquet")
 
 # deploy's own
 BUNDLE_DIR = Path("models/bundle")  # the champion's bundle (output of `package`)
-BUNDLES_DIR = Path("bundles")  # released bundles, one DVC-tracked directory per bundle id
 DEPLOY_DIR = Path("deploy")  # deploy/<target>.json: the desired release (committed)
 REPORTS_DIR = Path("reports/deploy")  # reports/deploy/<target>.json: gate decisions
 PINS_FILE = Path("conf/deploy/pins/generated.yaml")  # written by rollback / unpin only
@@ -29,7 +32,3 @@ def release_path(target: str) -> Path:
 
 def report_path(target: str) -> Path:
     return REPORTS_DIR / f"{target}.json"
-
-
-def released_bundle(bundle_id: str) -> Path:
-    return BUNDLES_DIR / bundle_id

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.deploy.paths import BUNDLE_DIR, CHAMPION_RECORD, release_path, report_path
+from pipeline.deploy.records import read_record
 from pipeline.errors import MlopsError
 
 if TYPE_CHECKING:
@@ -88,9 +89,11 @@ def _short(release: str | None) -> str:
 def target_lines(
     root: Path, name: str, spec: Mapping[str, Any], client: httpx.Client | None
 ) -> list[str]:
-    record = _read(root / release_path(name)) or {}
+    # the one release-record parser: a truncated or hand-edited record is an error (exit 2),
+    # never shown as "declared (none)"
+    record = read_record(root / release_path(name), name)
     report = _read(root / report_path(name)) or {}
-    declared = record.get("release")
+    declared = record.release
     head = f"  {name} ({spec['kind']})"
     lines = [f"{head}: declared {_short(declared)}"]
     if spec.get("pin"):
@@ -104,8 +107,7 @@ def target_lines(
         else:
             live_release = live.get("release")
             same = live_release == declared and (
-                declared is None
-                or (live.get("bundle") or {}).get("sha256") == record["bundle"]["sha256"]
+                declared is None or (live.get("bundle") or {}).get("sha256") == record.bundle_sha256
             )
             verdict = "in sync" if same else "OUT OF SYNC"
             lines.append(f"      live: {_short(live_release)} at {where} — {verdict}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import load_params
 from pipeline.data import read_table, write_parquet
 from pipeline.develop.paths import raw_path
+from pipeline.errors import DataError
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 
@@ -50,14 +51,46 @@ def load_bundled(loader: str) -> pd.DataFrame:
     return frame
 
 
-def materialise(spec: DatasetSpec) -> pd.DataFrame:
+def _dvc_cache_dirs(root: Path) -> list[Path]:
+    """The DVC cache directories a tracked file may link into: `.dvc/cache`, and a `dir` set
+    in the [cache] section of `.dvc/config` or `.dvc/config.local` (a shared cache)."""
+    dirs = [root / ".dvc" / "cache"]
+    for name in ("config", "config.local"):
+        path = root / ".dvc" / name
+        section = ""
+        for line in path.read_text("utf-8").splitlines() if path.is_file() else []:
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]").strip()
+            elif section == "cache" and line.partition("=")[0].strip() == "dir":
+                value = Path(line.partition("=")[2].strip())
+                dirs.append(value if value.is_absolute() else root / ".dvc" / value)
+    return dirs
+
+
+def external_file(path: Path, root: Path) -> Path:
+    """`path` (a dataset.source.path, under data/external/) if what it names stays inside the
+    repository: a symlink to anywhere else (another user's home, /etc, a mounted secret) is
+    refused, so a dataset is only ever data the repository tracks. A link into the DVC cache
+    (`dvc checkout` with symlink links, a shared cache) is what DVC itself writes: allowed."""
+    resolved = (root / path).resolve()
+    allowed = [root.resolve(), *(d.resolve() for d in _dvc_cache_dirs(root))]
+    if not any(resolved.is_relative_to(base) for base in allowed):
+        raise DataError(
+            f"{path}: resolves to {resolved}, outside the repository; refusing to read it",
+            hint="copy the file into data/external/ and `dvc add` it instead of linking to it",
+        )
+    return path
+
+
+def materialise(spec: DatasetSpec, root: Path | None = None) -> pd.DataFrame:
     source = spec.source
     if source["kind"] == "sklearn":
         return load_bundled(source["loader"])
     text_columns = [c.name for c in spec.columns if c.type == "category"]
-    return read_table(
-        Path(source["path"]), source["format"], source.get("csv"), text_columns=text_columns
-    )
+    base = root or Path()  # the project root; the stage runs in it
+    path = base / external_file(Path(source["path"]), base)
+    return read_table(path, source["format"], source.get("csv"), text_columns=text_columns)
 
 
 def main(argv: Sequence[str]) -> None:

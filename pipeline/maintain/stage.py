@@ -104,9 +104,13 @@ def rollback_evidence(
     ok = None
     bundles = []
     for rel in (parent, release):
-        path = released_bundle(parse_release_id(rel)[1])
+        wanted = parse_release_id(rel)[1]
+        path = released_bundle(wanted)
         try:
-            bundles.append(load_bundle(path))
+            loaded = load_bundle(path)
+            if loaded.id != wanted:  # the manifest digest must be the one the release names
+                raise ArtifactError(f"{path}: bundle digest {loaded.digest} is not bundle {wanted}")
+            bundles.append(loaded)
         except ArtifactError as exc:
             return None, f"bundle of {rel} unavailable ({exc}); `dvc pull` it"
     features = rows[[c for c in rows.columns if not str(c).startswith("__")]]

@@ -6,8 +6,9 @@ its own sha256 is the bundle digest and the first 16 hex digits the bundle id), 
 `prediction`, `proba_<class>`...) and, from bundle format 2 on, `reference/`: the drift
 reference summarised from the bundle's own training split (`pipeline.profile.reference`), which
 monitoring compares traffic with. `deploy/<target>.json` records the released bundle as
-`{"release": ..., "bundle": {"id", "sha256", "path"}}`; before any release (`"release": null`)
-monitoring falls back to the champion's bundle in `models/bundle/`.
+`{"release": ..., "bundle": {"id", "sha256", "path"}}`, read with the one parser every reader
+uses (`pipeline.release_record`); before any release (`"release": null`) monitoring falls back to
+the champion's bundle in `models/bundle/`.
 
 Every file is checked against its recorded sha256 before use, and a released bundle against the
 digest in `deploy/<target>.json`: that digest covers every file, which is why the `monitor` stage
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 from pipeline.errors import ArtifactError
 from pipeline.io import read_json, verify_manifest
 from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
+from pipeline.paths import released_bundle
 from pipeline.profile.layout import IN_BUNDLE
 from pipeline.profile.layout import MANIFEST as REFERENCE_MANIFEST
+from pipeline.release_record import read_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,6 +149,7 @@ def read_bundle(
         MANIFEST,
         expected_digest,
         hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
+        required=(MODEL, SIGNATURE, PREDICTIONS),
     )
     for key in ("model", "metrics"):
         if key not in meta:
@@ -163,27 +167,20 @@ def monitored_bundle(root: Path, target: str) -> BundleInfo:
             f"{release_path(target)} does not exist; monitor.target names no deployment target",
             hint="set monitor.target to a key of deploy.targets (conf/monitor/)",
         )
-    record = read_json(record_path)
-    if record.get("release") is None:
+    record = read_record(record_path, target)
+    if record.release is None:
         return read_bundle(
             root / CHAMPION_BUNDLE,
             source="champion",
             location=CHAMPION_BUNDLE.as_posix(),
             target=target,
         )
-    try:
-        bundle = record["bundle"]
-        path, digest = Path(bundle["path"]), str(bundle["sha256"])
-    except (KeyError, TypeError) as exc:
-        raise ArtifactError(
-            f"{release_path(target)}: a release without bundle.path / bundle.sha256",
-            hint="write releases with `mlops release`",
-        ) from exc
+    path = released_bundle(str(record.bundle_id))  # what bundle.path says (check_record)
     return read_bundle(
         root / path,
-        digest,
+        record.bundle_sha256,
         source="released",
         location=path.as_posix(),
-        release=str(record["release"]),
+        release=record.release,
         target=target,
     )

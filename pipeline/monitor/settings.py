@@ -19,7 +19,7 @@ from pipeline.validation import LABEL_METRICS  # label-only metrics: windows hol
 
 # The metric plotted in the history trend next to the drift share.
 HEADLINE_METRIC = {"classification": "accuracy", "regression": "r2"}
-_SPAN = re.compile(r"^([1-9][0-9]*)(s|min|h|d|w)$")
+_SPAN = re.compile(r"([1-9][0-9]*)(s|min|h|d|w)")  # matched whole (fullmatch)
 _SPAN_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -29,7 +29,7 @@ def label_metrics(task: str) -> tuple[str, ...]:
 
 def span_seconds(text: str) -> int:
     """Seconds in a span such as `15min`, `6h`, `1d`, `1w` (ValueError for anything else)."""
-    match = _SPAN.match(text)
+    match = _SPAN.fullmatch(text)
     if not match:
         raise ValueError(f"not a time span: {text!r} (expected e.g. 30min, 6h, 1d, 1w)")
     return int(match.group(1)) * _SPAN_SECONDS[match.group(2)]

@@ -35,7 +35,17 @@ def test_next_release_id(parent: str | None, expected: str) -> None:
     assert parse_release_id(expected)[1] == ID
 
 
-@pytest.mark.parametrize("bad", ["r001-3f9a1c2b5e6d7f80", "r0001-3F9A1C2B5E6D7F80", "0001-x", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "r001-3f9a1c2b5e6d7f80",
+        "r0001-3F9A1C2B5E6D7F80",
+        "0001-x",
+        "",
+        "r0001-3f9a1c2b5e6d7f80\n",  # a `$` anchor matched before a trailing newline
+        " r0001-3f9a1c2b5e6d7f80",
+    ],
+)
 def test_malformed_release_ids_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a release id"):
         parse_release_id(bad)
@@ -52,6 +62,13 @@ def test_malformed_release_ids_are_refused(bad: str) -> None:
             "do not match release",
         ),
         ("{not json", "not valid JSON"),
+        ('{"target": "local", "release": "r0001-3f9a1c2b5e6d7f80\\n"}', "not a release id"),
+        (
+            '{"target": "local", "release": "r0001-3f9a1c2b5e6d7f80", "bundle": '
+            '{"id": "3f9a1c2b5e6d7f80", "sha256": "3f9a1c2b5e6d7f80' + "0" * 48 + '", '
+            '"path": "models/bundle"}}',
+            r"bundle\.path is 'models/bundle', expected 'bundles/3f9a1c2b5e6d7f80'",
+        ),
     ],
 )
 def test_broken_release_records_are_errors(tmp_path: Path, content: str, message: str) -> None:
@@ -147,6 +164,11 @@ def test_failed_rollback_leaves_conf_and_params_byte_identical(
     with pytest.raises(GateError, match="never released here"):
         release_mod.rollback(root, "local", to="r0000-0123456789abcdef")
     assert snapshot() == released
+    # ids are matched whole: a trailing newline is not the same id
+    rolled = cli.main(["rollback", "--target", "local", "--to", "r0000-0123456789abcdef\n"])
+    assert rolled == 2 and snapshot() == released
+    with pytest.raises(GateError, match=r"'r0000-0123456789abcdef\\n' is not a release id"):
+        release_mod.rollback(root, "local", to="r0000-0123456789abcdef\n")
 
     from pipeline import config
 
@@ -194,3 +216,17 @@ def test_status_compares_declared_and_live_releases(root: Path) -> None:
     assert "— in sync" in render_status(root, client=_client(live), stages=None)
     down = render_status(root, client=_client(None), stages=lambda _: "up to date")
     assert "live: unreachable at 127.0.0.1:8000" in down and "stages:   up to date" in down
+
+
+@pytest.mark.integration
+def test_status_refuses_a_broken_release_record(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated deploy/<target>.json is an error (exit 2), not "declared (none)"."""
+    text = (root / "deploy/local.json").read_text()
+    (root / "deploy/local.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ArtifactError, match=r"deploy/local\.json: not valid JSON"):
+        render_status(root, client=_client(None), stages=None)
+    assert cli.main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert "deploy/local.json: not valid JSON" in err and "Traceback" not in err

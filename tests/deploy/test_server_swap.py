@@ -98,9 +98,7 @@ def test_tampered_bundle_is_refused_and_the_old_one_kept(tmp_path: Path) -> None
 
         # a deploy file whose digest does not match an intact bundle is refused too
         record = intact.deploy_record()
-        record["bundle"]["sha256"] = "0" * 64
-        record["bundle"]["id"] = "0" * 16
-        record["bundle"]["path"] = f"bundles/{intact.id}"
+        record["bundle"]["sha256"] = intact.id + "0" * 48  # same id, another digest
         write_json(root / "deploy/local.json", record)
         wait_for(lambda: "does not match" in (client.get("/health").json()["error"] or ""))
         assert client.get("/version").json()["release"] == good.release
@@ -123,9 +121,19 @@ def test_broken_deploy_file_keeps_the_model(tmp_path: Path) -> None:
         (root / "deploy/local.json").write_text("{not json")
         wait_for(lambda: "not valid JSON" in (client.get("/health").json()["error"] or ""))
         assert client.post("/predict", json=good_record()).status_code == 200
+        elsewhere = good.deploy_record()
+        elsewhere["bundle"]["path"] = "models/bundle"  # anywhere but bundles/<id>: refused
+        write_json(root / "deploy/local.json", elsewhere | {"release": "r0009-" + good.id})
+        wait_for(
+            lambda: (
+                "bundle.path is 'models/bundle', expected 'bundles/"
+                in (client.get("/health").json()["error"] or "")
+            )
+        )
         missing = good.deploy_record()
-        missing["bundle"]["path"] = "bundles/nowhere"
-        write_json(root / "deploy/local.json", missing | {"release": "r0009-" + good.id})
+        unknown = "f" * 16
+        missing["bundle"] = {"id": unknown, "sha256": unknown * 4, "path": f"bundles/{unknown}"}
+        write_json(root / "deploy/local.json", missing | {"release": "r0009-" + unknown})
         wait_for(lambda: "does not exist" in (client.get("/health").json()["error"] or ""))
         assert client.get("/version").json()["release"] == good.release
 

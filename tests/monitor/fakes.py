@@ -4,6 +4,7 @@ windows and a Context."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,16 @@ KINDS = {"x": "numeric", "c": "categorical"}
 TEST_METRICS = {"accuracy": 0.9, "balanced_accuracy": 0.9, "f1_macro": 0.9, "roc_auc": 0.95}
 
 
+@functools.cache
+def tiny_model() -> bytes:
+    """A real (trivial) model file: verifying a bundle audits what its model file holds."""
+    from sklearn.dummy import DummyClassifier
+
+    from pipeline.io import model_bytes
+
+    return model_bytes(DummyClassifier().fit([[0.0], [1.0]], CLASSES))
+
+
 def write_bundle(
     directory: Path,
     predictions: Sequence[Any],
@@ -36,9 +47,9 @@ def write_bundle(
 ) -> str:
     """A bundle directory as `package` writes it (format 2: with the drift reference of
     `reference`, by default `reference_frame()`; format 1, without one, when `with_reference`
-    is false); returns its digest (sha256 of bundle.json)."""
+    is false), with a trivial model file; returns its digest (sha256 of bundle.json)."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "model.skops").write_bytes(b"not a model: monitor unit tests never load it")
+    (directory / "model.skops").write_bytes(tiny_model())
     pd.DataFrame({"row": np.arange(len(predictions)), "prediction": list(predictions)}).to_parquet(
         directory / "predictions.parquet"
     )

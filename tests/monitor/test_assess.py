@@ -132,30 +132,35 @@ def test_a_small_window_is_insufficient_data_not_a_verdict(tmp_path: Path) -> No
 
 
 def test_released_bundle_is_verified_against_the_recorded_digest(tmp_path: Path) -> None:
-    digest = write_bundle(tmp_path / "bundles/abc", ["no", "yes"])
+    digest = write_bundle(tmp_path / "bundles/released", ["no", "yes"])
+    (tmp_path / "bundles/released").rename(tmp_path / f"bundles/{digest[:16]}")
     write_bundle(tmp_path / "models/bundle", ["no"])
     record = tmp_path / "deploy/local.json"
     record.parent.mkdir()
     record.write_text(json.dumps({"target": "local", "release": None}))
     assert monitored_bundle(tmp_path, "local").source == "champion"
-    record.write_text(
-        json.dumps(
-            {
-                "release": "r1",
-                "bundle": {"id": digest[:16], "sha256": digest, "path": "bundles/abc"},
-            }
+
+    def release(sha: str, path: str = f"bundles/{digest[:16]}") -> None:
+        bundle = {"id": sha[:16], "sha256": sha, "path": path}
+        record.write_text(
+            json.dumps({"target": "local", "release": f"r0001-{sha[:16]}", "bundle": bundle})
         )
-    )
+
+    release(digest)
     released = monitored_bundle(tmp_path, "local")
     assert (released.source, released.id) == ("released", digest[:16])
-    (tmp_path / "bundles/abc/predictions.parquet").write_bytes(b"changed")
-    with pytest.raises(ArtifactError, match="sha256 mismatch"):
-        read_bundle(tmp_path / "bundles/abc", digest)
-    record.write_text(
-        json.dumps({"release": "r1", "bundle": {"sha256": "0" * 64, "path": "bundles/abc"}})
-    )
+    assert released.location == f"bundles/{digest[:16]}"
+    # the same id, another digest: not the bundle the release approved
+    release(digest[:16] + "0" * 48)
     with pytest.raises(ArtifactError, match="does not match the release"):
         monitored_bundle(tmp_path, "local")
+    # a record pointing anywhere but bundles/<id> (here the unreleased champion) is refused
+    release(digest, path="models/bundle")
+    with pytest.raises(ArtifactError, match=r"bundle\.path is 'models/bundle', expected 'bundles/"):
+        monitored_bundle(tmp_path, "local")
+    (tmp_path / f"bundles/{digest[:16]}/predictions.parquet").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        read_bundle(tmp_path / f"bundles/{digest[:16]}", digest)
 
 
 def test_settings_read_the_committed_shape() -> None:

@@ -79,11 +79,11 @@ def current_path(directory: Path, stem: str) -> Path:
 
 def rotated_paths(directory: Path, stem: str) -> list[Path]:
     """Rotated (complete) files of one log, oldest first."""
-    pattern = re.compile(rf"^{re.escape(stem)}\.(\d{{8,}}){re.escape(SUFFIX)}$")
+    pattern = re.compile(rf"{re.escape(stem)}\.(\d{{8,}}){re.escape(SUFFIX)}")
     found = []
     if directory.is_dir():
         for path in directory.iterdir():
-            match = pattern.match(path.name)
+            match = pattern.fullmatch(path.name)
             if match:
                 found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]

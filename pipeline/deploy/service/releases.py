@@ -20,21 +20,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle
+from pipeline.deploy.paths import released_bundle
+from pipeline.deploy.records import check_record
 from pipeline.errors import ArtifactError
 
 LOG = logging.getLogger("mlops.serve")
 RETRY_POLLS = 10
 CACHED_RELEASES = 2  # previously served models kept in memory: a rollback swaps back at once
-_SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
 def deploy_file(root: Path, target: str) -> Path:
@@ -55,30 +55,14 @@ class Desired:
 
     @classmethod
     def parse(cls, data: Any, root: Path, target: str, source: str) -> Desired:
-        if not isinstance(data, Mapping):
-            raise ArtifactError(f"{source}: expected a JSON object")
-        if data.get("target", target) != target:
-            raise ArtifactError(
-                f"{source}: declares target {data.get('target')!r}, not {target!r}",
-                hint=f"deploy/{target}.json must name its own target",
-            )
-        release = data.get("release")
-        if release is None:
+        """Read a parsed deploy file with the one release-record parser every reader uses
+        (`check_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
+        record = check_record(data, source, target)
+        if record.release is None:
             return cls(None)
-        bundle = data.get("bundle")
-        if not isinstance(release, str) or not isinstance(bundle, Mapping):
-            raise ArtifactError(
-                f"{source}: a release needs a string `release` and a `bundle` object",
-                hint="deploy files are written by `mlops release`; restore it with git",
-            )
-        sha, path = bundle.get("sha256"), bundle.get("path")
-        if not isinstance(sha, str) or not _SHA.match(sha) or not isinstance(path, str):
-            raise ArtifactError(f"{source}: bundle.sha256 (64 hex) and bundle.path are required")
-        if bundle.get("id") not in (None, bundle_id(sha)):
-            raise ArtifactError(
-                f"{source}: bundle.id {bundle.get('id')!r} is not the start of its sha256"
-            )
-        return cls(release, sha, root / path)
+        return cls(
+            record.release, record.bundle_sha256, root / released_bundle(str(record.bundle_id))
+        )
 
 
 @dataclass(frozen=True)

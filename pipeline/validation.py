@@ -81,7 +81,7 @@ def _validator() -> Any:
     from referencing import Registry
     from referencing.jsonschema import DRAFT202012
 
-    # names become paths (data/raw/<dataset>.parquet, deploy/<target>.json): patterns must
+    # names become paths (data/feedback/<dataset>/, deploy/<target>.json): patterns must
     # match the whole value, newline included. jsonschema picks a validator class by each
     # schema's "$schema" when it follows a $ref, which would drop the override: the schemas
     # are registered as draft 2020-12 resources without it, so every one uses this class.

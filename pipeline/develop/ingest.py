@@ -1,4 +1,4 @@
-"""Stage `ingest`: materialise the declared dataset as `data/raw/<name>.parquet`.
+"""Stage `ingest`: materialise the declared dataset as `data/raw/dataset.parquet`.
 
 Bundled scikit-learn datasets are written out (so every dataset the graph reads is a file DVC
 tracks); a user's CSV or Parquet file under `data/external/` is read as it is, with declared
@@ -96,7 +96,7 @@ def materialise(spec: DatasetSpec, root: Path | None = None) -> pd.DataFrame:
 def main(argv: Sequence[str]) -> None:
     spec = DatasetSpec.from_params(load_params(hyperparameters=False)["dataset"])
     frame = materialise(spec)
-    out = raw_path(spec.name)
+    out = raw_path()
     write_parquet(frame, out)
     log(f"ingest: {len(frame)} rows x {frame.shape[1]} columns -> {out}")
 

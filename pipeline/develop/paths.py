@@ -17,8 +17,15 @@ MODEL_FILE = "model.skops"
 SPLITS = ("train", "test", "pool")
 
 
-def raw_path(name: str) -> Path:
-    return RAW_DIR / f"{name}.parquet"
+# One fixed path whatever the dataset: DVC resolves a templated out from params.yaml and deletes
+# it before the stage can re-validate the name, so `data/raw/${dataset.name}.parquet` let
+# `dvc exp run -S dataset.name=../production/<window>` delete a production window. Which dataset
+# the file holds is in dvc.lock (the `dataset.*` params of `ingest`).
+RAW_FILE = RAW_DIR / "dataset.parquet"
+
+
+def raw_path() -> Path:
+    return RAW_FILE
 
 
 def split_path(split: str) -> Path:

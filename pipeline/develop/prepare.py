@@ -77,7 +77,7 @@ def main(argv: Sequence[str]) -> None:
     split = SplitSpec.from_params(params["split"])
     if read_json(VALIDATE_REPORT)["data"]["status"] != "passed":
         raise DataError(f"{VALIDATE_REPORT} does not say the data passed; run `dvc repro validate`")
-    frame = read_table(raw_path(spec.name), "parquet")
+    frame = read_table(raw_path(), "parquet")
     frame, dropped = drop_missing_target(frame, spec)
     typed = coerce(frame, spec)
     labels = assign_splits(typed, spec, split)

@@ -59,7 +59,7 @@ def target_violations(frame: pd.DataFrame, spec: DatasetSpec, task: str) -> list
 def main(argv: Sequence[str]) -> None:
     params = load_params(hyperparameters=False)
     spec = DatasetSpec.from_params(params["dataset"])
-    path = raw_path(spec.name)
+    path = raw_path()
     frame = read_table(path, "parquet")
     report = check_data(frame, spec)
     report.violations += target_violations(frame, spec, params["task"])

@@ -66,7 +66,7 @@ def test_validate_stage_refuses_a_single_class_dataset(
     frame = load_breast_cancer(as_frame=True).frame.head(40)
     frame.columns = [c.replace(" ", "_") for c in frame.columns]
     frame["target"] = "benign"
-    frame.to_parquet(raw / "breast_cancer.parquet")
+    frame.to_parquet(raw / "dataset.parquet")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as info:
         validate.main([])

@@ -369,15 +369,28 @@ def verify_releases(
 ) -> list[Verified]:
     """Check every release record in `targets` (read with the same rules as everywhere else);
     with `pull`, fetch each released bundle with `dvc pull` first. Problems are collected for
-    every target, not just the first, so one run shows everything to fix."""
+    every target, not just the first, so one run shows everything to fix. A release (or
+    rollback, or maintenance) that was interrupted leaves the checkout in a mixed state: every
+    target fails until a retry rolls it back (`pipeline.journal`)."""
+    from pipeline.journal import pending
+
+    interrupted = pending(root)
+    mixed = (
+        []
+        if interrupted is None
+        else [
+            f"{interrupted.describe()}: run `{interrupted.command}` again (it rolls that back "
+            "first, then completes)"
+        ]
+    )
     out = []
     for target in targets:
         try:
             record = read_record(root / release_path(target), target)
         except ArtifactError as exc:
-            out.append(Verified(target, None, [exc.render()]))
+            out.append(Verified(target, None, [*mixed, exc.render()]))
             continue
-        checked = Verified(target, record.release)
+        checked = Verified(target, record.release, list(mixed))
         out.append(checked)
         if record.release is None:
             continue

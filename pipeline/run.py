@@ -17,7 +17,9 @@ Safety valves:
   no stage ever writes its outputs for a run that was stopped;
 * the runner is keyed by the interpreter, the `pipeline` package's location and the mtime and
   size of every one of its files: edit the code and the next stage gets a fresh runner;
-* it lives in a private directory (0700) and exits after `IDLE_SECONDS` without work;
+* it lives in a private directory (0700) and exits, with its fork server, after
+  `MLOPS_RUNNER_IDLE_SECONDS` (default `IDLE_SECONDS`, 30) without work: nothing of it
+  lingers after a `dvc repro` (the value of the caller that started the runner holds);
 * anything unexpected (no runner, a broken socket, `MLOPS_RUNNER=0`) runs the module in this
   process instead, exactly as `python -m MODULE` would.
 """
@@ -36,7 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-IDLE_SECONDS = 30.0
+IDLE_SECONDS = 30.0  # default of MLOPS_RUNNER_IDLE_SECONDS
+IDLE_ENV = "MLOPS_RUNNER_IDLE_SECONDS"
 START_SECONDS = 20.0
 # What fold workers need: forked from a clean, single-threaded process that has imported them.
 WORKER_PRELOAD = (
@@ -373,10 +376,22 @@ def fills_cores(n_jobs: int | None, cores: int) -> bool:
     return jobs > 1 and cores // jobs <= 1
 
 
+def idle_seconds() -> float:
+    """How long a runner waits for work before it exits: `MLOPS_RUNNER_IDLE_SECONDS`, else
+    `IDLE_SECONDS` (also for a value that is not a positive number: a runner never stays)."""
+    try:
+        value = float(os.environ.get(IDLE_ENV, IDLE_SECONDS))
+    except ValueError:
+        return IDLE_SECONDS
+    return value if 0 < value < float("inf") else IDLE_SECONDS
+
+
 def serve(path: Path) -> None:
-    """Accept stage requests until idle; one forked child per request."""
+    """Accept stage requests until idle (`idle_seconds`); one forked child per request."""
     import importlib
     import selectors
+
+    idle = idle_seconds()
 
     for name in PRELOAD:
         importlib.import_module(name)
@@ -392,7 +407,7 @@ def serve(path: Path) -> None:
     waiting: dict[int, socket.socket] = {}
     last_work = time.monotonic()
     try:
-        while waiting or time.monotonic() - last_work < IDLE_SECONDS:
+        while waiting or time.monotonic() - last_work < idle:
             for key, _ in selector.select(timeout=0.02):
                 if key.fileobj is listener:
                     conn, _ = listener.accept()

@@ -343,3 +343,24 @@ def test_only_pipeline_modules() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "only pipeline stage modules" in proc.stderr
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> None:
+    """Issue 10: nothing of the runner lingers once `dvc repro` is done: after the declared
+    idle time (MLOPS_RUNNER_IDLE_SECONDS), it and its fork server exit, its socket is gone."""
+    proc = call(code, extra={"MLOPS_RUNNER_IDLE_SECONDS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    runner = int(fields(proc.stdout)["ppid"])
+    assert runner != os.getpid()
+    helpers = children(runner)  # the fork server (and its resource tracker)
+    sockets = [p for p in Path(f"/proc/{runner}/fd").iterdir() if "socket" in os.readlink(p)]
+    assert helpers and sockets
+    assert gone(runner, within=10), "the runner did not exit when idle"
+    assert all(gone(pid, within=10) for pid in helpers), "the fork server outlived its runner"

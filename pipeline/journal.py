@@ -30,7 +30,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,10 +54,13 @@ class Pending:
 
     command: str
     paths: list[str]
+    changed: list[str] = field(default_factory=list)  # those no longer as they were saved
 
     @classmethod
-    def of(cls, index: dict[str, Any]) -> Pending:
-        return cls(str(index.get("command")), [str(e["path"]) for e in index["entries"]])
+    def of(cls, index: dict[str, Any], root: Path | None = None) -> Pending:
+        paths = [str(e["path"]) for e in index["entries"]]
+        changed = [] if root is None else [p for p in paths if _changed(root, index, p)]
+        return cls(str(index.get("command")), paths, changed)
 
     def describe(self) -> str:
         shown = ", ".join(self.paths) or "nothing yet"
@@ -135,9 +138,20 @@ def transaction(root: Path, command: str) -> Iterator[Journal]:
 
 
 def pending(root: Path) -> Pending | None:
-    """The journal an interrupted command left in `root`, None when there is none."""
+    """The journal an interrupted command left in `root` (with the paths it had already
+    changed), None when there is none."""
     doc = _index(root)
-    return None if doc is None else Pending.of(doc)
+    return None if doc is None else Pending.of(doc, root)
+
+
+def _changed(root: Path, index: dict[str, Any], rel: str) -> bool:
+    """Whether `rel` differs from what the journal saved before its command changed it."""
+    entry = next(e for e in index["entries"] if e["path"] == rel)
+    path = root / rel
+    if entry.get("backup") is None:
+        return path.exists() or path.is_symlink()
+    saved = root / JOURNAL_DIR / str(entry["backup"])
+    return not path.is_file() or not saved.is_file() or path.read_bytes() != saved.read_bytes()
 
 
 def recover(root: Path) -> Pending | None:

@@ -4,6 +4,7 @@ paths is whole or undone, on an exception and after a kill -9 (its retry rolls i
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -101,6 +102,7 @@ def test_a_killed_transaction_is_reported_then_rolled_back_by_the_next(root: Pat
     left = pending(root)
     assert left is not None and left.command == "mlops test"
     assert left.paths == ["deploy/a.json", "bundles/x", "bundles/y"]
+    assert left.changed == ["deploy/a.json", "bundles/x"]  # bundles/y: not yet
     assert "an interrupted `mlops test` left its changes half-done" in left.describe()
     with transaction(root, "mlops retry") as txn:  # rolls the killed one back first
         assert state(root) == before and not (root / "bundles/x").exists()
@@ -136,3 +138,34 @@ def test_paths_outside_the_root_are_refused(root: Path) -> None:
     with pytest.raises(ValueError, match="existing directory"), transaction(root, "t") as txn:
         txn.file("deploy")
     assert sorted(os.listdir(root / "deploy")) == ["a.json", "b.json"]
+
+
+def test_verify_names_the_targets_a_killed_release_left_at_different_releases(
+    tmp_path: Path,
+) -> None:
+    """Issue 10: a release killed between two targets' records left `local` at its new
+    release and `batch` at its old one, and `mlops verify` passed."""
+    from pipeline.deploy.sync import verify_releases
+
+    (tmp_path / "deploy").mkdir()
+    for target in ("local", "batch"):
+        (tmp_path / f"deploy/{target}.json").write_text(
+            json.dumps({"target": target, "release": None})
+        )
+    with pytest.raises(KeyboardInterrupt), transaction(tmp_path, "mlops release") as txn:
+        for target in ("local", "batch"):
+            txn.file(f"deploy/{target}.json")
+        (tmp_path / "deploy/local.json").write_text("moved")
+        left = pending(tmp_path)
+        assert left is not None and left.changed == ["deploy/local.json"]
+        (tmp_path / "deploy/local.json").write_text(
+            json.dumps({"target": "local", "release": None, "note": "moved"})
+        )
+        checked = verify_releases(tmp_path, ["local", "batch"], pull=False)
+        raise KeyboardInterrupt  # (a kill leaves the journal; here it is rolled back)
+    for one in checked:
+        assert any("mlops release` left its changes half-done" in p for p in one.problems)
+        assert (
+            "mixed state: targets released together are at different releases: "
+            "local (no release) moved, batch (no release) not yet" in one.problems
+        ), one.problems

@@ -29,6 +29,7 @@ import yaml
 from pipeline.config import CONF_DIR, CONFIG_NAME, PARAMS_FILE, Composition, compose
 from pipeline.errors import ConfigError, Issue
 from pipeline.io import atomic_write_text
+from pipeline.journal import Journal, transaction
 
 CONFIG_FILE = f"{CONF_DIR}/{CONFIG_NAME}.yaml"
 OPTION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # matched whole (fullmatch)
@@ -186,10 +187,18 @@ def _overridden_by(root: Path, group: str) -> str:
 
 
 def select(root: Path, selections: Sequence[str]) -> tuple[Composition, list[tuple[str, str, str]]]:
-    """Choose options in conf/config.yaml and recompose params.yaml, or change nothing.
+    """Choose options in conf/config.yaml and recompose params.yaml, or change nothing (also
+    when killed between the two writes: `pipeline.journal`).
 
     Returns the composition and (key, old option, new option) for every choice that changed.
     """
+    with transaction(root, "mlops select") as journal:
+        return _select(root, selections, journal)
+
+
+def _select(
+    root: Path, selections: Sequence[str], journal: Journal
+) -> tuple[Composition, list[tuple[str, str, str]]]:
     from pipeline.validation import validate_params
 
     config_path = root / CONFIG_FILE
@@ -239,14 +248,12 @@ def select(root: Path, selections: Sequence[str]) -> tuple[Composition, list[tup
     composed = Composition(root, [], composed.text, composed.data, composed.missing)
     params_path = root / PARAMS_FILE
     old_params = params_path.read_bytes() if params_path.exists() else None
+    journal.file(CONFIG_FILE)
+    journal.file(PARAMS_FILE)
     if new_text != text:
         atomic_write_text(config_path, new_text)
-    try:
-        if old_params is None or old_params.decode("utf-8") != composed.text:
-            atomic_write_text(params_path, composed.text)
-    except BaseException:
-        atomic_write_text(config_path, text)
-        raise
+    if old_params is None or old_params.decode("utf-8") != composed.text:
+        atomic_write_text(params_path, composed.text)
     changed = [(c.key, c.option, option) for c, option in changes if c.option != option]
     return composed, changed
 

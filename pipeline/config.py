@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
     try:
         with initialize_config_dir(str(root / CONF_DIR), version_base=None):
             cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        _refuse_resolvers(root, overrides, OmegaConf.to_container(cfg, resolve=False))
         missing = sorted(OmegaConf.missing_keys(cfg))
         OmegaConf.resolve(cfg)
         text = OmegaConf.to_yaml(cfg)
@@ -97,6 +99,76 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
         GlobalHydra.instance().clear()
     assert isinstance(data, dict)
     return Composition(root, list(overrides), text, {str(k): v for k, v in data.items()}, missing)
+
+
+# Resolvers whose value depends on conf/ alone. Every other one (`oc.env`, Hydra's `now` and
+# `hydra:`, a custom resolver) would put a machine's state, or a secret, into params.yaml.
+PURE_RESOLVERS = frozenset(
+    {"oc.select", "oc.dict.keys", "oc.dict.values", "oc.create", "oc.decode", "oc.deprecated"}
+)
+ENV_RESOLVERS = frozenset({"oc.env", "env"})
+_RESOLVER_CALL = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+SECRETS_HINT = (
+    "secrets never live in conf/ or in an override: whatever conf/ composes to is committed "
+    "(params.yaml, dvc.lock, model cards, DVC's run cache, experiment refs). The service reads "
+    "its secrets at run time from the environment variable or file named in conf/ "
+    "(deploy.targets.<target>.serve.auth.token_env, e.g. MLOPS_SERVICE_TOKEN, or token_file; "
+    "serve.log.redact.key_env / key_file for the log hash key)"
+)
+
+
+def resolver_issues(data: Any, locate: Callable[[str], str]) -> list[Issue]:
+    """Every string in `data` (values and keys, at any depth) that calls a resolver other than
+    the pure ones: config cannot read the environment, the clock or run code. Used on conf/
+    before resolution (`compose`) and on params.yaml (`load_params`), where an interpolation
+    can survive as text (an escaped `\\${...}` in a `dvc exp run -S` override)."""
+    issues = []
+    for key, text in _strings(data):
+        for name in dict.fromkeys(_RESOLVER_CALL.findall(text)):
+            if name in PURE_RESOLVERS:
+                continue
+            if name in ENV_RESOLVERS or "env" in name.split("."):
+                message = (
+                    f"reads the environment (`{name}`): secrets and machine settings never "
+                    "go into config; the service reads them from the environment at run time"
+                )
+            else:
+                message = (
+                    f"calls the resolver `{name}`: a value must come from conf/ alone (allowed: "
+                    "plain ${a.b} references and " + ", ".join(sorted(PURE_RESOLVERS)) + ")"
+                )
+            issues.append(Issue(locate(key), key, message, text))
+    return issues
+
+
+def _strings(data: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, string) for every string value and key in `data`."""
+    if isinstance(data, str):
+        yield prefix or "(root)", data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(key, str):
+                yield path, key
+            yield from _strings(value, path)
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            yield from _strings(value, f"{prefix}[{i}]")
+
+
+def _refuse_resolvers(root: Path, overrides: Sequence[str], raw: Any) -> None:
+    """Refuse conf/ (or an override) calling an impure resolver, before anything resolves it:
+    a resolved secret could no longer be told from any other string."""
+    if not resolver_issues(raw, str):  # the usual case: no need to locate anything
+        return
+    provenance = Provenance(_defaults_sources(root, list(overrides)), list(overrides))
+    issues = resolver_issues(raw, provenance.locate)
+    if issues:
+        raise ConfigError(
+            issues,
+            title="conf/ refused: config cannot read the environment or run code",
+            hint=SECRETS_HINT + "; params.yaml was not changed",
+        )
 
 
 def _yaml_error_types() -> tuple[type[BaseException], ...]:
@@ -244,7 +316,8 @@ def load_params(
             issues,
             title=f"{params_path.name} refused: {len(issues)} problem(s)",
             hint="params.yaml is generated: fix conf/ and run `mlops compose`, or fix the "
-            "`dvc exp run -S` override",
+            "`dvc exp run -S` override"
+            + (f"; {SECRETS_HINT}" if resolver_issues(data, str) else ""),
         )
     return data
 

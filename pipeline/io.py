@@ -8,9 +8,11 @@ atomic on POSIX. The directory is fsynced too so the rename survives a power los
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Collection, Iterator
 from pathlib import Path, PurePosixPath
@@ -36,8 +38,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target.parent.mkdir(parents=True, exist_ok=True)
     # A writer killed before its rename leaves its temporary file behind; each target has one
     # writer at a time (a stage, or a command outside the graph), so sweep them here.
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
+    sweep_temporaries(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
@@ -55,6 +56,26 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """What writers of `target` killed before their rename left beside it: the temporary
+    files of `atomic_open` and the temporary directories of a directory written whole
+    (`.<name>.<random>.tmp`, hidden, never `target` itself)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+
+
+def sweep_temporaries(target: str | os.PathLike[str]) -> None:
+    """Remove `temporaries(target)`: only one writer of a target runs at a time, so whatever
+    is there was left by one that was killed."""
+    for stale in temporaries(target):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -10,9 +10,16 @@ module's `__main__`, and its exit status becomes the caller's. Nothing about a s
 depends on which way it ran: same code, same inputs, same bytes out.
 
 Safety valves:
+* a stage dies with its caller: the runner watches each caller's connection and, when the
+  caller goes away (killed by DVC's cancel, a CI job's cancel of the whole process group, or
+  kill -9), kills the stage's process group, which its fold workers join; the caller itself
+  dies with its own parent (`dvc`), and a stage dies with its runner (`PR_SET_PDEATHSIG`), so
+  no stage ever writes its outputs for a run that was stopped;
 * the runner is keyed by the interpreter, the `pipeline` package's location and the mtime and
   size of every one of its files: edit the code and the next stage gets a fresh runner;
-* it lives in a private directory (0700) and exits after `IDLE_SECONDS` without work;
+* it lives in a private directory (0700) and exits, with its fork server, after
+  `MLOPS_RUNNER_IDLE_SECONDS` (default `IDLE_SECONDS`, 30) without work: nothing of it
+  lingers after a `dvc repro` (the value of the caller that started the runner holds);
 * anything unexpected (no runner, a broken socket, `MLOPS_RUNNER=0`) runs the module in this
   process instead, exactly as `python -m MODULE` would.
 """
@@ -29,8 +36,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-IDLE_SECONDS = 30.0
+IDLE_SECONDS = 30.0  # default of MLOPS_RUNNER_IDLE_SECONDS
+IDLE_ENV = "MLOPS_RUNNER_IDLE_SECONDS"
 START_SECONDS = 20.0
 # What fold workers need: forked from a clean, single-threaded process that has imported them.
 WORKER_PRELOAD = (
@@ -190,6 +199,31 @@ def run_remote(module: str, argv: list[str]) -> int | None:
     return status
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent: int | None = None, signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send `signum` to this process when its parent dies (Linux's
+    `PR_SET_PDEATHSIG`; a no-op elsewhere), and die at once if the parent is already gone.
+
+    Why: kill -9 of a parent does not reach its children, so a stage started for a `dvc repro`
+    that was killed would go on and write its outputs for a run nobody is waiting for.
+    `parent` is the pid the parent had when this process was made, if known."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the signal was armed
+        os.kill(os.getpid(), signum)
+
+
 def run_local(module: str, argv: list[str]) -> None:
     import runpy
 
@@ -198,10 +232,15 @@ def run_local(module: str, argv: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------- server
-def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
+def _child(conn: socket.socket, request: dict, fds: list[int], runner: int) -> None:
     """In the forked child: become the stage, then exit with its status."""
     code = 1
     try:
+        # its own process group, which its fold workers join: the runner stops them all at
+        # once when the caller goes away; and it dies with the runner
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        die_with_parent(runner)
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
         for fd in fds:
@@ -312,7 +351,22 @@ def fold_workers(n_jobs: int | None) -> contextlib.AbstractContextManager[object
     if not fills_cores(n_jobs, joblib.cpu_count()):
         return contextlib.nullcontext()
     multiprocessing.set_start_method("forkserver", force=True)  # this stage process only
-    return joblib.parallel_config(backend="multiprocessing")
+    return joblib.parallel_config(
+        backend="multiprocessing", initializer=join_stage, initargs=(os.getpgid(0),)
+    )
+
+
+def join_stage(group: int) -> None:
+    """In a fold worker forked from the runner's fork server (not a child of its stage): join
+    the stage's process group, so that stopping the stage (its caller gone) stops its workers
+    too, and die with the fork server, which exits with the runner. A worker that finds its
+    stage already gone exits."""
+    try:
+        os.setpgid(0, group)
+        os.kill(group, 0)
+    except OSError:
+        os._exit(1)
+    die_with_parent()
 
 
 def fills_cores(n_jobs: int | None, cores: int) -> bool:
@@ -322,10 +376,22 @@ def fills_cores(n_jobs: int | None, cores: int) -> bool:
     return jobs > 1 and cores // jobs <= 1
 
 
+def idle_seconds() -> float:
+    """How long a runner waits for work before it exits: `MLOPS_RUNNER_IDLE_SECONDS`, else
+    `IDLE_SECONDS` (also for a value that is not a positive number: a runner never stays)."""
+    try:
+        value = float(os.environ.get(IDLE_ENV, IDLE_SECONDS))
+    except ValueError:
+        return IDLE_SECONDS
+    return value if 0 < value < float("inf") else IDLE_SECONDS
+
+
 def serve(path: Path) -> None:
-    """Accept stage requests until idle; one forked child per request."""
+    """Accept stage requests until idle (`idle_seconds`); one forked child per request."""
     import importlib
     import selectors
+
+    idle = idle_seconds()
 
     for name in PRELOAD:
         importlib.import_module(name)
@@ -341,12 +407,18 @@ def serve(path: Path) -> None:
     waiting: dict[int, socket.socket] = {}
     last_work = time.monotonic()
     try:
-        while waiting or time.monotonic() - last_work < IDLE_SECONDS:
-            for _ in selector.select(timeout=0.02):
-                conn, _ = listener.accept()
-                _accept(conn, waiting)
-                last_work = time.monotonic()
-            _reap(waiting)
+        while waiting or time.monotonic() - last_work < idle:
+            for key, _ in selector.select(timeout=0.02):
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    pid = _accept(conn, waiting)
+                    if pid is not None:
+                        selector.register(conn, selectors.EVENT_READ, pid)
+                    last_work = time.monotonic()
+                else:  # a caller sends nothing after its request: this is it going away
+                    selector.unregister(key.fileobj)
+                    _caller_gone(key.fileobj, key.data)  # type: ignore[arg-type]
+            _reap(waiting, selector)
             if waiting:
                 last_work = time.monotonic()
     finally:
@@ -355,7 +427,8 @@ def serve(path: Path) -> None:
         listener.close()
 
 
-def _accept(conn: socket.socket, waiting: dict[int, socket.socket]) -> None:
+def _accept(conn: socket.socket, waiting: dict[int, socket.socket]) -> int | None:
+    """Read a request and fork its stage; the stage's pid, None for a broken request."""
     try:
         conn.settimeout(10)
         data, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
@@ -367,23 +440,49 @@ def _accept(conn: socket.socket, waiting: dict[int, socket.socket]) -> None:
         request = json.loads(data)
     except (OSError, ValueError, ConnectionError):
         conn.close()
-        return
+        return None
+    runner = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _child(conn, request, fds)
+        _child(conn, request, fds, runner)
+    with contextlib.suppress(OSError):  # the child does the same: whichever runs first
+        os.setpgid(pid, pid)
     for fd in fds:
         os.close(fd)
     with contextlib.suppress(OSError):
         conn.sendall(f"{pid}\n".encode())
     waiting[pid] = conn
+    return pid
 
 
-def _reap(waiting: dict[int, socket.socket]) -> None:
+def _caller_gone(conn: socket.socket, pid: int) -> None:
+    """The caller's end of `conn` is readable: EOF means it went away (killed, or its parent
+    `dvc` was); then its stage and the stage's fold workers are killed, never left to write
+    outputs for a run that was stopped."""
+    try:
+        data = conn.recv(1, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _reap(waiting: dict[int, socket.socket], selector: Any) -> None:
     for pid in list(waiting):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done == 0:
+        # See that it exited without reaping it yet: while it is a zombie its process group
+        # cannot be taken by another process, so what it left behind (fold workers) can be
+        # killed safely by group before the pid is released.
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
             continue
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
         conn = waiting.pop(pid)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(conn)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         with contextlib.suppress(OSError):
             conn.sendall(f"{code}\n".encode())
@@ -401,6 +500,7 @@ def main() -> None:
     if not module.startswith("pipeline."):
         print(f"refusing to run {module!r}: only pipeline stage modules", file=sys.stderr)
         raise SystemExit(2)
+    die_with_parent()  # the caller (dvc) killed: this stage stops, wherever it runs
     status = run_remote(module, argv)
     if status is None:
         run_local(module, argv)

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import resolver_issues
 from pipeline.errors import Issue, UnsafeTargetError
 from pipeline.settings import BASELINE_STRATEGIES, metric_direction, metrics_for
 from pipeline.values import canonical_category
@@ -178,6 +179,8 @@ def validate_params(
     else, `_target_` allow-list included.
     """
     issues = [Issue(locate(key), key, "required value is not set (still ???)") for key in missing]
+    # an interpolation that survived into params.yaml (`dvc exp run -S` with an escaped one)
+    issues += resolver_issues(data, locate)
     skip = set(missing)
     issues += schema_issues(data, locate, skip)
     bad_sections = {i.key.split(".")[0] for i in issues}

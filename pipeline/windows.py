@@ -102,6 +102,18 @@ def write_window(frame: pd.DataFrame, directory: Path) -> Window:
     return Window(wid, path)
 
 
+def sweep_partial_windows(directory: Path) -> None:
+    """Remove the temporary files of windows whose writer was killed before its rename
+    (`pipeline.io.atomic_open`): the window writers (`mlops logs snapshot`, `logs import`)
+    call it before they read the folder, so a retry after a kill completes instead of
+    tripping over the leftover (`foreign_files`)."""
+    if not directory.is_dir():
+        return
+    for path in directory.glob(".*.parquet.*.tmp"):
+        if path.is_file() and is_window_name(path.name[1:].rsplit(".", 2)[0]):
+            path.unlink(missing_ok=True)
+
+
 GIT_FILES = (".gitkeep", ".gitignore")  # what git and `dvc add` keep in a window folder
 POINTER = ".dvc"  # `dvc add data/production/<id>.parquet` writes `<id>.parquet.dvc`
 

@@ -535,3 +535,100 @@ def test_a_deploy_target_name_is_matched_whole(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match=r"deploy\.targets\.local\n: key not allowed here"):
         config.load_params(tmp_path, hyperparameters=False)
+
+
+# --------------------------------------------------------------------- secrets (issue 10, #6)
+SECRET = "s3cr3t-value-that-must-never-be-written"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "source", "key", "said"),
+    [
+        (
+            "  seed: 42 ",
+            "  seed: ${oc.env:MLOPS_TEST_SECRET} ",
+            "conf/config.yaml",
+            "project.seed",
+            "reads the environment (`oc.env`)",
+        ),
+        (
+            "  seed: 42 ",
+            "  seed: ${oc.decode:${oc.env:MLOPS_TEST_SECRET}} ",
+            "conf/config.yaml",
+            "project.seed",
+            "reads the environment (`oc.env`)",
+        ),
+        (
+            "  seed: 42 ",
+            "  seed: ${now:%Y} ",
+            "conf/config.yaml",
+            "project.seed",
+            "calls the resolver `now`",
+        ),
+    ],
+    ids=["oc.env", "oc.decode of oc.env", "now"],
+)
+def test_conf_cannot_read_the_environment(
+    clean_project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    old: str,
+    new: str,
+    source: str,
+    key: str,
+    said: str,
+) -> None:
+    """Issue 10: `${oc.env:VAR}` resolved a secret into params.yaml (then dvc.lock, the model
+    card, DVC's run cache, experiment refs) and `compose --check` printed it in its diff."""
+    monkeypatch.setenv("MLOPS_TEST_SECRET", SECRET)
+    project = tmp_path / "p"
+    shutil.copytree(clean_project, project, symlinks=True)
+    path = project / "conf/config.yaml"
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    before = digests(project)
+    for run in (config.write, config.check):
+        with pytest.raises(ConfigError) as info:
+            run(project)
+        message = info.value.render()
+        assert f"{source}: {key}: {said}" in message, message
+        assert "secrets never live in conf/" in message and "MLOPS_SERVICE_TOKEN" in message
+        assert SECRET not in message
+    proc = mlops("compose", "--check", cwd=project, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and said in proc.stderr
+    assert digests(project) == before
+
+
+def test_an_override_cannot_read_the_environment(clean_project: Path, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(clean_project, project, symlinks=True)
+    before = digests(project)
+    override = "deploy.targets.local.serve.auth.token_file=${oc.env:HOME}"
+    proc = mlops("compose", override, cwd=project, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert (
+        f"override '{override}': deploy.targets.local.serve.auth.token_file: reads the "
+        "environment (`oc.env`)" in proc.stderr
+    ), proc.stderr
+    assert digests(project) == before
+
+
+def test_stage_refuses_an_interpolation_that_survived_into_params(tmp_path: Path) -> None:
+    """`dvc exp run -S` composes without our checks (DVC's own Hydra call): an escaped
+    interpolation survives resolution as text, and the stages' re-validation refuses it."""
+    from dvc.utils.hydra import compose_and_dump
+
+    project = copy_project(tmp_path / "p")
+    override = r"deploy.targets.local.serve.auth.token_env=\${oc.env:MLOPS_TEST_SECRET}"
+    params = project / "params.yaml"
+    compose_and_dump(params, str(project / "conf"), None, "config", str(project), [override])
+    assert "${oc.env:MLOPS_TEST_SECRET}" in params.read_text()
+    with pytest.raises(ConfigError) as info:
+        config.load_params(project, hyperparameters=False)
+    message = info.value.render()
+    assert (
+        "params.yaml: deploy.targets.local.serve.auth.token_env: reads the environment "
+        "(`oc.env`)" in message
+    ), message
+    assert "secrets never live in conf/" in message

@@ -9,7 +9,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,7 @@ args = sys.argv[1:]
 print("cwd", Path.cwd().name)
 print("env", os.environ.get("PROBE_VALUE"))
 print("ppid", os.getppid())
+print("pid", os.getpid())
 print("stdin", sys.stdin.readline().strip())
 print("to stderr", file=sys.stderr)
 umask = os.umask(0)
@@ -66,15 +69,54 @@ if __name__ == "__main__":  # workers import this module too, as stages' workers
 """
 
 
+SLOW_FOLDS = """
+import os
+import sys
+import time
+from pathlib import Path
+
+import joblib
+
+from pipeline.run import fold_workers
+
+
+def work(folder: str) -> None:
+    Path(folder, str(os.getpid())).touch()
+    time.sleep(60)
+
+
+def main() -> None:
+    print("pid", os.getpid(), flush=True)
+    with fold_workers(-1):
+        joblib.Parallel(n_jobs=-1)(joblib.delayed(work)(sys.argv[1]) for _ in range(2))
+    Path(sys.argv[1], "finished").touch()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
     """A project with its own copy of the package (so its own runner) and a probe module."""
+    return make_code(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One such project for the tests that leave its code alone: one runner serves them."""
+    return make_code(tmp_path_factory.mktemp("shared"))
+
+
+def make_code(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(
         ROOT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
     (root / "pipeline" / "probe_stage.py").write_text(PROBE)
     (root / "pipeline" / "folds_stage.py").write_text(FOLDS)
+    (root / "pipeline" / "slow_folds_stage.py").write_text(SLOW_FOLDS)
     (root / "work").mkdir()
     return root
 
@@ -196,6 +238,101 @@ def test_a_signal_to_the_caller_stops_the_stage(code: Path) -> None:
     assert ppid is not None and ppid != proc.pid  # it ran in the runner, and was stopped
 
 
+def gone(pid: int, within: float = 15.0) -> bool:
+    """Whether `pid` has exited (a zombie counts) within `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def start_sleeping(code: Path, command: list[str], **popen: object) -> tuple[Any, dict[str, str]]:
+    """Start `command` (which runs the probe's `sleep`) and read until the stage sleeps."""
+    proc = subprocess.Popen(
+        command,
+        cwd=code / "work",
+        env=dict(env(), PROBE_VALUE="x", PYTHONPATH=str(code)),
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,  # type: ignore[call-overload]
+    )
+    seen: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        key, _, value = line.strip().partition(" ")
+        seen[key] = value
+        if key == "sleeping":
+            break
+    return proc, seen
+
+
+STAGE = [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", "sleep"]
+# a stand-in for `dvc repro`: a parent that runs the stage's command and waits for it
+CALLER = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv[1:])", *STAGE]
+
+
+@pytest.mark.parametrize("kill", ["caller", "caller's process group", "caller's parent"])
+def test_a_stage_dies_with_its_caller(shared_code: Path, kill: str) -> None:
+    """kill -9 of the caller (and of `dvc`, its parent, or of the whole process group, as a
+    CI cancel does) never leaves the stage running to write outputs for a stopped run."""
+    command = CALLER if kill == "caller's parent" else STAGE
+    proc, seen = start_sleeping(shared_code, command, start_new_session=True)
+    with proc:
+        stage = int(seen["pid"])
+        assert int(seen["ppid"]) != proc.pid  # it runs in the runner
+        if kill == "caller's process group":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert gone(stage), "the stage outlived its caller"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: joblib runs folds inline")
+def test_fold_workers_die_with_the_stage(shared_code: Path, tmp_path: Path) -> None:
+    marks = tmp_path / "workers"
+    marks.mkdir()
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipeline.run", "pipeline.slow_folds_stage", str(marks)],
+        cwd=shared_code / "work",
+        env=dict(env(), PYTHONPATH=str(shared_code)),
+        text=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        stage = int(proc.stdout.readline().split()[1])
+        deadline = time.monotonic() + 60
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = [int(p.name) for p in marks.iterdir()]
+        assert len(workers) == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert all(gone(pid) for pid in [stage, *workers]), "a stage or fold worker outlived it"
+    assert not (marks / "finished").exists()
+
+
+def test_a_stage_dies_with_its_runner(shared_code: Path) -> None:
+    """(Last of the shared runner's tests: it kills the runner.)"""
+    proc, seen = start_sleeping(shared_code, STAGE)
+    with proc:
+        os.kill(int(seen["ppid"]), signal.SIGKILL)
+        assert gone(int(seen["pid"])), "the stage outlived its runner"
+        assert proc.wait(timeout=30) == 1
+        assert proc.stderr is not None
+        assert "the stage runner went away" in proc.stderr.read()
+
+
 def test_only_pipeline_modules() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.run", "os"],
@@ -206,3 +343,24 @@ def test_only_pipeline_modules() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "only pipeline stage modules" in proc.stderr
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> None:
+    """Issue 10: nothing of the runner lingers once `dvc repro` is done: after the declared
+    idle time (MLOPS_RUNNER_IDLE_SECONDS), it and its fork server exit, its socket is gone."""
+    proc = call(code, extra={"MLOPS_RUNNER_IDLE_SECONDS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    runner = int(fields(proc.stdout)["ppid"])
+    assert runner != os.getpid()
+    helpers = children(runner)  # the fork server (and its resource tracker)
+    sockets = [p for p in Path(f"/proc/{runner}/fd").iterdir() if "socket" in os.readlink(p)]
+    assert helpers and sockets
+    assert gone(runner, within=10), "the runner did not exit when idle"
+    assert all(gone(pid, within=10) for pid in helpers), "the fork server outlived its runner"

@@ -9,9 +9,12 @@ release
     `bundles/<id>.dvc` (a small pointer: the bundle's md5 in the DVC cache) and
     `bundles/.gitignore`. Push the bundle with `dvc push` so other machines can `dvc pull` it.
 
-    Atomic: everything is prepared first (the bundle is copied to a temporary directory,
-    verified and renamed into place), then `dvc add`, then the release records; if any step
-    fails, what was done is undone and every existing file is byte-identical.
+    All or nothing: every path is journaled before it changes (`pipeline.journal`), the bundle
+    is copied to a temporary directory, verified and renamed into place, then `dvc add`, then
+    the release records of every target; if any step fails, what was done is undone and every
+    existing file is byte-identical. If the command is killed half-way, the next `mlops
+    release` rolls back what it left first (and `mlops verify` fails until then), so the
+    targets never stay at a mix of old and new releases.
 
     The next `dvc repro` re-runs `deploy@<target>` (its dependency deploy/<target>.json
     changed), which then finds the champion already released. `mlops release` without
@@ -48,8 +51,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,8 @@ from pipeline.deploy.paths import (
 )
 from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
-from pipeline.io import atomic_write_bytes, atomic_write_text, dumps_json, read_json, sha256_file
+from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries
+from pipeline.journal import Journal, transaction
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -90,41 +93,6 @@ def run_dvc(args: Sequence[str], cwd: Path) -> None:
         raise ArtifactError(f"`dvc {' '.join(args)}` failed: " + " | ".join(detail))
 
 
-# ----------------------------------------------------------------------------- snapshots
-class Undo:
-    """Remembers files' bytes (or absence) before they change, to restore them on failure."""
-
-    def __init__(self) -> None:
-        self._files: dict[Path, bytes | None] = {}
-        self._dirs: list[Path] = []
-
-    def file(self, path: Path) -> None:
-        if path not in self._files:
-            self._files[path] = path.read_bytes() if path.exists() else None
-
-    def created_dir(self, path: Path) -> None:
-        self._dirs.append(path)
-
-    def restore(self) -> None:
-        for path, data in self._files.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            elif not path.exists() or path.read_bytes() != data:
-                atomic_write_bytes(path, data)
-        for path in reversed(self._dirs):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-@contextmanager
-def undo_on_failure() -> Iterator[Undo]:
-    undo = Undo()
-    try:
-        yield undo
-    except BaseException:
-        undo.restore()
-        raise
-
-
 # ------------------------------------------------------------------------------- release
 @dataclass
 class Outcome:
@@ -148,9 +116,11 @@ def _fsync_tree(directory: Path) -> None:
         os.close(fd)
 
 
-def copy_bundle(source: Path, dest: Path, digest: str, undo: Undo) -> None:
-    """Copy a bundle directory next to `dest`, verify it, and rename it into place."""
+def copy_bundle(source: Path, dest: Path, digest: str) -> None:
+    """Copy a bundle directory next to `dest`, verify it, and rename it into place (a copy
+    that a killed release left half-done beside it is swept first)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporaries(dest)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
         for path in sorted(source.rglob("*")):  # files and the reference/ subdirectory
@@ -164,7 +134,6 @@ def copy_bundle(source: Path, dest: Path, digest: str, undo: Undo) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    undo.created_dir(dest)
 
 
 def _check_current(root: Path, target: str, report: dict[str, Any], spec: TargetSpec) -> None:
@@ -249,7 +218,15 @@ def read_report(root: Path, target: str) -> dict[str, Any]:
 def release(
     root: Path, targets: Sequence[str] | None = None, *, dvc: DvcRunner = run_dvc
 ) -> list[Outcome]:
-    """Apply every current proposal (all targets, or `targets`); all or nothing."""
+    """Apply every current proposal (all targets, or `targets`); all or nothing, also when
+    killed: a retry first rolls back what an interrupted release left (`pipeline.journal`)."""
+    with transaction(root, "mlops release") as journal:
+        return _release(root, targets, dvc, journal)
+
+
+def _release(
+    root: Path, targets: Sequence[str] | None, dvc: DvcRunner, journal: Journal
+) -> list[Outcome]:
     from pipeline.config import load_params
 
     params = load_params(root)
@@ -267,7 +244,7 @@ def release(
         _check_current(root, target, report, TargetSpec.from_params(params, target))
         plans.append((target, report))
     if plans:
-        _apply(root, plans, dvc)
+        _apply(root, plans, dvc, journal)
     for target, report in plans:
         proposal = report["proposal"]
         detail = f"bundle {proposal['bundle']['id']}, parent {proposal['parent'] or '(none)'}"
@@ -278,29 +255,33 @@ def release(
     return sorted(outcomes, key=lambda o: order.get(o.target, len(order)))
 
 
-def _apply(root: Path, plans: list[tuple[str, dict[str, Any]]], dvc: DvcRunner) -> None:
+def _apply(
+    root: Path, plans: list[tuple[str, dict[str, Any]]], dvc: DvcRunner, journal: Journal
+) -> None:
+    """Every path is journaled before it changes: bundles, their pointers and the records of
+    all targets change together or not at all."""
     to_add: list[str] = []
-    with undo_on_failure() as undo:
-        for _, report in plans:
-            bundle = report["proposal"]["bundle"]
-            dest = root / released_bundle(bundle["id"])
-            pointer = dest.parent / f"{dest.name}.dvc"
-            if str(released_bundle(bundle["id"])) in to_add:
-                continue
-            if dest.exists():
-                verify(dest, bundle["sha256"])  # a leftover must be exactly this bundle
-            else:
-                copy_bundle(root / bundle["path"], dest, bundle["sha256"], undo)
-            if not pointer.exists():
-                to_add.append(str(released_bundle(bundle["id"])))
-                undo.file(pointer)
-        if to_add:
-            undo.file(root / BUNDLES_DIR / ".gitignore")
-            dvc(["add", "--quiet", *to_add], root)
-        for target, report in plans:
-            path = root / release_path(target)
-            undo.file(path)
-            atomic_write_text(path, dumps_json(_record(target, report)))
+    for _, report in plans:
+        bundle = report["proposal"]["bundle"]
+        dest = root / released_bundle(bundle["id"])
+        pointer = dest.parent / f"{dest.name}.dvc"
+        if str(released_bundle(bundle["id"])) in to_add:
+            continue
+        if dest.exists():
+            verify(dest, bundle["sha256"])  # a leftover must be exactly this bundle
+        else:
+            journal.file(dest)
+            copy_bundle(root / bundle["path"], dest, bundle["sha256"])
+        if not pointer.exists():
+            to_add.append(str(released_bundle(bundle["id"])))
+            journal.file(pointer)
+    if to_add:
+        journal.file(root / BUNDLES_DIR / ".gitignore")
+        dvc(["add", "--quiet", *to_add], root)
+    for target, _ in plans:
+        journal.file(release_path(target))
+    for target, report in plans:
+        atomic_write_text(root / release_path(target), dumps_json(_record(target, report)))
 
 
 # ------------------------------------------------------------------------------ rollback
@@ -316,19 +297,18 @@ def _read_pins(root: Path) -> dict[str, Any]:
     return data
 
 
-def _write_pins_and_compose(root: Path, pins: dict[str, Any]) -> None:
-    """Write the generated pins file and recompose params.yaml; on any failure both files
-    are left byte-identical."""
+def _write_pins_and_compose(root: Path, pins: dict[str, Any], journal: Journal) -> None:
+    """Write the generated pins file and recompose params.yaml, both journaled: on any
+    failure (or a kill) both files go back byte-identical."""
     import yaml
 
     from pipeline import config
 
     text = PINS_HEADER + yaml.safe_dump(pins, sort_keys=True, default_flow_style=False)
-    with undo_on_failure() as undo:
-        undo.file(root / PINS_FILE)
-        undo.file(root / config.PARAMS_FILE)
-        atomic_write_text(root / PINS_FILE, text)
-        config.write(root)
+    journal.file(PINS_FILE)
+    journal.file(config.PARAMS_FILE)
+    atomic_write_text(root / PINS_FILE, text)
+    config.write(root)
 
 
 def _target_pins(pins: dict[str, Any], target: str) -> dict[str, Any]:
@@ -347,7 +327,13 @@ class RollbackOutcome:
 
 def rollback(root: Path, target: str, to: str | None = None) -> RollbackOutcome:
     """Pin `target` to release `to` (default: the current release's parent) and reject the
-    current release; recompose params.yaml. Nothing changes when any check fails."""
+    current release; recompose params.yaml. Nothing changes when any check fails (or when
+    it is killed: `pipeline.journal`). Inside `mlops maintain --apply`, part of its change."""
+    with transaction(root, "mlops rollback") as journal:
+        return _rollback(root, target, to, journal)
+
+
+def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> RollbackOutcome:
     from pipeline import config
 
     config.check(root)  # recomposing must change nothing but the pin
@@ -388,12 +374,17 @@ def rollback(root: Path, target: str, to: str | None = None) -> RollbackOutcome:
     entry = _target_pins(pins, target)
     entry["pin"] = to
     entry["rejected"] = rejected
-    _write_pins_and_compose(root, pins)
+    _write_pins_and_compose(root, pins, journal)
     return RollbackOutcome(target, to, rejected, record.release)
 
 
 def unpin(root: Path, target: str) -> bool:
     """Remove `target`'s pin (its rejected list stays); False when it had none."""
+    with transaction(root, "mlops unpin") as journal:
+        return _unpin(root, target, journal)
+
+
+def _unpin(root: Path, target: str, journal: Journal) -> bool:
     from pipeline import config
 
     config.check(root)
@@ -404,7 +395,7 @@ def unpin(root: Path, target: str) -> bool:
     if spec.pin is None or not entry or entry.get("pin") is None:
         return False
     entry["pin"] = None
-    _write_pins_and_compose(root, pins)
+    _write_pins_and_compose(root, pins, journal)
     return True
 
 

@@ -43,6 +43,7 @@ from pipeline.deploy.bundle import verify
 from pipeline.deploy.paths import BUNDLES_DIR, release_path, released_bundle
 from pipeline.deploy.records import ReleaseRecord, check_record, read_record
 from pipeline.errors import ArtifactError, MlopsError
+from pipeline.journal import Pending, pending
 
 Live = Callable[[], dict[str, Any] | None]
 IN_SYNC, OUT_OF_SYNC, UNREACHABLE = "in sync", "out of sync", "unreachable"
@@ -364,20 +365,56 @@ class Verified:
     problems: list[str] = field(default_factory=list)
 
 
+def _mixed_targets(root: Path, targets: list[str], interrupted: Pending) -> list[str]:
+    """The targets an interrupted command was moving together, split into those it had moved
+    and those it had not: the mixed state `verify` must never pass."""
+    moving = [t for t in targets if release_path(t).as_posix() in interrupted.paths]
+    moved = [t for t in moving if release_path(t).as_posix() in interrupted.changed]
+    if not moved or len(moved) == len(moving):
+        return []
+
+    def at(target: str) -> str:
+        try:
+            return str(read_record(root / release_path(target), target).release or "no release")
+        except ArtifactError:
+            return "an unreadable record"
+
+    def listed(names: list[str]) -> str:
+        return ", ".join(f"{t} ({at(t)})" for t in names)
+
+    still = [t for t in moving if t not in moved]
+    return [
+        f"mixed state: targets released together are at different releases: "
+        f"{listed(moved)} moved, {listed(still)} not yet"
+    ]
+
+
 def verify_releases(
     root: Path, targets: list[str], *, pull: bool, dvc_remote: str | None = None
 ) -> list[Verified]:
     """Check every release record in `targets` (read with the same rules as everywhere else);
     with `pull`, fetch each released bundle with `dvc pull` first. Problems are collected for
-    every target, not just the first, so one run shows everything to fix."""
+    every target, not just the first, so one run shows everything to fix. A release (or
+    rollback, or maintenance) that was interrupted leaves the checkout in a mixed state: every
+    target fails until a retry rolls it back (`pipeline.journal`)."""
+    interrupted = pending(root)
+    mixed = (
+        []
+        if interrupted is None
+        else [
+            f"{interrupted.describe()}: run `{interrupted.command}` again (it rolls that back "
+            "first, then completes)",
+            *_mixed_targets(root, targets, interrupted),
+        ]
+    )
     out = []
     for target in targets:
         try:
             record = read_record(root / release_path(target), target)
         except ArtifactError as exc:
-            out.append(Verified(target, None, [exc.render()]))
+            out.append(Verified(target, None, [*mixed, exc.render()]))
             continue
-        checked = Verified(target, record.release)
+        checked = Verified(target, record.release, list(mixed))
         out.append(checked)
         if record.release is None:
             continue

@@ -15,8 +15,10 @@ never applied twice.
 * rollback: the declarative pin of `mlops rollback` (a generated conf file, recomposed).
 * alert: the message, recorded once.
 
-Everything is checked first; a failure undoes every file it wrote, so configs, data and the
-ledger stay byte-identical.
+Everything is checked first; the change is one transaction (`pipeline.journal`): a failure
+undoes every file it wrote, so configs, data and the ledger stay byte-identical, and when the
+command is killed half-way the next `mlops maintain --apply` rolls that back first, then
+applies the decision whole.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DataError, MlopsError
-from pipeline.io import dumps_json, read_json, sha256_file
+from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
+from pipeline.journal import Journal, transaction
 from pipeline.maintain.paths import DECISION, LEDGER
 from pipeline.maintain.stage import read_ledger
 from pipeline.paths import feedback_dir
@@ -46,27 +49,6 @@ class Applied:
     decision_id: str | None
     message: str
     changed: list[str]
-
-
-class Files:
-    """Remembers the bytes of every file before it is touched, to restore them on failure."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.saved: dict[Path, bytes | None] = {}
-
-    def touch(self, rel: Path | str) -> Path:
-        path = self.root / rel
-        if path not in self.saved:
-            self.saved[path] = path.read_bytes() if path.is_file() else None
-        return path
-
-    def restore(self) -> None:
-        for path, data in self.saved.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)
 
 
 def _dvc(root: Path, *args: str) -> None:
@@ -268,6 +250,17 @@ def _refused(frame: Any, spec: Any) -> tuple[Any, list[str]]:
 
 
 def apply(root: Path, *, repro: bool = True) -> Applied:
+    """Carry out the decision as one transaction (`pipeline.journal`): a failure, or a kill
+    at any point, leaves configs, data, dvc.lock and the ledger as they were (a kill: once the
+    next `mlops maintain --apply` has rolled it back), so a retry always completes."""
+    try:
+        with transaction(root, "mlops maintain --apply") as journal:
+            return _apply(root, repro, journal)
+    except _ReproError as exc:  # the files are restored: say so, and put outputs back
+        raise _undone(root, exc.action, exc) from exc
+
+
+def _apply(root: Path, repro: bool, journal: Journal) -> Applied:
     from pipeline import config
 
     decision = read_json(root / DECISION)
@@ -285,24 +278,14 @@ def apply(root: Path, *, repro: bool = True) -> Applied:
     if action == "none":
         return Applied("none", None, f"nothing to apply: {decision['reason']}", [])
     params = config.load_params(root, hyperparameters=False)
-    files = Files(root)
     repro = repro and action in ("retrain", "rollback")
     if repro:
-        files.touch(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
-    try:
-        entry, changed, message = _carry_out(root, decision, params, files)
-        ledger_path = files.touch(LEDGER)
-        from pipeline.io import atomic_write_text
-
-        atomic_write_text(ledger_path, dumps_json({"entries": [*ledger, entry]}))
-        changed.append(LEDGER.as_posix())
-        if repro:
-            _repro(root)
-    except BaseException as exc:
-        files.restore()
-        if isinstance(exc, _ReproError):
-            raise _undone(root, action, exc) from exc
-        raise
+        journal.file(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
+    entry, changed, message = _carry_out(root, decision, params, journal)
+    atomic_write_text(journal.file(LEDGER), dumps_json({"entries": [*ledger, entry]}))
+    changed.append(LEDGER.as_posix())
+    if repro:
+        _repro(root, action)
     return Applied(action, did, message, changed)
 
 
@@ -310,8 +293,12 @@ class _ReproError(Exception):
     """`dvc repro` failed after the decision's files were written (internal: becomes the
     MlopsError of `_undone` once the files are restored)."""
 
+    def __init__(self, message: str, action: str) -> None:
+        super().__init__(message)
+        self.action = action
 
-def _repro(root: Path) -> None:
+
+def _repro(root: Path, action: str) -> None:
     """`dvc repro`, its progress shown as it runs; stderr (where a failing stage and DVC say
     why) is kept for the one error message, and echoed when the run succeeds."""
     exe = Path(sys.executable).parent / "dvc"
@@ -325,7 +312,7 @@ def _repro(root: Path) -> None:
     if proc.returncode == 0:
         sys.stderr.write(proc.stderr)
         return
-    raise _ReproError(_why(proc.stderr) or f"exit status {proc.returncode}")
+    raise _ReproError(_why(proc.stderr) or f"exit status {proc.returncode}", action)
 
 
 def _why(stderr: str) -> str:
@@ -368,7 +355,7 @@ def _undone(root: Path, action: str, exc: _ReproError) -> MlopsError:
 
 
 def _carry_out(
-    root: Path, decision: Mapping[str, Any], params: Mapping[str, Any], files: Files
+    root: Path, decision: Mapping[str, Any], params: Mapping[str, Any], journal: Journal
 ) -> tuple[dict[str, Any], list[str], str]:
     action, did = decision["action"], decision["decision_id"]
     entry = {
@@ -392,9 +379,9 @@ def _carry_out(
             rel = folder / f"{did}.parquet"
             from pipeline.data import write_parquet
 
-            write_parquet(rows, files.touch(rel))
-            files.touch(f"{rel}.dvc")
-            files.touch(folder / ".gitignore")
+            journal.file(f"{rel}.dvc")
+            journal.file(folder / ".gitignore")
+            write_parquet(rows, journal.file(rel))
             _dvc(root, "add", "--quiet", rel.as_posix())
             changed += [f"{rel}.dvc", (folder / ".gitignore").as_posix()]
         message = (
@@ -410,8 +397,6 @@ def _carry_out(
         from pipeline.deploy.paths import PINS_FILE
         from pipeline.deploy.release import rollback
 
-        files.touch(PINS_FILE)
-        files.touch("params.yaml")
         evidence = next(p for p in decision["policies"] if p["policy"] == "rollback")
         outcome = rollback(root, decision["target"], evidence["evidence"].get("previous"))
         entry["pinned"] = outcome.pin

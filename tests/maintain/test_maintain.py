@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,10 @@ import pytest
 
 from pipeline.deploy.bundle import load_bundle
 from pipeline.deploy.scoring import predict
+from pipeline.journal import pending
 from pipeline.windows import write_window
-from tests.conftest import digests, dvc, mlops, sh
+from tests.conftest import BIN, digests, dvc, mlops, sh
+from tests.fault import fault_env
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +90,26 @@ def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
     sh(["git", "add", "-A"], project)
     sh(["git", "commit", "-qm", "windows"], project)
 
+    # Issue 10: killed just before its ledger's rename, apply left the feedback rows written
+    # and the ledger not, and every retry was refused ("the data has no rows"). Now the
+    # change is journaled: `verify` fails until the retry rolls it back, then completes it.
+    ledger_before = (project / "maintain/ledger.json").read_bytes()
+    killed = subprocess.run(
+        [str(BIN / "mlops"), "maintain", "--apply", "--no-repro"],
+        cwd=project,
+        env=fault_env(MLOPS_TEST_KILL_AT_FSYNC="maintain/ledger.json"),
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    assert (project / "maintain/ledger.json").read_bytes() == ledger_before
+    assert list((project / "data/feedback").rglob("*.parquet"))  # written, not yet in the ledger
+    verify = mlops("verify", cwd=project, check=False)
+    assert verify.returncode == 1
+    assert "an interrupted `mlops maintain --apply` left its changes half-done" in verify.stdout
+
     out = mlops("maintain", "--apply", "--no-repro", cwd=project).stdout
     assert "retrain: 200 labelled production row(s)" in out
     ledger = json.loads((project / "maintain/ledger.json").read_text())["entries"]
@@ -97,6 +121,8 @@ def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
     assert len(feedback) == 1
     assert (project / f"data/feedback/breast_cancer/{feedback[0].name}.dvc").exists()
     assert set(pd.read_parquet(feedback[0])["__release__"]) == {rel}
+    assert pending(project) is None and not list(project.rglob(".*.tmp"))
+    assert mlops("verify", cwd=project).returncode == 0
 
     # applying the same decision again changes nothing
     watched = ("data/feedback/**/*", "maintain/*", "conf/**/*", "params.yaml")

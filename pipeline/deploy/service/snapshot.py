@@ -49,6 +49,7 @@ from pipeline.windows import (
     TIME,
     Window,
     list_windows,
+    sweep_partial_windows,
     write_window,
 )
 
@@ -95,6 +96,7 @@ def snapshot(
             f"{log_dir}: no prediction log directory",
             hint="start the service (`mlops serve`) or check deploy.targets.<name>.serve.log.dir",
         )
+    sweep_partial_windows(out)  # what a snapshot killed half-way left
     result = SnapshotResult(watermark=watermark(out))
     records, horizon = _new_records(log_dir, result.watermark, include_current)
     if not records:

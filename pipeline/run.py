@@ -194,7 +194,8 @@ def run_remote(module: str, argv: list[str]) -> int | None:
             print("error: the stage runner went away while the stage ran", file=sys.stderr)
             return 1
     if status < 0:  # killed by a signal: die the same way, so DVC sees what happened
-        signal.signal(-status, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL's handler cannot be set
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     return status
 

@@ -36,6 +36,8 @@ if args and args[0] == "sleep":
     time.sleep(60)
 if args and args[0] == "fail":
     raise RuntimeError("boom")
+if args and args[0] == "kill":
+    os.kill(os.getpid(), int(args[1]))
 raise SystemExit(int(args[0]) if args else 0)
 """
 
@@ -364,3 +366,18 @@ def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> Non
     assert helpers and sockets
     assert gone(runner, within=10), "the runner did not exit when idle"
     assert all(gone(pid, within=10) for pid in helpers), "the fork server outlived its runner"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_stage_killed_by_a_signal_kills_its_caller_the_same_way(
+    shared_code: Path, signum: int
+) -> None:
+    """A stage killed by SIGKILL (the OOM killer, a fault test) under the runner: its caller
+    dies of the same signal, as a plain `python -m` stage would, so DVC reports it; it used
+    to print a traceback (SIGKILL's handler cannot be set) and exit 1."""
+    warm, cold = (
+        call(shared_code, "kill", str(signum)),
+        call(shared_code, "kill", str(signum), runner=False),
+    )
+    assert warm.returncode == cold.returncode == -signum
+    assert "Traceback" not in warm.stderr

@@ -382,7 +382,7 @@ def stage_of(project: Path) -> Callable[[str], str]:
 
     with Repo(str(project)) as repo:
         outs = [
-            (Path(out.fs_path).relative_to(project).as_posix(), stage.addressing)
+            (Path(out.fs_path).relative_to(project).as_posix(), stage.name)
             for stage in repo.index.stages
             for out in stage.outs
         ]
@@ -403,7 +403,9 @@ def check_stage_kill(
     proc = run(
         ["dvc", "repro", "--force", "--single-item", stage], dest, MLOPS_TEST_KILL_AT_FSYNC=point
     )
-    assert proc.returncode != 0, f"{stage} was not killed at {point}"
+    assert proc.returncode != 0 and "exited with -9" in proc.stderr, (
+        f"{stage} was not killed at {point}: {proc.stderr}"
+    )
     now = workspace(dest)
     changed = [p for p in now if now[p] != before.get(p)]
     assert not changed, f"{stage} killed at {point} left partial or new files {changed}"
@@ -411,7 +413,9 @@ def check_stage_kill(
     proc = run(["dvc", "repro"], dest)
     assert proc.returncode == 0, f"retry after {stage} was killed at {point}: {proc.stderr}"
     assert workspace(dest) == before, f"retry after {stage} was killed at {point} differs"
-    assert temporaries(dest) == []
+    # DVC may restore the outputs from its run cache without running the stage, whose next
+    # write would sweep the killed writer's temporary: until then it stays, git-ignored
+    assert not visible(dest, temporaries(dest))
 
 
 def test_a_stage_killed_at_a_write(project: Path, tmp_path: Path) -> None:
@@ -423,6 +427,7 @@ def test_a_stage_killed_at_a_write(project: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # 38 kill points, each a copy, a killed stage and a `dvc repro`
 def test_every_stage_killed_at_every_write(template_project: Path, tmp_path: Path) -> None:
     """Stages are deterministic: after the kill and a plain `dvc repro`, the workspace is the
     template's, byte for byte (committed files byte-identical)."""
@@ -438,7 +443,7 @@ def test_every_stage_killed_at_every_write(template_project: Path, tmp_path: Pat
     counts: dict[str, int] = {}
     for line in log.read_text().splitlines():
         program, _, name = line.partition("\t")
-        if not program.startswith("pipeline."):
+        if program in ("dvc", "mlops"):  # DVC's own files: a stage is named by its script
             continue
         counts[name] = counts.get(name, 0) + 1
         points.setdefault(find(name), []).append(f"{name}#{counts[name]}")

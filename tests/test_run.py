@@ -183,7 +183,7 @@ def test_parallel_fits_fork_from_the_runners_fork_server(code: Path) -> None:
             env=dict(env(), MLOPS_RUNNER="1" if runner else "0", PYTHONPATH=str(code)),
             text=True,
             capture_output=True,
-            timeout=120,
+            timeout=300,
             check=True,
         )
         return fields(proc.stdout)

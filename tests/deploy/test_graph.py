@@ -109,6 +109,8 @@ def test_release_then_repro_reruns_only_deploy_and_git_revert_undoes_it(project:
     assert report(project, "local")["proposal"]["release"] == proposal["release"]
 
 
+@pytest.mark.slow  # three repros; test_trained_history_* cover it with real training (slow too),
+# the default suite keeps release (above), a refused rollback (test_release.py) and the compare gate
 def test_better_challenger_is_released_then_rolled_back(project: Path) -> None:
     weak = fabricate_release(project, "local")
     ran_now = ran_ours(dvc("repro", cwd=project).stdout)
@@ -272,7 +274,13 @@ def test_rejected_bundle_is_blocked(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "tamper", ["predictions bytes", "model bytes", "consistent but wrong", "newer scikit-learn"]
+    "tamper",
+    [
+        pytest.param("predictions bytes", marks=pytest.mark.slow),  # as "model bytes"
+        "model bytes",
+        "consistent but wrong",
+        pytest.param("newer scikit-learn", marks=pytest.mark.slow),
+    ],
 )
 def test_smoke_failure_means_no_proposal(project: Path, tamper: str) -> None:
     bundle = project / "models/bundle"

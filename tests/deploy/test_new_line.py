@@ -23,6 +23,8 @@ def _switch(project: Path, dataset: str) -> None:
     dvc("repro", cwd=project)
 
 
+@pytest.mark.slow  # two datasets trained in turn; the default suite starts a new line in
+# test_own_data_end_to_end.py (a new dataset) and test_graph.py (an incumbent of another task)
 def test_new_dataset_and_new_task_start_new_lines_of_releases(project: Path) -> None:
     demo = report(project, "local")["proposal"]["release"]
     mlops("release", cwd=project)

@@ -145,6 +145,8 @@ def test_bad_data_fails_validate_with_every_violation(fresh_project: Path) -> No
     assert not (project / "data/prepared/train.parquet").exists()
 
 
+@pytest.mark.slow  # a whole graph from scratch; test_own_data_end_to_end.py's fast variant
+# trains, serves and monitors a table with nulls, dates and ids in the default suite
 def test_categorical_missing_values_dates_and_ids_end_to_end(fresh_project: Path) -> None:
     project = fresh_project
     use_fast_settings(project)
@@ -177,6 +179,7 @@ def test_regression_end_to_end(fresh_project: Path) -> None:
     assert "errors" not in json.loads(plots.stdout)
 
 
+@pytest.mark.slow  # two whole graphs; package's byte-reproducibility is checked by default
 def test_two_runs_from_scratch_are_byte_identical(
     template_project: Path, fresh_project: Path
 ) -> None:
@@ -188,6 +191,7 @@ def test_two_runs_from_scratch_are_byte_identical(
     assert first and first == second
 
 
+@pytest.mark.slow  # tests/fault/test_kill_matrix.py kills prepare mid-write by default
 @pytest.mark.parametrize("victim", ["model.skops", "train.parquet"])
 def test_stage_killed_mid_write_leaves_no_partial_file(project: Path, victim: str) -> None:
     if victim == "model.skops":

@@ -213,6 +213,7 @@ def rows_of(path: Path) -> int:
     return int(json.loads(path.read_text())["rows"])
 
 
+@pytest.mark.slow  # a retrain, then monitoring twice
 def test_an_unreleased_retrain_leaves_the_releases_reference_and_verdicts_alone(
     project: Path,
 ) -> None:

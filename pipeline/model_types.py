@@ -245,7 +245,7 @@ def refused(schema: Any) -> list[str]:
     nodes = list(_nodes(schema))
     for node in nodes:
         loader, module, name = (node.get(k) for k in ("__loader__", "__module__", "__class__"))
-        if not all(isinstance(v, str) for v in (loader, module, name)):
+        if not (isinstance(loader, str) and isinstance(module, str) and isinstance(name, str)):
             out.add(f"{module}.{name} (malformed {loader!r} node)")
             continue
         full = f"{module}.{name}"

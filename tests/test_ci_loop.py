@@ -227,6 +227,7 @@ def test_data_commit_retrains_reruns_update_the_pr_deploy_publishes_all_and_roll
     assert pinned["release"].startswith("r0003-") and pinned["pinned"] == first
 
 
+@pytest.mark.slow  # as test_monitor_stages.py's threshold change
 def test_config_only_change_reruns_only_monitor_and_maintain(project: Path) -> None:
     conf = project / "conf/maintain/default.yaml"
     conf.write_text(conf.read_text().replace("cooldown_days: 7", "cooldown_days: 2"))

@@ -174,6 +174,7 @@ def test_one_runner_serves_many_stages_until_the_code_changes(code: Path) -> Non
     assert fields(call(code).stdout)["ppid"] != first["ppid"]  # edited code: a fresh runner
 
 
+@pytest.mark.slow  # a speed mechanism; test_warm_run_matches_a_plain_run checks results
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: joblib runs folds inline")
 def test_parallel_fits_fork_from_the_runners_fork_server(code: Path) -> None:
     def folds(runner: bool) -> dict[str, str]:

@@ -162,6 +162,7 @@ def test_better_challenger_is_released_then_rolled_back(project: Path) -> None:
     assert (project / "params.yaml").read_bytes() == params_bytes
 
 
+@pytest.mark.slow  # a retrain; test_gate_rules.py holds the compare rule by default
 def test_worse_challenger_is_blocked_and_changes_nothing(project: Path) -> None:
     mlops("release", cwd=project)
     commit(project, "release the champion")
@@ -318,6 +319,7 @@ def test_smoke_failure_means_no_proposal(project: Path, tamper: str) -> None:
         assert "sha256 mismatch" in text
 
 
+@pytest.mark.slow  # one setting passed through
 def test_serving_threads_reach_the_smoke_test_and_only_their_gate(project: Path) -> None:
     mlops(
         "compose",

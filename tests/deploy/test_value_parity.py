@@ -230,7 +230,7 @@ def as_arrays(labels: Any, proba: Any) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 @settings(
-    max_examples=20,
+    max_examples=8,
     deadline=None,
     derandomize=True,
     database=None,

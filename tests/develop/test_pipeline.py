@@ -99,6 +99,7 @@ def test_unreachable_floor_fails_evaluate_with_a_reason(project: Path) -> None:
     assert selection["champion"] is None
 
 
+@pytest.mark.slow  # test_exp_run.py runs dvc exp run by default
 def test_experiment_composes_natively_and_stages_revalidate(project: Path) -> None:
     """`dvc exp run -S` composes conf/ through DVC's Hydra integration (hydra.enabled)."""
     proc = dvc(
@@ -164,6 +165,7 @@ def test_categorical_missing_values_dates_and_ids_end_to_end(fresh_project: Path
     assert any(n.startswith("categorical__region_") for n in names)
 
 
+@pytest.mark.slow  # a whole regression graph from scratch; the slow own-data test trains two more
 def test_regression_end_to_end(fresh_project: Path) -> None:
     project = fresh_project
     use_fast_settings(project)

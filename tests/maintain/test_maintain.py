@@ -76,6 +76,7 @@ def production_window(
     return window.path
 
 
+@pytest.mark.slow  # retrain, apply, kill, retry; test_own_data_end_to_end applies one by default
 def test_retrain_applies_once_and_feeds_training_only(project: Path) -> None:
     local_conf(project, "maintain:\n  policies:\n    new_labels:\n      min_rows: 150\n")
     rel = release(project)
@@ -155,6 +156,7 @@ def test_stale_decision_is_refused(project: Path) -> None:
     assert digests(project) == before
 
 
+@pytest.mark.slow  # as test_monitor_stages.py's threshold change
 def test_config_only_threshold_change_reruns_only_monitor_and_maintain(project: Path) -> None:
     local_conf(project, "maintain:\n  cooldown_days: 3\n")
     assert ran(dvc("repro", cwd=project).stdout) == ["maintain"]

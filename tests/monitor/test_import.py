@@ -31,6 +31,7 @@ def later_traffic(project: Path, path: Path) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.slow  # test_own_data_end_to_end.py imports and monitors a file by default
 def test_imported_csv_traffic_is_monitored(project: Path, tmp_path: Path) -> None:
     traffic = later_traffic(project, tmp_path / "traffic.csv")
     scored = tmp_path / "scored.parquet"

@@ -107,6 +107,7 @@ def test_running_monitor_again_on_the_same_windows_changes_nothing(project: Path
     assert len(before) == 4
 
 
+@pytest.mark.slow  # test_own_data_end_to_end.py adds windows and re-runs monitor by default
 def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
     project: Path,
 ) -> None:
@@ -145,6 +146,7 @@ def test_a_threshold_change_reruns_only_monitor_and_maintain(project: Path) -> N
     assert shifted["status"] == "breach"  # its predictions and accuracy still moved
 
 
+@pytest.mark.slow  # monitor --check's exit codes, one repro per setting
 def test_fail_on_breach_exit_codes(project: Path) -> None:
     assert mlops("monitor", "--check", cwd=project).returncode == 0
     # simulated scenarios only (the newest, label noise, breaches): nothing to fail on
@@ -271,6 +273,7 @@ def test_production_heads_the_report_and_simulated_windows_drive_nothing(
     assert decision["as_of"].startswith("2024-12-01") and decision["policies"]
 
 
+@pytest.mark.slow  # a regression graph on a released classifier
 def test_a_regression_dataset_on_a_classification_release_is_explained_not_crashed(
     project: Path,
 ) -> None:

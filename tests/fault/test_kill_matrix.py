@@ -262,7 +262,7 @@ def check_apply_kill(source: Path, command: Command, point: str, dest: Path) -> 
     assert [e["action"] for e in ledger] == ["retrain"] and ledger[0]["rows"] == 200
 
 
-@pytest.mark.slow  # the default suite's case: tests/maintain/test_maintain.py (its project)
+@pytest.mark.slow  # as tests/maintain/test_maintain.py::test_retrain_applies_once_... (slow too)
 @pytest.mark.parametrize("point", ["maintain/ledger.json", "data/feedback"])
 def test_maintain_apply_killed(apply_cmd: tuple[Path, Command], point: str, tmp_path: Path) -> None:
     """Killed just before the ledger's rename (issue 10: feedback written, the ledger not, every

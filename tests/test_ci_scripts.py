@@ -317,6 +317,7 @@ def _bundle(repo: Path, name: str, content: str) -> None:
     assert dvc(repo, "add", "-q", f"bundles/{name}").returncode == 0
 
 
+@pytest.mark.slow  # pushes every release to a serving remote
 def test_every_released_bundle_is_published_or_the_step_fails(repo: Path) -> None:
     """Finding 8: `dvc push` of what the runner had cached left older releases (the rollback
     targets) off the serving remote, with a warning and exit 0."""

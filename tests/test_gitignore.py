@@ -63,6 +63,7 @@ def test_every_cached_output_is_ignored_and_every_report_tracked(
     assert hidden == [], "cache: false outputs (reports) must stay tracked"
 
 
+@pytest.mark.slow  # a failing repro; the rule is checked by default above
 @pytest.mark.integration
 def test_a_failed_repro_exposes_no_data_or_model_to_git(tmp_path: Path) -> None:
     """The graph fails late (evaluate: no candidate meets an impossible floor) after ingest,

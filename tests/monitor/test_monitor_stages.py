@@ -247,6 +247,7 @@ def test_an_unreleased_retrain_leaves_the_releases_reference_and_verdicts_alone(
     assert (project / "reports/monitor/history.csv").read_bytes() == before  # same verdicts
 
 
+@pytest.mark.slow  # the own-data test monitors production beside simulated windows
 def test_production_heads_the_report_and_simulated_windows_drive_nothing(
     project: Path,
 ) -> None:

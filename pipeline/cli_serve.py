@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.cli_args import minutes, port_number, positive_float, positive_int
+from pipeline.paths import PRODUCTION_DIR
 
 SNAPSHOT_HELP = """\
 Turn the service's prediction log (rotated files and, unless --rotated-only, the current
@@ -228,8 +229,8 @@ def add_commands(subparsers: Any) -> None:
     )
     q.add_argument(
         "--out",
-        default="data/production",
-        help="window directory, relative to the project root (default: data/production)",
+        default=str(PRODUCTION_DIR),
+        help=f"window directory, relative to the project root (default: {PRODUCTION_DIR})",
     )
     size = q.add_mutually_exclusive_group()
     size.add_argument(
@@ -274,8 +275,8 @@ def add_commands(subparsers: Any) -> None:
     q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
     q.add_argument(
         "--out",
-        default="data/production",
-        help="window directory, relative to the project root (default: data/production)",
+        default=str(PRODUCTION_DIR),
+        help=f"window directory, relative to the project root (default: {PRODUCTION_DIR})",
     )
     q.set_defaults(handler=_import)
 

@@ -12,6 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 FEEDBACK_DIR = Path("data/feedback")  # DVC-tracked file by file; the folder itself is git's
+# Production windows: `mlops logs snapshot` / `logs import` write them, `monitor` reads them.
+PRODUCTION_DIR = Path("data/production")
+# Gate decisions, reports/deploy/<target>.json: the deploy stages write them, `release`,
+# `mlops summary` and the pull-request report read them.
+GATE_REPORTS_DIR = Path("reports/deploy")
 # Released bundles, one DVC-tracked directory per bundle id: deploy writes them, and every reader
 # of a release record (deploy, monitoring, maintenance) finds a release's bundle there.
 BUNDLES_DIR = Path("bundles")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from pipeline.errors import ArtifactError
+from pipeline.paths import GATE_REPORTS_DIR
 
 
 def release_lines(root: Path) -> list[str]:
@@ -13,7 +14,7 @@ def release_lines(root: Path) -> list[str]:
     lines = []
     for record in sorted((root / "deploy").glob("*.json")):
         declared = json.loads(record.read_text(encoding="utf-8")).get("release")
-        report = root / "reports/deploy" / record.name
+        report = root / GATE_REPORTS_DIR / record.name
         gate = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
         decision = gate.get("decision", "not run")
         lines.append(f"  {record.stem}: released {declared or 'nothing yet'}; gate: {decision}")

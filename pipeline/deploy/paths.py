@@ -10,6 +10,7 @@ from pathlib import Path
 
 # released bundles: bundles/<id>, shared with every reader of a release record
 from pipeline.paths import BUNDLES_DIR as BUNDLES_DIR
+from pipeline.paths import GATE_REPORTS_DIR
 from pipeline.paths import released_bundle as released_bundle
 
 # develop's outputs, read by path
@@ -22,7 +23,7 @@ TEST_SPLIT = Path("data/prepared/test.parquet")
 # deploy's own
 BUNDLE_DIR = Path("models/bundle")  # the champion's bundle (output of `package`)
 DEPLOY_DIR = Path("deploy")  # deploy/<target>.json: the desired release (committed)
-REPORTS_DIR = Path("reports/deploy")  # reports/deploy/<target>.json: gate decisions
+REPORTS_DIR = GATE_REPORTS_DIR  # reports/deploy/<target>.json: gate decisions
 PINS_FILE = Path("conf/deploy/pins/generated.yaml")  # written by rollback / unpin only
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.paths import PRODUCTION_DIR as PRODUCTION_DIR
+
 # develop's and deploy's outputs, read by path
 POOL_SPLIT = Path("data/prepared/pool.parquet")
 CHAMPION_BUNDLE = Path("models/bundle")  # the champion's bundle (output of `package`)
@@ -18,7 +20,6 @@ DEPLOY_DIR = Path("deploy")  # deploy/<target>.json: the release a target should
 # monitor's own
 SIMULATED_DIR = Path("data/simulated")  # simulated windows (output of `simulate`)
 SCENARIOS_FILE = "scenarios.json"  # in SIMULATED_DIR: what each simulated window injects
-PRODUCTION_DIR = Path("data/production")  # windows from `mlops logs snapshot` or users
 REPORT_DIR = Path("reports/monitor")  # the `monitor` stage's reports
 MANUAL_REPORT_DIR = Path("reports/monitor-manual")  # `mlops monitor --input` (outside the graph)
 

@@ -1,5 +1,7 @@
 """The `mlops` command: thin wrappers that parse arguments, call the layer below and map errors
 to exit codes (2 for anything the user can fix, with a hint; 1 for "checked, and it differs").
+The conventions every command follows (project root, paths, --target, --check, exit status) are
+declared once, in `pipeline.cli_args`.
 
 Imports are local to each command so that `mlops compose --check`, which guards every
 `dvc repro`, pays for Hydra only, never for pandas or scikit-learn.
@@ -9,14 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from pipeline import cli_deploy, cli_maintain, cli_monitor, cli_report, cli_serve, cli_sync
+from pipeline.cli_args import (
+    CONVENTIONS,
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USER_ERROR,
+    Handler,
+    HelpFormatter,
+    add_check,
+    command,
+    command_group,
+)
 from pipeline.errors import MlopsError, StaleParamsError
-
-Handler = Callable[[argparse.Namespace], int]
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,21 +37,26 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         hint = f"`{self.prog} --help` lists the arguments"
-        self.exit(2, f"error: {self.prog}: {message}\nhint: {hint}\n")
+        self.exit(EXIT_USER_ERROR, f"error: {self.prog}: {message}\nhint: {hint}\n")
 
 
 def _compose(args: argparse.Namespace) -> int:
+    """compose conf/ into params.yaml (validated)
+
+    Compose conf/ with Hydra into params.yaml, validating every group; --check only compares
+    and prints a diff when params.yaml is stale.
+    """
     from pipeline import config
 
-    root = config.find_root()
+    root = args.root
     if args.check:
         try:
             config.check(root, args.overrides)
         except StaleParamsError as exc:
             print(exc.render(), file=sys.stderr)
-            return 1
+            return EXIT_CHECK_FAILED
         print(f"{config.PARAMS_FILE} is up to date with {config.CONF_DIR}/")
-        return 0
+        return EXIT_OK
     composed, changed = config.write(root, args.overrides)
     from pipeline.choices import unsaved
 
@@ -68,9 +84,17 @@ def _compose(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
+    """choose a config group's option in conf/config.yaml, then compose
+
+    Persist a choice such as dataset=my_data: rewrite that option in conf/config.yaml's
+    defaults list (comments and layout kept: a one-line diff to review) and compose
+    params.yaml. Checked first: the option file must exist, and the new composition must
+    validate and take effect; otherwise nothing is written. Without arguments: list the current
+    choices and their options.
+    """
     from pipeline import choices, config
 
-    root = config.find_root()
+    root = args.root
     if not args.selections:
         text = (root / choices.CONFIG_FILE).read_text(encoding="utf-8")
         print(f"{choices.CONFIG_FILE} chooses (change one with `mlops select GROUP=OPTION`):")
@@ -96,6 +120,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
+    """print a starting conf/dataset/ file for a CSV/Parquet"""
     from pipeline.schema_infer import render_dataset_yaml
 
     print(render_dataset_yaml(Path(args.path), name=args.name, target=args.target), end="")
@@ -103,14 +128,15 @@ def _schema_infer(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from pipeline import config
+    """the champion, its test metrics and where artifacts are"""
     from pipeline.summary import render_summary
 
-    print(render_summary(config.find_root()))
+    print(render_summary(args.root))
     return 0
 
 
 def _targets(args: argparse.Namespace) -> int:
+    """the estimators a candidate's _target_ may name"""
     from pipeline.factory import ALLOWED_TARGETS
 
     for target, task in sorted(ALLOWED_TARGETS.items(), key=lambda kv: (kv[1], kv[0])):
@@ -120,64 +146,52 @@ def _targets(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
-        prog="mlops", description="gitops-mlops: declarative ML pipelines run the GitOps way."
+        prog="mlops",
+        description="gitops-mlops: declarative ML pipelines run the GitOps way.",
+        epilog=CONVENTIONS,
+        formatter_class=HelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="`mlops COMMAND --help` for its options",
+    )
 
-    p = sub.add_parser(
-        "compose",
-        help="compose conf/ into params.yaml (validated)",
-        description="Compose conf/ with Hydra into params.yaml, validating every "
-        "group; --check only compares and prints a diff when params.yaml is stale.",
-    )
+    p = command(sub, "compose", _compose)
     p.add_argument(
         "overrides",
         nargs="*",
         metavar="OVERRIDE",
         help="Hydra overrides, e.g. dataset=diabetes or +experiment=fast",
     )
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 with a diff when params.yaml differs from the composition",
-    )
-    p.set_defaults(handler=_compose)
+    add_check(p, "params.yaml differs from the composition (printing the diff)")
 
-    p = sub.add_parser(
-        "select",
-        help="choose a config group's option in conf/config.yaml, then compose",
-        description="Persist a choice such as dataset=my_data: rewrite that option in "
-        "conf/config.yaml's defaults list (comments and layout kept: a one-line diff to "
-        "review) and compose params.yaml. Checked first: the option file must exist, and the "
-        "new composition must validate and take effect; otherwise nothing is written. Without "
-        "arguments: list the current choices and their options.",
-    )
+    p = command(sub, "select", _select)
     p.add_argument(
         "selections",
         nargs="*",
         metavar="GROUP=OPTION",
         help="e.g. dataset=my_data or split=stratified",
     )
-    p.set_defaults(handler=_select)
 
-    p = sub.add_parser("schema", help="dataset schema helpers")
-    schema_sub = p.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
-    q = schema_sub.add_parser("infer", help="print a starting conf/dataset/ file for a CSV/Parquet")
+    q = command(
+        command_group(sub, "schema", help="dataset schema helpers"),
+        "infer",
+        _schema_infer,
+        project=False,
+    )
     q.add_argument("path", help="the data file (CSV or Parquet), e.g. data/external/my.csv")
     q.add_argument("--name", help="dataset name (default: from the file name)")
     q.add_argument(
         "--target",
         metavar="COLUMN",
-        help="the column to predict (default: the first of the ranked candidates, printed "
-        "as comments)",
+        help="the column to predict, the dataset's target (not a deployment target; default: "
+        "the first of the ranked candidates, printed as comments)",
     )
-    q.set_defaults(handler=_schema_infer)
 
-    p = sub.add_parser("targets", help="the estimators a candidate's _target_ may name")
-    p.set_defaults(handler=_targets)
-
-    p = sub.add_parser("summary", help="the champion, its test metrics and where artifacts are")
-    p.set_defaults(handler=_summary)
+    command(sub, "targets", _targets, project=False)
+    command(sub, "summary", _summary)
     cli_deploy.add_commands(sub)
     cli_serve.add_commands(sub)
     cli_monitor.add_commands(sub)
@@ -191,9 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0), or a usage error already printed with a hint (2)
-        return exc.code if isinstance(exc.code, int) else 2
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     handler: Handler = args.handler
     try:
+        if args.needs_root:  # the one place the project root is found, for every command
+            from pipeline.config import find_root
+
+            args.root = find_root()
         return handler(args)
     except MlopsError as exc:
         print(f"error: {exc.render()}", file=sys.stderr)
@@ -202,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `mlops targets | head`: the reader left, nothing to report
         sys.stderr.close()
-        return 0
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -14,23 +14,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.cli_args import positive_int
+from pipeline.cli_args import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    add_check,
+    add_target,
+    add_targets,
+    command,
+    positive_int,
+)
 from pipeline.errors import DataError
 
 if TYPE_CHECKING:
     from pipeline.deploy.batch import BatchResult
 
 
-def _root() -> Path:
-    from pipeline import config
-
-    return config.find_root()
-
-
 def _release(args: argparse.Namespace) -> int:
+    """apply the gates' proposals: bundles/<id> (dvc add) and deploy/<target>.json
+
+    For every target whose reports/deploy/<target>.json proposes a release (and is current),
+    copy the bundle to bundles/<id>/, track it with `dvc add` and write deploy/<target>.json.
+    All or nothing.
+    """
     from pipeline.deploy.release import release
 
-    outcomes = release(_root(), args.target)
+    outcomes = release(args.root, args.target)
     for o in outcomes:
         if o.action == "released":
             print(f"{o.target}: released {o.release} ({o.detail})")
@@ -49,10 +57,15 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    """pin a target to an earlier release and reject the current one
+
+    Write a pin into conf/deploy/pins/generated.yaml (default: the parent of the current
+    release), add the current release to `rejected`, recompose params.yaml.
+    """
     from pipeline.deploy.paths import PINS_FILE
     from pipeline.deploy.release import rollback
 
-    outcome = rollback(_root(), args.target, args.to)
+    outcome = rollback(args.root, args.target, args.to)
     print(
         f"{outcome.target}: pinned to {outcome.pin}; rejected {', '.join(outcome.rejected)} "
         f"(was {outcome.current})"
@@ -65,9 +78,10 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _unpin(args: argparse.Namespace) -> int:
+    """remove a rollback pin (rejected releases stay rejected)"""
     from pipeline.deploy.release import unpin
 
-    if unpin(_root(), args.target):
+    if unpin(args.root, args.target):
         print(f"{args.target}: pin removed (rejected releases stay rejected); run `dvc repro`")
     else:
         print(f"{args.target}: no generated pin to remove")
@@ -75,10 +89,11 @@ def _unpin(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
+    """show the gate decisions (reports/deploy/*.json)"""
     from pipeline.deploy.release import check_gates, new_line_text
 
     blocked = 0
-    for target, report in check_gates(_root(), args.target):
+    for target, report in check_gates(args.root, args.target):
         decision = report.get("decision")
         proposal = report.get("proposal") or {}
         line = f"{target}: {decision}"
@@ -93,18 +108,23 @@ def _gate(args: argparse.Namespace) -> int:
                 print(f"  - {reason}")
     if args.check and blocked:
         print(f"{blocked} target(s) blocked", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """score a CSV/Parquet file with a target's release
+
+    Batch scoring with the release in deploy/<target>.json (or --bundle), validated like the
+    service; the output format follows the output file's extension.
+    """
     from dataclasses import replace
 
     from pipeline import config
     from pipeline.deploy import batch
     from pipeline.settings import DatasetSpec
 
-    root = _root()
+    root = args.root
     params = config.load_params(root)
     settings = batch.BatchSettings.from_params(params, args.target)
     declared = {c.name: c.type for c in DatasetSpec.from_params(params["dataset"]).columns}
@@ -164,53 +184,36 @@ def _write_report(path: Path, result: BatchResult, meta: Mapping[str, Any]) -> N
 
 
 def _status(args: argparse.Namespace) -> int:
+    """config, stages, champion, and each target's declared vs live release"""
     import httpx
 
     from pipeline.deploy.status import render_status
 
     with httpx.Client() as client:
-        print(render_status(_root(), client=client))
+        print(render_status(args.root, client=client))
     return 0
 
 
 def add_commands(sub: Any) -> None:
     """Register the deploy commands on `mlops`' subparsers."""
-    p = sub.add_parser(
-        "release",
-        help="apply the gates' proposals: bundles/<id> (dvc add) and deploy/<target>.json",
-        description="For every target whose reports/deploy/<target>.json proposes a release "
-        "(and is current), copy the bundle to bundles/<id>/, track it with `dvc add` and "
-        "write deploy/<target>.json. All or nothing.",
+    add_targets(command(sub, "release", _release))
+
+    p = command(sub, "rollback", _rollback)
+    add_target(p)
+    p.add_argument(
+        "--to",
+        metavar="RELEASE",
+        help="release id, e.g. r0001-3f9a1c2b5e6d7f80 (default: the current release's parent)",
     )
-    p.add_argument("--target", action="append", help="only this target (repeatable)")
-    p.set_defaults(handler=_release)
 
-    p = sub.add_parser(
-        "rollback",
-        help="pin a target to an earlier release and reject the current one",
-        description="Write a pin into conf/deploy/pins/generated.yaml (default: the parent of "
-        "the current release), add the current release to `rejected`, recompose params.yaml.",
-    )
-    p.add_argument("--target", required=True)
-    p.add_argument("--to", metavar="RELEASE", help="release id, e.g. r0001-3f9a1c2b5e6d7f80")
-    p.set_defaults(handler=_rollback)
+    add_target(command(sub, "unpin", _unpin))
 
-    p = sub.add_parser("unpin", help="remove a rollback pin (rejected releases stay rejected)")
-    p.add_argument("--target", required=True)
-    p.set_defaults(handler=_unpin)
+    p = command(sub, "gate", _gate)
+    add_check(p, "any target is blocked")
+    add_targets(p)
 
-    p = sub.add_parser("gate", help="show the gate decisions (reports/deploy/*.json)")
-    p.add_argument("--check", action="store_true", help="exit 1 when any target is blocked")
-    p.add_argument("--target", action="append", help="only this target (repeatable)")
-    p.set_defaults(handler=_gate)
-
-    p = sub.add_parser(
-        "predict",
-        help="score a CSV/Parquet file with a target's release",
-        description="Batch scoring with the release in deploy/<target>.json (or --bundle), "
-        "validated like the service; the output format follows the output file's extension.",
-    )
-    p.add_argument("--target", default="batch", help="a batch target (default: batch)")
+    p = command(sub, "predict", _predict)
+    add_target(p, "batch")
     p.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
     p.add_argument("--output", required=True, type=Path, help="where to write (.csv/.parquet)")
     p.add_argument(
@@ -226,9 +229,5 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--chunk-rows", type=positive_int, help="override batch.chunk_rows")
     p.add_argument("--report", type=Path, help="write a JSON report (every bad row) here")
-    p.set_defaults(handler=_predict)
 
-    p = sub.add_parser(
-        "status", help="config, stages, champion, and each target's declared vs live release"
-    )
-    p.set_defaults(handler=_status)
+    command(sub, "status", _status)

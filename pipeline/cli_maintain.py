@@ -6,13 +6,21 @@ import argparse
 import json
 from typing import Any
 
+from pipeline.cli_args import EXIT_CHECK_FAILED, EXIT_OK, add_check, add_json, command
+
 
 def _maintain(args: argparse.Namespace) -> int:
-    from pipeline.config import find_root
+    """the maintenance decision (retrain / rollback / alert), or --apply it
+
+    Without options: print reports/maintain/decision.json (written by the `maintain` stage).
+    --apply carries it out: retrain appends the labelled production rows to data/feedback/ and
+    re-runs dvc repro; rollback pins the previous release; alert is recorded. Every applied
+    decision goes into maintain/ledger.json.
+    """
     from pipeline.errors import ArtifactError
     from pipeline.maintain.paths import DECISION
 
-    root = find_root()
+    root = args.root
     if not (root / DECISION).is_file():
         raise ArtifactError(
             f"{DECISION} does not exist: the maintain stage has not run",
@@ -27,7 +35,7 @@ def _maintain(args: argparse.Namespace) -> int:
             print(f"  changed: {path}")
         if applied.changed:
             print("commit these (and `dvc push`), then open a pull request")
-        return 0
+        return EXIT_OK
     decision = json.loads((root / DECISION).read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps(decision, indent=2, sort_keys=True))
@@ -36,20 +44,14 @@ def _maintain(args: argparse.Namespace) -> int:
         for policy in decision["policies"]:
             mark = "FIRED" if policy["fired"] else "-"
             print(f"  {mark:<5} {policy['policy']:<12} {policy['reason']}")
-    return 1 if args.check and decision["action"] != "none" else 0
+    return EXIT_CHECK_FAILED if args.check and decision["action"] != "none" else EXIT_OK
 
 
 def add_commands(sub: Any) -> None:
-    p = sub.add_parser(
-        "maintain",
-        help="the maintenance decision (retrain / rollback / alert), or --apply it",
-        description="Without options: print reports/maintain/decision.json (written by the "
-        "`maintain` stage). --apply carries it out: retrain appends the labelled production "
-        "rows to data/feedback/ and re-runs dvc repro; rollback pins the previous release; "
-        "alert is recorded. Every applied decision goes into maintain/ledger.json.",
-    )
-    p.add_argument("--apply", action="store_true", help="carry the decision out")
+    """Register `mlops maintain` on the subparsers of `mlops`."""
+    p = command(sub, "maintain", _maintain)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--apply", action="store_true", help="carry the decision out")
+    add_check(mode, "the decision is an action (not none)")
     p.add_argument("--no-repro", action="store_true", help="with --apply: do not run dvc repro")
-    p.add_argument("--check", action="store_true", help="exit 1 when the action is not none")
-    p.add_argument("--json", action="store_true", help="print the whole decision as JSON")
-    p.set_defaults(handler=_maintain)
+    add_json(p, "the whole decision")

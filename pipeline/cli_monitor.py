@@ -1,9 +1,11 @@
-"""The monitoring command of `mlops`: `mlops monitor --input PATH...` and `mlops monitor --check`.
+"""The monitoring command of `mlops`: `mlops monitor [--check]` (the committed verdict) and
+`mlops monitor --input PATH...` (monitoring by hand).
 
 Registered by `pipeline.cli.build_parser` through `add_commands`; handlers import what they need
 when they run. User errors (MlopsError) reach `pipeline.cli.main`: message, exit 2. With
-`--fail-on-breach`, a newest production window in breach, or not judged, exits 1 ("checked, and
-the answer is no"), for CI. Simulated windows are printed, labelled, and never count.
+`--check` (the committed report) or `--fail-on-breach` (either), a newest production window in
+breach, or not judged, exits 1 ("checked, and the answer is no"), for CI. Simulated windows are
+printed, labelled, and never count.
 """
 
 from __future__ import annotations
@@ -13,19 +15,33 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-BREACH_EXIT = 1
-FAILING = ("breach", "not_judged")  # newest production statuses that --fail-on-breach fails on
+from pipeline.cli_args import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    add_check,
+    add_out,
+    command,
+    project_path,
+)
+
+BREACH_EXIT = EXIT_CHECK_FAILED
+FAILING = ("breach", "not_judged")  # newest production statuses that --check fails on
+COUNTED = {"ok": "ok", "breach": "breach", "insufficient_data": "insufficient data"}
+
+
+def window_counts(summary: Mapping[str, Any], words: Mapping[str, str], lead: str = ": ") -> str:
+    """'N window(s)' then the count of each status, in the order and the words of `words`
+    (status -> word), and of windows not judged when there are any: the one way `mlops
+    monitor` and `mlops summary` count a monitor report's windows."""
+    by_status = summary["by_status"]
+    parts = [f"{by_status[status]} {word}" for status, word in words.items()]
+    if by_status.get("not_judged"):
+        parts.append(f"{by_status['not_judged']} not judged")
+    return f"{summary['windows']} window(s){lead}" + ", ".join(parts)
 
 
 def _counts(summary: Mapping[str, Any]) -> str:
-    by_status = summary["by_status"]
-    text = (
-        f"{summary['windows']} window(s): {by_status['ok']} ok, {by_status['breach']} breach, "
-        f"{by_status['insufficient_data']} insufficient data"
-    )
-    if by_status.get("not_judged"):
-        text += f", {by_status['not_judged']} not judged"
-    return text
+    return window_counts(summary, COUNTED)
 
 
 def _window_line(latest: Mapping[str, Any]) -> list[str]:
@@ -68,37 +84,57 @@ def _print_document(document: Mapping[str, Any], where: str) -> None:
 
 
 def _exit_code(document: Mapping[str, Any], fail_on_breach: bool) -> int:
-    """With --fail-on-breach, 1 when the newest production window is in breach or was not
-    judged (monitoring skipped, or traffic of another line); simulated windows never count."""
+    """With --check or --fail-on-breach, 1 when the newest production window is in breach or
+    was not judged (monitoring skipped, or traffic of another line); simulated windows never
+    count."""
     newest = document["newest"]
-    return BREACH_EXIT if fail_on_breach and newest and newest["status"] in FAILING else 0
+    return BREACH_EXIT if fail_on_breach and newest and newest["status"] in FAILING else EXIT_OK
+
+
+def _committed(args: argparse.Namespace) -> int:
+    """Print what the committed monitor report (--report) judged; with --check (or
+    --fail-on-breach) its newest production verdict is the exit status."""
+    from pipeline.errors import ArtifactError
+    from pipeline.io import read_json
+    from pipeline.monitor.paths import REPORT_DIR, REPORT_JSON
+    from pipeline.monitor.report import FORMAT, VERSION
+
+    path = project_path(args.root, args.report, REPORT_DIR / REPORT_JSON)
+    shown = args.report or REPORT_DIR / REPORT_JSON  # as typed, or the project's own
+    if not path.is_file():
+        raise ArtifactError(f"{shown} does not exist", hint="run `dvc repro monitor`")
+    document = read_json(path)
+    if document.get("format") != FORMAT or document.get("version") != VERSION:
+        raise ArtifactError(
+            f"{shown}: not a {FORMAT} version {VERSION} report (an older version wrote it)",
+            hint="run `dvc repro monitor`",
+        )
+    _print_document(document, f"from {shown}")
+    return _exit_code(document, args.check or args.fail_on_breach)
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    """check the committed monitoring verdict, or monitor a file of scored traffic by hand
+
+    Without --input: print what the committed monitor report judged and its newest production
+    verdict (simulated scenarios are shown apart and never count); --check also exits 1 when
+    that window breaches or was not judged. --input: judge window files or any CSV/Parquet of
+    scored traffic against the monitored release's bundle and the drift reference it carries,
+    as the `monitor` stage does, writing report.html/json, metrics.json and history.csv into
+    --out; --fail-on-breach exits 1 when the newest production window breaches or was not
+    judged.
+    """
+    if args.input is None:
+        return _committed(args)
     from pipeline import config
-    from pipeline.errors import ArtifactError
-    from pipeline.io import read_json
-
-    root = config.find_root()
-    if args.check:
-        path = Path(args.report)
-        if not path.is_file():
-            raise ArtifactError(f"{path} does not exist", hint="run `dvc repro monitor`")
-        document = read_json(path)
-        from pipeline.monitor.report import FORMAT, VERSION
-
-        if document.get("format") != FORMAT or document.get("version") != VERSION:
-            raise ArtifactError(
-                f"{path}: not a {FORMAT} version {VERSION} report (an older version wrote it)",
-                hint="run `dvc repro monitor`",
-            )
-        _print_document(document, f"from {path}")
-        return _exit_code(document, args.fail_on_breach)
     from pipeline.monitor.manual import monitor_files
+    from pipeline.monitor.paths import MANUAL_REPORT_DIR
     from pipeline.traffic import Columns
 
+    root = args.root
     params = config.load_params(root, hyperparameters=False)
-    out_dir = Path(args.out)
+    out_dir = project_path(root, args.out, MANUAL_REPORT_DIR)
+    shown = Path(args.out or MANUAL_REPORT_DIR)  # as typed, or the project's own
     document, notes = monitor_files(
         root,
         params,
@@ -109,7 +145,7 @@ def _monitor(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"note: {note}")
-    _print_document(document, f"report: {out_dir / 'report.html'}")
+    _print_document(document, f"report: {shown / 'report.html'}")
     return _exit_code(document, args.fail_on_breach)
 
 
@@ -117,17 +153,8 @@ def add_commands(sub: Any) -> None:
     """Register `mlops monitor` on the subparsers of `mlops`."""
     from pipeline.monitor.paths import MANUAL_REPORT_DIR, REPORT_DIR, REPORT_JSON
 
-    p = sub.add_parser(
-        "monitor",
-        help="monitor a file of scored traffic by hand, or check the committed verdict",
-        description="--input: judge window files or any CSV/Parquet of scored traffic against "
-        "the monitored release's bundle and the drift reference it carries, as the `monitor` "
-        "stage does, writing report.html/json, metrics.json and history.csv into --out. "
-        "--check: print what a monitor report judged and its newest production verdict "
-        "(simulated scenarios are shown apart and never count). --fail-on-breach exits 1 when "
-        "the newest production window breaches or was not judged.",
-    )
-    mode = p.add_mutually_exclusive_group(required=True)
+    p = command(sub, "monitor", _monitor)
+    mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--input",
         nargs="+",
@@ -135,25 +162,22 @@ def add_commands(sub: Any) -> None:
         help="window files (.parquet) or CSV/Parquet files of scored traffic (e.g. the "
         "output of `mlops predict`)",
     )
-    mode.add_argument(
-        "--check",
-        action="store_true",
-        help=f"read a report (default {REPORT_DIR / REPORT_JSON}) instead of monitoring",
+    add_check(
+        mode,
+        "the committed report's newest production window is in breach or was not judged",
     )
     p.add_argument(
         "--fail-on-breach",
         action="store_true",
-        help="exit 1 when the newest production window is in breach or was not judged (for CI)",
+        help="exit 1 when the newest production window is in breach or was not judged (for "
+        "CI; what --check does to the committed report)",
     )
-    p.add_argument(
-        "--out",
-        default=str(MANUAL_REPORT_DIR),
-        help=f"where --input writes its reports (default {MANUAL_REPORT_DIR})",
-    )
+    add_out(p, MANUAL_REPORT_DIR, "where --input writes its reports")
     p.add_argument(
         "--report",
-        default=str(REPORT_DIR / REPORT_JSON),
-        help="the report --check reads",
+        metavar="FILE",
+        help=f"the report read without --input (default: {REPORT_DIR / REPORT_JSON} in the "
+        "project)",
     )
     add_column_flags(p)
     p.add_argument(
@@ -161,7 +185,6 @@ def add_commands(sub: Any) -> None:
         help="one time (ISO 8601) for every row of a file without a time column "
         "(default: file order)",
     )
-    p.set_defaults(handler=_monitor)
 
 
 def add_column_flags(p: argparse.ArgumentParser) -> None:

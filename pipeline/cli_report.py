@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipeline.cli_args import EXIT_OK, command
+
 DEFAULT_BASES = ("origin/main", "main")
 
 
@@ -74,9 +76,16 @@ def _decision(path: Path) -> dict[str, Any]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pipeline import config, report
+    """the pull-request impact report (markdown), base revision vs the working tree
 
-    root = config.find_root()
+    Compare a base revision with the working tree (after `dvc repro`): params that changed,
+    stages that re-ran (dvc.lock entries that differ), metrics, the champion, each target's
+    gate verdict with its interval, the monitoring verdict and the maintenance decision.
+    Markdown on stdout, starting with a marker line by which CI updates one comment in place.
+    """
+    from pipeline import report
+
+    root = args.root
     base = resolve_base(root, args.base)
     problem = _read(args.problem, "--problem") if args.problem else None
     decision = _decision(args.decision) if args.decision else None
@@ -88,20 +97,12 @@ def _report(args: argparse.Namespace) -> int:
         note=_read(args.note, "--note") if args.note else None,
     )
     print(text, end="")
-    return 0
+    return EXIT_OK
 
 
 def add_commands(subparsers: Any) -> None:
     """Register `report` on the `mlops` parser."""
-    p = subparsers.add_parser(
-        "report",
-        help="the pull-request impact report (markdown), base revision vs the working tree",
-        description="Compare a base revision with the working tree (after `dvc repro`): "
-        "params that changed, stages that re-ran (dvc.lock entries that differ), metrics, "
-        "the champion, each target's gate verdict with its interval, the monitoring verdict "
-        "and the maintenance decision. Markdown on stdout, starting with a marker line by "
-        "which CI updates one comment in place.",
-    )
+    p = command(subparsers, "report", _report)
     p.add_argument(
         "--pr",
         action="store_true",
@@ -135,4 +136,3 @@ def add_commands(subparsers: Any) -> None:
         help="the maintenance decision that caused this change (a copy of "
         "reports/maintain/decision.json taken before `mlops maintain --apply`)",
     )
-    p.set_defaults(handler=_report)

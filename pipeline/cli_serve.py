@@ -11,63 +11,46 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli_args import minutes, port_number, positive_float, positive_int
+from pipeline.cli_args import (
+    EXIT_OK,
+    MONITORED,
+    add_out,
+    add_target,
+    command,
+    command_group,
+    minutes,
+    port_number,
+    positive_float,
+    positive_int,
+    project_path,
+    target_or_monitored,
+)
 from pipeline.paths import PRODUCTION_DIR
 
-SNAPSHOT_HELP = """\
-Turn the service's prediction log (rotated files and, unless --rotated-only, the current
-one), joined with feedback by request id (the latest label wins), into immutable window files
-under --out, named <first time>-<content digest>.parquet. Only complete windows are written
-(--window-rows records, or --window-minutes of log time that the log has passed); the rest
-waits for the next run (or --flush). Idempotent: records already in a window under --out are
-skipped, so running it twice writes nothing new; it is safe while the service is writing.
 
-Track the windows with DVC afterwards (monitoring depends on them):
-    dvc add data/production/<id>.parquet ...
-    git add data/production/<id>.parquet.dvc ... data/production/.gitignore
-(one pointer per window: branches adding windows never conflict on a shared .dvc file; `dvc
-add data/production` itself fails, the folder being tracked by git)
-"""
-
-IMPORT_HELP = """\
-Turn files of production traffic from outside the service (CSV or Parquet) into window files
-under --out (default data/production/), which the `monitor` stage judges and `maintain` learns
-from. A file must be scored: a prediction column (the output of `mlops predict` is read as it
-is: `prediction`, `proba_<class>`, `flags`); score an unscored file first with
-`mlops predict --input FILE --output scored.parquet`. Name your columns:
-
-    --time-column C        each row's time (ISO 8601; without an offset: UTC), or
-    --time T               one time for a file without a time column
-    --prediction-column C  the prediction (default: __prediction__ or prediction)
-    --label-column C       the label, when known (default: __label__ or the dataset's target)
-    --id-column C          a unique request id per row (optional; labels sent later for the
-                           same id replace earlier ones, and repeated ids count once)
-    --release R            the release that scored the rows (optional)
-
-Feature columns are read by the types declared for the dataset (a CSV's "007" stays text in a
-category column); every other column is an error (or dropped under dataset.extra_columns:
-drop). Bad values are listed by column and row, and nothing is written. One window file per
-input, named by its data: importing the same rows again writes nothing.
-
-Then track each new window and commit the pointers, as printed:
-    dvc add data/production/<id>.parquet
-    git add data/production/<id>.parquet.dvc data/production/.gitignore
-"""
-
-
-def _load(target: str) -> tuple[Any, Path, dict[str, Any]]:
+def _load(root: Path, target: str | None) -> tuple[Any, dict[str, Any]]:
+    """The target's serve settings (`target` None: the monitored one) and the params."""
     from pipeline import config
     from pipeline.deploy.service.settings import ServeSettings
 
-    root = config.find_root()
     params = config.load_params(root)
-    return ServeSettings.from_params(params, target, root), root, params
+    target = target_or_monitored(target, params)
+    return ServeSettings.from_params(params, target, root), params
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """serve the release in deploy/<target>.json over HTTP (hot-swapped on change)
+
+    Start the prediction service (FastAPI + uvicorn, one worker) for the release declared in
+    deploy/<target>.json, with the target's serve settings from params.yaml. The service
+    follows the file: a new release (or a rollback) is loaded, verified and swapped in without
+    dropping requests. The bearer token for /feedback is read from the environment variable
+    named in auth.token_env (or auth.token_file).
+    """
     from pipeline.deploy.service.runner import serve
 
-    settings, root, _ = _load(args.target)
+    root = args.root
+    settings, _ = _load(root, args.target)
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     _check_bind(host, port)
@@ -79,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         log_level=args.log_level,
     )
-    return 0
+    return EXIT_OK
 
 
 def _check_bind(host: str, port: int) -> None:
@@ -104,8 +87,21 @@ def _check_bind(host: str, port: int) -> None:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
-    from pipeline import config
-    from pipeline.cli_logship import monitored_target
+    """prediction log + feedback -> immutable windows under data/production/
+
+    Turn the service's prediction log (rotated files and, unless --rotated-only, the current
+    one), joined with feedback by request id (the latest label wins), into immutable window files
+    under --out, named <first time>-<content digest>.parquet. Only complete windows are written
+    (--window-rows records, or --window-minutes of log time that the log has passed); the rest
+    waits for the next run (or --flush). Idempotent: records already in a window under --out are
+    skipped, so running it twice writes nothing new; it is safe while the service is writing.
+
+    Track the windows with DVC afterwards (monitoring depends on them):
+        dvc add data/production/<id>.parquet ...
+        git add data/production/<id>.parquet.dvc ... data/production/.gitignore
+    (one pointer per window: branches adding windows never conflict on a shared .dvc file; `dvc
+    add data/production` itself fails, the folder being tracked by git)
+    """
     from pipeline.config import relpath
     from pipeline.deploy.service.snapshot import (
         DEFAULT_WINDOW_ROWS,
@@ -113,12 +109,12 @@ def _snapshot(args: argparse.Namespace) -> int:
         snapshot,
     )
 
-    target = args.target or monitored_target(config.load_params(config.find_root()))
-    settings, root, params = _load(target)
+    root = args.root
+    settings, params = _load(root, args.target)
     rows = args.window_rows
     if rows is None and args.window_minutes is None:
         rows = configured_window_rows(params) or DEFAULT_WINDOW_ROWS
-    out = root / args.out
+    out = project_path(root, args.out, PRODUCTION_DIR)
     result = snapshot(
         settings.log_dir,
         out,
@@ -137,7 +133,7 @@ def _snapshot(args: argparse.Namespace) -> int:
         "window to complete"
     )
     _print_next([relpath(w.path, root) for w in result.written], relpath(out, root))
-    return 0
+    return EXIT_OK
 
 
 def _print_next(written: list[str], out: str) -> None:
@@ -151,14 +147,39 @@ def _print_next(written: list[str], out: str) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
+    """files of scored traffic (CSV/Parquet) -> windows under data/production/
+
+    Turn files of production traffic from outside the service (CSV or Parquet) into window files
+    under --out (default data/production/), which the `monitor` stage judges and `maintain` learns
+    from. A file must be scored: a prediction column (the output of `mlops predict` is read as it
+    is: `prediction`, `proba_<class>`, `flags`); score an unscored file first with
+    `mlops predict --input FILE --output scored.parquet`. Name your columns:
+
+        --time-column C        each row's time (ISO 8601; without an offset: UTC), or
+        --time T               one time for a file without a time column
+        --prediction-column C  the prediction (default: __prediction__ or prediction)
+        --label-column C       the label, when known (default: __label__ or the dataset's target)
+        --id-column C          a unique request id per row (optional; labels sent later for the
+                               same id replace earlier ones, and repeated ids count once)
+        --release R            the release that scored the rows (optional)
+
+    Feature columns are read by the types declared for the dataset (a CSV's "007" stays text in a
+    category column); every other column is an error (or dropped under dataset.extra_columns:
+    drop). Bad values are listed by column and row, and nothing is written. One window file per
+    input, named by its data: importing the same rows again writes nothing.
+
+    Then track each new window and commit the pointers, as printed:
+        dvc add data/production/<id>.parquet
+        git add data/production/<id>.parquet.dvc data/production/.gitignore
+    """
     from pipeline import config
     from pipeline.config import relpath
     from pipeline.settings import DatasetSpec
     from pipeline.traffic import Columns, import_files
 
-    root = config.find_root()
+    root = args.root
     params = config.load_params(root, hyperparameters=False)
-    out = root / args.out
+    out = project_path(root, args.out, PRODUCTION_DIR)
     imported = import_files(
         args.files,
         out,
@@ -183,21 +204,13 @@ def _import(args: argparse.Namespace) -> int:
     _print_next(
         sorted({relpath(i.window.path, root) for i in imported if i.new}), relpath(out, root)
     )
-    return 0
+    return EXIT_OK
 
 
 def add_commands(subparsers: Any) -> None:
     """Register `serve` and `logs` on the `mlops` parser."""
-    p = subparsers.add_parser(
-        "serve",
-        help="serve the release in deploy/<target>.json over HTTP (hot-swapped on change)",
-        description="Start the prediction service (FastAPI + uvicorn, one worker) for the "
-        "release declared in deploy/<target>.json, with the target's serve settings from "
-        "params.yaml. The service follows the file: a new release (or a rollback) is loaded, "
-        "verified and swapped in without dropping requests. The bearer token for /feedback is "
-        "read from the environment variable named in auth.token_env (or auth.token_file).",
-    )
-    p.add_argument("--target", default="local", help="deployment target (default: local)")
+    p = command(subparsers, "serve", _serve)
+    add_target(p, "local")
     p.add_argument("--host", help="bind address (default: serve.host)")
     p.add_argument(
         "--port", type=port_number, help="port (default: serve.port; 0 picks a free one)"
@@ -214,24 +227,11 @@ def add_commands(subparsers: Any) -> None:
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log level (default: info)",
     )
-    p.set_defaults(handler=_serve)
 
-    p = subparsers.add_parser("logs", help="prediction log tools")
-    logs_sub = p.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
-    q = logs_sub.add_parser(
-        "snapshot",
-        help="prediction log + feedback -> immutable windows under data/production/",
-        description=SNAPSHOT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    q.add_argument(
-        "--target", help="deployment target (default: the monitored one, monitor.target)"
-    )
-    q.add_argument(
-        "--out",
-        default=str(PRODUCTION_DIR),
-        help=f"window directory, relative to the project root (default: {PRODUCTION_DIR})",
-    )
+    logs_sub = command_group(subparsers, "logs", help="prediction log tools")
+    q = command(logs_sub, "snapshot", _snapshot)
+    add_target(q, MONITORED)
+    add_out(q, PRODUCTION_DIR, "the window directory")
     size = q.add_mutually_exclusive_group()
     size.add_argument(
         "--window-rows",
@@ -259,26 +259,15 @@ def add_commands(subparsers: Any) -> None:
         default=0.0,
         help="hold back records younger than this (log time) so their feedback can arrive",
     )
-    q.set_defaults(handler=_snapshot)
 
     from pipeline.cli_monitor import add_column_flags
 
-    q = logs_sub.add_parser(
-        "import",
-        help="files of scored traffic (CSV/Parquet) -> windows under data/production/",
-        description=IMPORT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    q = command(logs_sub, "import", _import)
     q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV or Parquet files")
     add_column_flags(q)
     q.add_argument("--time", help="one time (ISO 8601) for every row of a file without times")
     q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
-    q.add_argument(
-        "--out",
-        default=str(PRODUCTION_DIR),
-        help=f"window directory, relative to the project root (default: {PRODUCTION_DIR})",
-    )
-    q.set_defaults(handler=_import)
+    add_out(q, PRODUCTION_DIR, "the window directory")
 
     from pipeline.cli_logship import add_log_commands
 

@@ -14,28 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli_args import seconds
-
-SYNC_HELP = """\
-Reconcile this deployment checkout with the followed branch, pull-based as Argo CD is:
-fetch --remote/--branch, pull the declared release's bundle from the DVC remote and verify its
-digest, fast-forward the checkout (deploy/<target>.json changes, `mlops serve` swaps), then ask
-the service's GET /version until it serves the declared release.
-
-A checkout with local commits or edits to tracked files is refused: it changes only by sync.
---check fetches and compares only (declared on the branch vs live, and what a sync would do).
---watch repeats every --interval seconds until interrupted, printing each change of state;
-errors are printed and retried while the service keeps serving.
-
-exit status: 0 in sync (or a target without a service: checked out), 1 out of sync or
-unreachable, 2 a problem to fix (diverged checkout, unknown target, fetch failed).
-"""
-
-
-def _root() -> Path:
-    from pipeline import config
-
-    return config.find_root()
+from pipeline.cli_args import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    add_check,
+    add_dvc_remote,
+    add_json,
+    add_target,
+    add_targets,
+    command,
+    seconds,
+)
 
 
 def _params(root: Path) -> dict[str, Any]:
@@ -59,10 +48,25 @@ def service_url(params: dict[str, Any], target: str) -> str | None:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    """reconcile this deployment checkout and its service with the followed branch
+
+    Reconcile this deployment checkout with the followed branch, pull-based as Argo CD is:
+    fetch --remote/--branch, pull the declared release's bundle from the DVC remote and verify
+    its digest, fast-forward the checkout (deploy/<target>.json changes, `mlops serve` swaps),
+    then ask the service's GET /version until it serves the declared release.
+
+    A checkout with local commits or edits to tracked files is refused: it changes only by
+    sync. --check fetches and compares only (declared on the branch vs live, and what a sync
+    would do). --watch repeats every --interval seconds until interrupted, printing each change
+    of state; errors are printed and retried while the service keeps serving.
+
+    exit status: 0 in sync (or a target without a service: checked out), 1 out of sync or
+    unreachable, 2 a problem to fix (diverged checkout, unknown target, fetch failed).
+    """
     from pipeline.deploy.sync import SyncResult, dumps, run_sync
     from pipeline.errors import MlopsError
 
-    root = _root()
+    root = args.root
     url = args.url or service_url(_params(root), args.target)
 
     def emit(outcome: SyncResult | MlopsError) -> None:
@@ -84,16 +88,27 @@ def _sync(args: argparse.Namespace) -> int:
         apply=not args.check,
         emit=emit,
     )
-    return 0 if result.ok else 1
+    return EXIT_OK if result.ok else EXIT_CHECK_FAILED
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """check deploy/*.json and their released bundles' digests
+
+    Read every release record (deploy/*.json and each declared target's) with the rules
+    `mlops serve` and the gates use, check that its bundle pointer (bundles/<id>.dvc) is
+    committed and that the bundle's bytes match the recorded digest. Exit 1 when any record
+    fails.
+    """
     from pipeline.deploy.paths import DEPLOY_DIR
+    from pipeline.deploy.records import target_params
     from pipeline.deploy.sync import verify_releases
 
-    root = _root()
-    declared = list(_params(root)["deploy"]["targets"])
+    root = args.root
+    params = _params(root)
+    declared = list(params["deploy"]["targets"])
     files = sorted(p.stem for p in (root / DEPLOY_DIR).glob("*.json"))
+    for unknown in sorted(set(args.target or ()) - {*declared, *files}):
+        target_params(params, unknown)  # a user error naming the declared targets
     targets = args.target or list(dict.fromkeys([*declared, *files]))
     failed = 0
     for checked in verify_releases(root, targets, pull=args.pull, dvc_remote=args.dvc_remote):
@@ -108,19 +123,14 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{checked.target}: {checked.release} verified")
     if failed:
         print(f"{failed} release record(s) failed verification", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
 
 
 def add_commands(subparsers: Any) -> None:
     """Register `sync` and `verify` on the `mlops` parser."""
-    p = subparsers.add_parser(
-        "sync",
-        help="reconcile this deployment checkout and its service with the followed branch",
-        description=SYNC_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--target", required=True, help="deployment target, e.g. local")
+    p = command(subparsers, "sync", _sync)
+    add_target(p)
     fetching = p.add_mutually_exclusive_group()
     fetching.add_argument("--remote", default="origin", help="git remote (default: origin)")
     fetching.add_argument(
@@ -129,16 +139,12 @@ def add_commands(subparsers: Any) -> None:
         help="reconcile the working copy only: pull its release's bundle, wait for the service",
     )
     p.add_argument("--branch", default="main", help="the followed branch (default: main)")
-    p.add_argument(
-        "--dvc-remote",
-        metavar="NAME",
-        help="DVC remote to pull bundles from (default: the project's default remote)",
-    )
+    add_dvc_remote(p, "to pull bundles from (default: the project's default remote)")
     p.add_argument(
         "--url",
         help="the service's base URL (default: http://<serve.host>:<serve.port> of the target)",
     )
-    p.add_argument("--check", action="store_true", help="compare only; change nothing")
+    add_check(p, "out of sync (fetch and compare only)")
     p.add_argument("--watch", action="store_true", help="reconcile every --interval seconds")
     p.add_argument(
         "--interval",
@@ -152,20 +158,11 @@ def add_commands(subparsers: Any) -> None:
         default=60.0,
         help="seconds to wait for the service to serve the declared release (default: 60)",
     )
-    p.add_argument("--json", action="store_true", help="print each result as one JSON line")
-    p.set_defaults(handler=_sync)
+    add_json(p, "each result (one line each)")
 
-    p = subparsers.add_parser(
-        "verify",
-        help="check deploy/*.json and their released bundles' digests",
-        description="Read every release record (deploy/*.json and each declared target's) "
-        "with the rules `mlops serve` and the gates use, check that its bundle pointer "
-        "(bundles/<id>.dvc) is committed and that the bundle's bytes match the recorded "
-        "digest. Exit 1 when any record fails.",
-    )
-    p.add_argument("--target", action="append", help="only this target (repeatable)")
+    p = command(subparsers, "verify", _verify)
+    add_targets(p, "every declared target and every deploy/*.json")
     p.add_argument(
         "--pull", action="store_true", help="`dvc pull` each released bundle before verifying"
     )
-    p.add_argument("--dvc-remote", metavar="NAME", help="DVC remote for --pull")
-    p.set_defaults(handler=_verify)
+    add_dvc_remote(p, "for --pull (default: the project's default remote)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.cli_monitor import window_counts
 from pipeline.errors import ArtifactError
 from pipeline.paths import GATE_REPORTS_DIR
 
@@ -103,15 +104,11 @@ def monitoring_lines(root: Path) -> list[str]:
     return lines
 
 
+COUNTED = {"breach": "breaching", "ok": "ok", "insufficient_data": "with insufficient data"}
+
+
 def _counts(summary: dict) -> str:
-    by_status = summary["by_status"]
-    text = (
-        f"{summary['windows']} window(s), {by_status['breach']} breaching, "
-        f"{by_status['ok']} ok, {by_status['insufficient_data']} with insufficient data"
-    )
-    if by_status.get("not_judged"):
-        text += f", {by_status['not_judged']} not judged"
-    return text
+    return window_counts(summary, COUNTED, lead=", ")
 
 
 def _found(window: dict) -> str:

@@ -250,7 +250,8 @@ def test_check_fails_on_a_newest_production_window_not_judged(tmp_path: Path) ->
         out,
     )
     report = str(out / "report.json")
-    assert mlops_main(["monitor", "--check", "--report", report]) == 0
+    assert mlops_main(["monitor", "--report", report]) == 0  # shown, not checked
+    assert mlops_main(["monitor", "--check", "--report", report]) == 1
     assert mlops_main(["monitor", "--check", "--fail-on-breach", "--report", report]) == 1
 
 

@@ -197,7 +197,7 @@ def main() -> None:
 
         say("5. monitor and decide")
         sh([dvc, "repro"], project, env)
-        print(sh([mlops, "monitor", "--check"], project, env).strip()[:2000])
+        print(sh([mlops, "monitor"], project, env).strip()[:2000])
         print(sh([mlops, "maintain"], project, env).strip())
 
         say("6. apply the decision (retrain with the labelled traffic), gate, release")

@@ -42,7 +42,7 @@ FORMAT = "gitops-mlops/prediction-logs"
 VERSION = 1
 CURRENT = ".current.jsonl"
 NAME = re.compile(rf"({PREDICTIONS}|{FEEDBACK})(\.\d{{8,}}|\.current)?\.jsonl")  # fullmatch
-SHIP_HINT = "run `mlops logs ship --target T --to URL` on the serving machine (e.g. from cron)"
+SHIP_HINT = "run `mlops logs ship --target T --url URL` on the serving machine (e.g. from cron)"
 
 
 @dataclass

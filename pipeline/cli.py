@@ -80,7 +80,7 @@ def _compose(args: argparse.Namespace) -> int:
         f"{config.PARAMS_FILE} {state}: {len(composed.data['candidates'])} candidate(s), "
         f"dataset {composed.data['dataset']['name']}, task {composed.data['task']}"
     )
-    return 0
+    return EXIT_OK
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -104,7 +104,7 @@ def _select(args: argparse.Namespace) -> int:
                 f"  {choice.key:<28} {choice.option:<16}"
                 + (f" others: {', '.join(others)}" if others else "")
             )
-        return 0
+        return EXIT_OK
     composed, changed = choices.select(root, args.selections)
     for key, old, new in changed:
         print(f"{choices.CONFIG_FILE}: {key}: {old} -> {new}")
@@ -116,7 +116,7 @@ def _select(args: argparse.Namespace) -> int:
     )
     if changed:
         print(f"next: `dvc repro`; commit {choices.CONFIG_FILE}, {config.PARAMS_FILE} and dvc.lock")
-    return 0
+    return EXIT_OK
 
 
 def _schema_infer(args: argparse.Namespace) -> int:
@@ -124,7 +124,7 @@ def _schema_infer(args: argparse.Namespace) -> int:
     from pipeline.schema_infer import render_dataset_yaml
 
     print(render_dataset_yaml(Path(args.path), name=args.name, target=args.target), end="")
-    return 0
+    return EXIT_OK
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def _summary(args: argparse.Namespace) -> int:
     from pipeline.summary import render_summary
 
     print(render_summary(args.root))
-    return 0
+    return EXIT_OK
 
 
 def _targets(args: argparse.Namespace) -> int:
@@ -141,7 +141,7 @@ def _targets(args: argparse.Namespace) -> int:
 
     for target, task in sorted(ALLOWED_TARGETS.items(), key=lambda kv: (kv[1], kv[0])):
         print(f"{task:<15} {target}")
-    return 0
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

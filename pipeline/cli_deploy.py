@@ -53,7 +53,7 @@ def _release(args: argparse.Namespace) -> int:
             "next: commit deploy/, bundles/*.dvc and bundles/.gitignore; `dvc push`; "
             "`dvc repro` records the release in reports/deploy/"
         )
-    return 0
+    return EXIT_OK
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ def _rollback(args: argparse.Namespace) -> int:
         f"wrote {PINS_FILE} and params.yaml; next: `dvc repro` (proposes the pinned release), "
         f"`mlops release --target {outcome.target}`, commit"
     )
-    return 0
+    return EXIT_OK
 
 
 def _unpin(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ def _unpin(args: argparse.Namespace) -> int:
         print(f"{args.target}: pin removed (rejected releases stay rejected); run `dvc repro`")
     else:
         print(f"{args.target}: no generated pin to remove")
-    return 0
+    return EXIT_OK
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -168,7 +168,7 @@ def _predict(args: argparse.Namespace) -> int:
             + batch.render_bad(result.bad),
             file=sys.stderr,
         )
-    return 0
+    return EXIT_OK
 
 
 def _write_report(path: Path, result: BatchResult, meta: Mapping[str, Any]) -> None:
@@ -191,7 +191,7 @@ def _status(args: argparse.Namespace) -> int:
 
     with httpx.Client() as client:
         print(render_status(args.root, client=client))
-    return 0
+    return EXIT_OK
 
 
 def add_commands(sub: Any) -> None:

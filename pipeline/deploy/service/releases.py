@@ -35,6 +35,10 @@ from pipeline.errors import ArtifactError
 LOG = logging.getLogger("mlops.serve")
 RETRY_POLLS = 10
 CACHED_RELEASES = 2  # previously served models kept in memory: a rollback swaps back at once
+# `git checkout`/`git merge` (what `mlops sync` runs) rewrite the deploy file in place: for a
+# moment it is missing or empty. A read that fails is retried for up to half a second.
+SETTLE_SECONDS = 0.05
+SETTLE_READS = 10
 
 
 def deploy_file(root: Path, target: str) -> Path:
@@ -246,7 +250,7 @@ class ReleaseWatcher:
     def _check(self) -> bool:
         retry = self.slot.error is not None and self._failed_polls >= RETRY_POLLS
         try:
-            st = self.path.stat()
+            st = self._settled(self.path.stat)
         except OSError as exc:
             self._fail(
                 f"{self.path}: cannot read the deploy file ({exc.strerror}); "
@@ -265,12 +269,14 @@ class ReleaseWatcher:
             return False
         if content == self._content and not retry:
             return False
+        try:
+            self._parse(content)
+        except (ValueError, ArtifactError):
+            content = self._settled_content(content)
         self._content = content
         self._failed_polls = 0
         try:
-            desired = Desired.parse(
-                json.loads(content), self.root, self.slot.target, str(self.path)
-            )
+            desired = self._parse(content)
         except ValueError as exc:
             self._fail(f"{self.path}: not valid JSON ({exc}); keeping the current model")
             return False
@@ -279,6 +285,32 @@ class ReleaseWatcher:
             return False
         self.slot.desired = desired
         return self._follow(desired)
+
+    def _parse(self, content: bytes) -> Desired:
+        return Desired.parse(json.loads(content), self.root, self.slot.target, str(self.path))
+
+    def _settled(self, read: Callable[[], Any]) -> Any:
+        """`read()`, retried while it fails: the file may be mid-rewrite (see SETTLE_SECONDS)."""
+        for _ in range(SETTLE_READS):
+            try:
+                return read()
+            except OSError:
+                self._stop.wait(SETTLE_SECONDS)
+        return read()
+
+    def _settled_content(self, content: bytes) -> bytes:
+        """The deploy file's bytes, read again every SETTLE_SECONDS while they do not parse
+        (starting from `content`): a record being rewritten in place is judged once whole,
+        and only a record that stays broken for SETTLE_READS reads is reported."""
+        for _ in range(SETTLE_READS):
+            self._stop.wait(SETTLE_SECONDS)
+            try:
+                content = self.path.read_bytes()
+                self._parse(content)
+            except (OSError, ValueError, ArtifactError):
+                continue
+            break
+        return content
 
     def _follow(self, desired: Desired) -> bool:
         current = self.slot.current

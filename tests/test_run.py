@@ -366,7 +366,9 @@ def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> Non
     sockets = [p for p in Path(f"/proc/{runner}/fd").iterdir() if "socket" in os.readlink(p)]
     assert helpers and sockets
     assert gone(runner, within=10), "the runner did not exit when idle"
-    assert all(gone(pid, within=10) for pid in helpers), "the fork server outlived its runner"
+    # the fork server notices its runner's exit once it has imported its preload modules,
+    # which takes tens of seconds on a loaded machine
+    assert all(gone(pid, within=90) for pid in helpers), "the fork server outlived its runner"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])

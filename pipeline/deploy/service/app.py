@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.deploy.service.batching import Job, MicroBatcher, Scored
+from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
 from pipeline.deploy.service.http import (
     HTTPError,
     RateLimiter,
@@ -349,7 +349,7 @@ class Service:
             if not submitted:
                 self.batcher.left()
         self.metrics.request_records.observe(len(records))
-        result: Scored = await future
+        result: RequestScores = await future
         return json_response(
             {
                 "release": result.release,
@@ -521,7 +521,7 @@ class Service:
         }
 
 
-def _predictions(result: Scored, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+def _predictions(result: RequestScores, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     out = []
     for i, rid in enumerate(result.request_ids):
         item: dict[str, Any] = {

@@ -22,8 +22,8 @@ Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs w
 The hot path avoids FastAPI's per-request machinery where it costs and gives nothing: bodies are
 read and parsed by `http.py` (bounded, strict), records are checked by the bundle's compiled
 signature (not by pydantic, whose errors would not carry our `{index, field, message}` shape),
-and responses are serialised once. The OpenAPI document still shows real schemas: the record
-schema is the served bundle's own signature, regenerated when the release changes.
+and responses are serialised once. The OpenAPI document still shows real schemas (`openapi.py`):
+the record schema is the served bundle's own signature, regenerated when the release changes.
 """
 
 from __future__ import annotations
@@ -37,10 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
@@ -55,6 +53,15 @@ from pipeline.deploy.service.http import (
     require_json,
 )
 from pipeline.deploy.service.metrics import CONTENT_TYPE, ENDPOINTS, ServiceMetrics
+from pipeline.deploy.service.openapi import (
+    FeedbackResponse,
+    HealthResponse,
+    PredictResponse,
+    VersionResponse,
+    docs_page,
+    document,
+    problems,
+)
 from pipeline.deploy.service.predlog import FEEDBACK, PREDICTIONS, JsonLinesLog, RequestIndex
 from pipeline.deploy.service.redact import Redactor
 from pipeline.deploy.service.releases import (
@@ -73,84 +80,6 @@ MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict 
 OFFLOAD_RECORDS = 64  # larger requests are checked in a worker thread, not on the event loop
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
-# Swagger UI for /docs (serve.docs: true): one exact version, each file checked by the browser
-# against its sha384 (subresource integrity), so a changed CDN file is refused, not run.
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
-SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
-SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
-
-
-# ------------------------------------------------------------------------ documented shapes
-class Prediction(BaseModel):
-    request_id: str = Field(
-        description="Unique id of this record's prediction; quote it in POST /feedback"
-    )
-    prediction: str | float = Field(description="Class label (classification) or value")
-    flags: list[str] = Field(
-        description="Input values outside what training saw: out_of_range:<field>, "
-        "unseen_category:<field> (accepted under unseen_policy: flag)"
-    )
-    proba: dict[str, float] | None = Field(
-        None, description="Class probabilities, with ?proba=true (classifiers only)"
-    )
-
-
-class PredictResponse(BaseModel):
-    release: str | None = Field(description="The release that scored these records")
-    bundle: str = Field(description="Its bundle id")
-    predictions: list[Prediction]
-
-
-class FieldError(BaseModel):
-    index: int | None = Field(description="Position of the record in the request (0 for one)")
-    field: str | None
-    message: str
-
-
-class Problem(BaseModel):
-    detail: str
-    errors: list[FieldError] | None = None
-    errors_total: int | None = Field(None, description="When more errors than listed")
-
-
-class FeedbackItem(BaseModel):
-    request_id: str = Field(description="From a /predict response")
-    label: str | float | int | bool = Field(description="The true class or value")
-
-
-class FeedbackResponse(BaseModel):
-    accepted: int
-
-
-class BundleRef(BaseModel):
-    id: str
-    sha256: str
-
-
-class VersionResponse(BaseModel):
-    release: str | None
-    bundle: BundleRef | None
-    target: str
-
-
-class HealthResponse(BaseModel):
-    status: str = Field(
-        description="ok | no release | degraded (the declared release is not served: see "
-        "error) | unhealthy (answered with 503: a log cannot be written, see log_error)"
-    )
-    model_loaded: bool
-    release: str | None
-    bundle: str | None
-    desired_release: str | None
-    in_sync: bool
-    error: str | None
-    uptime_seconds: float
-    log_backlog: int
-    log_error: str | None = Field(description="Why the prediction or feedback log is not written")
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem} for code in codes}
 
 
 # --------------------------------------------------------------------------------- service
@@ -632,7 +561,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Score one record or a list of records",
         responses={
             200: {"model": PredictResponse, "description": "One prediction per record"},
-            **_problems(400, 401, 413, 415, 422, 503),
+            **problems(400, 401, 413, 415, 422, 503),
         },
         openapi_extra={
             "parameters": [
@@ -661,7 +590,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Ground truth for earlier predictions (bearer token)",
         responses={
             200: {"model": FeedbackResponse, "description": "All items accepted"},
-            **_problems(400, 401, 413, 415, 422, 429, 503),
+            **problems(400, 401, 413, 415, 422, 429, 503),
         },
         openapi_extra={
             "requestBody": {
@@ -700,13 +629,7 @@ def create_app(service: Service) -> FastAPI:
         key = None if served is None else served.digest
         if app.openapi_schema is not None and service.openapi_key == key:
             return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        schemas.update(_request_schemas(served, service.settings.max_records))
-        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        schema = document(app, served, service.settings.max_records)
         app.openapi_schema, service.openapi_key = schema, key
         return schema
 
@@ -719,59 +642,3 @@ def create_app(service: Service) -> FastAPI:
             return docs_page(app.title)
 
     return app
-
-
-def docs_page(title: str) -> HTMLResponse:
-    """Swagger UI for /openapi.json from the pinned, integrity-checked assets."""
-    import html
-
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css" integrity="{SWAGGER_CSS_SRI}"
- crossorigin="anonymous" referrerpolicy="no-referrer"></head>
-<body><div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js" integrity="{SWAGGER_JS_SRI}"
- crossorigin="anonymous" referrerpolicy="no-referrer"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
-</body></html>
-"""
-    return HTMLResponse(page)
-
-
-def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:
-    """Request schemas: the record is the served bundle's own input signature."""
-    if served is None:
-        record: dict[str, Any] = {
-            "type": "object",
-            "description": "No release is served; the record schema appears once one is.",
-        }
-    else:
-        signature = served.bundle.signature.to_dict()
-        record = {
-            k: signature[k]
-            for k in ("title", "type", "additionalProperties", "required", "properties")
-            if k in signature
-        }
-        record["description"] = (
-            f"One input record of release {served.release} (bundle {served.bundle_id})"
-        )
-    ref = {"$ref": "#/components/schemas/Record"}
-    item = FeedbackItem.model_json_schema()
-    return {
-        "Record": record,
-        "PredictRequest": {
-            "oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_records}]
-        },
-        "FeedbackItem": item,
-        "FeedbackRequest": {
-            "oneOf": [
-                {"$ref": "#/components/schemas/FeedbackItem"},
-                {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/FeedbackItem"},
-                    "minItems": 1,
-                    "maxItems": max_records,
-                },
-            ]
-        },
-    }

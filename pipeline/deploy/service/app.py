@@ -42,11 +42,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
+from pipeline.deploy.service.feedback import check_feedback
 from pipeline.deploy.service.http import (
     HTTPError,
     RateLimiter,
     check_bearer,
-    finite_number,
     json_response,
     parse_json,
     read_body,
@@ -73,7 +73,6 @@ from pipeline.deploy.service.releases import (
 )
 from pipeline.deploy.service.settings import ServeSettings
 from pipeline.errors import ConfigError
-from pipeline.values import canonical_category
 
 LOG = logging.getLogger("mlops.serve")
 MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503
@@ -335,7 +334,7 @@ class Service:
         require_json(request)
         body = await read_body(request, self.settings.max_body_bytes)
         items = self._records(parse_json(body))
-        labels, errors = self._check_feedback(items, served)
+        labels, errors = check_feedback(items, served, self.index)
         if errors:
             raise HTTPError(
                 422,
@@ -368,59 +367,6 @@ class Service:
                     {"Retry-After": _retry_after(wait), "WWW-Authenticate": "Bearer"},
                 ) from None
             raise
-
-    def _check_feedback(
-        self, items: Sequence[Any], served: Served
-    ) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
-        classes = served.bundle.signature.classes or list(served.classes or ())
-        labels: list[tuple[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-
-        def error(index: int, field: str | None, message: str) -> None:
-            errors.append({"index": index, "field": field, "message": message})
-
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                error(index, None, "expected an object {request_id, label}")
-                continue
-            extra = sorted(set(item) - {"request_id", "label"})
-            if extra:
-                error(index, extra[0], "unknown field; expected request_id and label")
-            rid, label = item.get("request_id"), item.get("label", None)
-            if not isinstance(rid, str) or not rid:
-                error(index, "request_id", "required: the request_id of a /predict response")
-            elif rid not in self.index:
-                error(
-                    index,
-                    "request_id",
-                    "unknown request id: no prediction with this id in the prediction log",
-                )
-            if "label" not in item or label is None:
-                error(index, "label", "required: the true class or value")
-                continue
-            if served.classifier:
-                if not isinstance(label, str | int | bool) and not (
-                    isinstance(label, float) and label.is_integer()
-                ):
-                    error(index, "label", "expected a class label")
-                    continue
-                text = canonical_category(label)
-                if classes and text not in classes:
-                    error(
-                        index,
-                        "label",
-                        "not a class of the model; expected one of " + ", ".join(classes),
-                    )
-                    continue
-                value: Any = text
-            else:
-                if not finite_number(label):
-                    error(index, "label", "expected a finite number")
-                    continue
-                value = float(label)
-            if isinstance(rid, str):
-                labels.append((rid, value))
-        return labels, errors
 
     def health(self) -> dict[str, Any]:
         served, slot = self.slot.current, self.slot

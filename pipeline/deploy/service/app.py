@@ -24,6 +24,10 @@ read and parsed by `http.py` (bounded, strict), records are checked by the bundl
 signature (not by pydantic, whose errors would not carry our `{index, field, message}` shape),
 and responses are serialised once. The OpenAPI document still shows real schemas (`openapi.py`):
 the record schema is the served bundle's own signature, regenerated when the release changes.
+
+Here: the request handling (`Service`) and the routes (`create_app`). Beside it: the documented
+shapes and the /docs page (`openapi.py`), the /feedback checks (`feedback.py`), request counting
+(`middleware.py`), HTTP plumbing (`http.py`) and the model thread (`batching.py`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
 from pipeline.deploy.service.feedback import check_feedback
@@ -47,12 +50,17 @@ from pipeline.deploy.service.http import (
     HTTPError,
     RateLimiter,
     check_bearer,
+    client_host,
+    json_kind,
     json_response,
     parse_json,
+    query_flag,
     read_body,
     require_json,
+    retry_after,
 )
-from pipeline.deploy.service.metrics import CONTENT_TYPE, ENDPOINTS, ServiceMetrics
+from pipeline.deploy.service.metrics import CONTENT_TYPE, ServiceMetrics
+from pipeline.deploy.service.middleware import MetricsMiddleware
 from pipeline.deploy.service.openapi import (
     FeedbackResponse,
     HealthResponse,
@@ -78,7 +86,6 @@ LOG = logging.getLogger("mlops.serve")
 MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503
 OFFLOAD_RECORDS = 64  # larger requests are checked in a worker thread, not on the event loop
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
-TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 # --------------------------------------------------------------------------------- service
@@ -234,8 +241,8 @@ class Service:
                 503, f"no release: deploy/{self.settings.target}.json declares none that loads"
             )
         if self.settings.auth.predict_requires_token:
-            self._authenticate(request, _client(request))
-        proba = _flag(request.query_params.get("proba"), "proba")
+            self._authenticate(request, client_host(request))
+        proba = query_flag(request.query_params.get("proba"), "proba")
         self.predlog.ensure_running()
         if self.predlog.backlog > MAX_BACKLOG:
             raise HTTPError(
@@ -293,7 +300,7 @@ class Service:
         if not isinstance(payload, list):
             raise HTTPError(
                 422,
-                f"expected a record (JSON object) or a list of records, got {_kind(payload)}",
+                f"expected a record (JSON object) or a list of records, got {json_kind(payload)}",
                 [{"index": None, "field": None, "message": "expected an object or a list"}],
             )
         if not payload:
@@ -317,7 +324,7 @@ class Service:
                 "feedback is not configured: the service has no bearer token (set "
                 f"${self.settings.auth.token_env} or auth.token_file and restart)",
             )
-        client = _client(request)
+        client = client_host(request)
         self._authenticate(request, client)
         wait = self.limiter.allow(client)  # authenticated requests only: see _authenticate
         if wait is not None:
@@ -326,7 +333,7 @@ class Service:
                 f"rate limit of {self.settings.feedback_per_minute} feedback requests per "
                 "minute exceeded",
                 None,
-                {"Retry-After": _retry_after(wait)},
+                {"Retry-After": retry_after(wait)},
             )
         served = self.slot.current
         if served is None:
@@ -364,7 +371,7 @@ class Service:
                     "too many failed authentications from this client "
                     f"(limit {self.settings.feedback_per_minute} per minute)",
                     None,
-                    {"Retry-After": _retry_after(wait), "WWW-Authenticate": "Bearer"},
+                    {"Retry-After": retry_after(wait), "WWW-Authenticate": "Bearer"},
                 ) from None
             raise
 
@@ -410,68 +417,10 @@ def _predictions(result: RequestScores, flags: Sequence[Sequence[str]]) -> list[
     return out
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _retry_after(wait: float) -> str:
-    return str(max(1, round(wait + 0.5)))
-
-
-def _flag(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise HTTPError(
-        422,
-        f"query parameter {name}={value!r}: expected true or false",
-        [{"index": None, "field": name, "message": "expected true or false"}],
-    )
-
-
-def _kind(value: Any) -> str:
-    return {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
-
-
 def _utc_now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-# ------------------------------------------------------------------------------ middleware
-class MetricsMiddleware:
-    """Counts every HTTP request by endpoint and status and times it (pure ASGI: Starlette's
-    BaseHTTPMiddleware would add a task and a stream per request)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            endpoint = ENDPOINTS.get(scope["path"], "other")
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - started)
 
 
 # ------------------------------------------------------------------------------------- app

@@ -22,8 +22,12 @@ Endpoints (shapes in the OpenAPI document at /openapi.json, browsable at /docs w
 The hot path avoids FastAPI's per-request machinery where it costs and gives nothing: bodies are
 read and parsed by `http.py` (bounded, strict), records are checked by the bundle's compiled
 signature (not by pydantic, whose errors would not carry our `{index, field, message}` shape),
-and responses are serialised once. The OpenAPI document still shows real schemas: the record
-schema is the served bundle's own signature, regenerated when the release changes.
+and responses are serialised once. The OpenAPI document still shows real schemas (`openapi.py`):
+the record schema is the served bundle's own signature, regenerated when the release changes.
+
+Here: the request handling (`Service`) and the routes (`create_app`). Beside it: the documented
+shapes and the /docs page (`openapi.py`), the /feedback checks (`feedback.py`), request counting
+(`middleware.py`), HTTP plumbing (`http.py`) and the model thread (`batching.py`).
 """
 
 from __future__ import annotations
@@ -37,24 +41,35 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
 
-from pipeline.deploy.service.batching import Job, MicroBatcher, Scored
+from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
+from pipeline.deploy.service.feedback import check_feedback
 from pipeline.deploy.service.http import (
     HTTPError,
     RateLimiter,
     check_bearer,
-    finite_number,
+    client_host,
+    json_kind,
     json_response,
     parse_json,
+    query_flag,
     read_body,
     require_json,
+    retry_after,
 )
-from pipeline.deploy.service.metrics import CONTENT_TYPE, ENDPOINTS, ServiceMetrics
+from pipeline.deploy.service.metrics import CONTENT_TYPE, ServiceMetrics
+from pipeline.deploy.service.middleware import MetricsMiddleware
+from pipeline.deploy.service.openapi import (
+    FeedbackResponse,
+    HealthResponse,
+    PredictResponse,
+    VersionResponse,
+    docs_page,
+    document,
+    problems,
+)
 from pipeline.deploy.service.predlog import FEEDBACK, PREDICTIONS, JsonLinesLog, RequestIndex
 from pipeline.deploy.service.redact import Redactor
 from pipeline.deploy.service.releases import (
@@ -66,91 +81,11 @@ from pipeline.deploy.service.releases import (
 )
 from pipeline.deploy.service.settings import ServeSettings
 from pipeline.errors import ConfigError
-from pipeline.values import canonical_category
 
 LOG = logging.getLogger("mlops.serve")
 MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503
 OFFLOAD_RECORDS = 64  # larger requests are checked in a worker thread, not on the event loop
 OFFLOAD_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread
-TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
-# Swagger UI for /docs (serve.docs: true): one exact version, each file checked by the browser
-# against its sha384 (subresource integrity), so a changed CDN file is refused, not run.
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0"
-SWAGGER_JS_SRI = "sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
-SWAGGER_CSS_SRI = "sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
-
-
-# ------------------------------------------------------------------------ documented shapes
-class Prediction(BaseModel):
-    request_id: str = Field(
-        description="Unique id of this record's prediction; quote it in POST /feedback"
-    )
-    prediction: str | float = Field(description="Class label (classification) or value")
-    flags: list[str] = Field(
-        description="Input values outside what training saw: out_of_range:<field>, "
-        "unseen_category:<field> (accepted under unseen_policy: flag)"
-    )
-    proba: dict[str, float] | None = Field(
-        None, description="Class probabilities, with ?proba=true (classifiers only)"
-    )
-
-
-class PredictResponse(BaseModel):
-    release: str | None = Field(description="The release that scored these records")
-    bundle: str = Field(description="Its bundle id")
-    predictions: list[Prediction]
-
-
-class FieldError(BaseModel):
-    index: int | None = Field(description="Position of the record in the request (0 for one)")
-    field: str | None
-    message: str
-
-
-class Problem(BaseModel):
-    detail: str
-    errors: list[FieldError] | None = None
-    errors_total: int | None = Field(None, description="When more errors than listed")
-
-
-class FeedbackItem(BaseModel):
-    request_id: str = Field(description="From a /predict response")
-    label: str | float | int | bool = Field(description="The true class or value")
-
-
-class FeedbackResponse(BaseModel):
-    accepted: int
-
-
-class BundleRef(BaseModel):
-    id: str
-    sha256: str
-
-
-class VersionResponse(BaseModel):
-    release: str | None
-    bundle: BundleRef | None
-    target: str
-
-
-class HealthResponse(BaseModel):
-    status: str = Field(
-        description="ok | no release | degraded (the declared release is not served: see "
-        "error) | unhealthy (answered with 503: a log cannot be written, see log_error)"
-    )
-    model_loaded: bool
-    release: str | None
-    bundle: str | None
-    desired_release: str | None
-    in_sync: bool
-    error: str | None
-    uptime_seconds: float
-    log_backlog: int
-    log_error: str | None = Field(description="Why the prediction or feedback log is not written")
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem} for code in codes}
 
 
 # --------------------------------------------------------------------------------- service
@@ -306,8 +241,8 @@ class Service:
                 503, f"no release: deploy/{self.settings.target}.json declares none that loads"
             )
         if self.settings.auth.predict_requires_token:
-            self._authenticate(request, _client(request))
-        proba = _flag(request.query_params.get("proba"), "proba")
+            self._authenticate(request, client_host(request))
+        proba = query_flag(request.query_params.get("proba"), "proba")
         self.predlog.ensure_running()
         if self.predlog.backlog > MAX_BACKLOG:
             raise HTTPError(
@@ -349,7 +284,7 @@ class Service:
             if not submitted:
                 self.batcher.left()
         self.metrics.request_records.observe(len(records))
-        result: Scored = await future
+        result: RequestScores = await future
         return json_response(
             {
                 "release": result.release,
@@ -365,7 +300,7 @@ class Service:
         if not isinstance(payload, list):
             raise HTTPError(
                 422,
-                f"expected a record (JSON object) or a list of records, got {_kind(payload)}",
+                f"expected a record (JSON object) or a list of records, got {json_kind(payload)}",
                 [{"index": None, "field": None, "message": "expected an object or a list"}],
             )
         if not payload:
@@ -389,7 +324,7 @@ class Service:
                 "feedback is not configured: the service has no bearer token (set "
                 f"${self.settings.auth.token_env} or auth.token_file and restart)",
             )
-        client = _client(request)
+        client = client_host(request)
         self._authenticate(request, client)
         wait = self.limiter.allow(client)  # authenticated requests only: see _authenticate
         if wait is not None:
@@ -398,7 +333,7 @@ class Service:
                 f"rate limit of {self.settings.feedback_per_minute} feedback requests per "
                 "minute exceeded",
                 None,
-                {"Retry-After": _retry_after(wait)},
+                {"Retry-After": retry_after(wait)},
             )
         served = self.slot.current
         if served is None:
@@ -406,7 +341,7 @@ class Service:
         require_json(request)
         body = await read_body(request, self.settings.max_body_bytes)
         items = self._records(parse_json(body))
-        labels, errors = self._check_feedback(items, served)
+        labels, errors = check_feedback(items, served, self.index)
         if errors:
             raise HTTPError(
                 422,
@@ -436,62 +371,9 @@ class Service:
                     "too many failed authentications from this client "
                     f"(limit {self.settings.feedback_per_minute} per minute)",
                     None,
-                    {"Retry-After": _retry_after(wait), "WWW-Authenticate": "Bearer"},
+                    {"Retry-After": retry_after(wait), "WWW-Authenticate": "Bearer"},
                 ) from None
             raise
-
-    def _check_feedback(
-        self, items: Sequence[Any], served: Served
-    ) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
-        classes = served.bundle.signature.classes or list(served.classes or ())
-        labels: list[tuple[str, Any]] = []
-        errors: list[dict[str, Any]] = []
-
-        def error(index: int, field: str | None, message: str) -> None:
-            errors.append({"index": index, "field": field, "message": message})
-
-        for index, item in enumerate(items):
-            if not isinstance(item, dict):
-                error(index, None, "expected an object {request_id, label}")
-                continue
-            extra = sorted(set(item) - {"request_id", "label"})
-            if extra:
-                error(index, extra[0], "unknown field; expected request_id and label")
-            rid, label = item.get("request_id"), item.get("label", None)
-            if not isinstance(rid, str) or not rid:
-                error(index, "request_id", "required: the request_id of a /predict response")
-            elif rid not in self.index:
-                error(
-                    index,
-                    "request_id",
-                    "unknown request id: no prediction with this id in the prediction log",
-                )
-            if "label" not in item or label is None:
-                error(index, "label", "required: the true class or value")
-                continue
-            if served.classifier:
-                if not isinstance(label, str | int | bool) and not (
-                    isinstance(label, float) and label.is_integer()
-                ):
-                    error(index, "label", "expected a class label")
-                    continue
-                text = canonical_category(label)
-                if classes and text not in classes:
-                    error(
-                        index,
-                        "label",
-                        "not a class of the model; expected one of " + ", ".join(classes),
-                    )
-                    continue
-                value: Any = text
-            else:
-                if not finite_number(label):
-                    error(index, "label", "expected a finite number")
-                    continue
-                value = float(label)
-            if isinstance(rid, str):
-                labels.append((rid, value))
-        return labels, errors
 
     def health(self) -> dict[str, Any]:
         served, slot = self.slot.current, self.slot
@@ -521,7 +403,7 @@ class Service:
         }
 
 
-def _predictions(result: Scored, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+def _predictions(result: RequestScores, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
     out = []
     for i, rid in enumerate(result.request_ids):
         item: dict[str, Any] = {
@@ -535,68 +417,10 @@ def _predictions(result: Scored, flags: Sequence[Sequence[str]]) -> list[dict[st
     return out
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _retry_after(wait: float) -> str:
-    return str(max(1, round(wait + 0.5)))
-
-
-def _flag(value: str | None, name: str) -> bool:
-    if value is None:
-        return False
-    text = value.strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise HTTPError(
-        422,
-        f"query parameter {name}={value!r}: expected true or false",
-        [{"index": None, "field": name, "message": "expected true or false"}],
-    )
-
-
-def _kind(value: Any) -> str:
-    return {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
-
-
 def _utc_now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
-
-
-# ------------------------------------------------------------------------------ middleware
-class MetricsMiddleware:
-    """Counts every HTTP request by endpoint and status and times it (pure ASGI: Starlette's
-    BaseHTTPMiddleware would add a task and a stream per request)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            endpoint = ENDPOINTS.get(scope["path"], "other")
-            self.metrics.observe_request(endpoint, status, time.perf_counter() - started)
 
 
 # ------------------------------------------------------------------------------------- app
@@ -632,7 +456,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Score one record or a list of records",
         responses={
             200: {"model": PredictResponse, "description": "One prediction per record"},
-            **_problems(400, 401, 413, 415, 422, 503),
+            **problems(400, 401, 413, 415, 422, 503),
         },
         openapi_extra={
             "parameters": [
@@ -661,7 +485,7 @@ def create_app(service: Service) -> FastAPI:
         summary="Ground truth for earlier predictions (bearer token)",
         responses={
             200: {"model": FeedbackResponse, "description": "All items accepted"},
-            **_problems(400, 401, 413, 415, 422, 429, 503),
+            **problems(400, 401, 413, 415, 422, 429, 503),
         },
         openapi_extra={
             "requestBody": {
@@ -700,13 +524,7 @@ def create_app(service: Service) -> FastAPI:
         key = None if served is None else served.digest
         if app.openapi_schema is not None and service.openapi_key == key:
             return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = schema.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        schemas.update(_request_schemas(served, service.settings.max_records))
-        components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        schema = document(app, served, service.settings.max_records)
         app.openapi_schema, service.openapi_key = schema, key
         return schema
 
@@ -719,59 +537,3 @@ def create_app(service: Service) -> FastAPI:
             return docs_page(app.title)
 
     return app
-
-
-def docs_page(title: str) -> HTMLResponse:
-    """Swagger UI for /openapi.json from the pinned, integrity-checked assets."""
-    import html
-
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css" integrity="{SWAGGER_CSS_SRI}"
- crossorigin="anonymous" referrerpolicy="no-referrer"></head>
-<body><div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js" integrity="{SWAGGER_JS_SRI}"
- crossorigin="anonymous" referrerpolicy="no-referrer"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
-</body></html>
-"""
-    return HTMLResponse(page)
-
-
-def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:
-    """Request schemas: the record is the served bundle's own input signature."""
-    if served is None:
-        record: dict[str, Any] = {
-            "type": "object",
-            "description": "No release is served; the record schema appears once one is.",
-        }
-    else:
-        signature = served.bundle.signature.to_dict()
-        record = {
-            k: signature[k]
-            for k in ("title", "type", "additionalProperties", "required", "properties")
-            if k in signature
-        }
-        record["description"] = (
-            f"One input record of release {served.release} (bundle {served.bundle_id})"
-        )
-    ref = {"$ref": "#/components/schemas/Record"}
-    item = FeedbackItem.model_json_schema()
-    return {
-        "Record": record,
-        "PredictRequest": {
-            "oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_records}]
-        },
-        "FeedbackItem": item,
-        "FeedbackRequest": {
-            "oneOf": [
-                {"$ref": "#/components/schemas/FeedbackItem"},
-                {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/FeedbackItem"},
-                    "minItems": 1,
-                    "maxItems": max_records,
-                },
-            ]
-        },
-    }

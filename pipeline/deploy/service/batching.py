@@ -48,15 +48,18 @@ class Job:
     rows: list[list[Any]]
     flags: list[list[str]]
     proba: bool
-    future: asyncio.Future[Scored]
-    result: Scored | None = None
+    future: asyncio.Future[RequestScores]
+    result: RequestScores | None = None
     error: BaseException | None = None
     # per row: the declared pass-through fields the record carried (ids, ...), logged only
     passthrough: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
-class Scored:
+class RequestScores:
+    """One request's share of a scored batch: what /predict answers and the prediction log
+    records for it."""
+
     release: str | None
     bundle: str
     time: str  # ISO 8601, UTC
@@ -117,10 +120,10 @@ class MicroBatcher:
         flags: list[list[str]],
         proba: bool,
         passthrough: list[dict[str, Any]] | None = None,
-    ) -> asyncio.Future[Scored]:
-        """Queue an `arriving` request's rows; the future resolves to its `Scored` result."""
+    ) -> asyncio.Future[RequestScores]:
+        """Queue an `arriving` request's rows; the future resolves to its `RequestScores`."""
         assert self._loop is not None, "start() the batcher first"
-        future: asyncio.Future[Scored] = self._loop.create_future()
+        future: asyncio.Future[RequestScores] = self._loop.create_future()
         with self._cond:
             if self._stopping:
                 self._outstanding -= 1
@@ -246,7 +249,7 @@ class MicroBatcher:
         for job in jobs:
             n = len(job.rows)
             end = start + n
-            job.result = Scored(
+            job.result = RequestScores(
                 served.release,
                 served.bundle_id,
                 stamp,

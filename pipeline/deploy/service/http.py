@@ -1,5 +1,5 @@
 """HTTP plumbing of the service: bounded body reading, strict JSON, error responses, bearer
-tokens and a per-client rate limit.
+tokens, a per-client rate limit (and its Retry-After) and boolean query parameters.
 
 Bodies are read incrementally and refused (413) as soon as they pass `max_body_bytes`, whether or
 not the client declared a Content-Length (a chunked body has none), so a client can never make
@@ -235,3 +235,40 @@ class RateLimiter:
 
 def finite_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Spellings of a boolean query parameter (`?proba=true`); anything else is refused (422).
+FLAG_TRUE, FLAG_FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def query_flag(value: str | None, name: str) -> bool:
+    """A boolean query parameter (absent: false), or 422 naming it."""
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in FLAG_TRUE:
+        return True
+    if text in FLAG_FALSE:
+        return False
+    raise HTTPError(
+        422,
+        f"query parameter {name}={value!r}: expected true or false",
+        [{"index": None, "field": name, "message": "expected true or false"}],
+    )
+
+
+def client_host(request: Request) -> str:
+    """The client's address: what rate limits count by ("unknown" when the server has none)."""
+    return request.client.host if request.client else "unknown"
+
+
+def retry_after(wait: float) -> str:
+    """A Retry-After header value: whole seconds, at least 1, never earlier than `wait`."""
+    return str(max(1, round(wait + 0.5)))
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, for error messages ("got a string")."""
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )

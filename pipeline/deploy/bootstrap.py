@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from pipeline import metrics
-from pipeline.settings import MINIMIZED_METRICS
 
 CELLS_PER_CHUNK = 2_000_000  # resample-by-row cells scored at once: bounds memory on big splits
 MAX_SKIPPED_SHARE = 0.5
@@ -76,7 +75,8 @@ class Comparison:
 
 
 def improvement(metric: str, champion: Any, incumbent: Any) -> Any:
-    return incumbent - champion if metric in MINIMIZED_METRICS else champion - incumbent
+    """Positive when the champion is better (`pipeline.metrics.improvement`)."""
+    return metrics.improvement(metric, champion, incumbent)
 
 
 # ------------------------------------------------------------------------------ resampling

@@ -675,19 +675,8 @@ def evaluate_column(
         null_share_max_increase=limit,
     )
     if cur.rows == 0:
-        return ColumnDrift(
-            **base,
-            status="empty",
-            method=None,
-            method_kind=None,
-            statistic=None,
-            threshold=None,
-            drifted=False,
-            current_null_share=None,
-            null_share_increase=None,
-            null_share_drifted=False,
-            note="the current data has no rows",
-        )
+        base.update(current_null_share=None, null_share_increase=None, null_share_drifted=False)
+        return _untested(base, "empty", drifted=False, note="the current data has no rows")
     cur_null = cur.nulls / cur.rows
     increase = cur_null - ref_null
     base.update(
@@ -696,15 +685,8 @@ def evaluate_column(
         null_share_drifted=bool(increase > limit),
     )
     if cur.data is None:
-        return ColumnDrift(
-            **base,
-            status="all_null",
-            method=None,
-            method_kind=None,
-            statistic=None,
-            threshold=None,
-            drifted=True,
-            note="every current value is null (or infinite)",
+        return _untested(
+            base, "all_null", drifted=True, note="every current value is null (or infinite)"
         )
     if method_name == "auto":
         n_values = union_distinct(ref, cur.data, settings.numeric_low_cardinality)
@@ -712,6 +694,20 @@ def evaluate_column(
     method = get_method(method_name)
     threshold = method.default_threshold if threshold is None else threshold
     return _run_method(method, threshold, _pair(ref, cur), base)
+
+
+def _untested(base: dict[str, Any], status: Status, *, drifted: bool, note: str) -> ColumnDrift:
+    """The verdict on a column no method could test (no current rows, or no current value)."""
+    return ColumnDrift(
+        **base,
+        status=status,
+        method=None,
+        method_kind=None,
+        statistic=None,
+        threshold=None,
+        drifted=drifted,
+        note=note,
+    )
 
 
 def _pair(ref: ColumnReference, cur: CurrentColumn) -> ColumnPair:

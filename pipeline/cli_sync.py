@@ -37,14 +37,13 @@ def _params(root: Path) -> dict[str, Any]:
 def service_url(params: dict[str, Any], target: str) -> str | None:
     """http://host:port of a service target (a bind-all host is asked on loopback); None for a
     target without a service (batch: sync checks out its release and bundle only)."""
+    from pipeline.deploy.live import service_url as url_of
     from pipeline.deploy.records import target_params
 
     spec = target_params(params, target)
     if spec["kind"] != "service":
         return None
-    host = spec["serve"]["host"]
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a bind-all address
-    return f"http://{host}:{spec['serve']['port']}"
+    return url_of(spec["serve"]["host"], spec["serve"]["port"])
 
 
 def _sync(args: argparse.Namespace) -> int:

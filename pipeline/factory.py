@@ -184,25 +184,31 @@ def build_preprocessor(dataset: Any, prep: Any) -> Any:
     return ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=True)
 
 
-def _numeric_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _impute_steps(
+    spec: Mapping[str, Any], fill_value: Any, *, add_indicator: bool = False
+) -> list[tuple[str, Any]]:
+    """The imputer a branch starts with (none for `impute: none`); `fill_value` is used by
+    strategy `constant` when the spec declares none. Columns that are empty in training are
+    kept (filled), so the output width never depends on the rows."""
     import numpy as np
     from sklearn.impute import SimpleImputer
+
+    if spec["impute"] == "none":
+        return []
+    imputer = SimpleImputer(
+        missing_values=np.nan,
+        strategy=spec["impute"],
+        fill_value=spec.get("fill_value", fill_value),
+        add_indicator=add_indicator,
+        keep_empty_features=True,
+    )
+    return [("impute", imputer)]
+
+
+def _numeric_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-    steps: list[tuple[str, Any]] = []
-    if spec["impute"] != "none":
-        steps.append(
-            (
-                "impute",
-                SimpleImputer(
-                    missing_values=np.nan,
-                    strategy=spec["impute"],
-                    fill_value=spec.get("fill_value", 0),
-                    add_indicator=bool(spec.get("add_indicator")),
-                    keep_empty_features=True,
-                ),
-            )
-        )
+    steps = _impute_steps(spec, 0, add_indicator=bool(spec.get("add_indicator")))
     scalers = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}
     if spec["scale"] != "none":
         steps.append(("scale", scalers[spec["scale"]]()))
@@ -211,22 +217,9 @@ def _numeric_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
     import numpy as np
-    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    steps: list[tuple[str, Any]] = []
-    if spec["impute"] != "none":
-        steps.append(
-            (
-                "impute",
-                SimpleImputer(
-                    missing_values=np.nan,
-                    strategy=spec["impute"],
-                    fill_value=spec.get("fill_value", "missing"),
-                    keep_empty_features=True,
-                ),
-            )
-        )
+    steps = _impute_steps(spec, "missing")
     unknown = spec["handle_unknown"]
     if spec["encode"] == "onehot":
         encoder: Any = OneHotEncoder(

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.metrics import meets_floor
 from pipeline.settings import MINIMIZED_METRICS, Amount
 
 ESTIMATORS = {
@@ -156,9 +155,13 @@ class Floor:
             )
         if value is None:
             return False, f"{self.metric} could not be computed"
-        if meets_floor(self.metric, value, self.bound):
+        if meets(self.metric, value, self.bound):
             return True, None
         return False, f"{self.metric} {value:.4f} is {word} {self.shown()}"
+
+    def met(self) -> str:
+        """How a passing value is described: `meets the floor` / `is within the ceiling`."""
+        return "is within the ceiling" if self.kind == "ceiling" else "meets the floor"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"metric": self.metric, self.kind: self.bound, "source": self.source}
@@ -171,6 +174,21 @@ class Floor:
                 else self.margin.record(self.baseline)
             )
         return out
+
+
+def meets(metric: str, value: float, bound: float) -> bool:
+    """A floor is the worst acceptable value: a minimum for a maximized metric, a maximum (a
+    ceiling) for a minimized one; the bound itself passes."""
+    return value <= bound if metric in MINIMIZED_METRICS else value >= bound
+
+
+def binding(floors: Sequence[Floor]) -> float | None:
+    """The bound that decides among `floors` on one metric (the highest floor, the lowest
+    ceiling); None when none is resolved."""
+    bounds = [f.bound for f in floors if f.bound is not None]
+    if not bounds:
+        return None
+    return min(bounds) if floors[0].metric in MINIMIZED_METRICS else max(bounds)
 
 
 def resolve(

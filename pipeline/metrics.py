@@ -89,8 +89,8 @@ def scorers(task: str, n_classes: int = 2) -> dict[str, str | Callable[..., floa
 
 
 def from_scorer(metric: str, value: float) -> float:
-    """Undo scikit-learn's sign flip for minimized metrics."""
-    return -float(value) if metric in MINIMIZED_METRICS else float(value)
+    """Undo scikit-learn's sign flip for minimized metrics (its scorers are `oriented`)."""
+    return oriented(metric, value)
 
 
 def explain(
@@ -154,11 +154,17 @@ def compute(
     return explain(task, y_true, y_pred, proba, classes)[0]
 
 
-def better(metric: str, a: float, b: float) -> bool:
-    """Whether value `a` is strictly better than `b` for `metric`."""
-    return a < b if metric in MINIMIZED_METRICS else a > b
+# ------------------------------------------------------------------------- which way is better
+# `settings.MINIMIZED_METRICS` says which metrics are losses; these two functions are the only
+# code that turns that into a direction, for selection, floors, the gate's comparison, the
+# rollback policy and monitoring alike.
+def oriented(metric: str, value: float) -> float:
+    """`value` on a scale where higher is better: negated for a minimized metric (a loss).
+    scikit-learn orients its scorers this way, so this also undoes their sign flip."""
+    return -float(value) if metric in MINIMIZED_METRICS else float(value)
 
 
-def meets_floor(metric: str, value: float, floor: float) -> bool:
-    """A floor is the worst acceptable value: a minimum for maximized metrics, a maximum else."""
-    return value <= floor if metric in MINIMIZED_METRICS else value >= floor
+def improvement(metric: str, new: Any, old: Any) -> Any:
+    """How much `new` is better than `old` on `metric` (positive: better; works elementwise on
+    arrays): `new - old` for a maximized metric, `old - new` for a minimized one."""
+    return old - new if metric in MINIMIZED_METRICS else new - old

@@ -37,6 +37,11 @@ SCHEMA_FILES = (
 )
 
 
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema `pipeline/schemas/<name>.schema.json` (one of SCHEMA_FILES)."""
+    return _schemas()[name]
+
+
 @functools.cache
 def _schemas() -> dict[str, dict[str, Any]]:
     folder = resources.files("pipeline") / "schemas"
@@ -76,7 +81,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
 
 
 @functools.cache
-def _validator() -> Any:
+def _validator(name: str = "config") -> Any:
     from jsonschema import Draft202012Validator
     from jsonschema.validators import extend
     from referencing import Registry
@@ -94,7 +99,7 @@ def _validator() -> Any:
         (schema["$id"], DRAFT202012.create_resource(schema)) for schema in schemas.values()
     )
     strict = extend(Draft202012Validator, {"pattern": _pattern})
-    return strict(schemas["config"], registry=registry)
+    return strict(schemas[name], registry=registry)
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -102,17 +107,30 @@ def _key(path: Iterable[Any]) -> str:
 
 
 def schema_issues(data: Mapping[str, Any], locate: Locate, skip: set[str]) -> list[Issue]:
-    """One Issue per schema violation, with messages phrased as "expected ..."."""
+    """One Issue per violation of the config schema, with messages phrased as "expected ..."."""
+    return document_issues("config", data, locate, skip=skip)
+
+
+def document_issues(
+    name: str, data: Any, locate: Locate, *, skip: Iterable[str] = ()
+) -> list[Issue]:
+    """Every violation of schema `name` (SCHEMA_FILES) by `data`, in a stable order, each
+    rendered by `render_schema_error`; keys under a `skip` prefix are left out."""
+    skip = set(skip)
     issues: list[Issue] = []
-    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path))):
+    for error in sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.path))):
         key = _key(error.absolute_path)
         if any(key == s or key.startswith(s + ".") for s in skip):
             continue
-        issues.extend(_render_schema_error(error, key, locate))
+        issues.extend(render_schema_error(error, key, locate))
     return issues
 
 
-def _render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
+def render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
+    """The one rendering of a JSON Schema error (a `jsonschema.ValidationError` at key path
+    `key`) as Issues: the file that set the key (`locate(key)`), the key path, what was expected
+    ("expected one of: ...", "expected a number >= 0", "unknown key; expected one of: ...",
+    "required key is missing") and the bad value."""
     kind, inst, schema = error.validator, error.instance, error.schema
     if "propertyNames" in error.relative_schema_path:
         return [Issue(locate(key), _join(key, str(inst)), f"key not allowed here: {error.message}")]
@@ -139,7 +157,7 @@ def _render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
         if not relevant and "x-expected" in schema:
             return [Issue(locate(key), key, f"expected {schema['x-expected']}", inst)]
         best = best_match(relevant or error.context)
-        return _render_schema_error(best, _key(best.absolute_path), locate) or [
+        return render_schema_error(best, _key(best.absolute_path), locate) or [
             Issue(locate(key), key, "matches none of the allowed forms", inst)
         ]
     messages = {
@@ -554,7 +572,7 @@ def _monitor_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
             )
             issues.append(Issue(locate(key), key, f"{why}; expected one of: {', '.join(allowed)}"))
     kind = "categorical" if task == "classification" else "numeric"
-    methods = _schemas()["monitor"]["$defs"][f"{kind}_method"]["enum"]
+    methods = schema("monitor")["$defs"][f"{kind}_method"]["enum"]
     if mon["prediction"]["method"] not in methods:
         issues.append(
             Issue(

@@ -98,15 +98,12 @@ def traffic(
 
 
 def wait_for_release(url: str, release: str, timeout: float) -> bool:
-    import httpx
+    from pipeline.deploy.live import read_version  # the client `mlops status` and sync use
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/version", timeout=2).json().get("release") == release:
-                return True
-        except httpx.HTTPError:
-            pass
+        if (read_version(url, timeout=2) or {}).get("release") == release:
+            return True
         time.sleep(0.5)
     return False
 
@@ -214,9 +211,9 @@ def main() -> None:
             print(f"the service swapped from {first} to {second} without a restart")
         else:
             raise SystemExit(f"the service did not swap to {second}")
-        import httpx
+        from pipeline.deploy.live import read_version
 
-        print(f"GET {url}/version -> {httpx.get(f'{url}/version', timeout=5).json()}")
+        print(f"GET {url}/version -> {read_version(url, timeout=5)}")
         print(f"the changes to review are in {project}: `git -C {project} status`")
     finally:
         server.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pipeline import metrics
-from pipeline.deploy import bootstrap
+from pipeline import paired_bootstrap as bootstrap
 
 CLASSES = ["cloudy", "rain", "snow", "sun"]
 

@@ -19,7 +19,8 @@ Gates, in order:
    bundle, rescored on the test split, by the declared amounts; see `pipeline/floors.py`).
 3. compare (champion with an incumbent only): the incumbent bundle is rescored on the *current*
    test split and the paired bootstrap interval of the improvement is judged by the declared
-   mode and margin (see `bootstrap.py`; a relative margin is a share of the incumbent's score).
+   mode and margin (see `pipeline/paired_bootstrap.py`; a relative margin is a share of the
+   incumbent's score).
    A pinned release (rollback) skips this gate. So does an incumbent that is not comparable
    (another task, target, classes or input fields: `pipeline/comparability.py`): the champion
    then starts a new line of releases, the report says so and why (`compare.comparable` false,
@@ -37,10 +38,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline import comparability, metrics
+from pipeline import comparability, metrics, paired_bootstrap
 from pipeline import floors as floor_rules
 from pipeline.config import load_params
-from pipeline.deploy import bootstrap, smoke
+from pipeline.deploy import smoke
 from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
 from pipeline.deploy.paths import (
     BUNDLE_DIR,
@@ -127,7 +128,7 @@ def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
     return Candidate("pin", directory, digest, meta), None
 
 
-def rescore(bundle: Bundle, test: Any) -> tuple[bootstrap.Scored, dict[str, float]]:
+def rescore(bundle: Bundle, test: Any) -> tuple[paired_bootstrap.Scored, dict[str, float]]:
     """A released bundle's predictions and metrics on today's test split."""
     from pipeline.deploy import scoring
 
@@ -142,12 +143,12 @@ def rescore(bundle: Bundle, test: Any) -> tuple[bootstrap.Scored, dict[str, floa
     classes = model_meta.get("classes")
     y = test[model_meta["target"]].to_numpy()
     return (
-        bootstrap.Scored(pred, proba, classes),
+        paired_bootstrap.Scored(pred, proba, classes),
         metrics.compute(bundle.task, y, pred, proba, classes),
     )
 
 
-def offline_scored(candidate: Candidate) -> bootstrap.Scored:
+def offline_scored(candidate: Candidate) -> paired_bootstrap.Scored:
     """The champion's predictions on the test split, from its bundle (no model load)."""
     import pandas as pd
 
@@ -159,7 +160,7 @@ def offline_scored(candidate: Candidate) -> bootstrap.Scored:
     proba = None
     if classes:
         proba = frame[[scoring.proba_column(c) for c in classes]].to_numpy(dtype=float)
-    return bootstrap.Scored(frame[scoring.PREDICTION].to_numpy(), proba, classes)
+    return paired_bootstrap.Scored(frame[scoring.PREDICTION].to_numpy(), proba, classes)
 
 
 # --------------------------------------------------------------------------------- gates
@@ -196,13 +197,13 @@ def floor_gate(
 
 def compare_gate(
     settings: Mapping[str, Any],
-    champion: bootstrap.Scored,
-    incumbent: bootstrap.Scored,
+    champion: paired_bootstrap.Scored,
+    incumbent: paired_bootstrap.Scored,
     y: Any,
     task: str,
 ) -> tuple[dict[str, Any], list[str]]:
     metric = settings["metric"]
-    result = bootstrap.compare(
+    result = paired_bootstrap.compare(
         metric,
         task,
         y,
@@ -226,7 +227,7 @@ def compare_gate(
         return {**base, "metric": metric, "passed": False, "rule": reason}, [reason]
     # a relative margin is a share of the incumbent's score on this test split
     margin = amount.resolve(result.incumbent)
-    ok, rule = bootstrap.judge(result, settings["mode"], margin)
+    ok, rule = paired_bootstrap.judge(result, settings["mode"], margin)
     if amount.kind == "relative":
         rule += f": margin {amount.describe(result.incumbent, 'the incumbent')}"
     evidence = {
@@ -249,7 +250,7 @@ def smoke_gate(
     candidate: Candidate,
     settings: Mapping[str, Any],
     test_sha256: str,
-    reference_source: bootstrap.Scored | None,
+    reference_source: paired_bootstrap.Scored | None,
     n_test: int,
 ) -> tuple[dict[str, Any], list[str]]:
     reference = None
@@ -353,7 +354,7 @@ def _judge(
     record: ReleaseRecord,
     test: Any,
     test_sha256: str,
-) -> tuple[dict[str, Any], list[str], dict[str, float], bootstrap.Scored | None]:
+) -> tuple[dict[str, Any], list[str], dict[str, float], paired_bootstrap.Scored | None]:
     """rejected, floors and compare gates: (evidence, reasons, candidate metrics, and the
     candidate's own rescored outputs when it had to be rescored)."""
     gates: dict[str, Any] = {}
@@ -365,7 +366,7 @@ def _judge(
             f"rejected: bundle {candidate.id} was rejected as release {rejected_by} "
             "(deploy.targets.*.rejected)"
         )
-    own: bootstrap.Scored | None = None
+    own: paired_bootstrap.Scored | None = None
     if candidate.source == "pin":
         # A pinned release was gated against an older split: score it on today's.
         try:

@@ -5,7 +5,7 @@
 * champion: the selected model and its bundle id.
 * per target: the declared release (deploy/<target>.json), the last gate decision
   (reports/deploy/<target>.json), and for a service the live release, from
-  `GET http://<host>:<port>/version` (`{"release": ..., "bundle": {"id", "sha256"}}`):
+  `GET http://<host>:<port>/version` (`pipeline.deploy.live`, the one client):
   "in sync" when both name the same release and bundle, "out of sync" otherwise,
   "unreachable" when the service does not answer within the timeout.
 
@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.deploy.live import read_version, serves, service_url
 from pipeline.deploy.paths import BUNDLE_DIR, CHAMPION_RECORD, release_path, report_path
 from pipeline.deploy.records import read_record
 from pipeline.errors import MlopsError
@@ -30,7 +31,6 @@ from pipeline.errors import MlopsError
 if TYPE_CHECKING:
     import httpx
 
-TIMEOUT_SECONDS = 1.0
 StagesCheck = Callable[[Path], str]
 
 
@@ -61,20 +61,6 @@ def dvc_stages(root: Path) -> str:
     return f"{len(changed)} changed ({shown}): run `dvc repro`"
 
 
-def live_version(client: httpx.Client, host: str, port: int) -> dict[str, Any] | None:
-    """The service's /version answer, or None when it cannot be reached or answers oddly."""
-    import httpx
-
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a bind-all address
-    try:
-        response = client.get(f"http://{host}:{port}/version", timeout=TIMEOUT_SECONDS)
-        response.raise_for_status()
-        data = response.json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _read(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -100,15 +86,13 @@ def target_lines(
         lines[0] += f", pinned to {spec['pin']} (rollback)"
     if spec["kind"] == "service" and client is not None:
         serve = spec["serve"]
-        live = live_version(client, serve["host"], serve["port"])
+        live = read_version(service_url(serve["host"], serve["port"]), client=client)
         where = f"{serve['host']}:{serve['port']}"
         if live is None:
             lines.append(f"      live: unreachable at {where}")
         else:
             live_release = live.get("release")
-            same = live_release == declared and (
-                declared is None or (live.get("bundle") or {}).get("sha256") == record.bundle_sha256
-            )
+            same = serves(live, declared, record.bundle_sha256)
             verdict = "in sync" if same else "OUT OF SYNC"
             lines.append(f"      live: {_short(live_release)} at {where} — {verdict}")
     decision = report.get("decision")

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.deploy.bundle import verify
+from pipeline.deploy.live import TIMEOUT_SECONDS, read_version, serves
 from pipeline.deploy.paths import BUNDLES_DIR, release_path, released_bundle
 from pipeline.deploy.records import ReleaseRecord, check_record, read_record
 from pipeline.errors import ArtifactError, MlopsError
@@ -213,30 +214,14 @@ def fast_forward(root: Path, commit: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- the service
-def http_live(url: str, timeout: float = 1.0) -> Live:
-    """GET <url>/version; None when the service cannot be reached or answers oddly."""
-
-    def live() -> dict[str, Any] | None:
-        import httpx
-
-        try:
-            response = httpx.get(f"{url.rstrip('/')}/version", timeout=timeout)
-            response.raise_for_status()
-            data = response.json()
-        except (httpx.HTTPError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
-    return live
+def http_live(url: str, timeout: float = TIMEOUT_SECONDS) -> Live:
+    """Ask the service at `url` what it serves (`pipeline.deploy.live.read_version`)."""
+    return lambda: read_version(url, timeout=timeout)
 
 
 def matches(record: ReleaseRecord, seen: dict[str, Any]) -> bool:
     """The service runs the declared release *and* its bytes (same id, other bundle: no)."""
-    if seen.get("release") != record.release:
-        return False
-    return record.release is None or (seen.get("bundle") or {}).get("sha256") == (
-        record.bundle_sha256
-    )
+    return serves(seen, record.release, record.bundle_sha256)
 
 
 def wait_for(

@@ -77,9 +77,11 @@ def select(
             "tied": [],
             "tolerance": None,
         }
-    sign = -1.0 if rule.direction == "minimize" else 1.0
     value = {n: float(scores[n][metric]) for n in eligible}  # type: ignore[arg-type]
-    best = max(eligible, key=lambda n: (sign * value[n], -facts[n]["declared_order"]))
+    # the metric's own direction (`selection.direction` is validated to agree with it)
+    best = max(
+        eligible, key=lambda n: (metrics.oriented(metric, value[n]), -facts[n]["declared_order"])
+    )
     best_value = value[best]
     tolerance = rule.tolerance.resolve(best_value)
     # A relative epsilon so that "within 0.002" includes 0.951 vs 0.949 despite binary floats.

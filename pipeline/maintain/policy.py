@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline import paired_bootstrap
 from pipeline.settings import Amount
 
 ACTIONS = ("none", "alert", "retrain", "rollback")
@@ -202,7 +203,9 @@ def rollback_policy(
     comparison: Mapping[str, Any] | None, spec: Mapping[str, Any], note: str
 ) -> Finding:
     """`comparison` is the paired bootstrap of (previous release - live release) on the same
-    labelled production rows, improvement-signed: positive means the previous one is better.
+    labelled production rows, improvement-signed: positive means the previous one is better;
+    it fires when the previous one is superior by more than the margin, by the gate's rule
+    (`pipeline.paired_bootstrap.passes`).
     The margin is an amount (`settings.Amount`): absolute in the metric's units, or relative to
     the live release's score on those rows, as the deploy gate's margin is to the incumbent's."""
     if comparison is None:
@@ -210,7 +213,7 @@ def rollback_policy(
     amount = Amount.parse(spec["margin"])
     margin = amount.resolve(comparison.get("incumbent"))
     low = comparison.get("low")
-    fired = low is not None and low > margin
+    fired = paired_bootstrap.passes(low, "superiority", margin)
     shown = "n/a" if low is None else f"{low:+.4f}"
     reason = (
         f"previous release better than the live one on {comparison['metric']} by "

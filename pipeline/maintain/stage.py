@@ -93,7 +93,7 @@ def rollback_evidence(
             f"{len(rows)} labelled row(s) scored by {release} < min_labelled "
             f"{spec['min_labelled']}: no verdict"
         )
-    from pipeline.deploy import bootstrap
+    from pipeline import paired_bootstrap
     from pipeline.deploy.bundle import load_bundle
     from pipeline.deploy.columns import validate_columns
     from pipeline.deploy.paths import released_bundle
@@ -130,10 +130,10 @@ def rollback_evidence(
         result = validate_columns(bundle.signature, features.loc[ok, bundle.signature.names])
         pred, proba = predict(bundle.model, result.frame, task)
         classes = bundle.meta["model"].get("classes")
-        scored.append(bootstrap.Scored(pred, proba, classes))
+        scored.append(paired_bootstrap.Scored(pred, proba, classes))
     y = rows.loc[ok, LABEL].to_numpy()
     y = y.astype(str).astype(object) if task == "classification" else y.astype(float)
-    comparison = bootstrap.compare(
+    comparison = paired_bootstrap.compare(
         spec["metric"],
         task,
         y,

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline import metrics
-from pipeline.floors import Baseline, Floor
+from pipeline.floors import Baseline, Floor, binding
 from pipeline.floors import resolve as resolve_floors
 from pipeline.monitor.bundles import BundleInfo
 from pipeline.monitor.compat import Refusal, scored_by, window_problem
@@ -38,7 +38,6 @@ from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, comp
 from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
 from pipeline.monitor.windowing import MonitorWindow
 from pipeline.profile.reference import ColumnKind, Reference, build_reference
-from pipeline.settings import MINIMIZED_METRICS
 from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
 
@@ -287,14 +286,13 @@ def _metric_checks(
     count: int,
     floors: Sequence[Floor] = (),
 ) -> tuple[dict[str, Any], list[Check]]:
-    minimized = name in MINIMIZED_METRICS
     allowed = None if test is None else spec.allowed_drop(name, test)
-    worsening = None if test is None else (value - test if minimized else test - value)
+    worsening = None if test is None else metrics.improvement(name, test, value)
     verdicts = [floor.check(value) for floor in floors]
     entry = {
         "value": value,
         "test": test,
-        "floor": None if not floors else max_floor(floors),
+        "floor": None if not floors else binding(floors),
         "floors": [f.to_dict() for f in floors],
         "allowed_drop": allowed,
         "worsening": worsening,
@@ -305,8 +303,9 @@ def _metric_checks(
     on = f"{name} {value:.4f} on {count} labelled rows"
     for floor, (ok, why) in zip(floors, verdicts, strict=True):
         if ok:
-            word = "is within the ceiling" if minimized else "meets the floor"
-            found.append(check("performance_floor", name, True, f"{on} {word} {floor.shown()}"))
+            found.append(
+                check("performance_floor", name, True, f"{on} {floor.met()} {floor.shown()}")
+            )
         else:
             found.append(check("performance_floor", name, False, f"{why} on {count} labelled rows"))
     if allowed is not None and worsening is not None and test is not None:
@@ -322,14 +321,6 @@ def _metric_checks(
             )
         )
     return entry, found
-
-
-def max_floor(floors: Sequence[Floor]) -> float | None:
-    """The binding bound among `floors` (the highest floor; the lowest ceiling)."""
-    bounds = [f.bound for f in floors if f.bound is not None]
-    if not bounds:
-        return None
-    return min(bounds) if floors[0].metric in MINIMIZED_METRICS else max(bounds)
 
 
 # ----------------------------------------------------------------------------------- one window

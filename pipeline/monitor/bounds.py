@@ -21,7 +21,8 @@ Counts of categories and of low-cardinality values are kept exactly, so their bo
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,7 +68,26 @@ def jensen_shannon_bound(n_bins: int, ref: Sample, cur: Sample) -> float:
     return total
 
 
-def _boxes(ref_counts: np.ndarray, cur_counts: np.ndarray, ref: Sample, cur: Sample) -> Any:
+@dataclass(frozen=True)
+class _Box:
+    """The box of possible bin shares on each side: [r_lo, r_hi] and [c_lo, c_hi], from shares
+    each off by at most dr (reference) and dc (current)."""
+
+    r_lo: np.ndarray
+    r_hi: np.ndarray
+    c_lo: np.ndarray
+    c_hi: np.ndarray
+    dr: float
+    dc: float
+
+    def log_gap(self) -> np.ndarray:
+        """sup |ln(r / c)| over the box, per bin."""
+        return np.maximum(
+            np.abs(np.log(self.r_hi / self.c_lo)), np.abs(np.log(self.r_lo / self.c_hi))
+        )
+
+
+def _box(ref_counts: np.ndarray, cur_counts: np.ndarray, ref: Sample, cur: Sample) -> _Box | None:
     """The box of possible bin shares on each side, or None if a share could be zero."""
     r = ref_counts / ref_counts.sum()
     c = cur_counts / cur_counts.sum()
@@ -75,30 +95,46 @@ def _boxes(ref_counts: np.ndarray, cur_counts: np.ndarray, ref: Sample, cur: Sam
     r_lo, r_hi, c_lo, c_hi = r - dr, r + dr, c - dc, c + dc
     if (r_lo <= 0).any() or (c_lo <= 0).any():
         return None
-    return r_lo, r_hi, c_lo, c_hi, dr, dc
+    return _Box(r_lo, r_hi, c_lo, c_hi, dr, dc)
 
 
 def psi_bound(
     ref_counts: np.ndarray, cur_counts: np.ndarray, ref: Sample, cur: Sample
 ) -> float | None:
-    """Bound on the PSI error: sum over bins of sup|grad| times the share errors."""
-    box = _boxes(ref_counts, cur_counts, ref, cur)
-    if box is None:
-        return None
-    r_lo, r_hi, c_lo, c_hi, dr, dc = box
-    log_gap = np.maximum(np.abs(np.log(r_hi / c_lo)), np.abs(np.log(r_lo / c_hi)))
-    d_r = log_gap + np.maximum(c_hi / r_lo - 1, 1 - c_lo / r_hi)  # |d/dr| = |ln(r/c) + 1 - c/r|
-    d_c = log_gap + np.maximum(r_hi / c_lo - 1, 1 - r_lo / c_hi)  # |d/dc| = |-ln(r/c) + 1 - r/c|
-    return float(np.sum(d_r * dr + d_c * dc))
+    """Bound on the PSI error: |d/dr| = |ln(r/c) + 1 - c/r|, |d/dc| = |-ln(r/c) + 1 - r/c|."""
+    return _over_box(ref_counts, cur_counts, ref, cur, _psi_gradients)
 
 
 def kl_bound(
     ref_counts: np.ndarray, cur_counts: np.ndarray, ref: Sample, cur: Sample
 ) -> float | None:
-    """Bound on the KL error: |d/dr| = |ln(r/c) + 1|, |d/dc| = r/c, over the box of shares."""
-    box = _boxes(ref_counts, cur_counts, ref, cur)
-    if box is None:
+    """Bound on the KL error: |d/dr| = |ln(r/c) + 1|, |d/dc| = r/c."""
+    return _over_box(ref_counts, cur_counts, ref, cur, _kl_gradients)
+
+
+def _psi_gradients(b: _Box) -> tuple[np.ndarray, np.ndarray]:
+    gap = b.log_gap()
+    return (
+        gap + np.maximum(b.c_hi / b.r_lo - 1, 1 - b.c_lo / b.r_hi),
+        gap + np.maximum(b.r_hi / b.c_lo - 1, 1 - b.r_lo / b.c_hi),
+    )
+
+
+def _kl_gradients(b: _Box) -> tuple[np.ndarray, np.ndarray]:
+    return b.log_gap() + 1, b.r_hi / b.c_lo
+
+
+def _over_box(
+    ref_counts: np.ndarray,
+    cur_counts: np.ndarray,
+    ref: Sample,
+    cur: Sample,
+    gradients: Callable[[_Box], tuple[np.ndarray, np.ndarray]],
+) -> float | None:
+    """Sum over bins of sup|gradient| over the box of shares times the share errors; None when
+    a share could be zero."""
+    b = _box(ref_counts, cur_counts, ref, cur)
+    if b is None:
         return None
-    r_lo, r_hi, c_lo, c_hi, dr, dc = box
-    log_gap = np.maximum(np.abs(np.log(r_hi / c_lo)), np.abs(np.log(r_lo / c_hi)))
-    return float(np.sum((log_gap + 1) * dr + (r_hi / c_lo) * dc))
+    d_r, d_c = gradients(b)
+    return float(np.sum(d_r * b.dr + d_c * b.dc))

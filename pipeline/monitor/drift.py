@@ -26,14 +26,11 @@ Columns run in a thread pool: sorting, merging and searchsorted release the GIL.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
 import numpy as np
@@ -387,21 +384,17 @@ class DriftSettings:
     def from_config(
         cls, mapping: Mapping[str, Any], *, source: str = "params.yaml", prefix: str = "monitor"
     ) -> DriftSettings:
-        """Validate and read the ``drift`` and ``null_share`` keys of the monitor config.
+        """Read the ``drift`` and ``null_share`` keys of a monitor config that the JSON Schema
+        has already passed (``pipeline.config.load_params`` validates params.yaml whole, once),
+        and refuse, all at once, the choices a schema cannot judge (``problems``: a method unfit
+        for its column type or for sketch mode) as a ConfigError naming ``prefix.key.path``.
 
-        Other keys of the mapping (windows, reports, ...) are left to their own readers. Every
-        problem is collected and raised at once as a ConfigError naming ``prefix.key.path``.
+        Other keys of the mapping (windows, reports, ...) are left to their own readers.
         """
         part = {key: mapping[key] for key in ("drift", "null_share") if key in mapping}
-        issues = _schema_issues(part, source, prefix)
-        try:
-            settings = _settings_from(part)
-        except (TypeError, ValueError, AttributeError):
-            settings = None  # malformed beyond reading: the schema issues say why
-        if settings is not None:
-            seen = {issue.key for issue in issues}
-            issues += [i for i in settings.problems(source, prefix) if i.key not in seen]
-        if issues or settings is None:
+        settings = _settings_from(part)
+        issues = settings.problems(source, prefix)
+        if issues:
             raise ConfigError(issues, title="monitor configuration refused")
         return settings
 
@@ -522,48 +515,6 @@ def _settings_from(part: Mapping[str, Any]) -> DriftSettings:
         sketch=sketch,
         **scalars,
     )
-
-
-@cache
-def monitor_schema() -> dict[str, Any]:
-    """The JSON Schema of the monitor config group (pipeline/schemas/monitor.schema.json)."""
-    text = (resources.files("pipeline") / "schemas" / "monitor.schema.json").read_text("utf-8")
-    return json.loads(text)
-
-
-def _schema_issues(part: Mapping[str, Any], source: str, prefix: str) -> list[Issue]:
-    from jsonschema import Draft202012Validator
-
-    validator = Draft202012Validator(monitor_schema())
-    issues = []
-    for error in sorted(validator.iter_errors(part), key=lambda e: list(map(str, e.absolute_path))):
-        path = ".".join([prefix, *map(str, error.absolute_path)])
-        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-            allowed = set(error.schema.get("properties", {}))
-            expected = ", ".join(sorted(allowed))
-            issues += [
-                Issue(source, f"{path}.{key}", f"unknown key; expected one of: {expected}")
-                for key in error.instance
-                if key not in allowed
-            ]
-            continue
-        shown = None if isinstance(error.instance, Mapping) else error.instance
-        issues.append(Issue(source, path, _schema_message(error), shown))
-    return issues
-
-
-def _schema_message(error: Any) -> str:
-    schema, kind = error.schema, error.validator
-    if kind == "enum":
-        return "expected one of: " + ", ".join(map(repr, schema["enum"]))
-    if kind == "type":
-        return f"expected a value of type {schema['type']}"
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        word = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[
-            kind
-        ]
-        return f"expected a number {word} {schema[kind]}"
-    return error.message
 
 
 # --------------------------------------------------------------------------------------------
@@ -724,19 +675,8 @@ def evaluate_column(
         null_share_max_increase=limit,
     )
     if cur.rows == 0:
-        return ColumnDrift(
-            **base,
-            status="empty",
-            method=None,
-            method_kind=None,
-            statistic=None,
-            threshold=None,
-            drifted=False,
-            current_null_share=None,
-            null_share_increase=None,
-            null_share_drifted=False,
-            note="the current data has no rows",
-        )
+        base.update(current_null_share=None, null_share_increase=None, null_share_drifted=False)
+        return _untested(base, "empty", drifted=False, note="the current data has no rows")
     cur_null = cur.nulls / cur.rows
     increase = cur_null - ref_null
     base.update(
@@ -745,15 +685,8 @@ def evaluate_column(
         null_share_drifted=bool(increase > limit),
     )
     if cur.data is None:
-        return ColumnDrift(
-            **base,
-            status="all_null",
-            method=None,
-            method_kind=None,
-            statistic=None,
-            threshold=None,
-            drifted=True,
-            note="every current value is null (or infinite)",
+        return _untested(
+            base, "all_null", drifted=True, note="every current value is null (or infinite)"
         )
     if method_name == "auto":
         n_values = union_distinct(ref, cur.data, settings.numeric_low_cardinality)
@@ -761,6 +694,20 @@ def evaluate_column(
     method = get_method(method_name)
     threshold = method.default_threshold if threshold is None else threshold
     return _run_method(method, threshold, _pair(ref, cur), base)
+
+
+def _untested(base: dict[str, Any], status: Status, *, drifted: bool, note: str) -> ColumnDrift:
+    """The verdict on a column no method could test (no current rows, or no current value)."""
+    return ColumnDrift(
+        **base,
+        status=status,
+        method=None,
+        method_kind=None,
+        statistic=None,
+        threshold=None,
+        drifted=drifted,
+        note=note,
+    )
 
 
 def _pair(ref: ColumnReference, cur: CurrentColumn) -> ColumnPair:

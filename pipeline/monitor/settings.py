@@ -2,8 +2,11 @@
 
 `DriftSettings.from_config` reads `monitor.drift` and `monitor.null_share`; this module reads the
 rest (target, windows, prediction drift, performance) and bundles them with the drift settings.
-Construction does no checking of its own: the JSON Schema (`monitor.schema.json`) and the
-cross-key rules in `pipeline.validation` run first, in `load_params`.
+The JSON Schema (`monitor.schema.json`) and the cross-key rules in `pipeline.validation` run
+once, in `load_params`, before any of this; the only check made here is the one that needs the
+drift method registry (`DriftSettings.problems`: a method unfit for its column type or for
+sketch mode), once, as the settings are built. Whatever receives a `MonitorSettings` receives
+validated settings.
 """
 
 from __future__ import annotations

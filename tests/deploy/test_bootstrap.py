@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import metrics
-from pipeline.deploy import bootstrap
-from pipeline.deploy.bootstrap import Comparison, Scored
+from pipeline import paired_bootstrap as bootstrap
+from pipeline.paired_bootstrap import Comparison, Scored
 
 RESAMPLES = 25
 
@@ -140,6 +140,7 @@ def _interval(low: float, high: float) -> Comparison:
 def test_judge_rules(mode: str, low: float, margin: float, passes: bool) -> None:
     ok, rule = bootstrap.judge(_interval(low, low + 0.05), mode, margin)
     assert ok is passes
+    assert bootstrap.passes(low, mode, margin) is passes  # the rule maintain's rollback uses
     assert mode.replace("_", "-") in rule
 
 
@@ -152,3 +153,4 @@ def test_too_many_undefined_resamples_refuse_the_comparison() -> None:
     assert result is not None and result.skipped == 100 and result.low is None
     ok, rule = bootstrap.judge(result, "non_inferiority", 0.01)
     assert not ok and "could not be computed on 100 of 100" in rule
+    assert not bootstrap.passes(None, "superiority", 0.0)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import comparability
-from pipeline.deploy.bootstrap import Scored
 from pipeline.deploy.gate import compare_gate
+from pipeline.paired_bootstrap import Scored
 
 SETTINGS = {
     "metric": "roc_auc",

@@ -199,6 +199,24 @@ def test_rollback_needs_the_interval_beyond_the_margin() -> None:
     assert run(history, rollback=spec, comparison=unclear)["action"] == "retrain"
 
 
+def test_rollback_fires_by_the_gates_superiority_rule() -> None:
+    """An interval low exactly at the margin is not superior (the gate's `passes`); no
+    interval never rolls back."""
+    spec = {
+        "metric": "accuracy",
+        "margin": 0.02,
+        "confidence": 0.95,
+        "resamples": 500,
+        "seed": 0,
+        "min_labelled": 30,
+    }
+    history = [window(0, labelled=80)]
+    edge = {"metric": "accuracy", "estimate": 0.05, "low": 0.02, "high": 0.08}
+    for low, action in ((0.02, "none"), (0.0201, "rollback"), (None, "none")):
+        out = run(history, rollback=spec, comparison={**edge, "low": low})
+        assert out["action"] == action, low
+
+
 def test_a_relative_rollback_margin_follows_the_live_releases_score() -> None:
     """{relative: 0.05} of a live accuracy of 0.8 is 0.04: an interval low of 0.03 does not
     roll back, 0.05 does; the evidence records the declared and the resolved margin."""

@@ -9,7 +9,7 @@ from pipeline import config
 from pipeline.monitor.drift import METHODS, method_names
 from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.simulate import SimulateSettings
-from pipeline.validation import _schemas, validate_params
+from pipeline.validation import schema, validate_params
 from tests.conftest import ROOT
 
 
@@ -96,7 +96,7 @@ def test_regression_composes_with_the_same_monitor_defaults() -> None:
 
 
 def test_method_lists_in_the_schema_match_the_registry() -> None:
-    defs = _schemas()["monitor"]["$defs"]
+    defs = schema("monitor")["$defs"]
     for kind in ("numeric", "categorical"):
         expected = {
             name

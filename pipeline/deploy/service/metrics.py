@@ -8,6 +8,7 @@ and the hot path counts several things per request.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -38,80 +39,58 @@ RECORD_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 class ServiceMetrics:
     def __init__(self, target: str) -> None:
         self.registry = CollectorRegistry()
-        reg = self.registry
-        self.requests = Counter(
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.requests = counter(
             "mlops_http_requests",
             "HTTP requests by endpoint and status code",
             ["endpoint", "status"],
-            registry=reg,
         )
-        self.latency = Histogram(
+        self.latency = histogram(
             "mlops_http_request_duration_seconds",
             "Time from request start to the end of the response, by endpoint",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
-            registry=reg,
         )
-        self.predicted_class = Counter(
+        self.predicted_class = counter(
             "mlops_predicted_class",
             "Predicted records by class (classification), by release",
             ["release", "class"],
-            registry=reg,
         )
         # Regression only, created with the first regression bundle (`set_value_buckets`): a
         # histogram's buckets are fixed at creation and depend on the target's scale.
         self.predicted_value: Histogram | None = None
-        self.flags = Counter(
-            "mlops_input_flags",
-            "Accepted input values outside what training saw, by flag kind and field",
-            ["kind", "field"],
-            registry=reg,
+        flags_doc = "Accepted input values outside what training saw, by flag kind and field"
+        self.flags = counter("mlops_input_flags", flags_doc, ["kind", "field"])
+        records = partial(histogram, buckets=RECORD_BUCKETS)
+        self.request_records = records("mlops_request_records", "Records per /predict request")
+        self.batch_records = records(
+            "mlops_batch_records", "Records per model call (micro-batch size)"
         )
-        self.request_records = Histogram(
-            "mlops_request_records",
-            "Records per /predict request",
-            buckets=RECORD_BUCKETS,
-            registry=reg,
+        self.batch_requests = records(
+            "mlops_batch_requests", "Requests scored together in one model call"
         )
-        self.batch_records = Histogram(
-            "mlops_batch_records",
-            "Records per model call (micro-batch size)",
-            buckets=RECORD_BUCKETS,
-            registry=reg,
-        )
-        self.batch_requests = Histogram(
-            "mlops_batch_requests",
-            "Requests scored together in one model call",
-            buckets=RECORD_BUCKETS,
-            registry=reg,
-        )
-        self.model_seconds = Histogram(
+        self.model_seconds = histogram(
             "mlops_model_seconds",
             "Time of one model call (frame building and predict)",
             buckets=LATENCY_BUCKETS,
-            registry=reg,
         )
-        self.release = Info("mlops_release", "The release being served", registry=reg)
-        self.model_loaded = Gauge(
-            "mlops_model_loaded", "1 when a model is loaded and serving", registry=reg
-        )
-        self.in_sync = Gauge(
+        self.release = Info("mlops_release", "The release being served", registry=self.registry)
+        self.model_loaded = gauge("mlops_model_loaded", "1 when a model is loaded and serving")
+        self.in_sync = gauge(
             "mlops_release_in_sync",
             "1 when the served release is the one deploy/<target>.json declares",
-            registry=reg,
         )
-        self.load_failures = Counter(
+        self.load_failures = counter(
             "mlops_release_load_failures",
             "Bundles refused or failed to load (the previous one kept serving)",
-            registry=reg,
         )
-        self.swaps = Counter("mlops_release_swaps", "Model swaps (releases followed)", registry=reg)
-        self.log_backlog = Gauge(
-            "mlops_prediction_log_backlog", "Prediction log entries not yet written", registry=reg
+        self.swaps = counter("mlops_release_swaps", "Model swaps (releases followed)")
+        self.log_backlog = gauge(
+            "mlops_prediction_log_backlog", "Prediction log entries not yet written"
         )
-        self.feedback_labels = Counter(
-            "mlops_feedback_labels", "Ground-truth labels accepted", registry=reg
-        )
+        self.feedback_labels = counter("mlops_feedback_labels", "Ground-truth labels accepted")
         self.target = target
         self.release.info({"target": target, "release": "", "bundle": ""})
         self._req: dict[tuple[str, int], Any] = {}

@@ -1,4 +1,7 @@
-"""Paired bootstrap of a metric difference between two models scored on the same rows.
+"""Paired bootstrap of a metric difference between two models scored on the same rows: the one
+implementation behind the deploy gate's comparison with the incumbent (`deploy.gate`) and the
+maintenance rollback policy's comparison of the previous release with the live one
+(`maintain.stage` / `maintain.policy`). A foundation: it imports no stage.
 
 Why a bootstrap and not the point difference: a test split of ~100 rows moves roc_auc or
 accuracy by several points from one sample to the next, so "the champion is 0.004 worse" means
@@ -41,7 +44,6 @@ from typing import Any
 import numpy as np
 
 from pipeline import metrics
-from pipeline.settings import MINIMIZED_METRICS
 
 CELLS_PER_CHUNK = 2_000_000  # resample-by-row cells scored at once: bounds memory on big splits
 MAX_SKIPPED_SHARE = 0.5
@@ -73,10 +75,6 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def improvement(metric: str, champion: Any, incumbent: Any) -> Any:
-    return incumbent - champion if metric in MINIMIZED_METRICS else champion - incumbent
 
 
 # ------------------------------------------------------------------------------ resampling
@@ -237,7 +235,7 @@ def compare(
     diffs = []
     for W in weight_chunks(y, resamples, seed, stratify=stratify):
         diffs.append(
-            improvement(
+            metrics.improvement(
                 metric,
                 weighted(metric, task, y, champion, W),
                 weighted(metric, task, y, incumbent, W),
@@ -254,7 +252,7 @@ def compare(
         metric=metric,
         champion=a,
         incumbent=b,
-        estimate=float(improvement(metric, a, b)),
+        estimate=float(metrics.improvement(metric, a, b)),
         low=low,
         high=high,
         confidence=confidence,
@@ -266,8 +264,16 @@ def compare(
     )
 
 
+def passes(low: float | None, mode: str, margin: float) -> bool:
+    """The decision rule on an interval's low end: superiority (better by more than `margin`)
+    or non-inferiority (not worse by more than `margin`); no interval never passes."""
+    if low is None:
+        return False
+    return low > margin if mode == "superiority" else low >= -margin
+
+
 def judge(comparison: Comparison, mode: str, margin: float) -> tuple[bool, str]:
-    """Pass/fail under `mode`, and the rule as a sentence for the report."""
+    """Pass/fail under `mode` (`passes`), and the rule as a sentence for the report."""
     if comparison.low is None:
         return False, (
             f"{comparison.metric} could not be computed on {comparison.skipped} of "
@@ -275,9 +281,7 @@ def judge(comparison: Comparison, mode: str, margin: float) -> tuple[bool, str]:
         )
     low = comparison.low
     if mode == "superiority":
-        ok = low > margin
         rule = f"superiority: interval low {low:+.4f} must exceed +{margin:.4g}"
     else:
-        ok = low >= -margin
         rule = f"non-inferiority: interval low {low:+.4f} must be at least -{margin:.4g}"
-    return ok, rule
+    return passes(low, mode, margin), rule

@@ -174,9 +174,7 @@ def build_preprocessor(dataset: Any, prep: Any) -> Any:
         steps = [
             (
                 "expand",
-                DateTimeExpander(
-                    tuple(prep.datetime.get("parts") or ("year", "month", "day_of_week"))
-                ),
+                DateTimeExpander(tuple(prep.datetime["parts"])),
             )
         ]
         steps += _numeric_steps({**prep.numeric, "add_indicator": False})
@@ -197,8 +195,8 @@ def _numeric_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
                 SimpleImputer(
                     missing_values=np.nan,
                     strategy=spec["impute"],
-                    fill_value=spec.get("fill_value", 0),
-                    add_indicator=bool(spec.get("add_indicator")),
+                    fill_value=spec["fill_value"],
+                    add_indicator=bool(spec["add_indicator"]),
                     keep_empty_features=True,
                 ),
             )
@@ -222,7 +220,7 @@ def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
                 SimpleImputer(
                     missing_values=np.nan,
                     strategy=spec["impute"],
-                    fill_value=spec.get("fill_value", "missing"),
+                    fill_value=spec["fill_value"],
                     keep_empty_features=True,
                 ),
             )
@@ -231,8 +229,8 @@ def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
     if spec["encode"] == "onehot":
         encoder: Any = OneHotEncoder(
             handle_unknown=unknown,
-            min_frequency=spec.get("min_frequency"),
-            max_categories=spec.get("max_categories"),
+            min_frequency=spec["min_frequency"],
+            max_categories=spec["max_categories"],
             sparse_output=False,
             dtype=np.float64,
         )
@@ -241,8 +239,8 @@ def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
             handle_unknown="use_encoded_value" if unknown != "error" else "error",
             unknown_value=-1 if unknown != "error" else None,
             encoded_missing_value=-2,
-            min_frequency=spec.get("min_frequency"),
-            max_categories=spec.get("max_categories"),
+            min_frequency=spec["min_frequency"],
+            max_categories=spec["max_categories"],
         )
     steps.append(("encode", encoder))
     return steps

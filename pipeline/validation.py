@@ -46,6 +46,18 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+def schema_defaults(group: str, *path: str) -> dict[str, Any]:
+    """`{key: default}` for the properties of the object at `path` in a group's JSON Schema
+    that declare a `default`. A key a declaration may leave out (a dataset column's `role`, a
+    CSV option, a simulated effect's column selector) takes its value from its schema, the one
+    place it is decided: the typed views read it from here and never restate it; every other
+    setting is required, with its value in conf/."""
+    node: Any = _schemas()[group]
+    for part in path:
+        node = node[part]
+    return {key: spec["default"] for key, spec in node["properties"].items() if "default" in spec}
+
+
 @functools.cache
 def whole_pattern(pattern: str) -> re.Pattern[str]:
     """A schema `pattern` compiled with JSON Schema's meaning (ECMA-262): `$` is the end of

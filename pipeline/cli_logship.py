@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 SHIP_HELP = """\
 Copy the target's prediction and feedback logs (serve.log.dir) to a ship location that CI
@@ -28,22 +31,19 @@ shipped there, the location cannot be read, or it holds another target's logs.
 """
 
 
-def monitored_target(params: dict[str, Any]) -> str:
+def monitored_target(params: Params) -> str:
     """The default target of the log commands: the one monitoring watches (monitor.target)."""
-    monitor = params.get("monitor")
-    target = monitor.get("target") if isinstance(monitor, dict) else None
-    return target if isinstance(target, str) and target else "local"
+    return params.monitor.target
 
 
 def _setup(args: argparse.Namespace) -> tuple[Path, Path, str, Any]:
     from pipeline import config
     from pipeline.deploy.logship import location
-    from pipeline.deploy.service.settings import ServeSettings
 
     root = config.find_root()
-    params = config.load_params(root)
+    params = config.load_config(root)
     target = args.target or monitored_target(params)
-    settings = ServeSettings.from_params(params, target, root)
+    settings = params.deploy.service(target)
     loc = location(root, url=args.url, remote=args.remote)
     return root, settings.log_dir, target, loc
 

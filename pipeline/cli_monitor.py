@@ -97,7 +97,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from pipeline.monitor.manual import monitor_files
     from pipeline.traffic import Columns
 
-    params = config.load_params(root, hyperparameters=False)
+    params = config.load_config(root, hyperparameters=False)
     out_dir = Path(args.out)
     document, notes = monitor_files(
         root,

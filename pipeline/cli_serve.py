@@ -55,13 +55,14 @@ Then track each new window and commit the pointers, as printed:
 """
 
 
-def _load(target: str) -> tuple[Any, Path, dict[str, Any]]:
+def _load(target: str | None) -> tuple[Any, Path, Any]:
+    """The serve settings of `target` (None: the monitored one), the root and the params."""
     from pipeline import config
-    from pipeline.deploy.service.settings import ServeSettings
+    from pipeline.cli_logship import monitored_target
 
     root = config.find_root()
-    params = config.load_params(root)
-    return ServeSettings.from_params(params, target, root), root, params
+    params = config.load_config(root)
+    return params.deploy.service(target or monitored_target(params)), root, params
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,20 +105,13 @@ def _check_bind(host: str, port: int) -> None:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
-    from pipeline import config
-    from pipeline.cli_logship import monitored_target
     from pipeline.config import relpath
-    from pipeline.deploy.service.snapshot import (
-        DEFAULT_WINDOW_ROWS,
-        configured_window_rows,
-        snapshot,
-    )
+    from pipeline.deploy.service.snapshot import snapshot
 
-    target = args.target or monitored_target(config.load_params(config.find_root()))
-    settings, root, params = _load(target)
+    settings, root, params = _load(args.target)
     rows = args.window_rows
     if rows is None and args.window_minutes is None:
-        rows = configured_window_rows(params) or DEFAULT_WINDOW_ROWS
+        rows = params.monitor.windows.rows  # the monitoring windows' size
     out = root / args.out
     result = snapshot(
         settings.log_dir,
@@ -153,17 +147,16 @@ def _print_next(written: list[str], out: str) -> None:
 def _import(args: argparse.Namespace) -> int:
     from pipeline import config
     from pipeline.config import relpath
-    from pipeline.settings import DatasetSpec
     from pipeline.traffic import Columns, import_files
 
     root = config.find_root()
-    params = config.load_params(root, hyperparameters=False)
+    params = config.load_config(root, hyperparameters=False)
     out = root / args.out
     imported = import_files(
         args.files,
         out,
-        DatasetSpec.from_params(params["dataset"]),
-        params["task"],
+        params.dataset,
+        params.task,
         Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         time=args.time,
         release=args.release,
@@ -236,7 +229,7 @@ def add_commands(subparsers: Any) -> None:
     size.add_argument(
         "--window-rows",
         type=positive_int,
-        help="records per window (default: monitor.windows.rows when configured, else 1000)",
+        help="records per window (default: monitor.windows.rows, the monitoring windows' size)",
     )
     size.add_argument(
         "--window-minutes",

@@ -39,7 +39,7 @@ from typing import Any
 
 from pipeline import comparability, metrics
 from pipeline import floors as floor_rules
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.deploy import bootstrap, smoke
 from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
 from pipeline.deploy.paths import (
@@ -440,7 +440,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 1:
         raise MlopsError("usage: python -m pipeline.deploy.gate TARGET")
     target = argv[0]
-    spec = TargetSpec.from_params(load_params(), target)
+    spec = load_config().deploy.target(target)
     report = decide(target, spec)
     write_json(report_path(target), report)
     detail = "; ".join(report["reasons"]) if report["decision"] == BLOCKED else ""

@@ -18,41 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pipeline.params import MaintainSettings as Settings  # typed in the params tree
 from pipeline.settings import Amount
 
 ACTIONS = ("none", "alert", "retrain", "rollback")
 RANK = {name: i for i, name in enumerate(ACTIONS)}
 DRIFT = "dataset_drift"
 PERFORMANCE = ("performance_floor", "performance_drop")
-
-
-@dataclass(frozen=True)
-class Settings:
-    drift_consecutive: int | None  # retrain after this many drifted windows in a row
-    performance: bool  # retrain when the newest judged window breaks a performance check
-    max_age_days: float | None  # retrain when the live release has served this long
-    new_labels: int | None  # retrain when this many labelled rows arrived since the last retrain
-    rollback: (
-        Mapping[str, Any] | None
-    )  # {metric, margin, confidence, resamples, seed, min_labelled}
-    alert_checks: tuple[str, ...]  # other violated checks that raise an alert
-    cooldown_days: float
-
-    @classmethod
-    def from_params(cls, data: Mapping[str, Any]) -> Settings:
-        pol = data["policies"]
-        on = {k: v for k, v in pol.items() if v.get("enabled", True)}
-        return cls(
-            drift_consecutive=on["drift"]["consecutive"] if "drift" in on else None,
-            performance="performance" in on,
-            max_age_days=on["age"]["max_days"] if "age" in on else None,
-            new_labels=on["new_labels"]["min_rows"] if "new_labels" in on else None,
-            rollback={k: v for k, v in on["rollback"].items() if k != "enabled"}
-            if "rollback" in on
-            else None,
-            alert_checks=tuple(on["alert"]["checks"]) if "alert" in on else (),
-            cooldown_days=float(data["cooldown_days"]),
-        )
 
 
 @dataclass

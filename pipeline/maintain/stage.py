@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.comparability import from_record, line_id
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
 from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
-from pipeline.maintain.policy import Settings, decide
+from pipeline.maintain.policy import decide
+from pipeline.params import Params, WindowSpec
 from pipeline.stage import log, run
 
 LABEL = "__label__"
@@ -56,17 +57,14 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
     return list(data["entries"])
 
 
-def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
+def labelled_rows(windows: WindowSpec, release: str) -> Any:
     """Labelled production rows scored by `release`, from the production windows."""
     import pandas as pd
 
     from pipeline.monitor.paths import PRODUCTION_DIR
-    from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
 
-    spec = WindowSpec(**params["monitor"]["windows"])
-    windows = collect({"production": PRODUCTION_DIR}, spec)
-    frames = [w.frame for w in windows]
+    frames = [w.frame for w in collect({"production": PRODUCTION_DIR}, windows)]
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
@@ -74,7 +72,7 @@ def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
 
 
 def rollback_evidence(
-    params: Mapping[str, Any],
+    params: Params,
     release: str | None,
     parent: str | None,
     spec: Mapping[str, Any] | None,
@@ -87,7 +85,7 @@ def rollback_evidence(
         return None, "nothing is released"
     if parent is None:
         return None, f"{release} has no previous release to roll back to"
-    rows = labelled_rows(params, release)
+    rows = labelled_rows(params.monitor.windows, release)
     if len(rows) < spec["min_labelled"]:
         return None, (
             f"{len(rows)} labelled row(s) scored by {release} < min_labelled "
@@ -157,9 +155,8 @@ def main(argv: Sequence[str]) -> None:
     from pipeline.deploy.paths import release_path
     from pipeline.deploy.records import read_record
 
-    params = load_params(hyperparameters=False)
-    settings = Settings.from_params(params["maintain"])
-    target = params["maintain"]["target"]
+    params = load_config(hyperparameters=False)
+    settings, target = params.maintain.policies, params.maintain.target
     history = read_history(HISTORY)
     ledger = read_ledger(LEDGER)
     record = read_record(release_path(target), target)

@@ -101,7 +101,8 @@ def _monitor(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     document, notes = monitor_files(
         root,
-        params,
+        params.monitor,
+        params.dataset,
         [Path(p) for p in args.input],
         Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         out_dir,

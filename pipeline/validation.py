@@ -392,9 +392,9 @@ def _dataset_issues(
                 f"a {task} target must be of type " + " or ".join(sorted(allowed)) + why,
                 ttype,
             )
-        if cols[target].get("role", "feature") != "feature":
+        if _declared(cols[target])["role"] != "feature":
             add(f"columns.{target}.role", "the target cannot have a role", cols[target]["role"])
-        if cols[target].get("personal", False):
+        if _declared(cols[target])["personal"]:
             add(
                 f"columns.{target}.personal",
                 "the target cannot be marked personal: predictions and labels are what the "
@@ -404,13 +404,18 @@ def _dataset_issues(
     key = ds.get("key")
     if key is not None and key not in cols:
         add("key", "must be one of the declared columns (or null to hash whole rows)", key)
-    elif key is not None and cols[key].get("nullable", False):
+    elif key is not None and _declared(cols[key])["nullable"]:
         add(f"columns.{key}.nullable", "the key column cannot be nullable", True)
-    if not any(c.get("role", "feature") == "feature" for n, c in cols.items() if n != target):
+    if not any(_declared(c)["role"] == "feature" for n, c in cols.items() if n != target):
         add("columns", "expected at least one feature column besides the target")
     for name, col in cols.items():
         issues += _column_issues(name, col, locate)
     return issues
+
+
+def _declared(col: Mapping[str, Any]) -> dict[str, Any]:
+    """A column declaration with the keys it left out at their schema defaults."""
+    return {**schema_defaults("dataset", "$defs", "column"), **col}
 
 
 def _column_issues(name: str, col: Mapping[str, Any], locate: Locate) -> list[Issue]:
@@ -593,7 +598,7 @@ def _simulate_issues(sim: Mapping[str, Any], ds: Mapping[str, Any], locate: Loca
         )
     cols = ds["columns"]
     features = [
-        n for n, c in cols.items() if n != ds["target"] and c.get("role", "feature") == "feature"
+        n for n, c in cols.items() if n != ds["target"] and _declared(c)["role"] == "feature"
     ]
     for name, scenario in sim["scenarios"].items():
         for effect, spec in (scenario or {}).items():

@@ -27,14 +27,14 @@ from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
 from pipeline.monitor.paths import SIMULATED_DIR
 from pipeline.monitor.windowing import MonitorWindow
-from pipeline.params import Params
+from pipeline.params import MonitorSettings
+from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 
 
-def load_context(root: Path, params: Params) -> Context:
+def load_context(root: Path, settings: MonitorSettings, dataset: DatasetSpec) -> Context:
     """Settings, the monitored bundle with its drift reference, and the simulator's scenarios;
     a refused context when the bundle cannot judge this project's traffic."""
-    settings, dataset = params.monitor, params.dataset
     check_settings(settings.drift)
     bundle = monitored_bundle(root, settings.target)
     scenarios = read_scenarios(root / SIMULATED_DIR)

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ArtifactError, DataError
-from pipeline.params import Params
+from pipeline.params import MonitorSettings
+from pipeline.settings import DatasetSpec
 from pipeline.traffic import Columns, read_traffic
 
 
 def monitor_files(
     root: Path,
-    params: Params,
+    settings: MonitorSettings,
+    dataset: DatasetSpec,
     paths: Sequence[Path],
     columns: Columns,
     out_dir: Path,
@@ -34,13 +36,12 @@ def monitor_files(
     from pipeline.monitor.engine import load_context, monitor
     from pipeline.monitor.windowing import windows_of
 
-    ctx = load_context(root, params)
+    ctx = load_context(root, settings, dataset)
     if ctx.refusal is not None:  # by hand, a refusal is an error: nothing is written
         raise ArtifactError(ctx.refusal.message, hint=ctx.refusal.hint)
-    dataset = params.dataset
     frames, notes = [], []
     for path in paths:
-        traffic = read_traffic(path, dataset, params.task, columns, time=time, require_time=False)
+        traffic = read_traffic(path, dataset, settings.task, columns, time=time, require_time=False)
         frames.append(traffic.frame)
         notes += traffic.notes
     windows = windows_of("manual", frames, [p.name for p in paths], ctx.settings.windows)

@@ -50,7 +50,7 @@ def log_line(document: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str]) -> None:
     params = load_config(hyperparameters=False)
-    ctx = load_context(Path.cwd(), params)
+    ctx = load_context(Path.cwd(), params.monitor, params.dataset)
     windows = collect(
         {"production": PRODUCTION_DIR, "simulated": SIMULATED_DIR},
         ctx.settings.windows,

@@ -24,12 +24,14 @@ import them (the deploy, monitor and maintain modules re-export their own):
       preprocessing   PreprocessingSpec                pipeline.settings
       candidates      {name: CandidateSpec (search: SearchSpec)}, in declared order
       selection       SelectionSpec (baseline: BaselineSpec, tolerance: Amount)
-      deploy          DeploySpec: targets {name: TargetSpec (gates, pin, rejected,
+      deploy          DeploySpec: targets {name: TargetSpec (gates: GateSpec (compare:
+                      CompareSpec, smoke: SmokeSpec), pin, rejected, digest,
                       serve: ServeSettings | None, batch: BatchSettings | None)}
       monitor         MonitorSettings (windows: WindowSpec, drift: DriftSettings,
                       prediction: MethodChoice, performance: PerformanceSpec)
       simulate        SimulateSettings (scenarios: Scenario, selectors: Selector)
-      maintain        MaintainSpec (target, policies: MaintainSettings)
+      maintain        MaintainSpec (target, policies: MaintainSettings (rollback:
+                      RollbackSpec | None))
 """
 
 from __future__ import annotations
@@ -156,6 +158,18 @@ def _personal(dataset: DatasetSpec) -> tuple[str, ...]:
     return tuple(c.name for c in dataset.columns if c.personal)
 
 
+def settings_digest(target: Mapping[str, Any]) -> str:
+    """sha256 of exactly the settings a target's gate reads, as declared: a report made under
+    other settings is stale, and `mlops release` refuses it."""
+    data = {
+        "kind": target["kind"],
+        "gates": target["gates"],
+        "pin": target["pin"],
+        "rejected": list(target["rejected"]),
+    }
+    return sha256_bytes(dumps_json(data).encode())
+
+
 def _kinds(targets: Mapping[str, Any]) -> dict[str, str]:
     return {name: spec["kind"] for name, spec in targets.items()}
 
@@ -219,17 +233,77 @@ class BatchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CompareSpec:
+    """The compare gate (`gates.compare`): a paired bootstrap of the champion against the
+    incumbent on the test split (`pipeline.deploy.bootstrap`), judged by `mode` and `margin`."""
+
+    metric: str
+    mode: str  # non_inferiority | superiority
+    margin: Amount  # relative: a share of the incumbent's score
+    confidence: float
+    resamples: int
+    seed: int
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any]) -> CompareSpec:
+        return cls(
+            metric=spec["metric"],
+            mode=spec["mode"],
+            margin=Amount.parse(spec["margin"]),
+            confidence=float(spec["confidence"]),
+            resamples=int(spec["resamples"]),
+            seed=int(spec["seed"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SmokeSpec:
+    """The smoke test (`gates.smoke`): the bundle loaded in a fresh process scores `rows`
+    held-out rows as recorded, within `score_tolerance`, on `threads` threads."""
+
+    rows: int
+    score_tolerance: float
+    threads: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateSpec:
+    """A target's gates: absolute floors, floors relative to the trivial baseline the bundle
+    records, the comparison with the incumbent and the smoke test."""
+
+    floors: Mapping[str, float]  # as declared
+    baseline: Mapping[str, Amount]  # beat the baseline by, per metric
+    compare: CompareSpec
+    smoke: SmokeSpec
+
+    @classmethod
+    def from_params(cls, gates: Mapping[str, Any]) -> GateSpec:
+        smoke = gates["smoke"]
+        return cls(
+            floors=dict(gates["floors"] or {}),
+            baseline={m: Amount.parse(a) for m, a in (gates["baseline"] or {}).items()},
+            compare=CompareSpec.from_params(gates["compare"]),
+            smoke=SmokeSpec(
+                rows=int(smoke["rows"]),
+                score_tolerance=float(smoke["score_tolerance"]),
+                threads=int(smoke["threads"]),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TargetSpec:
     """One deployment target: what its gate reads (kind, gates, pin, rejected: declared in
-    dvc.yaml, digested into its reports) and, by kind, its service or batch settings."""
+    dvc.yaml) and, by kind, its service or batch settings."""
 
     name: str
     kind: str
-    gates: Mapping[str, Any]
+    gates: GateSpec
     pin: str | None
     rejected: tuple[str, ...]
     serve: ServeSettings | None  # kind service
     batch: BatchSettings | None  # kind batch
+    digest: str  # sha256 of the declared kind, gates, pin and rejected (see `settings_digest`)
 
     @classmethod
     def build(
@@ -239,25 +313,15 @@ class TargetSpec:
         return cls(
             name,
             kind,
-            spec["gates"],
+            GateSpec.from_params(spec["gates"]),
             spec["pin"],
             tuple(spec["rejected"]),
             ServeSettings.build(name, spec["serve"], _personal(dataset), root)
             if kind == "service"
             else None,
             BatchSettings.build(spec["batch"]) if kind == "batch" else None,
+            settings_digest(spec),
         )
-
-    def digest(self) -> str:
-        """sha256 of exactly the settings the gate reads: a report made under other settings
-        is stale, and `mlops release` refuses it."""
-        data = {
-            "kind": self.kind,
-            "gates": self.gates,
-            "pin": self.pin,
-            "rejected": list(self.rejected),
-        }
-        return sha256_bytes(dumps_json(data).encode())
 
     @property
     def rejected_bundles(self) -> dict[str, str]:
@@ -519,6 +583,30 @@ class SimulateSettings:
 
 # ------------------------------------------------------------------------------------ maintain
 @dataclass(frozen=True, slots=True)
+class RollbackSpec:
+    """The rollback policy: a paired bootstrap of the previous release against the live one
+    on the live release's labelled production rows (at least `min_labelled`)."""
+
+    metric: str
+    margin: Amount  # relative: a share of the live release's score on those rows
+    confidence: float
+    resamples: int
+    seed: int
+    min_labelled: int
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any]) -> RollbackSpec:
+        return cls(
+            metric=spec["metric"],
+            margin=Amount.parse(spec["margin"]),
+            confidence=float(spec["confidence"]),
+            resamples=int(spec["resamples"]),
+            seed=int(spec["seed"]),
+            min_labelled=int(spec["min_labelled"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MaintainSettings:
     """The maintenance policies (`maintain.policies`, a disabled one as None or empty) and the
     cooldown (`maintain.cooldown_days`)."""
@@ -527,9 +615,7 @@ class MaintainSettings:
     performance: bool  # retrain when the newest judged window breaks a performance check
     max_age_days: float | None  # retrain when the live release has served this long
     new_labels: int | None  # retrain when this many labelled rows arrived since the last retrain
-    rollback: (
-        Mapping[str, Any] | None
-    )  # {metric, margin, confidence, resamples, seed, min_labelled}
+    rollback: RollbackSpec | None
     alert_checks: tuple[str, ...]  # other violated checks that raise an alert
     cooldown_days: float
 
@@ -542,9 +628,7 @@ class MaintainSettings:
             performance="performance" in on,
             max_age_days=on["age"]["max_days"] if "age" in on else None,
             new_labels=on["new_labels"]["min_rows"] if "new_labels" in on else None,
-            rollback={k: v for k, v in on["rollback"].items() if k != "enabled"}
-            if "rollback" in on
-            else None,
+            rollback=RollbackSpec.from_params(on["rollback"]) if "rollback" in on else None,
             alert_checks=tuple(on["alert"]["checks"]) if "alert" in on else (),
             cooldown_days=float(data["cooldown_days"]),
         )

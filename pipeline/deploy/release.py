@@ -143,7 +143,7 @@ def _check_current(root: Path, target: str, report: dict[str, Any], spec: Target
     inputs = report.get("inputs", {})
     if inputs.get("release_record_sha256") != sha256_file(root / release_path(target)):
         stale.append(f"{release_path(target)} changed since the gate ran")
-    if inputs.get("settings_sha256") != spec.digest():
+    if inputs.get("settings_sha256") != spec.digest:
         stale.append(f"deploy.targets.{target} settings (gates, pin, rejected) changed")
     bundle = report["proposal"]["bundle"]
     try:

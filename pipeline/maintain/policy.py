@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.params import MaintainSettings as Settings  # typed in the params tree
-from pipeline.settings import Amount
+from pipeline.params import RollbackSpec
 
 ACTIONS = ("none", "alert", "retrain", "rollback")
 RANK = {name: i for i, name in enumerate(ACTIONS)}
@@ -170,16 +170,14 @@ def new_labels_policy(
     )
 
 
-def rollback_policy(
-    comparison: Mapping[str, Any] | None, spec: Mapping[str, Any], note: str
-) -> Finding:
+def rollback_policy(comparison: Mapping[str, Any] | None, spec: RollbackSpec, note: str) -> Finding:
     """`comparison` is the paired bootstrap of (previous release - live release) on the same
     labelled production rows, improvement-signed: positive means the previous one is better.
     The margin is an amount (`settings.Amount`): absolute in the metric's units, or relative to
     the live release's score on those rows, as the deploy gate's margin is to the incumbent's."""
     if comparison is None:
         return Finding("rollback", "rollback", False, note)
-    amount = Amount.parse(spec["margin"])
+    amount = spec.margin
     margin = amount.resolve(comparison.get("incumbent"))
     low = comparison.get("low")
     fired = low is not None and low > margin

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
 from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
 from pipeline.maintain.policy import decide
-from pipeline.params import Params, WindowSpec
+from pipeline.params import Params, RollbackSpec, WindowSpec
 from pipeline.stage import log, run
 
 LABEL = "__label__"
@@ -75,7 +75,7 @@ def rollback_evidence(
     params: Params,
     release: str | None,
     parent: str | None,
-    spec: Mapping[str, Any] | None,
+    spec: RollbackSpec | None,
 ) -> tuple[dict[str, Any] | None, str]:
     """The paired bootstrap of (previous - live) on the live release's labelled rows, or why
     there is none."""
@@ -86,10 +86,10 @@ def rollback_evidence(
     if parent is None:
         return None, f"{release} has no previous release to roll back to"
     rows = labelled_rows(params.monitor.windows, release)
-    if len(rows) < spec["min_labelled"]:
+    if len(rows) < spec.min_labelled:
         return None, (
             f"{len(rows)} labelled row(s) scored by {release} < min_labelled "
-            f"{spec['min_labelled']}: no verdict"
+            f"{spec.min_labelled}: no verdict"
         )
     from pipeline.deploy import bootstrap
     from pipeline.deploy.bundle import load_bundle
@@ -121,7 +121,7 @@ def rollback_evidence(
     for check in checked:
         ok = check.ok if ok is None else ok & check.ok
     assert ok is not None
-    if ok.sum() < spec["min_labelled"]:
+    if ok.sum() < spec.min_labelled:
         return None, "too few labelled rows are valid inputs for both releases"
     task = bundles[1].task
     for bundle in bundles:
@@ -132,17 +132,17 @@ def rollback_evidence(
     y = rows.loc[ok, LABEL].to_numpy()
     y = y.astype(str).astype(object) if task == "classification" else y.astype(float)
     comparison = bootstrap.compare(
-        spec["metric"],
+        spec.metric,
         task,
         y,
         scored[0],
         scored[1],
-        confidence=spec["confidence"],
-        resamples=spec["resamples"],
-        seed=spec["seed"],
+        confidence=spec.confidence,
+        resamples=spec.resamples,
+        seed=spec.seed,
     )
     if comparison is None:
-        return None, f"{spec['metric']} cannot be computed on these rows"
+        return None, f"{spec.metric} cannot be computed on these rows"
     return {
         **comparison.to_dict(),
         "previous": parent,

@@ -30,9 +30,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from pipeline.params import DriftSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -118,8 +122,20 @@ def _reset_peak() -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def drift_settings(**changes: Any) -> DriftSettings:
+    """The committed drift settings (conf/monitor/default.yaml), with `changes` applied."""
+    from dataclasses import replace
+
+    import yaml
+
+    from pipeline.params import DriftSettings
+
+    monitor = yaml.safe_load((ROOT / "conf" / "monitor" / "default.yaml").read_text())
+    return replace(DriftSettings.from_params(monitor), **changes)
+
+
 def worker_ours(ref_path: str, cur_path: str) -> dict:
-    from pipeline.monitor.drift import DriftSettings, compute_drift
+    from pipeline.monitor.drift import compute_drift
     from pipeline.profile.reference import build_reference
 
     ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
@@ -131,11 +147,11 @@ def worker_ours(ref_path: str, cur_path: str) -> dict:
     times = []
     for _ in range(3):
         start = time.perf_counter()
-        report = compute_drift(reference, cur)
+        report = compute_drift(reference, cur, drift_settings())
         times.append(time.perf_counter() - start)
     peak = _status_kib("VmHWM")
     start = time.perf_counter()
-    compute_drift(reference, cur, DriftSettings(workers=1))
+    compute_drift(reference, cur, drift_settings(workers=1))
     serial = time.perf_counter() - start
     return {
         "build_s": build,
@@ -209,14 +225,13 @@ def worker_sketch_reference(ref_path: str, out_dir: str) -> dict:
 
 
 def worker_sketch(ref_dir: str, cur_path: str) -> dict:
-    from pipeline.monitor.drift import DriftSettings
     from pipeline.monitor.sketch import compute_drift_parquet
     from pipeline.profile.reference import Reference
 
     reference = Reference.load(ref_dir)
     _reset_peak()
     start = time.perf_counter()
-    report = compute_drift_parquet(reference, cur_path, DriftSettings(mode="sketch"))
+    report = compute_drift_parquet(reference, cur_path, drift_settings(mode="sketch"))
     seconds = time.perf_counter() - start
     return {
         "drift_s": seconds,
@@ -232,7 +247,7 @@ def worker_exact_file(ref_dir: str, cur_path: str) -> dict:
     reference = Reference.load(ref_dir)
     cur = pd.read_parquet(cur_path)
     start = time.perf_counter()
-    report = compute_drift(reference, cur)
+    report = compute_drift(reference, cur, drift_settings())
     return {
         "drift_s": time.perf_counter() - start,
         "peak_rss_mib": _status_kib("VmHWM") / 1024,

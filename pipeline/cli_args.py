@@ -13,9 +13,12 @@ import argparse
 import inspect
 import math
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # checked, and the answer is no: stale, blocked, out of sync, in breach
@@ -39,7 +42,6 @@ config or files: one message and a hint)
 
 # The default of the commands that read the serving side's logs: the monitored target.
 MONITORED = "the monitored one, monitor.target"
-FALLBACK_TARGET = "local"  # when params declare no monitor.target
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -150,14 +152,10 @@ def add_targets(parser: argparse.ArgumentParser, every: str = "every target") ->
     )
 
 
-def target_or_monitored(given: str | None, params: Mapping[str, Any]) -> str:
+def target_or_monitored(given: str | None, params: Params) -> str:
     """The target a log command works on: the one given, else the one monitoring watches
-    (monitor.target; `local` when params name none)."""
-    if given:
-        return given
-    monitor = params.get("monitor")
-    target = monitor.get("target") if isinstance(monitor, Mapping) else None
-    return target if isinstance(target, str) and target else FALLBACK_TARGET
+    (monitor.target, which conf/ declares)."""
+    return given or params.monitor.target
 
 
 def add_check(parser: Any, fails_when: str) -> None:

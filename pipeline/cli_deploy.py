@@ -122,12 +122,11 @@ def _predict(args: argparse.Namespace) -> int:
 
     from pipeline import config
     from pipeline.deploy import batch
-    from pipeline.settings import DatasetSpec
 
     root = args.root
-    params = config.load_params(root)
-    settings = batch.BatchSettings.from_params(params, args.target)
-    declared = {c.name: c.type for c in DatasetSpec.from_params(params["dataset"]).columns}
+    params = config.load_config(root)
+    settings = params.deploy.batch(args.target)
+    declared = {c.name: c.type for c in params.dataset.columns}
     overrides = {
         "on_bad_rows": args.on_bad_rows,
         "unseen_policy": args.unseen_policy,

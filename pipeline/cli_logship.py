@@ -28,12 +28,11 @@ class _Logs:
 def _logs(args: argparse.Namespace) -> _Logs:
     from pipeline import config
     from pipeline.deploy.logship import location
-    from pipeline.deploy.service.settings import ServeSettings
 
     root = args.root
-    params = config.load_params(root)
+    params = config.load_config(root)
     target = target_or_monitored(args.target, params)
-    settings = ServeSettings.from_params(params, target, root)
+    settings = params.deploy.service(target)
     loc = location(root, url=args.url, remote=args.remote)
     return _Logs(root, target, settings.log_dir, loc)
 

@@ -132,12 +132,13 @@ def _monitor(args: argparse.Namespace) -> int:
     from pipeline.traffic import Columns
 
     root = args.root
-    params = config.load_params(root, hyperparameters=False)
+    params = config.load_config(root, hyperparameters=False)
     out_dir = project_path(root, args.out, MANUAL_REPORT_DIR)
     shown = Path(args.out or MANUAL_REPORT_DIR)  # as typed, or the project's own
     document, notes = monitor_files(
         root,
-        params,
+        params.monitor,
+        params.dataset,
         [Path(p) for p in args.input],
         Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         out_dir,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.cli_args import (
     EXIT_OK,
@@ -27,15 +27,16 @@ from pipeline.cli_args import (
 )
 from pipeline.paths import PRODUCTION_DIR
 
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
-def _load(root: Path, target: str | None) -> tuple[Any, dict[str, Any]]:
+
+def _load(root: Path, target: str | None) -> tuple[Any, Params]:
     """The target's serve settings (`target` None: the monitored one) and the params."""
     from pipeline import config
-    from pipeline.deploy.service.settings import ServeSettings
 
-    params = config.load_params(root)
-    target = target_or_monitored(target, params)
-    return ServeSettings.from_params(params, target, root), params
+    params = config.load_config(root)
+    return params.deploy.service(target_or_monitored(target, params)), params
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -103,17 +104,13 @@ def _snapshot(args: argparse.Namespace) -> int:
     add data/production` itself fails, the folder being tracked by git)
     """
     from pipeline.config import relpath
-    from pipeline.deploy.service.snapshot import (
-        DEFAULT_WINDOW_ROWS,
-        configured_window_rows,
-        snapshot,
-    )
+    from pipeline.deploy.service.snapshot import snapshot
 
     root = args.root
     settings, params = _load(root, args.target)
     rows = args.window_rows
     if rows is None and args.window_minutes is None:
-        rows = configured_window_rows(params) or DEFAULT_WINDOW_ROWS
+        rows = params.monitor.windows.rows  # the monitoring windows' size
     out = project_path(root, args.out, PRODUCTION_DIR)
     result = snapshot(
         settings.log_dir,
@@ -174,17 +171,16 @@ def _import(args: argparse.Namespace) -> int:
     """
     from pipeline import config
     from pipeline.config import relpath
-    from pipeline.settings import DatasetSpec
     from pipeline.traffic import Columns, import_files
 
     root = args.root
-    params = config.load_params(root, hyperparameters=False)
+    params = config.load_config(root, hyperparameters=False)
     out = project_path(root, args.out, PRODUCTION_DIR)
     imported = import_files(
         args.files,
         out,
-        DatasetSpec.from_params(params["dataset"]),
-        params["task"],
+        params.dataset,
+        params.task,
         Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         time=args.time,
         release=args.release,
@@ -236,7 +232,7 @@ def add_commands(subparsers: Any) -> None:
     size.add_argument(
         "--window-rows",
         type=positive_int,
-        help="records per window (default: monitor.windows.rows when configured, else 1000)",
+        help="records per window (default: monitor.windows.rows, the monitoring windows' size)",
     )
     size.add_argument(
         "--window-minutes",

@@ -16,10 +16,13 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ConfigError, Issue, StaleParamsError
 from pipeline.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from pipeline.params import Params
 
 CONF_DIR = "conf"
 CONFIG_NAME = "config"
@@ -320,6 +323,18 @@ def load_params(
             + (f"; {SECRETS_HINT}" if resolver_issues(data, str) else ""),
         )
     return data
+
+
+def load_config(
+    root: Path | None = None, *, path: Path | None = None, hyperparameters: bool = True
+) -> Params:
+    """params.yaml, re-validated (as `load_params`), as one frozen typed tree built once
+    (`pipeline.params`): what stages, commands and the service read their settings from.
+    `load_params` stays for what needs the mapping itself (writing or digesting it)."""
+    from pipeline.params import build
+
+    data = load_params(root, path=path, hyperparameters=hyperparameters)
+    return build(data, root or Path.cwd())
 
 
 def read_yaml(path: Path) -> Any:

@@ -50,13 +50,15 @@ def read_table(
         if fmt == "parquet":
             return pd.read_parquet(path)
         if fmt == "csv":
-            opts = dict(csv or {})
+            from pipeline.validation import schema_defaults
+
+            opts = {**schema_defaults("dataset", "$defs", "csv"), **(csv or {})}
             return pd.read_csv(
                 path,
-                sep=opts.get("sep", ","),
-                decimal=opts.get("decimal", "."),
-                encoding=opts.get("encoding", "utf-8"),
-                na_values=opts.get("na_values"),
+                sep=opts["sep"],
+                decimal=opts["decimal"],
+                encoding=opts["encoding"],
+                na_values=opts["na_values"],
                 keep_default_na=True,
                 dtype=dict.fromkeys(text_columns, "string") or None,
             )
@@ -343,6 +345,7 @@ def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.n
         units = stable_unit((_canon(v) for v in df[split.group_column].tolist()), split.salt)
     else:
         units = stable_unit(row_keys(df, spec), split.salt)
+    assert split.test_size is not None and split.pool_size is not None  # required but for time
     if split.method == "stratified":
         return _stratified(df[spec.target].map(canonical_category).to_numpy(), units, split)
     labels[units < split.test_size] = "test"
@@ -351,6 +354,7 @@ def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.n
 
 
 def _stratified(classes: np.ndarray, units: np.ndarray, split: SplitSpec) -> np.ndarray:
+    assert split.test_size is not None and split.pool_size is not None
     labels = np.full(len(units), "train", dtype=object)
     for cls in sorted(set(classes)):
         idx = np.flatnonzero(classes == cls)

@@ -174,9 +174,7 @@ def build_preprocessor(dataset: Any, prep: Any) -> Any:
         steps = [
             (
                 "expand",
-                DateTimeExpander(
-                    tuple(prep.datetime.get("parts") or ("year", "month", "day_of_week"))
-                ),
+                DateTimeExpander(tuple(prep.datetime["parts"])),
             )
         ]
         steps += _numeric_steps({**prep.numeric, "add_indicator": False})
@@ -184,12 +182,10 @@ def build_preprocessor(dataset: Any, prep: Any) -> Any:
     return ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=True)
 
 
-def _impute_steps(
-    spec: Mapping[str, Any], fill_value: Any, *, add_indicator: bool = False
-) -> list[tuple[str, Any]]:
-    """The imputer a branch starts with (none for `impute: none`); `fill_value` is used by
-    strategy `constant` when the spec declares none. Columns that are empty in training are
-    kept (filled), so the output width never depends on the rows."""
+def _impute_steps(spec: Mapping[str, Any], *, add_indicator: bool) -> list[tuple[str, Any]]:
+    """The imputer a branch starts with (none for `impute: none`), filling with the spec's
+    `fill_value` (conf/ declares it). Columns that are empty in training are kept (filled),
+    so the output width never depends on the rows."""
     import numpy as np
     from sklearn.impute import SimpleImputer
 
@@ -198,7 +194,7 @@ def _impute_steps(
     imputer = SimpleImputer(
         missing_values=np.nan,
         strategy=spec["impute"],
-        fill_value=spec.get("fill_value", fill_value),
+        fill_value=spec["fill_value"],
         add_indicator=add_indicator,
         keep_empty_features=True,
     )
@@ -208,7 +204,7 @@ def _impute_steps(
 def _numeric_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-    steps = _impute_steps(spec, 0, add_indicator=bool(spec.get("add_indicator")))
+    steps = _impute_steps(spec, add_indicator=bool(spec["add_indicator"]))
     scalers = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}
     if spec["scale"] != "none":
         steps.append(("scale", scalers[spec["scale"]]()))
@@ -219,13 +215,13 @@ def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
     import numpy as np
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-    steps = _impute_steps(spec, "missing")
+    steps = _impute_steps(spec, add_indicator=False)
     unknown = spec["handle_unknown"]
     if spec["encode"] == "onehot":
         encoder: Any = OneHotEncoder(
             handle_unknown=unknown,
-            min_frequency=spec.get("min_frequency"),
-            max_categories=spec.get("max_categories"),
+            min_frequency=spec["min_frequency"],
+            max_categories=spec["max_categories"],
             sparse_output=False,
             dtype=np.float64,
         )
@@ -234,8 +230,8 @@ def _categorical_steps(spec: Mapping[str, Any]) -> list[tuple[str, Any]]:
             handle_unknown="use_encoded_value" if unknown != "error" else "error",
             unknown_value=-1 if unknown != "error" else None,
             encoded_missing_value=-2,
-            min_frequency=spec.get("min_frequency"),
-            max_categories=spec.get("max_categories"),
+            min_frequency=spec["min_frequency"],
+            max_categories=spec["max_categories"],
         )
     steps.append(("encode", encoder))
     return steps

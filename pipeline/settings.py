@@ -1,17 +1,18 @@
-"""Typed views of the validated params, so stage code never handles raw dicts or DictConfigs.
+"""Typed views of the validated develop sections (dataset, split, preprocessing, candidates,
+selection, train), so stage code never handles raw dicts or DictConfigs.
 
-Each dataclass is built from a section of params.yaml *after* validation, so construction here
+Each dataclass is built from a section of params.yaml *after* validation, once, into the typed
+params tree (`pipeline.params`, loaded by `pipeline.config.load_config`), so construction here
 does no checking of its own: the JSON Schemas and `pipeline.validation` are the single source of
-what is allowed.
+what is allowed. No field has a default: every value comes from conf/, and a key a declaration
+may leave out takes the `default` its JSON Schema declares (`validation.schema_defaults`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-
-from pipeline.values import canonical_category
 
 ColumnType = Literal["float", "int", "bool", "category", "datetime"]
 Task = Literal["classification", "regression"]
@@ -35,17 +36,17 @@ def metric_direction(metric: str) -> str:
     return "minimize" if metric in MINIMIZED_METRICS else "maximize"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ColumnSpec:
     name: str
     type: ColumnType
-    role: str = "feature"  # feature | id | ignore | target
-    nullable: bool = False
-    min: float | str | None = None
-    max: float | str | None = None
-    categories: tuple[str, ...] | None = None
-    description: str = ""
-    personal: bool = False  # personal data: redacted by the service before it is logged
+    role: str  # feature | id | ignore | target
+    nullable: bool
+    min: float | str | None
+    max: float | str | None
+    categories: tuple[str, ...] | None
+    description: str
+    personal: bool  # personal data: redacted by the service before it is logged
 
     @property
     def is_numeric(self) -> bool:
@@ -56,7 +57,7 @@ class ColumnSpec:
         return self.type in ("category", "bool")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DatasetSpec:
     name: str
     source: Mapping[str, Any]
@@ -65,36 +66,41 @@ class DatasetSpec:
     missing_target: str
     extra_columns: str
     columns: tuple[ColumnSpec, ...]
-    description: str = ""
+    description: str
 
     @classmethod
     def from_params(cls, data: Mapping[str, Any]) -> DatasetSpec:
+        from pipeline.validation import schema_defaults
+        from pipeline.values import canonical_category  # numpy: only once a dataset is read
+
+        data = {**schema_defaults("dataset"), **data}
+        defaults = schema_defaults("dataset", "$defs", "column")
         columns = []
-        for name, spec in data["columns"].items():
-            cats = spec.get("categories")
-            role = "target" if name == data["target"] else spec.get("role", "feature")
+        for name, declared in data["columns"].items():
+            spec = {**defaults, **declared}
+            cats = spec["categories"]
             columns.append(
                 ColumnSpec(
                     name=name,
                     type=spec["type"],
-                    role=role,
-                    nullable=bool(spec.get("nullable", False)),
-                    min=spec.get("min"),
-                    max=spec.get("max"),
+                    role="target" if name == data["target"] else spec["role"],
+                    nullable=bool(spec["nullable"]),
+                    min=spec["min"],
+                    max=spec["max"],
                     categories=None if cats is None else tuple(canonical_category(c) for c in cats),
-                    description=spec.get("description", ""),
-                    personal=bool(spec.get("personal", False)),
+                    description=spec["description"],
+                    personal=bool(spec["personal"]),
                 )
             )
         return cls(
             name=data["name"],
             source=dict(data["source"]),
             target=data["target"],
-            key=data.get("key"),
+            key=data["key"],
             missing_target=data["missing_target"],
             extra_columns=data["extra_columns"],
             columns=tuple(columns),
-            description=data.get("description", ""),
+            description=data["description"],
         )
 
     def column(self, name: str) -> ColumnSpec:
@@ -113,23 +119,28 @@ class DatasetSpec:
         return self.column(self.target)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SplitSpec:
+    """How rows are split. The keys a method does not use are None (the schema requires the
+    ones it does: sizes for hash, stratified and group; a column for group and time; dates for
+    time)."""
+
     method: str
     salt: str
-    test_size: float = 0.0
-    pool_size: float = 0.0
-    group_column: str | None = None
-    time_column: str | None = None
-    test_from: str | None = None
-    pool_from: str | None = None
+    test_size: float | None
+    pool_size: float | None
+    group_column: str | None
+    time_column: str | None
+    test_from: str | None
+    pool_from: str | None
 
     @classmethod
     def from_params(cls, data: Mapping[str, Any]) -> SplitSpec:
-        return cls(**{k: v for k, v in data.items()})
+        unused = dict.fromkeys(cls.__dataclass_fields__)  # a key the method does not use
+        return cls(**{**unused, **data})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreprocessingSpec:
     numeric: Mapping[str, Any]
     categorical: Mapping[str, Any]
@@ -141,21 +152,28 @@ class PreprocessingSpec:
         return cls(**{k: dict(v) for k, v in data.items()})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SearchSpec:
-    method: str = "none"
-    space: Mapping[str, Any] = field(default_factory=dict)
-    n_iter: int = 10
-    factor: float = 3.0
+    """A candidate's declared search (`_search_`). What a method does not use is None: the
+    schema requires `space` for every search, `n_iter` for the random ones and `factor` for
+    successive halving."""
+
+    method: str
+    space: Mapping[str, Any]
+    n_iter: int | None
+    factor: float | None
 
     @classmethod
-    def from_params(cls, data: Mapping[str, Any] | None) -> SearchSpec:
-        data = dict(data or {})
-        data["space"] = dict(data.get("space") or {})
-        return cls(**data)
+    def from_params(cls, data: Mapping[str, Any]) -> SearchSpec:
+        return cls(
+            method=data["method"],
+            space=dict(data.get("space") or {}),
+            n_iter=data.get("n_iter"),
+            factor=data.get("factor"),
+        )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CandidateSpec:
     name: str
     target: str
@@ -165,11 +183,14 @@ class CandidateSpec:
 
     @classmethod
     def from_params(cls, name: str, data: Mapping[str, Any], order: int) -> CandidateSpec:
+        from pipeline.validation import schema_defaults
+
+        data = {**schema_defaults("model"), **data}  # no `_search_`: no search
         return cls(
             name=name,
             target=data["_target_"],
             hyperparameters={k: v for k, v in data.items() if not k.startswith("_")},
-            search=SearchSpec.from_params(data.get("_search_")),
+            search=SearchSpec.from_params(data["_search_"]),
             order=order,
         )
 
@@ -177,7 +198,7 @@ class CandidateSpec:
         return {"_target_": self.target, **self.hyperparameters}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Amount:
     """A tolerance or margin, declared in the metric's units or relative to a reference value.
 
@@ -226,7 +247,7 @@ class Amount:
         return f"{resolved:.4g} ({self.value * 100:g}% of {of} {abs(reference or 0.0):.4f})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaselineSpec:
     """The trivial model every candidate must beat: scikit-learn's DummyClassifier or
     DummyRegressor with `strategy`, and by how much on which metrics (`beat`)."""
@@ -240,7 +261,7 @@ class BaselineSpec:
         return cls(strategy=data["strategy"], beat=beat)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SelectionSpec:
     metric: str
     direction: str
@@ -263,7 +284,7 @@ class SelectionSpec:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrainSpec:
     cv: int
     n_jobs: int

@@ -271,8 +271,13 @@ def _relaxed(col: ColumnSpec, name: str | None = None, *, classes: bool = False)
     return ColumnSpec(
         name=name or col.name,
         type=col.type,
+        role="feature",
         nullable=True,
+        min=None,
+        max=None,
         categories=col.categories if classes else None,
+        description="",
+        personal=False,
     )
 
 

@@ -51,6 +51,18 @@ def _schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+def schema_defaults(group: str, *path: str) -> dict[str, Any]:
+    """`{key: default}` for the properties of the object at `path` in a group's JSON Schema
+    that declare a `default`. A key a declaration may leave out (a dataset column's `role`, a
+    CSV option, a simulated effect's column selector) takes its value from its schema, the one
+    place it is decided: the typed views read it from here and never restate it; every other
+    setting is required, with its value in conf/."""
+    node: Any = _schemas()[group]
+    for part in path:
+        node = node[part]
+    return {key: spec["default"] for key, spec in node["properties"].items() if "default" in spec}
+
+
 @functools.cache
 def whole_pattern(pattern: str) -> re.Pattern[str]:
     """A schema `pattern` compiled with JSON Schema's meaning (ECMA-262): `$` is the end of
@@ -398,9 +410,9 @@ def _dataset_issues(
                 f"a {task} target must be of type " + " or ".join(sorted(allowed)) + why,
                 ttype,
             )
-        if cols[target].get("role", "feature") != "feature":
+        if _declared(cols[target])["role"] != "feature":
             add(f"columns.{target}.role", "the target cannot have a role", cols[target]["role"])
-        if cols[target].get("personal", False):
+        if _declared(cols[target])["personal"]:
             add(
                 f"columns.{target}.personal",
                 "the target cannot be marked personal: predictions and labels are what the "
@@ -410,13 +422,18 @@ def _dataset_issues(
     key = ds.get("key")
     if key is not None and key not in cols:
         add("key", "must be one of the declared columns (or null to hash whole rows)", key)
-    elif key is not None and cols[key].get("nullable", False):
+    elif key is not None and _declared(cols[key])["nullable"]:
         add(f"columns.{key}.nullable", "the key column cannot be nullable", True)
-    if not any(c.get("role", "feature") == "feature" for n, c in cols.items() if n != target):
+    if not any(_declared(c)["role"] == "feature" for n, c in cols.items() if n != target):
         add("columns", "expected at least one feature column besides the target")
     for name, col in cols.items():
         issues += _column_issues(name, col, locate)
     return issues
+
+
+def _declared(col: Mapping[str, Any]) -> dict[str, Any]:
+    """A column declaration with the keys it left out at their schema defaults."""
+    return {**schema_defaults("dataset", "$defs", "column"), **col}
 
 
 def _column_issues(name: str, col: Mapping[str, Any], locate: Locate) -> list[Issue]:
@@ -599,7 +616,7 @@ def _simulate_issues(sim: Mapping[str, Any], ds: Mapping[str, Any], locate: Loca
         )
     cols = ds["columns"]
     features = [
-        n for n, c in cols.items() if n != ds["target"] and c.get("role", "feature") == "feature"
+        n for n, c in cols.items() if n != ds["target"] and _declared(c)["role"] == "feature"
     ]
     for name, scenario in sim["scenarios"].items():
         for effect, spec in (scenario or {}).items():

@@ -11,13 +11,7 @@ import yaml
 from pipeline import config
 from pipeline.errors import ConfigError, StaleParamsError
 from pipeline.factory import build_pipeline, build_search
-from pipeline.settings import (
-    DatasetSpec,
-    PreprocessingSpec,
-    SplitSpec,
-    TrainSpec,
-    candidates,
-)
+from pipeline.params import build
 from pipeline.validation import validate_params
 from tests.conftest import ROOT, copy_project, digests, mlops
 
@@ -51,12 +45,9 @@ def test_every_option_composes_validates_and_instantiates(group: str, option: st
     composed = config.compose(ROOT, overrides)
     issues = validate_params(composed.data, composed.locate, root=ROOT, missing=composed.missing)
     assert issues == []
-    params = composed.data
-    dataset = DatasetSpec.from_params(params["dataset"])
-    prep = PreprocessingSpec.from_params(params["preprocessing"])
-    SplitSpec.from_params(params["split"])
-    train = TrainSpec.from_params(params)
-    for cand in candidates(params):
+    params = build(composed.data, ROOT)  # every section of the typed tree
+    dataset, prep, train = params.dataset, params.preprocessing, params.train
+    for cand in params.candidates.values():
         pipe = build_pipeline(cand, dataset, prep)
         assert pipe.named_steps["model"].__class__.__name__ == cand.target.rsplit(".", 1)[1]
         build_search(

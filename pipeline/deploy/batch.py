@@ -36,9 +36,10 @@ from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
 from pipeline.deploy.paths import release_path, released_bundle
-from pipeline.deploy.records import read_record, target_params
-from pipeline.errors import ConfigError, DataError
+from pipeline.deploy.records import read_record
+from pipeline.errors import DataError
 from pipeline.io import atomic_open, write_json
+from pipeline.params import BatchSettings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,24 +55,6 @@ class BadRowsError(DataError):
     def __init__(self, message: str, result: BatchResult, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.result = result
-
-
-@dataclass(frozen=True)
-class BatchSettings:
-    on_bad_rows: str  # fail | skip
-    unseen_policy: str  # flag | reject
-    chunk_rows: int
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], target: str) -> BatchSettings:
-        spec = target_params(params, target)
-        if spec["kind"] != "batch":
-            raise ConfigError(
-                f"deploy.targets.{target} is a {spec['kind']} target, not a batch target",
-                hint="use --target with a target of kind batch (e.g. --target batch)",
-            )
-        batch = spec["batch"]
-        return cls(batch["on_bad_rows"], batch["unseen_policy"], int(batch["chunk_rows"]))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any
 
 from pipeline import comparability, metrics, paired_bootstrap
 from pipeline import floors as floor_rules
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.deploy import smoke
 from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
 from pipeline.deploy.paths import (
@@ -60,7 +60,7 @@ from pipeline.deploy.records import (
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
 from pipeline.io import read_json, sha256_file, write_json
-from pipeline.settings import Amount
+from pipeline.params import CompareSpec, GateSpec, SmokeSpec
 from pipeline.stage import log, run
 
 PROPOSE = "propose"
@@ -165,14 +165,14 @@ def offline_scored(candidate: Candidate) -> paired_bootstrap.Scored:
 
 # --------------------------------------------------------------------------------- gates
 def floor_gate(
-    gates: Mapping[str, Any],
+    gates: GateSpec,
     values: Mapping[str, float],
     baseline_record: Mapping[str, Any] | None,
     y: Any,
 ) -> tuple[dict[str, Any], list[str]]:
     """Absolute floors as declared, and baseline floors from the trivial baseline recorded in
     the bundle, rescored on the gate's test split (`pipeline.floors`, as in selection)."""
-    margins = gates.get("baseline") or {}
+    margins = gates.baseline
     evidence: dict[str, Any] = {}
     scores: dict[str, float] | None = None
     if margins and baseline_record is None:
@@ -188,32 +188,30 @@ def floor_gate(
             "test": scores,
             **({"undefined": undefined} if undefined else {}),
         }
-    floors = floor_rules.resolve(
-        gates.get("floors"), {m: Amount.parse(a) for m, a in margins.items()}, scores
-    )
+    floors = floor_rules.resolve(gates.floors, margins, scores)
     checks, failures = floor_rules.check(floors, values)
     return {**evidence, "checks": checks}, [f"floor: test {why}" for why in failures]
 
 
 def compare_gate(
-    settings: Mapping[str, Any],
+    settings: CompareSpec,
     champion: paired_bootstrap.Scored,
     incumbent: paired_bootstrap.Scored,
     y: Any,
     task: str,
 ) -> tuple[dict[str, Any], list[str]]:
-    metric = settings["metric"]
+    metric = settings.metric
     result = paired_bootstrap.compare(
         metric,
         task,
         y,
         champion,
         incumbent,
-        confidence=float(settings["confidence"]),
-        resamples=int(settings["resamples"]),
-        seed=int(settings["seed"]),
+        confidence=settings.confidence,
+        resamples=settings.resamples,
+        seed=settings.seed,
     )
-    amount = Amount.parse(settings["margin"])
+    amount = settings.margin
     if result is None:
         why = {
             name: metrics.explain(task, y, s.pred, s.proba, s.classes)[1].get(metric)
@@ -223,15 +221,15 @@ def compare_gate(
         reason = f"compare: {metric} cannot be computed for both models on the test split" + (
             f" ({detail})" if detail else ""
         )
-        base = {"mode": settings["mode"], "margin": {"declared": amount.declared()}}
+        base = {"mode": settings.mode, "margin": {"declared": amount.declared()}}
         return {**base, "metric": metric, "passed": False, "rule": reason}, [reason]
     # a relative margin is a share of the incumbent's score on this test split
     margin = amount.resolve(result.incumbent)
-    ok, rule = paired_bootstrap.judge(result, settings["mode"], margin)
+    ok, rule = paired_bootstrap.judge(result, settings.mode, margin)
     if amount.kind == "relative":
         rule += f": margin {amount.describe(result.incumbent, 'the incumbent')}"
     evidence = {
-        "mode": settings["mode"],
+        "mode": settings.mode,
         "margin": amount.record(result.incumbent),
         **result.to_dict(),
         "passed": ok,
@@ -248,7 +246,7 @@ def compare_gate(
 
 def smoke_gate(
     candidate: Candidate,
-    settings: Mapping[str, Any],
+    settings: SmokeSpec,
     test_sha256: str,
     reference_source: paired_bootstrap.Scored | None,
     n_test: int,
@@ -258,7 +256,7 @@ def smoke_gate(
         if reference_source is None:
             reason = "smoke: no reference predictions for the current test split"
             return {"passed": False, "problems": [reason]}, [reason]
-        positions = smoke.held_out_rows(n_test, int(settings["rows"]))
+        positions = smoke.held_out_rows(n_test, settings.rows)
         proba = reference_source.proba
         reference = {
             "prediction": reference_source.pred[positions].tolist(),
@@ -267,9 +265,9 @@ def smoke_gate(
     result = smoke.run(
         candidate.directory,
         TEST_SPLIT,
-        rows=int(settings["rows"]),
-        tolerance=float(settings["score_tolerance"]),
-        threads=int(settings["threads"]),
+        rows=settings.rows,
+        tolerance=settings.score_tolerance,
+        threads=settings.threads,
         expected_digest=candidate.digest,
         reference=reference,
     )
@@ -292,7 +290,7 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
         "current": {"release": record.release, "bundle": record.data.get("bundle")},
         "inputs": {
             "release_record_sha256": sha256_file(release_path(target)),
-            "settings_sha256": spec.digest(),
+            "settings_sha256": spec.digest,
         },
         "proposal": None,
     }
@@ -327,7 +325,7 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
     test_sha256 = sha256_file(TEST_SPLIT)
     gates, reasons, values, own = _judge(candidate, spec, record, test, test_sha256)
     report["candidate"]["metrics"] = values
-    checks, smoke_reasons = smoke_gate(candidate, spec.gates["smoke"], test_sha256, own, len(test))
+    checks, smoke_reasons = smoke_gate(candidate, spec.gates.smoke, test_sha256, own, len(test))
     gates["smoke"] = checks
     reasons += smoke_reasons
     report["gates"] = gates
@@ -428,7 +426,7 @@ def _compare(
         return {"passed": False, "incumbent_release": record.release}, [reason]
     y = test[candidate.meta["model"]["target"]].to_numpy()
     evidence, reasons = compare_gate(
-        spec.gates["compare"],
+        spec.gates.compare,
         offline_scored(candidate),
         inc_scored,
         y,
@@ -441,7 +439,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 1:
         raise MlopsError("usage: python -m pipeline.deploy.gate TARGET")
     target = argv[0]
-    spec = TargetSpec.from_params(load_params(), target)
+    spec = load_config().deploy.target(target)
     report = decide(target, spec)
     write_json(report_path(target), report)
     detail = "; ".join(report["reasons"]) if report["decision"] == BLOCKED else ""

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.data import read_table, write_parquet
 from pipeline.deploy import scoring
 from pipeline.deploy.bundle import (
@@ -47,8 +47,8 @@ from pipeline.io import (
     sha256_bytes,
     sha256_file,
 )
+from pipeline.params import Params
 from pipeline.profile.reference import training_reference
-from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 
 # The params a fitted model depends on besides its own hyperparameters (recorded in the
@@ -93,7 +93,7 @@ def manifest_meta(
     }
 
 
-def build(directory: Path, params: Mapping[str, Any]) -> str:
+def build(directory: Path, params: Params) -> str:
     """Write the champion's bundle into `directory`; returns the bundle digest."""
     champion = read_json(CHAMPION_RECORD)
     data = CHAMPION_MODEL.read_bytes()
@@ -103,7 +103,7 @@ def build(directory: Path, params: Mapping[str, Any]) -> str:
             hint="run `dvc repro evaluate` (or `dvc checkout models/champion`)",
         )
     model = loads_model(data, str(CHAMPION_MODEL))
-    dataset = DatasetSpec.from_params(params["dataset"])
+    dataset = params.dataset
     task = champion["task"]
     features = list(champion["features"])
     train = read_table(TRAIN_SPLIT, "parquet")
@@ -125,7 +125,7 @@ def build(directory: Path, params: Mapping[str, Any]) -> str:
     training_reference(train, dataset).save(directory / REFERENCE)
     meta = manifest_meta(
         champion,
-        params,
+        params.data,
         {
             "train_sha256": sha256_file(TRAIN_SPLIT),
             "test_sha256": sha256_file(TEST_SPLIT),
@@ -137,7 +137,7 @@ def build(directory: Path, params: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_params()
+    params = load_config()
     digest = build(BUNDLE_DIR, params)
     log(f"package: bundle {bundle_id(digest)} in {BUNDLE_DIR}/ (sha256 {digest[:12]}…)")
 

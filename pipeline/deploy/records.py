@@ -1,5 +1,8 @@
 """Release ids, release records (`deploy/<target>.json`) and a target's gate settings.
 
+A target's settings (`TargetSpec`) are typed in the params tree (`pipeline.params`), which
+every stage reads; they are re-exported here for the deploy layer.
+
 The record's format (ids, parsing, the checks every reader applies) is owned by the foundation
 module `pipeline.release_record`, so that monitoring and maintenance read a release exactly as
 deploy does; it is re-exported here for the deploy layer.
@@ -30,11 +33,7 @@ No time stamps: the git commit that changes the file is the release's time and a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-from pipeline.io import dumps_json, sha256_bytes
+from pipeline.params import TargetSpec, target_params
 from pipeline.release_record import (
     RELEASE_ID,
     ReleaseRecord,
@@ -56,49 +55,3 @@ __all__ = [
     "release_id",
     "target_params",
 ]
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """The part of `deploy.targets.<name>` the gate reads (and declares in dvc.yaml)."""
-
-    name: str
-    kind: str
-    gates: Mapping[str, Any]
-    pin: str | None
-    rejected: tuple[str, ...]
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], name: str) -> TargetSpec:
-        spec = target_params(params, name)
-        return cls(name, spec["kind"], spec["gates"], spec["pin"], tuple(spec["rejected"]))
-
-    def digest(self) -> str:
-        """sha256 of exactly the settings the gate reads: a report made under other settings
-        is stale, and `mlops release` refuses it."""
-        data = {
-            "kind": self.kind,
-            "gates": self.gates,
-            "pin": self.pin,
-            "rejected": list(self.rejected),
-        }
-        return sha256_bytes(dumps_json(data).encode())
-
-    @property
-    def rejected_bundles(self) -> dict[str, str]:
-        """bundle id -> the rejected release that named it."""
-        return {parse_release_id(r)[1]: r for r in self.rejected}
-
-
-def target_params(params: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """`deploy.targets.<name>` of the composed params, or a ConfigError naming the targets."""
-    targets = params["deploy"]["targets"]
-    if name not in targets:
-        from pipeline.errors import ConfigError
-
-        raise ConfigError(
-            f"no deployment target {name!r}; declared: {', '.join(targets)}",
-            hint="a target is a `deploy@deploy.targets.<name>: <file>` entry in conf/config.yaml",
-        )
-    spec: Mapping[str, Any] = targets[name]
-    return spec

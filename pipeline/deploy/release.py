@@ -68,6 +68,7 @@ from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries
 from pipeline.journal import Journal, transaction
+from pipeline.params import Params
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -142,7 +143,7 @@ def _check_current(root: Path, target: str, report: dict[str, Any], spec: Target
     inputs = report.get("inputs", {})
     if inputs.get("release_record_sha256") != sha256_file(root / release_path(target)):
         stale.append(f"{release_path(target)} changed since the gate ran")
-    if inputs.get("settings_sha256") != spec.digest():
+    if inputs.get("settings_sha256") != spec.digest:
         stale.append(f"deploy.targets.{target} settings (gates, pin, rejected) changed")
     bundle = report["proposal"]["bundle"]
     try:
@@ -193,8 +194,8 @@ def new_line_text(proposal: dict[str, Any]) -> str | None:
     )
 
 
-def declared_targets(params: dict[str, Any], only: Sequence[str] | None) -> list[str]:
-    declared = list(params["deploy"]["targets"])
+def declared_targets(params: Params, only: Sequence[str] | None) -> list[str]:
+    declared = list(params.deploy.targets)
     for name in only or ():
         if name not in declared:
             raise ConfigError(
@@ -227,9 +228,9 @@ def release(
 def _release(
     root: Path, targets: Sequence[str] | None, dvc: DvcRunner, journal: Journal
 ) -> list[Outcome]:
-    from pipeline.config import load_params
+    from pipeline.config import load_config
 
-    params = load_params(root)
+    params = load_config(root)
     outcomes: list[Outcome] = []
     plans: list[tuple[str, dict[str, Any]]] = []
     for target in declared_targets(params, targets):
@@ -241,7 +242,7 @@ def _release(
             current = report.get("current", {}).get("release")
             outcomes.append(Outcome(target, action, current, detail))
             continue
-        _check_current(root, target, report, TargetSpec.from_params(params, target))
+        _check_current(root, target, report, params.deploy.targets[target])
         plans.append((target, report))
     if plans:
         _apply(root, plans, dvc, journal)
@@ -251,7 +252,7 @@ def _release(
         if new_line_text(proposal):
             detail += f"; {new_line_text(proposal)}"
         outcomes.append(Outcome(target, "released", proposal["release"], detail))
-    order = {t: i for i, t in enumerate(params["deploy"]["targets"])}
+    order = {t: i for i, t in enumerate(params.deploy.targets)}
     return sorted(outcomes, key=lambda o: order.get(o.target, len(order)))
 
 
@@ -337,8 +338,7 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
     from pipeline import config
 
     config.check(root)  # recomposing must change nothing but the pin
-    params = config.load_params(root)
-    spec = TargetSpec.from_params(params, target)
+    spec = config.load_config(root).deploy.target(target)
     record = read_record(root / release_path(target), target)
     if record.release is None:
         raise GateError(
@@ -388,8 +388,7 @@ def _unpin(root: Path, target: str, journal: Journal) -> bool:
     from pipeline import config
 
     config.check(root)
-    params = config.load_params(root)
-    spec = TargetSpec.from_params(params, target)
+    spec = config.load_config(root).deploy.target(target)
     pins = _read_pins(root)
     entry = pins.get("deploy", {}).get("targets", {}).get(target)
     if spec.pin is None or not entry or entry.get("pin") is None:
@@ -404,7 +403,7 @@ def check_gates(
     root: Path, targets: Sequence[str] | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """(target, report) for every declared target (or `targets`)."""
-    from pipeline.config import load_params
+    from pipeline.config import load_config
 
-    params = load_params(root)
+    params = load_config(root)
     return [(t, read_report(root, t)) for t in declared_targets(params, targets)]

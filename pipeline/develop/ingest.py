@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.data import read_table, write_parquet
 from pipeline.develop.paths import raw_path
 from pipeline.errors import DataError
@@ -94,7 +94,7 @@ def materialise(spec: DatasetSpec, root: Path | None = None) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str]) -> None:
-    spec = DatasetSpec.from_params(load_params(hyperparameters=False)["dataset"])
+    spec = load_config(hyperparameters=False).dataset
     frame = materialise(spec)
     out = raw_path()
     write_parquet(frame, out)

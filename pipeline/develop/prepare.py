@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.data import (
     assign_splits,
     check_data,
@@ -34,7 +34,7 @@ from pipeline.develop.paths import (
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
 from pipeline.paths import FEEDBACK_DIR, feedback_dir, stray_feedback
-from pipeline.settings import DatasetSpec, SplitSpec
+from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 
 if TYPE_CHECKING:
@@ -72,9 +72,8 @@ def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, lis
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_params(hyperparameters=False)
-    spec = DatasetSpec.from_params(params["dataset"])
-    split = SplitSpec.from_params(params["split"])
+    params = load_config(hyperparameters=False)
+    spec, split = params.dataset, params.split
     if read_json(VALIDATE_REPORT)["data"]["status"] != "passed":
         raise DataError(f"{VALIDATE_REPORT} does not say the data passed; run `dvc repro validate`")
     frame = read_table(raw_path(), "parquet")

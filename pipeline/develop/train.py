@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import metrics
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.data import read_table
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.develop.paths import CANDIDATES_DIR, LOCK_FILE, MODEL_FILE, split_path
@@ -29,10 +29,8 @@ from pipeline.settings import (
     CandidateSpec,
     DatasetSpec,
     PreprocessingSpec,
-    SelectionSpec,
     SplitSpec,
     TrainSpec,
-    candidates,
 )
 from pipeline.stage import log, run
 
@@ -174,17 +172,14 @@ def main(argv: Sequence[str]) -> None:
         print("usage: python -m pipeline.develop.train CANDIDATE", file=sys.stderr)
         raise SystemExit(2)
     name = argv[0]
-    params = load_params()
-    specs = {c.name: c for c in candidates(params)}
+    params = load_config()
+    specs = params.candidates
     if name not in specs:
         raise ConfigError(
             f"params.yaml: candidates.{name}: no such candidate; declared: " + ", ".join(specs)
         )
-    candidate, task = specs[name], params["task"]
-    dataset = DatasetSpec.from_params(params["dataset"])
-    split = SplitSpec.from_params(params["split"])
-    train = TrainSpec.from_params(params)
-    selection = SelectionSpec.from_params(params["selection"])
+    candidate, task = specs[name], params.task
+    dataset, split, train, selection = params.dataset, params.split, params.train, params.selection
     frame = read_table(split_path("train"), "parquet")
     X, y = frame[[c.name for c in dataset.features]], frame[dataset.target]
     groups = frame[split.group_column] if split.method == "group" else None
@@ -200,14 +195,14 @@ def main(argv: Sequence[str]) -> None:
             X,
             y,
             dataset=dataset,
-            prep=PreprocessingSpec.from_params(params["preprocessing"]),
+            prep=params.preprocessing,
             task=task,
             primary=selection.metric,
             cv=make_cv(task, split, train),
             train=train,
             groups=groups,
         )
-    write_candidate(name, candidate, fitted, params)
+    write_candidate(name, candidate, fitted, task)
     primary = fitted.cv[selection.metric]
     shown = (
         "undefined on every fold"
@@ -217,9 +212,7 @@ def main(argv: Sequence[str]) -> None:
     log(f"train {name}: cv {selection.metric} {shown} ({fitted.n_fits} fits)")
 
 
-def write_candidate(
-    name: str, candidate: CandidateSpec, fitted: Fitted, params: Mapping[str, Any]
-) -> None:
+def write_candidate(name: str, candidate: CandidateSpec, fitted: Fitted, task: str) -> None:
     data = model_bytes(fitted.model)
     out = CANDIDATES_DIR / name
     from pipeline.io import atomic_write_bytes
@@ -229,7 +222,7 @@ def write_candidate(
         out / "candidate.json",
         {
             "name": name,
-            "task": params["task"],
+            "task": task,
             "estimator": candidate.target,
             "hyperparameters": {**candidate.hyperparameters, **fitted.best_params},
             "search": {

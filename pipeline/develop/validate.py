@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.data import Violation, check_data, read_table
 from pipeline.develop.paths import VALIDATE_REPORT, raw_path
 from pipeline.errors import DataError
 from pipeline.io import sha256_file, write_json
-from pipeline.settings import DatasetSpec, canonical_category
+from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
+from pipeline.values import canonical_category
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,12 +58,12 @@ def target_violations(frame: pd.DataFrame, spec: DatasetSpec, task: str) -> list
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_params(hyperparameters=False)
-    spec = DatasetSpec.from_params(params["dataset"])
+    params = load_config(hyperparameters=False)
+    spec = params.dataset
     path = raw_path()
     frame = read_table(path, "parquet")
     report = check_data(frame, spec)
-    report.violations += target_violations(frame, spec, params["task"])
+    report.violations += target_violations(frame, spec, params.task)
     write_json(
         VALIDATE_REPORT,
         {

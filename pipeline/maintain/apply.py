@@ -35,6 +35,7 @@ from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
 from pipeline.journal import Journal, transaction
 from pipeline.maintain.paths import DECISION, LEDGER
 from pipeline.maintain.stage import read_ledger
+from pipeline.params import Params
 from pipeline.paths import feedback_dir
 from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
 
@@ -90,9 +91,7 @@ class FeedbackCounts:
 _FRAME_CHECKS = ("empty", "missing_column", "extra_column", "duplicate_key")
 
 
-def feedback_rows(
-    root: Path, params: Mapping[str, Any], windows: list[str]
-) -> tuple[Any, FeedbackCounts]:
+def feedback_rows(root: Path, params: Params, windows: list[str]) -> tuple[Any, FeedbackCounts]:
     """Labelled rows of the decision's production windows, as training rows with provenance,
     and how every labelled row was counted.
 
@@ -105,17 +104,13 @@ def feedback_rows(
     import pandas as pd
 
     from pipeline.monitor.paths import PRODUCTION_DIR
-    from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
-    from pipeline.settings import DatasetSpec
 
-    spec = DatasetSpec.from_params(params["dataset"])
+    spec = params.dataset
     wanted = set(windows)
     found = [
         w
-        for w in collect(
-            {"production": root / PRODUCTION_DIR}, WindowSpec(**params["monitor"]["windows"])
-        )
+        for w in collect({"production": root / PRODUCTION_DIR}, params.monitor.windows)
         if w.id in wanted
     ]
     if {w.id for w in found} != wanted:
@@ -159,7 +154,7 @@ def _row_keys(frame: Any, spec: Any) -> list[str]:
 
     columns = (
         *(c for c in spec.columns if c.role in ("feature", "target")),
-        ColumnSpec(TIME, "datetime"),
+        ColumnSpec(TIME, "datetime", "feature", False, None, None, None, "", False),
     )
     return row_keys(frame, replace(spec, key=None, columns=columns))
 
@@ -277,7 +272,7 @@ def _apply(root: Path, repro: bool, journal: Journal) -> Applied:
         )
     if action == "none":
         return Applied("none", None, f"nothing to apply: {decision['reason']}", [])
-    params = config.load_params(root, hyperparameters=False)
+    params = config.load_config(root, hyperparameters=False)
     repro = repro and action in ("retrain", "rollback")
     if repro:
         journal.file(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
@@ -355,7 +350,7 @@ def _undone(root: Path, action: str, exc: _ReproError) -> MlopsError:
 
 
 def _carry_out(
-    root: Path, decision: Mapping[str, Any], params: Mapping[str, Any], journal: Journal
+    root: Path, decision: Mapping[str, Any], params: Params, journal: Journal
 ) -> tuple[dict[str, Any], list[str], str]:
     action, did = decision["action"], decision["decision_id"]
     entry = {
@@ -375,7 +370,7 @@ def _carry_out(
         entry["rows"] = len(rows)
         entry["feedback"] = {**counts.to_dict(), "problems": counts.problems}
         if len(rows):
-            folder = feedback_dir(params["dataset"]["name"])
+            folder = feedback_dir(params.dataset.name)
             rel = folder / f"{did}.parquet"
             from pipeline.data import write_parquet
 

@@ -19,41 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline import paired_bootstrap
-from pipeline.settings import Amount
+from pipeline.params import MaintainSettings as Settings  # typed in the params tree
+from pipeline.params import RollbackSpec
 
 ACTIONS = ("none", "alert", "retrain", "rollback")
 RANK = {name: i for i, name in enumerate(ACTIONS)}
 DRIFT = "dataset_drift"
 PERFORMANCE = ("performance_floor", "performance_drop")
-
-
-@dataclass(frozen=True)
-class Settings:
-    drift_consecutive: int | None  # retrain after this many drifted windows in a row
-    performance: bool  # retrain when the newest judged window breaks a performance check
-    max_age_days: float | None  # retrain when the live release has served this long
-    new_labels: int | None  # retrain when this many labelled rows arrived since the last retrain
-    rollback: (
-        Mapping[str, Any] | None
-    )  # {metric, margin, confidence, resamples, seed, min_labelled}
-    alert_checks: tuple[str, ...]  # other violated checks that raise an alert
-    cooldown_days: float
-
-    @classmethod
-    def from_params(cls, data: Mapping[str, Any]) -> Settings:
-        pol = data["policies"]
-        on = {k: v for k, v in pol.items() if v.get("enabled", True)}
-        return cls(
-            drift_consecutive=on["drift"]["consecutive"] if "drift" in on else None,
-            performance="performance" in on,
-            max_age_days=on["age"]["max_days"] if "age" in on else None,
-            new_labels=on["new_labels"]["min_rows"] if "new_labels" in on else None,
-            rollback={k: v for k, v in on["rollback"].items() if k != "enabled"}
-            if "rollback" in on
-            else None,
-            alert_checks=tuple(on["alert"]["checks"]) if "alert" in on else (),
-            cooldown_days=float(data["cooldown_days"]),
-        )
 
 
 @dataclass
@@ -199,9 +171,7 @@ def new_labels_policy(
     )
 
 
-def rollback_policy(
-    comparison: Mapping[str, Any] | None, spec: Mapping[str, Any], note: str
-) -> Finding:
+def rollback_policy(comparison: Mapping[str, Any] | None, spec: RollbackSpec, note: str) -> Finding:
     """`comparison` is the paired bootstrap of (previous release - live release) on the same
     labelled production rows, improvement-signed: positive means the previous one is better;
     it fires when the previous one is superior by more than the margin, by the gate's rule
@@ -210,7 +180,7 @@ def rollback_policy(
     the live release's score on those rows, as the deploy gate's margin is to the incumbent's."""
     if comparison is None:
         return Finding("rollback", "rollback", False, note)
-    amount = Amount.parse(spec["margin"])
+    amount = spec.margin
     margin = amount.resolve(comparison.get("incumbent"))
     low = comparison.get("low")
     fired = paired_bootstrap.passes(low, "superiority", margin)

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.comparability import from_record, line_id
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
 from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
-from pipeline.maintain.policy import Settings, decide
+from pipeline.maintain.policy import decide
+from pipeline.params import Params, RollbackSpec, WindowSpec
 from pipeline.stage import log, run
 
 LABEL = "__label__"
@@ -56,17 +57,14 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
     return list(data["entries"])
 
 
-def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
+def labelled_rows(windows: WindowSpec, release: str) -> Any:
     """Labelled production rows scored by `release`, from the production windows."""
     import pandas as pd
 
     from pipeline.monitor.paths import PRODUCTION_DIR
-    from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
 
-    spec = WindowSpec(**params["monitor"]["windows"])
-    windows = collect({"production": PRODUCTION_DIR}, spec)
-    frames = [w.frame for w in windows]
+    frames = [w.frame for w in collect({"production": PRODUCTION_DIR}, windows)]
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
@@ -74,10 +72,10 @@ def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
 
 
 def rollback_evidence(
-    params: Mapping[str, Any],
+    params: Params,
     release: str | None,
     parent: str | None,
-    spec: Mapping[str, Any] | None,
+    spec: RollbackSpec | None,
 ) -> tuple[dict[str, Any] | None, str]:
     """The paired bootstrap of (previous - live) on the live release's labelled rows, or why
     there is none."""
@@ -87,11 +85,11 @@ def rollback_evidence(
         return None, "nothing is released"
     if parent is None:
         return None, f"{release} has no previous release to roll back to"
-    rows = labelled_rows(params, release)
-    if len(rows) < spec["min_labelled"]:
+    rows = labelled_rows(params.monitor.windows, release)
+    if len(rows) < spec.min_labelled:
         return None, (
             f"{len(rows)} labelled row(s) scored by {release} < min_labelled "
-            f"{spec['min_labelled']}: no verdict"
+            f"{spec.min_labelled}: no verdict"
         )
     from pipeline import paired_bootstrap
     from pipeline.deploy.bundle import load_bundle
@@ -123,7 +121,7 @@ def rollback_evidence(
     for check in checked:
         ok = check.ok if ok is None else ok & check.ok
     assert ok is not None
-    if ok.sum() < spec["min_labelled"]:
+    if ok.sum() < spec.min_labelled:
         return None, "too few labelled rows are valid inputs for both releases"
     task = bundles[1].task
     for bundle in bundles:
@@ -134,17 +132,17 @@ def rollback_evidence(
     y = rows.loc[ok, LABEL].to_numpy()
     y = y.astype(str).astype(object) if task == "classification" else y.astype(float)
     comparison = paired_bootstrap.compare(
-        spec["metric"],
+        spec.metric,
         task,
         y,
         scored[0],
         scored[1],
-        confidence=spec["confidence"],
-        resamples=spec["resamples"],
-        seed=spec["seed"],
+        confidence=spec.confidence,
+        resamples=spec.resamples,
+        seed=spec.seed,
     )
     if comparison is None:
-        return None, f"{spec['metric']} cannot be computed on these rows"
+        return None, f"{spec.metric} cannot be computed on these rows"
     return {
         **comparison.to_dict(),
         "previous": parent,
@@ -157,9 +155,8 @@ def main(argv: Sequence[str]) -> None:
     from pipeline.deploy.paths import release_path
     from pipeline.deploy.records import read_record
 
-    params = load_params(hyperparameters=False)
-    settings = Settings.from_params(params["maintain"])
-    target = params["maintain"]["target"]
+    params = load_config(hyperparameters=False)
+    settings, target = params.maintain.policies, params.maintain.target
     history = read_history(HISTORY)
     ledger = read_ledger(LEDGER)
     record = read_record(release_path(target), target)

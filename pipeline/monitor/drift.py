@@ -30,7 +30,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +39,10 @@ import pandas as pd
 from pipeline.errors import ConfigError, DataError, Issue
 from pipeline.monitor import bounds
 from pipeline.monitor import stats as st
+from pipeline.params import ColumnOverride as ColumnOverride  # the settings, re-exported
+from pipeline.params import DriftSettings
+from pipeline.params import MethodChoice as MethodChoice
+from pipeline.params import SketchSettings as SketchSettings
 from pipeline.profile.reference import (
     CategoricalReference,
     ColumnKind,
@@ -342,103 +346,46 @@ def method_names() -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class MethodChoice:
-    """A method name (or "auto") and a threshold (None: the method's default)."""
-
-    method: str = "auto"
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class ColumnOverride:
-    method: str | None = None
-    threshold: float | None = None
-    null_share_max_increase: float | None = None
+def check_settings(settings: DriftSettings, source: str = "params.yaml") -> None:
+    """Refuse (ConfigError, every problem at once) drift settings a schema cannot judge: a
+    method unfit for its column type or for sketch mode, a p-value threshold above 1."""
+    issues = settings_problems(settings, source)
+    if issues:
+        raise ConfigError(issues, title="monitor configuration refused")
 
 
-@dataclass(frozen=True)
-class SketchSettings:
-    k: int = 16_384  # compactor capacity: a-priori rank error (log2(n/k) + 4) / k
-    tail: int = 2_048  # extreme values kept exactly at each end
-    batch_rows: int = 262_144  # rows per Parquet batch: bounds memory
-    distinct_limit: int = 1_024  # exact value counts kept per numeric column up to this many
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """How drift is decided; ``from_config`` builds it from the ``monitor`` config mapping."""
-
-    numeric: MethodChoice = MethodChoice()
-    categorical: MethodChoice = MethodChoice()
-    columns: Mapping[str, ColumnOverride] = field(default_factory=dict)
-    small_reference_rows: int = 1_000
-    numeric_low_cardinality: int = 5
-    drift_share: float = 0.5
-    null_share_max_increase: float = 0.1
-    mode: Literal["exact", "sketch"] = "exact"
-    sketch: SketchSettings = SketchSettings()
-    workers: int | None = None
-
-    @classmethod
-    def from_config(
-        cls, mapping: Mapping[str, Any], *, source: str = "params.yaml", prefix: str = "monitor"
-    ) -> DriftSettings:
-        """Read the ``drift`` and ``null_share`` keys of a monitor config that the JSON Schema
-        has already passed (``pipeline.config.load_params`` validates params.yaml whole, once),
-        and refuse, all at once, the choices a schema cannot judge (``problems``: a method unfit
-        for its column type or for sketch mode) as a ConfigError naming ``prefix.key.path``.
-
-        Other keys of the mapping (windows, reports, ...) are left to their own readers.
-        """
-        part = {key: mapping[key] for key in ("drift", "null_share") if key in mapping}
-        settings = _settings_from(part)
-        issues = settings.problems(source, prefix)
-        if issues:
-            raise ConfigError(issues, title="monitor configuration refused")
-        return settings
-
-    def problems(
-        self,
-        source: str = "settings",
-        prefix: str = "monitor",
-        kinds: Mapping[str, ColumnKind] | None = None,
-    ) -> list[Issue]:
-        """Choices a schema cannot judge: a method unfit for its column type or for sketch mode."""
-        issues = []
-        for kind, choice in ((NUMERIC, self.numeric), (CATEGORICAL, self.categorical)):
-            issues += _choice_issues(
-                choice.method, choice.threshold, kind, self.mode, source, f"{prefix}.drift.{kind}"
-            )
-        for name, over in self.columns.items():
-            column_kind = (kinds or {}).get(name)
-            if kinds is not None and column_kind is None:
-                issues.append(
-                    Issue(
-                        source,
-                        f"{prefix}.drift.columns.{name}",
-                        "override for a column the reference does not have",
-                    )
-                )
-            elif column_kind is not None and over.method is not None:
-                issues += _choice_issues(
-                    over.method,
-                    over.threshold,
-                    column_kind,
-                    self.mode,
+def settings_problems(
+    settings: DriftSettings,
+    source: str = "settings",
+    prefix: str = "monitor",
+    kinds: Mapping[str, ColumnKind] | None = None,
+) -> list[Issue]:
+    """Choices a schema cannot judge: a method unfit for its column type or for sketch mode."""
+    issues = []
+    for kind, choice in ((NUMERIC, settings.numeric), (CATEGORICAL, settings.categorical)):
+        issues += _choice_issues(
+            choice.method, choice.threshold, kind, settings.mode, source, f"{prefix}.drift.{kind}"
+        )
+    for name, over in settings.columns.items():
+        column_kind = (kinds or {}).get(name)
+        if kinds is not None and column_kind is None:
+            issues.append(
+                Issue(
                     source,
                     f"{prefix}.drift.columns.{name}",
+                    "override for a column the reference does not have",
                 )
-        return issues
-
-    def choice_for(self, name: str, kind: ColumnKind) -> tuple[str, float | None, float]:
-        """Method name (or "auto"), threshold override and null-share limit for one column."""
-        base = self.numeric if kind == NUMERIC else self.categorical
-        over = self.columns.get(name, ColumnOverride())
-        method = over.method if over.method is not None else base.method
-        threshold = over.threshold if over.threshold is not None else base.threshold
-        limit = over.null_share_max_increase
-        return method, threshold, self.null_share_max_increase if limit is None else limit
+            )
+        elif column_kind is not None and over.method is not None:
+            issues += _choice_issues(
+                over.method,
+                over.threshold,
+                column_kind,
+                settings.mode,
+                source,
+                f"{prefix}.drift.columns.{name}",
+            )
+    return issues
 
 
 def _choice_issues(
@@ -485,36 +432,6 @@ def _choice_issues(
 
 def _sketch_numeric_methods() -> list[str]:
     return [m.name for m in METHODS.values() if m.sketch and NUMERIC in m.column_types]
-
-
-def _known(cls: type, spec: Any) -> dict[str, Any]:
-    """The keys of a config mapping that ``cls`` has fields for (the schema reports the rest)."""
-    names = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
-    return {k: v for k, v in dict(spec or {}).items() if k in names}
-
-
-def _settings_from(part: Mapping[str, Any]) -> DriftSettings:
-    drift = dict(part.get("drift") or {})
-    null_share = dict(part.get("null_share") or {})
-    choice = {
-        kind: MethodChoice(**_known(MethodChoice, drift.pop(kind, None)))
-        for kind in (NUMERIC, CATEGORICAL)
-    }
-    columns = {
-        str(name): ColumnOverride(**_known(ColumnOverride, spec))
-        for name, spec in dict(drift.pop("columns", None) or {}).items()
-    }
-    sketch = SketchSettings(**_known(SketchSettings, drift.pop("sketch", None)))
-    if "max_increase" in null_share:
-        drift["null_share_max_increase"] = null_share["max_increase"]
-    scalars = _known(DriftSettings, drift)
-    return DriftSettings(
-        numeric=choice[NUMERIC],
-        categorical=choice[CATEGORICAL],
-        columns=columns,
-        sketch=sketch,
-        **scalars,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -766,14 +683,13 @@ def _run_method(
 
 
 def compute_drift(
-    reference: Reference, current: pd.DataFrame, settings: DriftSettings | None = None
+    reference: Reference, current: pd.DataFrame, settings: DriftSettings
 ) -> DriftReport:
     """Test every reference column of ``current`` for drift (see the module docstring).
 
     Raises DataError when ``current`` lacks a reference column or a numeric column holds
     non-numbers, ConfigError when a chosen method does not fit a column.
     """
-    settings = settings or DriftSettings()
     check_inputs(reference, list(current.columns), settings)
     if settings.mode == "sketch":
         from pipeline.monitor.sketch import compute_drift_frame
@@ -799,7 +715,7 @@ def check_inputs(reference: Reference, available: Sequence[str], settings: Drift
     missing = [name for name in reference.columns if name not in set(available)]
     if missing:
         raise DataError(f"current data lacks reference column(s): {', '.join(map(repr, missing))}")
-    issues = settings.problems(kinds=reference.kinds)
+    issues = settings_problems(settings, kinds=reference.kinds)
     if issues:
         raise ConfigError(issues, title="drift settings do not fit the reference columns")
 

@@ -10,7 +10,7 @@ listed as not judged.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +24,20 @@ from pipeline.monitor.assess import (
 )
 from pipeline.monitor.bundles import monitored_bundle
 from pipeline.monitor.compat import refusal
+from pipeline.monitor.drift import check_settings
 from pipeline.monitor.paths import SIMULATED_DIR
-from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.params import MonitorSettings
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 
 
-def load_context(root: Path, params: Mapping[str, Any]) -> Context:
+def load_context(root: Path, settings: MonitorSettings, dataset: DatasetSpec) -> Context:
     """Settings, the monitored bundle with its drift reference, and the simulator's scenarios;
     a refused context when the bundle cannot judge this project's traffic."""
-    settings = MonitorSettings.from_params(params)
+    check_settings(settings.drift)
     bundle = monitored_bundle(root, settings.target)
     scenarios = read_scenarios(root / SIMULATED_DIR)
-    dataset = DatasetSpec.from_params(params["dataset"])
     refused = refusal(bundle, settings.task, dataset)
     if refused is not None:
         return refused_context(settings, bundle, refused, scenarios)

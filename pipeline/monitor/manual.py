@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ArtifactError, DataError
+from pipeline.params import MonitorSettings
+from pipeline.settings import DatasetSpec
 from pipeline.traffic import Columns, read_traffic
 
 
 def monitor_files(
     root: Path,
-    params: dict[str, Any],
+    settings: MonitorSettings,
+    dataset: DatasetSpec,
     paths: Sequence[Path],
     columns: Columns,
     out_dir: Path,
@@ -32,17 +35,13 @@ def monitor_files(
     """Monitor the given files as one source ("manual"); write the reports into `out_dir`."""
     from pipeline.monitor.engine import load_context, monitor
     from pipeline.monitor.windowing import windows_of
-    from pipeline.settings import DatasetSpec
 
-    ctx = load_context(root, params)
+    ctx = load_context(root, settings, dataset)
     if ctx.refusal is not None:  # by hand, a refusal is an error: nothing is written
         raise ArtifactError(ctx.refusal.message, hint=ctx.refusal.hint)
-    dataset = DatasetSpec.from_params(params["dataset"])
     frames, notes = [], []
     for path in paths:
-        traffic = read_traffic(
-            path, dataset, params["task"], columns, time=time, require_time=False
-        )
+        traffic = read_traffic(path, dataset, settings.task, columns, time=time, require_time=False)
         frames.append(traffic.frame)
         notes += traffic.notes
     windows = windows_of("manual", frames, [p.name for p in paths], ctx.settings.windows)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.monitor.engine import load_context, monitor
 from pipeline.monitor.paths import PRODUCTION_DIR, REPORT_DIR, SCENARIOS_FILE, SIMULATED_DIR
 from pipeline.monitor.windowing import collect
@@ -49,8 +49,8 @@ def log_line(document: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_params(hyperparameters=False)
-    ctx = load_context(Path.cwd(), params)
+    params = load_config(hyperparameters=False)
+    ctx = load_context(Path.cwd(), params.monitor, params.dataset)
     windows = collect(
         {"production": PRODUCTION_DIR, "simulated": SIMULATED_DIR},
         ctx.settings.windows,

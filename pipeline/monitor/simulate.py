@@ -29,75 +29,20 @@ Each scenario of `conf/simulate/` becomes one window file in `data/simulated/`:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.params import Scenario, Selector  # the settings, typed in the tree
+from pipeline.params import SimulateSettings as SimulateSettings
 from pipeline.settings import ColumnSpec, DatasetSpec
 from pipeline.windows import LABEL, PREDICTION, RELEASE, REQUEST_ID, TIME
 
 if TYPE_CHECKING:
     import pandas as pd
-
-EFFECTS = ("shift", "category_mix", "missing", "label_noise")  # applied in this order
-
-
-# -------------------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Selector:
-    """Which columns an effect acts on: a kind (numeric | categorical | any) or a list of names,
-    of which `count` (when set) or a `fraction` are picked with the scenario's Generator."""
-
-    columns: str | tuple[str, ...] = "any"
-    fraction: float = 1.0
-    count: int | None = None
-
-    @classmethod
-    def from_params(cls, spec: Mapping[str, Any]) -> Selector:
-        cols = spec.get("columns", "any")
-        return cls(
-            columns=cols if isinstance(cols, str) else tuple(cols),
-            fraction=float(spec.get("fraction", 1.0)),
-            count=spec.get("count"),
-        )
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    rows: int
-    effects: Mapping[str, Mapping[str, Any]]  # effect name -> its settings, in EFFECTS order
-
-
-@dataclass(frozen=True)
-class SimulateSettings:
-    seed: int
-    start: str
-    spacing_seconds: float
-    rows: int
-    labelled: float
-    low_cardinality: int
-    scenarios: tuple[Scenario, ...] = field(default_factory=tuple)
-
-    @classmethod
-    def from_params(cls, sim: Mapping[str, Any]) -> SimulateSettings:
-        scenarios = []
-        for name, spec in sim["scenarios"].items():
-            spec = dict(spec or {})
-            effects = {e: dict(spec[e]) for e in EFFECTS if spec.get(e) is not None}
-            scenarios.append(Scenario(name, int(spec.get("rows") or sim["rows"]), effects))
-        return cls(
-            seed=int(sim["seed"]),
-            start=str(sim["start"]),
-            spacing_seconds=float(sim["spacing_seconds"]),
-            rows=int(sim["rows"]),
-            labelled=float(sim["labelled"]),
-            low_cardinality=int(sim["low_cardinality"]),
-            scenarios=tuple(scenarios),
-        )
 
 
 # ------------------------------------------------------------------------------- pure simulation
@@ -249,7 +194,7 @@ def simulate_scenario(
             labels = label_noise(labels, float(spec["share"]), classes, rng)
             injected[effect] = {"share": float(spec["share"])}
             continue
-        cols = pick(Selector.from_params(spec), dataset, pool, low, rng)
+        cols = pick(scenario.selectors[effect], dataset, pool, low, rng)
         if effect == "shift":
             done = shift(frame, cols, float(spec["by_std"]), pool, dataset)
             detail: dict[str, Any] = {"by_std": float(spec["by_std"])}
@@ -263,7 +208,8 @@ def simulate_scenario(
         if done:
             injected[effect] = {"columns": done, **detail}
         else:
-            notes.append(f"{effect} skipped: no column to act on ({spec.get('columns', 'any')})")
+            shown = spec.get("columns", scenario.selectors[effect].columns)
+            notes.append(f"{effect} skipped: no column to act on ({shown})")
     record: dict[str, Any] = {"scenario": scenario.name, "injected": injected, "notes": notes}
     if scenario.effects and not injected:
         return Simulated(None, record)
@@ -285,16 +231,15 @@ def simulate_scenario(
 def main(argv: Sequence[str]) -> None:
     import pandas as pd
 
-    from pipeline.config import load_params
+    from pipeline.config import load_config
     from pipeline.io import write_json
     from pipeline.monitor.bundles import read_bundle
     from pipeline.monitor.paths import CHAMPION_BUNDLE, POOL_SPLIT, SCENARIOS_FILE, SIMULATED_DIR
     from pipeline.stage import log
     from pipeline.windows import write_window
 
-    params = load_params(hyperparameters=False)
-    settings = SimulateSettings.from_params(params["simulate"])
-    dataset = DatasetSpec.from_params(params["dataset"])
+    params = load_config(hyperparameters=False)
+    settings, dataset = params.simulate, params.dataset
     if not POOL_SPLIT.is_file():
         raise DataError(f"{POOL_SPLIT} does not exist", hint="run `dvc repro prepare`")
     pool = pd.read_parquet(POOL_SPLIT)

@@ -227,7 +227,7 @@ def compute_drift_frame(
 def compute_drift_parquet(
     reference: Reference,
     path: str | Path,
-    settings: DriftSettings | None = None,
+    settings: DriftSettings,
     *,
     batch_rows: int | None = None,
 ) -> DriftReport:
@@ -237,7 +237,6 @@ def compute_drift_parquet(
     ``sketch.batch_rows``), so memory stays bounded whatever the file size. In exact mode the
     reference columns are read whole and handed to :func:`compute_drift`.
     """
-    settings = settings or DriftSettings()
     try:
         # pre_buffer would cache every column chunk read so far: memory would grow with the file
         handle = pq.ParquetFile(path, pre_buffer=False)

@@ -9,8 +9,9 @@ import pytest
 from pipeline import comparability
 from pipeline.deploy.gate import compare_gate
 from pipeline.paired_bootstrap import Scored
+from pipeline.params import CompareSpec
 
-SETTINGS = {
+DECLARED = {
     "metric": "roc_auc",
     "mode": "non_inferiority",
     "margin": {"relative": 0.01},
@@ -18,6 +19,7 @@ SETTINGS = {
     "resamples": 200,
     "seed": 1,
 }
+SETTINGS = CompareSpec.from_params(DECLARED)
 
 
 def signature(task: str, target: str, classes: list[str] | None, **fields: str) -> dict:
@@ -94,7 +96,7 @@ def test_relative_margin_is_a_share_of_the_incumbents_score() -> None:
         f": margin {0.01 * evidence['incumbent']:.4g} (1% of the incumbent "
         f"{evidence['incumbent']:.4f})"
     )
-    absolute = {**SETTINGS, "margin": 0.02}  # a plain number: absolute, as before
+    absolute = CompareSpec.from_params({**DECLARED, "margin": 0.02})  # a plain number: absolute
     evidence, _ = compare_gate(absolute, champion, incumbent, y, "classification")
     assert evidence["margin"] == {"declared": {"absolute": 0.02}, "reference": None,
                                   "resolved": 0.02}  # fmt: skip

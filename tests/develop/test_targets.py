@@ -30,7 +30,7 @@ SPEC = DatasetSpec.from_params(
         },
     }
 )
-SPLIT = SplitSpec(method="hash", salt="s", test_size=0.2, pool_size=0.2)
+SPLIT = SplitSpec.from_params({"method": "hash", "salt": "s", "test_size": 0.2, "pool_size": 0.2})
 TRAIN = TrainSpec(cv=5, n_jobs=1, verbose=0, seed=0)
 
 
@@ -88,7 +88,8 @@ def test_train_refuses_a_class_rarer_than_the_folds() -> None:
     )
     assert "'rain' has 2, 'snow' has 3 row(s) in the train split" in text
     assert "lower train.cv" in text
-    check_classes(y, SplitSpec(method="group", salt="s", group_column="g"), TRAIN)  # no strata
+    group = SplitSpec.from_params({"method": "group", "salt": "s", "group_column": "g"})
+    check_classes(y, group, TRAIN)  # no strata
 
 
 def test_train_refuses_a_single_class_train_split() -> None:

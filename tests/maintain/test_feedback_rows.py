@@ -5,7 +5,6 @@ root and the committed params."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,25 +14,22 @@ from pipeline import config
 from pipeline.errors import DataError
 from pipeline.maintain.apply import feedback_rows
 from pipeline.monitor.paths import PRODUCTION_DIR
-from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import collect
+from pipeline.params import Params
 from pipeline.paths import feedback_dir
-from pipeline.settings import DatasetSpec
 from pipeline.windows import LABEL, PREDICTION, REQUEST_ID, TIME, write_window
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def params() -> dict[str, Any]:
-    return config.load_params(ROOT, hyperparameters=False)
+def params() -> Params:
+    return config.load_config(ROOT, hyperparameters=False)
 
 
-def labelled(
-    params: dict[str, Any], rows: int, *, seed: int = 0, ids: bool = False
-) -> pd.DataFrame:
+def labelled(params: Params, rows: int, *, seed: int = 0, ids: bool = False) -> pd.DataFrame:
     """`rows` distinct labelled rows inside the declared schema, one second apart."""
-    spec = DatasetSpec.from_params(params["dataset"])
+    spec = params.dataset
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {c.name: rng.uniform(float(c.min), float(c.max), rows) for c in spec.features}
@@ -47,12 +43,11 @@ def labelled(
     return frame
 
 
-def window_ids(root: Path, params: dict[str, Any]) -> list[str]:
-    spec = WindowSpec(**params["monitor"]["windows"])
-    return [w.id for w in collect({"production": root / PRODUCTION_DIR}, spec)]
+def window_ids(root: Path, params: Params) -> list[str]:
+    return [w.id for w in collect({"production": root / PRODUCTION_DIR}, params.monitor.windows)]
 
 
-def test_rows_without_request_ids_are_all_kept(tmp_path: Path, params: dict[str, Any]) -> None:
+def test_rows_without_request_ids_are_all_kept(tmp_path: Path, params: Params) -> None:
     """Regression: 365 distinct labelled rows without request ids were collapsed to 1."""
     write_window(labelled(params, 365), tmp_path / PRODUCTION_DIR)
     rows, counts = feedback_rows(tmp_path, params, window_ids(tmp_path, params))
@@ -62,7 +57,7 @@ def test_rows_without_request_ids_are_all_kept(tmp_path: Path, params: dict[str,
 
 
 def test_repeated_rows_without_ids_count_once_and_as_duplicates(
-    tmp_path: Path, params: dict[str, Any]
+    tmp_path: Path, params: Params
 ) -> None:
     frame = labelled(params, 120)
     # the same 20 rows exported twice (same values, same time), in a second file
@@ -73,7 +68,7 @@ def test_repeated_rows_without_ids_count_once_and_as_duplicates(
     assert counts.to_dict() == {"labelled": 140, "kept": 120, "duplicate": 20, "refused": 0}
 
 
-def test_rows_already_fed_back_are_duplicates(tmp_path: Path, params: dict[str, Any]) -> None:
+def test_rows_already_fed_back_are_duplicates(tmp_path: Path, params: Params) -> None:
     from pipeline.data import write_parquet
 
     write_window(labelled(params, 100, seed=1), tmp_path / PRODUCTION_DIR)
@@ -81,15 +76,13 @@ def test_rows_already_fed_back_are_duplicates(tmp_path: Path, params: dict[str, 
     ids = window_ids(tmp_path, params)
     first, _ = feedback_rows(tmp_path, params, ids)
     assert len(first) == 200
-    write_parquet(first, tmp_path / feedback_dir(params["dataset"]["name"]) / "earlier.parquet")
+    write_parquet(first, tmp_path / feedback_dir(params.dataset.name) / "earlier.parquet")
     again, counts = feedback_rows(tmp_path, params, ids)
     assert len(again) == 0
     assert counts.to_dict() == {"labelled": 200, "kept": 0, "duplicate": 200, "refused": 0}
 
 
-def test_request_ids_dedupe_keeping_the_latest_label(
-    tmp_path: Path, params: dict[str, Any]
-) -> None:
+def test_request_ids_dedupe_keeping_the_latest_label(tmp_path: Path, params: Params) -> None:
     """A label sent again later for the same request: one row, the later label. (Monitoring
     pools a stream by request id only when every row has one, so one row without an id keeps
     the repeats in the windows, as traffic imported from several sources can.)"""
@@ -102,15 +95,15 @@ def test_request_ids_dedupe_keeping_the_latest_label(
     write_window(pd.concat([frame, late], ignore_index=True), tmp_path / PRODUCTION_DIR)
     rows, counts = feedback_rows(tmp_path, params, window_ids(tmp_path, params))
     assert counts.to_dict() == {"labelled": 110, "kept": 100, "duplicate": 10, "refused": 0}
-    target = params["dataset"]["target"]
+    target = params.dataset.target
     by_id = rows.set_index(REQUEST_ID)[target]
     assert by_id.loc[late[REQUEST_ID]].tolist() == late[LABEL].tolist()
 
 
 def test_rows_breaking_the_schema_are_refused_counted_and_named(
-    tmp_path: Path, params: dict[str, Any]
+    tmp_path: Path, params: Params
 ) -> None:
-    spec = DatasetSpec.from_params(params["dataset"])
+    spec = params.dataset
     frame = labelled(params, 100)
     column = spec.features[0]
     frame.loc[[3, 50], column.name] = float(column.max) + 1  # above the declared max
@@ -124,8 +117,8 @@ def test_rows_breaking_the_schema_are_refused_counted_and_named(
     assert f"column {spec.target!r}: unknown category" in text
 
 
-def test_a_missing_feature_column_refuses_the_apply(tmp_path: Path, params: dict[str, Any]) -> None:
-    spec = DatasetSpec.from_params(params["dataset"])
+def test_a_missing_feature_column_refuses_the_apply(tmp_path: Path, params: Params) -> None:
+    spec = params.dataset
     frame = labelled(params, 100).drop(columns=[spec.features[0].name])
     write_window(frame, tmp_path / PRODUCTION_DIR)
     with pytest.raises(DataError, match=f"column {spec.features[0].name!r}: declared column is"):

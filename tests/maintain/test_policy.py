@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipeline.maintain.policy import Settings, decide
+from pipeline.params import RollbackSpec
 
 REL = "r0002-aaaaaaaaaaaaaaaa"
 
@@ -182,14 +183,16 @@ def test_new_labels_count_only_windows_not_yet_fed_back() -> None:
 
 
 def test_rollback_needs_the_interval_beyond_the_margin() -> None:
-    spec = {
-        "metric": "accuracy",
-        "margin": 0.02,
-        "confidence": 0.95,
-        "resamples": 500,
-        "seed": 0,
-        "min_labelled": 30,
-    }
+    spec = RollbackSpec.from_params(
+        {
+            "metric": "accuracy",
+            "margin": 0.02,
+            "confidence": 0.95,
+            "resamples": 500,
+            "seed": 0,
+            "min_labelled": 30,
+        }
+    )
     better = {"metric": "accuracy", "estimate": 0.08, "low": 0.04, "high": 0.12}
     unclear = {"metric": "accuracy", "estimate": 0.03, "low": -0.01, "high": 0.07}
     history = [window(0, "performance_floor", labelled=80)]
@@ -220,14 +223,16 @@ def test_rollback_fires_by_the_gates_superiority_rule() -> None:
 def test_a_relative_rollback_margin_follows_the_live_releases_score() -> None:
     """{relative: 0.05} of a live accuracy of 0.8 is 0.04: an interval low of 0.03 does not
     roll back, 0.05 does; the evidence records the declared and the resolved margin."""
-    spec = {
-        "metric": "accuracy",
-        "margin": {"relative": 0.05},
-        "confidence": 0.95,
-        "resamples": 500,
-        "seed": 0,
-        "min_labelled": 30,
-    }
+    spec = RollbackSpec.from_params(
+        {
+            "metric": "accuracy",
+            "margin": {"relative": 0.05},
+            "confidence": 0.95,
+            "resamples": 500,
+            "seed": 0,
+            "min_labelled": 30,
+        }
+    )
     history = [window(0, "performance_floor", labelled=80)]
     near = {"metric": "accuracy", "estimate": 0.05, "low": 0.03, "high": 0.07, "incumbent": 0.8}
     far = {**near, "low": 0.05}

@@ -19,7 +19,9 @@ from pipeline.monitor.bundles import read_bundle
 from pipeline.monitor.settings import MonitorSettings
 from pipeline.profile.layout import IN_BUNDLE, reference_files
 from pipeline.profile.reference import build_reference
+from pipeline.settings import DatasetSpec
 from pipeline.windows import LABEL, PREDICTION, RELEASE, REQUEST_ID, TIME
+from tests.monitor.conf import monitor_conf
 
 CLASSES = ["no", "yes"]
 KINDS = {"x": "numeric", "c": "categorical"}
@@ -81,15 +83,17 @@ def write_bundle(
 
 def params(**monitor: Any) -> dict[str, Any]:
     """The params slice MonitorSettings reads, with the committed defaults and overrides."""
+    committed = monitor_conf()
     base: dict[str, Any] = {
         "target": "local",
         "windows": {"by": "rows", "rows": 200, "span": "1d", "min_rows": 50},
-        "drift": {"mode": "exact", "drift_share": 0.5},
-        "null_share": {"max_increase": 0.1},
+        "drift": committed["drift"],
+        "null_share": committed["null_share"],
         "prediction": {"method": "auto", "threshold": None},
         "performance": {
             "min_labelled": 30,
             "floors": {"balanced_accuracy": 0.8},
+            "baseline": {},
             "max_drop": 0.1,
             "max_drop_by_metric": {},
         },
@@ -97,6 +101,12 @@ def params(**monitor: Any) -> dict[str, Any]:
     for key, value in monitor.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
     return {"task": "classification", "monitor": base, "dataset": dataset()}
+
+
+def typed(params: Mapping[str, Any]) -> tuple[MonitorSettings, DatasetSpec]:
+    """The monitor settings and the dataset of `params()`, as the stage reads them from the
+    params tree (`engine.load_context`, `manual.monitor_files`)."""
+    return MonitorSettings.from_params(params), DatasetSpec.from_params(params["dataset"])
 
 
 def dataset(**columns: Any) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from pipeline.monitor.windowing import windows_of
 from pipeline.windows import LABEL, PREDICTION
 from tests.monitor.fakes import context, params, traffic, write_bundle
 
-SPEC = PerformanceSpec(min_labelled=30, floors={"balanced_accuracy": 0.8}, max_drop=0.1)
+SPEC = PerformanceSpec(
+    min_labelled=30,
+    floors={"balanced_accuracy": 0.8},
+    baseline={},
+    max_drop=0.1,
+    max_drop_by_metric={},
+)
 
 
 def one_window(frame: pd.DataFrame, rows: int = 10_000):
@@ -212,11 +218,13 @@ def test_the_baseline_floor_is_the_trivial_models_score_on_the_same_labelled_row
     }
     spec = PerformanceSpec(
         min_labelled=10,
+        floors={},
         max_drop=None,
         baseline={
             "balanced_accuracy": Amount("absolute", 0.05),
             "roc_auc": Amount("absolute", 0.05),
         },
+        max_drop_by_metric={},
     )
     labels = pd.Series(["no", "yes"] * 20)
     good = pd.Series(["no", "yes"] * 18 + ["yes", "no"] * 2)  # balanced accuracy 0.9

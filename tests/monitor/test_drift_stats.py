@@ -19,17 +19,11 @@ from scipy import stats
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.monitor import stats as st
-from pipeline.monitor.drift import (
-    METHODS,
-    ColumnOverride,
-    DriftSettings,
-    MethodChoice,
-    compute_drift,
-    get_method,
-)
+from pipeline.monitor.drift import METHODS, MethodChoice, compute_drift, get_method
 from pipeline.profile.reference import build_reference
 from pipeline.profile.sample import run_lengths
 from tests.monitor import evidently_procedure as ev
+from tests.monitor.conf import drift_settings, override
 
 RNG_SEED = 20240601
 
@@ -107,8 +101,8 @@ def _run(
     threshold: float | None = None,
 ):
     reference = build_reference(pd.DataFrame({"x": ref}), {"x": kind})
-    columns = {} if method is None else {"x": ColumnOverride(method=method, threshold=threshold)}
-    report = compute_drift(reference, pd.DataFrame({"x": cur}), DriftSettings(columns=columns))
+    columns = {} if method is None else {"x": override(method=method, threshold=threshold)}
+    report = compute_drift(reference, pd.DataFrame({"x": cur}), drift_settings(columns=columns))
     return report, report.columns[0]
 
 
@@ -230,10 +224,10 @@ def test_default_method_follows_evidently(
 def test_settings_thresholds_move_the_default_boundaries() -> None:
     ref, cur = _default_case(1001, 50, 50, True)
     reference = build_reference(pd.DataFrame({"x": ref}), {"x": "numeric"})
-    settings = DriftSettings(small_reference_rows=5000, numeric_low_cardinality=20)
+    settings = drift_settings(small_reference_rows=5000, numeric_low_cardinality=20)
     col = compute_drift(reference, pd.DataFrame({"x": cur}), settings).columns[0]
     assert col.method == "ks"
-    wide = DriftSettings(numeric_low_cardinality=20)
+    wide = drift_settings(numeric_low_cardinality=20)
     ref, cur = _default_case(2000, 12, 12, True)
     reference = build_reference(pd.DataFrame({"x": ref}), {"x": "numeric"})
     assert (
@@ -245,7 +239,7 @@ def test_settings_thresholds_move_the_default_boundaries() -> None:
 def test_type_level_threshold_applies_to_the_auto_method() -> None:
     ref, cur = NUMERIC_SETS["normal_shift"]
     reference = build_reference(pd.DataFrame({"x": ref}), {"x": "numeric"})
-    settings = DriftSettings(numeric=MethodChoice("auto", 0.5))
+    settings = drift_settings(numeric=MethodChoice("auto", 0.5))
     col = compute_drift(reference, pd.DataFrame({"x": cur}), settings).columns[0]
     assert (col.method, col.threshold, col.drifted) == ("wasserstein", 0.5, False)
 
@@ -259,7 +253,7 @@ def test_all_null_and_infinite_current_columns_get_their_own_verdict() -> None:
     ref = pd.DataFrame({"n": np.arange(2000.0), "c": ["a", "b"] * 1000, "i": np.arange(2000.0)})
     cur = pd.DataFrame({"n": [np.nan] * 10, "c": [None] * 10, "i": [np.inf, -np.inf] * 5})
     reference = build_reference(ref, {"n": "numeric", "c": "categorical", "i": "numeric"})
-    report = compute_drift(reference, cur)
+    report = compute_drift(reference, cur, drift_settings())
     for col in report.columns:
         assert (col.status, col.drifted, col.statistic, col.method) == (
             "all_null",
@@ -274,7 +268,9 @@ def test_all_null_and_infinite_current_columns_get_their_own_verdict() -> None:
 
 def test_empty_current_data_is_not_counted() -> None:
     reference = build_reference(pd.DataFrame({"n": np.arange(50.0)}), {"n": "numeric"})
-    report = compute_drift(reference, pd.DataFrame({"n": pd.Series([], dtype=float)}))
+    report = compute_drift(
+        reference, pd.DataFrame({"n": pd.Series([], dtype=float)}), drift_settings()
+    )
     assert report.columns[0].status == "empty"
     assert (report.share, report.total, report.drifted) == (None, 0, False)
 
@@ -285,10 +281,10 @@ def test_null_share_check_uses_the_declared_increase() -> None:
     values = rng.normal(size=2000)
     values[:400] = np.nan  # 20 % nulls; Evidently's tests never see them
     reference = build_reference(ref, {"x": "numeric"})
-    col = compute_drift(reference, pd.DataFrame({"x": values})).columns[0]
+    col = compute_drift(reference, pd.DataFrame({"x": values}), drift_settings()).columns[0]
     assert col.null_share_increase == pytest.approx(0.2)
     assert col.null_share_drifted and not col.drifted
-    relaxed = DriftSettings(columns={"x": ColumnOverride(null_share_max_increase=0.25)})
+    relaxed = drift_settings(columns={"x": override(null_share_max_increase=0.25)})
     assert (
         not compute_drift(reference, pd.DataFrame({"x": values}), relaxed)
         .columns[0]
@@ -300,9 +296,11 @@ def test_dataset_drifts_at_exactly_the_declared_share() -> None:
     rng = np.random.default_rng(4)
     ref = pd.DataFrame({"a": rng.normal(size=2000), "b": rng.normal(size=2000)})
     cur = pd.DataFrame({"a": rng.normal(3, 1, 2000), "b": rng.normal(size=2000)})
-    report = compute_drift(build_reference(ref, {"a": "numeric", "b": "numeric"}), cur)
+    report = compute_drift(
+        build_reference(ref, {"a": "numeric", "b": "numeric"}), cur, drift_settings()
+    )
     assert (report.count, report.total, report.share, report.drifted) == (1, 2, 0.5, True)
-    stricter = DriftSettings(drift_share=0.51)
+    stricter = drift_settings(drift_share=0.51)
     assert not compute_drift(
         build_reference(ref, {"a": "numeric", "b": "numeric"}), cur, stricter
     ).drifted
@@ -344,10 +342,10 @@ def test_bad_inputs_are_refused_with_the_column_named() -> None:
         {"x": "numeric", "c": "categorical"},
     )
     with pytest.raises(DataError, match="'c'"):
-        compute_drift(reference, pd.DataFrame({"x": np.arange(5.0)}))
+        compute_drift(reference, pd.DataFrame({"x": np.arange(5.0)}), drift_settings())
     with pytest.raises(DataError, match="'x'"):
-        compute_drift(reference, pd.DataFrame({"x": ["a"] * 5, "c": ["a"] * 5}))
-    wrong = DriftSettings(columns={"x": ColumnOverride(method="chisquare")})
+        compute_drift(reference, pd.DataFrame({"x": ["a"] * 5, "c": ["a"] * 5}), drift_settings())
+    wrong = drift_settings(columns={"x": override(method="chisquare")})
     with pytest.raises(ConfigError, match=r"columns\.x\.method"):
         compute_drift(reference, pd.DataFrame({"x": np.arange(5.0), "c": ["a"] * 5}), wrong)
 
@@ -412,5 +410,5 @@ def test_parallel_and_serial_runs_agree() -> None:
     kinds = {c: "categorical" if c == "c" else "numeric" for c in frame}
     reference = build_reference(frame.iloc[:2500], kinds)
     current = frame.iloc[2500:]
-    serial = compute_drift(reference, current, DriftSettings(workers=1)).to_dict()
-    assert compute_drift(reference, current, DriftSettings(workers=4)).to_dict() == serial
+    serial = compute_drift(reference, current, drift_settings(workers=1)).to_dict()
+    assert compute_drift(reference, current, drift_settings(workers=4)).to_dict() == serial

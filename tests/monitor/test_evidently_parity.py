@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.monitor.drift import ColumnOverride, DriftSettings, compute_drift
+from pipeline.monitor.drift import compute_drift
 from pipeline.profile.reference import build_reference
 from tests.monitor import evidently_procedure as ev
+from tests.monitor.conf import drift_settings, override
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "bench" / "evidently_runner.py"
@@ -127,8 +128,8 @@ def _ours(case: dict):
         c: "categorical" for c in case["categorical"]
     }
     reference = build_reference(ref, kinds)
-    overrides = {c: ColumnOverride(method=m) for c, m in (case["per_column_method"] or {}).items()}
-    return compute_drift(reference, cur[list(kinds)], DriftSettings(columns=overrides))
+    overrides = {c: override(method=m) for c, m in (case["per_column_method"] or {}).items()}
+    return compute_drift(reference, cur[list(kinds)], drift_settings(columns=overrides))
 
 
 def _close(a: float | None, b: float | None) -> bool:

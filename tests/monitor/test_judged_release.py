@@ -22,7 +22,15 @@ from pipeline.monitor.manual import Columns, monitor_files
 from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import MonitorWindow, windows_of
 from pipeline.windows import PREDICTION
-from tests.monitor.fakes import CLASSES, dataset, params, reference_frame, traffic, write_bundle
+from tests.monitor.fakes import (
+    CLASSES,
+    dataset,
+    params,
+    reference_frame,
+    traffic,
+    typed,
+    write_bundle,
+)
 
 SPEC = WindowSpec(by="time", rows=1, span="1d", min_rows=50)
 RELEASE = "r0001-"
@@ -68,7 +76,7 @@ def test_the_reference_is_the_released_bundles_not_the_newest_training_splits(
     tmp_path: Path,
 ) -> None:
     release = project(tmp_path)
-    ctx = load_context(tmp_path, params())
+    ctx = load_context(tmp_path, *typed(params()))
     assert ctx.refusal is None and ctx.bundle.release == release
     assert ctx.reference.rows == 600  # the release's 600 training rows, not the retrain's 3000
     clean = traffic(200, start="2026-01-01T00:00:00+00:00")
@@ -83,7 +91,7 @@ def test_the_reference_is_the_released_bundles_not_the_newest_training_splits(
 def test_before_any_release_the_champions_bundle_is_judged_and_named(tmp_path: Path) -> None:
     project(tmp_path)
     (tmp_path / "deploy/local.json").write_text(json.dumps({"target": "local", "release": None}))
-    ctx = load_context(tmp_path, params())
+    ctx = load_context(tmp_path, *typed(params()))
     assert ctx.bundle.source == "champion" and ctx.reference.rows == 3000
     assert ctx.bundle.label.startswith("the unreleased champion's bundle ")
     assert "target local has no release yet" in ctx.bundle.label
@@ -97,7 +105,7 @@ def test_a_regression_project_on_a_classification_release_is_explained_not_judge
     regression = params()
     regression["task"] = "regression"
     regression["dataset"] = dataset(y={"type": "float"})
-    ctx = load_context(tmp_path, regression)
+    ctx = load_context(tmp_path, *typed(regression))
     assert ctx.refusal is not None
     assert ctx.refusal.reason.startswith(f"release {release} (bundle {release[6:]}, target local)")
     assert ctx.refusal.differences == ("task: regression, was classification",)
@@ -127,7 +135,7 @@ def test_a_regression_project_on_a_classification_release_is_explained_not_judge
     path = tmp_path / "scored.parquet"
     traffic(100).to_parquet(path)
     with pytest.raises(ArtifactError, match="another input signature or task") as caught:
-        monitor_files(tmp_path, regression, [path], Columns(), tmp_path / "manual")
+        monitor_files(tmp_path, *typed(regression), [path], Columns(), tmp_path / "manual")
     assert "mlops release" in (caught.value.hint or "")
     assert not (tmp_path / "manual").exists()
 
@@ -146,13 +154,13 @@ def test_another_input_signature_is_named(
     project(tmp_path)
     changed = params()
     changed["dataset"] = dataset(**columns)
-    ctx = load_context(tmp_path, changed)
+    ctx = load_context(tmp_path, *typed(changed))
     assert ctx.refusal is not None and difference in ctx.refusal.differences
 
 
 def test_a_bundle_without_a_reference_is_refused_with_a_hint(tmp_path: Path) -> None:
     release = project(tmp_path, with_reference=False)
-    ctx = load_context(tmp_path, params())
+    ctx = load_context(tmp_path, *typed(params()))
     assert ctx.refusal is not None
     assert f"release {release}" in ctx.refusal.reason
     assert "carries no drift reference (bundle format 1" in ctx.refusal.reason
@@ -163,7 +171,7 @@ def test_traffic_of_another_line_is_not_judged_against_the_release(tmp_path: Pat
     project(tmp_path)
     with_id = params()
     with_id["dataset"] = dataset(rid={"type": "int", "role": "id"})
-    ctx = load_context(tmp_path, with_id)
+    ctx = load_context(tmp_path, *typed(with_id))
     other = traffic(200, start="2026-01-01T00:00:00+00:00").rename(columns={"x": "a", "c": "b"})
     numbers = traffic(200, seed=6, start="2026-01-02T00:00:00+00:00")
     numbers[PREDICTION] = "maybe"  # a class this classifier does not have
@@ -183,7 +191,7 @@ def test_traffic_of_another_line_is_not_judged_against_the_release(tmp_path: Pat
 # ------------------------------------------------------------------ production vs simulated
 def test_production_is_the_headline_and_simulated_windows_never_count(tmp_path: Path) -> None:
     project(tmp_path)
-    ctx = load_context(tmp_path, params())
+    ctx = load_context(tmp_path, *typed(params()))
     out = tmp_path / "out"
     document, _ = monitor(
         windows(  # the production window is older than the simulated breach
@@ -221,7 +229,7 @@ def test_with_only_simulated_windows_nothing_is_judged_for_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project(tmp_path)
-    ctx = load_context(tmp_path, params())
+    ctx = load_context(tmp_path, *typed(params()))
     out = tmp_path / "out"
     document, _ = monitor(
         windows(("simulated", traffic(200, start="2025-01-06T00:00:00+00:00", shift=2.0))),
@@ -246,7 +254,7 @@ def test_check_fails_on_a_newest_production_window_not_judged(tmp_path: Path) ->
     out = tmp_path / "out"
     monitor(
         windows(("production", traffic(200, start="2026-01-01T00:00:00+00:00"))),
-        load_context(tmp_path, regression),
+        load_context(tmp_path, *typed(regression)),
         out,
     )
     report = str(out / "report.json")

@@ -12,6 +12,7 @@ import pytest
 from pipeline.errors import DataError
 from pipeline.monitor.drift import compute_drift
 from pipeline.profile.reference import Reference, build_reference, category_label
+from tests.monitor.conf import drift_settings
 
 KINDS = {"x": "numeric", "k": "numeric", "c": "categorical"}
 
@@ -70,9 +71,8 @@ def test_loaded_reference_gives_the_same_verdicts(tmp_path: Path, mode: str) -> 
     reference = build_reference(_frame(), KINDS, mode=mode, sketch_k=256)
     reference.save(tmp_path)
     current = _frame(seed=1, n=1500)
-    from pipeline.monitor.drift import DriftSettings
 
-    settings = DriftSettings(mode=mode)
+    settings = drift_settings(mode=mode)
     assert (
         compute_drift(Reference.load(tmp_path), current, settings).to_dict()
         == compute_drift(reference, current, settings).to_dict()
@@ -97,7 +97,9 @@ def test_a_single_prediction_vector_is_a_reference() -> None:
     for data in (preds, pd.Series(preds, name="whatever")):
         reference = build_reference(data, {"prediction": "numeric"})
         assert list(reference.columns) == ["prediction"]
-        report = compute_drift(reference, pd.DataFrame({"prediction": preds[::-1]}))
+        report = compute_drift(
+            reference, pd.DataFrame({"prediction": preds[::-1]}), drift_settings()
+        )
         assert report.columns[0].statistic == pytest.approx(1.0)  # KS p-value of equal samples
 
 
@@ -117,6 +119,8 @@ def test_category_labels_are_canonical() -> None:
     assert category_label(1) == category_label(1.0) == category_label(np.int64(1)) == "1"
     assert category_label(2.5) == "2.5" and category_label(True) == "True"
     reference = build_reference(pd.DataFrame({"c": [1, 2, 2, 3] * 300}), {"c": "categorical"})
-    report = compute_drift(reference, pd.DataFrame({"c": [1.0, 2.0, 2.0, 3.0] * 200}))
+    report = compute_drift(
+        reference, pd.DataFrame({"c": [1.0, 2.0, 2.0, 3.0] * 200}), drift_settings()
+    )
     col = report.columns[0]  # the same categories with the same shares: no distance at all
     assert (col.method, col.statistic) == ("jensenshannon", 0.0)

@@ -19,16 +19,11 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.monitor import stats as st
-from pipeline.monitor.drift import (
-    ColumnOverride,
-    DriftSettings,
-    MethodChoice,
-    SketchSettings,
-    compute_drift,
-)
+from pipeline.monitor.drift import MethodChoice, SketchSettings, compute_drift
 from pipeline.monitor.sketch import compute_drift_parquet
 from pipeline.profile.quantile import QuantileSketch, rank_error_bound
 from pipeline.profile.reference import build_reference
+from tests.monitor.conf import drift_settings, override
 
 
 def _max_cdf_error(sample: st.Sample, data: np.ndarray) -> float:
@@ -115,10 +110,10 @@ def test_sketch_statistics_stay_within_their_bounds(method: str, dist: str, ref_
     ref, cur = _frames(dist)
     reference = build_reference(ref, {"x": "numeric"}, mode=ref_mode, sketch_k=2048, sketch_tail=64)
     exact_ref = build_reference(ref, {"x": "numeric"})
-    choice = MethodChoice(method)
-    exact = compute_drift(exact_ref, cur, DriftSettings(numeric=choice)).columns[0]
+    choice = MethodChoice(method, None)
+    exact = compute_drift(exact_ref, cur, drift_settings(numeric=choice)).columns[0]
     sketched = compute_drift(
-        reference, cur, DriftSettings(numeric=choice, mode="sketch", sketch=SKETCH)
+        reference, cur, drift_settings(numeric=choice, mode="sketch", sketch=SKETCH)
     ).columns[0]
     assert sketched.method == exact.method == method
     if sketched.error_bound is None:  # PSI / KL with a possibly empty bin: no bound claimed
@@ -145,10 +140,10 @@ def test_counts_are_exact_in_sketch_mode() -> None:
     cur = pd.DataFrame({"c": rng.choice(["a", "b", "d"], 7000), "k": rng.integers(0, 8, 7000)})
     reference = build_reference(ref, {"c": "categorical", "k": "numeric"})
     for method in ("auto", "psi", "ks", "wasserstein"):
-        over = {"k": ColumnOverride(method=None if method == "auto" else method)}
-        exact = compute_drift(reference, cur, DriftSettings(columns=over))
+        over = {"k": override(method=None if method == "auto" else method)}
+        exact = compute_drift(reference, cur, drift_settings(columns=over))
         sketched = compute_drift(
-            reference, cur, DriftSettings(columns=over, mode="sketch", sketch=SKETCH)
+            reference, cur, drift_settings(columns=over, mode="sketch", sketch=SKETCH)
         )
         for e, s in zip(exact.columns, sketched.columns, strict=True):
             assert (s.method, s.drifted) == (e.method, e.drifted)
@@ -178,22 +173,23 @@ def test_parquet_stream_equals_the_in_memory_sketch(tmp_path: Path) -> None:
     reference = build_reference(
         ref, {"x": "numeric", "i": "numeric", "c": "categorical"}, mode="sketch", sketch_k=4096
     )
-    settings = DriftSettings(mode="sketch", sketch=SKETCH)
+    settings = drift_settings(mode="sketch", sketch=SKETCH)
     streamed = compute_drift_parquet(reference, path, settings, batch_rows=SKETCH.batch_rows)
     assert streamed.to_dict() == compute_drift(reference, cur, settings).to_dict()
     assert streamed.by_column["x"].current_null_share == pytest.approx(cur["x"].isna().mean())
     exact_ref = build_reference(ref, {"x": "numeric", "i": "numeric", "c": "categorical"})
     assert (
-        compute_drift_parquet(exact_ref, path).to_dict() == compute_drift(exact_ref, cur).to_dict()
+        compute_drift_parquet(exact_ref, path, drift_settings()).to_dict()
+        == compute_drift(exact_ref, cur, drift_settings()).to_dict()
     )
 
 
 def test_methods_that_need_every_value_are_refused_in_sketch_mode() -> None:
     ref, cur = _frames("normal")
     reference = build_reference(ref, {"x": "numeric"})
-    settings = DriftSettings(mode="sketch", columns={"x": ColumnOverride(method="anderson")})
+    settings = drift_settings(mode="sketch", columns={"x": override(method="anderson")})
     with pytest.raises(ConfigError, match="sketch mode supports"):
         compute_drift(reference, cur, settings)
     sketch_ref = build_reference(ref, {"x": "numeric"}, mode="sketch")
     with pytest.raises(ConfigError, match="sketch mode"):
-        compute_drift(sketch_ref, cur)
+        compute_drift(sketch_ref, cur, drift_settings())

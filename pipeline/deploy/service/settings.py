@@ -1,9 +1,8 @@
-"""Typed settings of one service target (`deploy.targets.<name>.serve` in params.yaml).
+"""The service's secrets, and its typed settings (`deploy.targets.<name>.serve`).
 
-Built from params that `pipeline.config.load_params` has validated against
-`pipeline/schemas/deploy.schema.json`, so nothing is checked twice here; only what the schema
-cannot know (the target exists and is a service, the secret can be found and is safe) is
-checked.
+The settings are typed in the params tree (`pipeline.params.ServeSettings`, built once by
+`pipeline.config.load_config` from validated params) and re-exported here; what the schema
+cannot know (the secret can be found and is safe) is checked here.
 
 Secrets (the bearer token, the key that hashes personal columns in the logs) never live in
 conf/: the settings name an environment variable or a file. A secret shorter than
@@ -18,110 +17,22 @@ import logging
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 from pipeline.errors import ConfigError
+from pipeline.params import AuthSettings, RedactSettings, ServeSettings
+
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "AuthSettings",
+    "RedactSettings",
+    "ServeSettings",
+    "read_secret",
+    "resolve_token",
+]
 
 LOG = logging.getLogger("mlops.serve")
 MIN_SECRET_CHARS = 16  # `openssl rand -hex 16` gives 32
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    token_env: str  # name of the environment variable holding the bearer token
-    token_file: Path | None  # or a file holding it (a mounted secret), relative to the root
-    predict_requires_token: bool
-
-
-@dataclass(frozen=True)
-class RedactSettings:
-    """What the service does with the columns the dataset marks `personal: true` before a
-    prediction is queued for the log: `drop` them, or replace each value by a keyed hash
-    (HMAC-SHA256 with a secret key from `key_env` or `key_file`)."""
-
-    personal: tuple[str, ...]  # columns marked personal in the dataset schema
-    method: Literal["drop", "hash"]
-    key_env: str
-    key_file: Path | None  # absolute
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    target: str
-    host: str
-    port: int
-    reject_unseen: bool  # unseen_policy == "reject"
-    threads: int  # OpenMP/BLAS threads of the model thread
-    auth: AuthSettings
-    max_body_bytes: int
-    max_records: int
-    feedback_per_minute: int
-    max_batch: int
-    max_wait_s: float
-    log_dir: Path  # absolute
-    rotate_bytes: int
-    keep: int
-    max_age_days: float | None  # log files whose newest entry is older are deleted
-    redact: RedactSettings
-    docs: bool  # serve /docs (Swagger UI, pinned, from a CDN)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], target: str, root: Path) -> ServeSettings:
-        targets = params["deploy"]["targets"]
-        if target not in targets:
-            raise ConfigError(
-                f"no deployment target {target!r} in params.yaml",
-                hint="declared targets: " + ", ".join(sorted(targets)),
-            )
-        spec = targets[target]
-        if spec["kind"] != "service":
-            raise ConfigError(
-                f"target {target!r} is of kind {spec['kind']!r}, not a service",
-                hint="`mlops serve` serves targets of kind service; batch targets are scored "
-                "with `mlops predict`",
-            )
-        serve = spec["serve"]
-        auth, limits, batching, log = (
-            serve["auth"],
-            serve["limits"],
-            serve["batching"],
-            serve["log"],
-        )
-        token_file = auth.get("token_file")
-        redact = log["redact"]
-        key_file = redact.get("key_file")
-        columns = params["dataset"]["columns"]
-        personal = tuple(name for name, col in columns.items() if col.get("personal", False))
-        return cls(
-            target=target,
-            host=serve["host"],
-            port=int(serve["port"]),
-            reject_unseen=serve["unseen_policy"] == "reject",
-            threads=int(serve["threads"]),
-            auth=AuthSettings(
-                token_env=auth["token_env"],
-                token_file=None if token_file is None else root / token_file,
-                predict_requires_token=bool(auth["predict_requires_token"]),
-            ),
-            max_body_bytes=int(limits["max_body_bytes"]),
-            max_records=int(limits["max_records"]),
-            feedback_per_minute=int(limits["feedback_per_minute"]),
-            max_batch=int(batching["max_batch"]),
-            max_wait_s=float(batching["max_wait_ms"]) / 1000.0,
-            log_dir=root / log["dir"],
-            rotate_bytes=int(log["rotate_bytes"]),
-            keep=int(log["keep"]),
-            max_age_days=None if log["max_age_days"] is None else float(log["max_age_days"]),
-            redact=RedactSettings(
-                personal=personal,
-                method=redact["method"],
-                key_env=redact["key_env"],
-                key_file=None if key_file is None else root / key_file,
-            ),
-            docs=bool(serve["docs"]),
-        )
 
 
 def resolve_token(auth: AuthSettings, environ: Mapping[str, str] | None = None) -> str | None:

@@ -56,17 +56,7 @@ from pipeline.windows import (
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_WINDOW_ROWS = 1000
 Key = tuple[str, str]  # (ISO time as the service writes it, request id): sorts in log order
-
-
-def configured_window_rows(params: Mapping[str, Any]) -> int | None:
-    """`monitor.windows.rows` once the monitor config declares it (the single source of the
-    window size); None until then, and the command falls back to its own default."""
-    monitor = params.get("monitor")
-    windows = monitor.get("windows") if isinstance(monitor, Mapping) else None
-    rows = windows.get("rows") if isinstance(windows, Mapping) else None
-    return rows if isinstance(rows, int) and rows > 0 else None
 
 
 @dataclass

@@ -205,14 +205,16 @@ def test_rollback_needs_the_interval_beyond_the_margin() -> None:
 def test_rollback_fires_by_the_gates_superiority_rule() -> None:
     """An interval low exactly at the margin is not superior (the gate's `passes`); no
     interval never rolls back."""
-    spec = {
-        "metric": "accuracy",
-        "margin": 0.02,
-        "confidence": 0.95,
-        "resamples": 500,
-        "seed": 0,
-        "min_labelled": 30,
-    }
+    spec = RollbackSpec.from_params(
+        {
+            "metric": "accuracy",
+            "margin": 0.02,
+            "confidence": 0.95,
+            "resamples": 500,
+            "seed": 0,
+            "min_labelled": 30,
+        }
+    )
     history = [window(0, labelled=80)]
     edge = {"metric": "accuracy", "estimate": 0.05, "low": 0.02, "high": 0.08}
     for low, action in ((0.02, "none"), (0.0201, "rollback"), (None, "none")):

@@ -49,8 +49,8 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from pipeline.deploy.paths import PINS_FILE
     from pipeline.deploy.release import rollback
+    from pipeline.paths import PINS_FILE
 
     outcome = rollback(_root(), args.target, args.to)
     print(

@@ -10,7 +10,7 @@ from typing import Any
 def _maintain(args: argparse.Namespace) -> int:
     from pipeline.config import find_root
     from pipeline.errors import ArtifactError
-    from pipeline.maintain.paths import DECISION
+    from pipeline.paths import DECISION
 
     root = find_root()
     if not (root / DECISION).is_file():

@@ -95,6 +95,7 @@ def _monitor(args: argparse.Namespace) -> int:
         _print_document(document, f"from {path}")
         return _exit_code(document, args.fail_on_breach)
     from pipeline.monitor.manual import monitor_files
+    from pipeline.paths import REPORT_HTML
     from pipeline.traffic import Columns
 
     params = config.load_params(root, hyperparameters=False)
@@ -109,13 +110,13 @@ def _monitor(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"note: {note}")
-    _print_document(document, f"report: {out_dir / 'report.html'}")
+    _print_document(document, f"report: {out_dir / REPORT_HTML}")
     return _exit_code(document, args.fail_on_breach)
 
 
 def add_commands(sub: Any) -> None:
     """Register `mlops monitor` on the subparsers of `mlops`."""
-    from pipeline.monitor.paths import MANUAL_REPORT_DIR, REPORT_DIR, REPORT_JSON
+    from pipeline.paths import MANUAL_REPORTS, MONITOR_REPORT
 
     p = sub.add_parser(
         "monitor",
@@ -138,7 +139,7 @@ def add_commands(sub: Any) -> None:
     mode.add_argument(
         "--check",
         action="store_true",
-        help=f"read a report (default {REPORT_DIR / REPORT_JSON}) instead of monitoring",
+        help=f"read a report (default {MONITOR_REPORT}) instead of monitoring",
     )
     p.add_argument(
         "--fail-on-breach",
@@ -147,12 +148,12 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--out",
-        default=str(MANUAL_REPORT_DIR),
-        help=f"where --input writes its reports (default {MANUAL_REPORT_DIR})",
+        default=str(MANUAL_REPORTS),
+        help=f"where --input writes its reports (default {MANUAL_REPORTS})",
     )
     p.add_argument(
         "--report",
-        default=str(REPORT_DIR / REPORT_JSON),
+        default=str(MONITOR_REPORT),
         help="the report --check reads",
     )
     add_column_flags(p)

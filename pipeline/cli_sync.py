@@ -88,8 +88,8 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pipeline.deploy.paths import DEPLOY_DIR
     from pipeline.deploy.sync import verify_releases
+    from pipeline.paths import DEPLOY_DIR
 
     root = _root()
     declared = list(_params(root)["deploy"]["targets"])

@@ -6,13 +6,19 @@ import json
 from pathlib import Path
 
 from pipeline.errors import ArtifactError
-from pipeline.paths import GATE_REPORTS_DIR
+from pipeline.paths import (
+    CHAMPION_RECORD,
+    DEPLOY_DIR,
+    GATE_REPORTS_DIR,
+    MONITOR_REPORT,
+    SELECTION_REPORT,
+)
 
 
 def release_lines(root: Path) -> list[str]:
     """One line per target: the released version and the last gate decision."""
     lines = []
-    for record in sorted((root / "deploy").glob("*.json")):
+    for record in sorted((root / DEPLOY_DIR).glob("*.json")):
         declared = json.loads(record.read_text(encoding="utf-8")).get("release")
         report = root / GATE_REPORTS_DIR / record.name
         gate = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
@@ -22,8 +28,8 @@ def release_lines(root: Path) -> list[str]:
 
 
 def render_summary(root: Path) -> str:
-    selection_path = root / "reports/develop/selection.json"
-    champion_path = root / "models/champion/champion.json"
+    selection_path = root / SELECTION_REPORT
+    champion_path = root / CHAMPION_RECORD
     try:
         selection = json.loads(selection_path.read_text(encoding="utf-8"))
         champion = json.loads(champion_path.read_text(encoding="utf-8"))
@@ -69,7 +75,7 @@ def monitoring_lines(root: Path) -> list[str]:
     """What monitoring judged (the release and bundle) and its production verdict, then the
     simulated scenarios apart (what each was found to violate beside what the simulator
     injected; they never count), from reports/monitor/report.json."""
-    path = root / "reports/monitor/report.json"
+    path = root / MONITOR_REPORT
     if not path.is_file():
         return ["monitoring: no report yet (`dvc repro monitor`)"]
     report = json.loads(path.read_text(encoding="utf-8"))

@@ -42,13 +42,6 @@ from pipeline import floors as floor_rules
 from pipeline.config import load_params
 from pipeline.deploy import bootstrap, smoke
 from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
-from pipeline.deploy.paths import (
-    BUNDLE_DIR,
-    TEST_SPLIT,
-    release_path,
-    released_bundle,
-    report_path,
-)
 from pipeline.deploy.records import (
     ReleaseRecord,
     TargetSpec,
@@ -59,6 +52,7 @@ from pipeline.deploy.records import (
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
 from pipeline.io import read_json, sha256_file, write_json
+from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle, report_path, split_path
 from pipeline.settings import Amount
 from pipeline.stage import log, run
 
@@ -106,10 +100,10 @@ def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
     """The candidate bundle, or None and why it cannot be judged (a pin not in the workspace)."""
     if spec.pin is None:
         try:
-            digest, meta = verify(BUNDLE_DIR)
+            digest, meta = verify(CHAMPION_BUNDLE)
         except MlopsError as exc:  # a tampered or half-written bundle: never proposed
             return None, f"bundle: the champion's bundle fails verification: {exc}"
-        return Candidate("champion", BUNDLE_DIR, digest, meta), None
+        return Candidate("champion", CHAMPION_BUNDLE, digest, meta), None
     _, pinned = parse_release_id(spec.pin)
     directory = released_bundle(pinned)
     try:
@@ -265,7 +259,7 @@ def smoke_gate(
         }
     result = smoke.run(
         candidate.directory,
-        TEST_SPLIT,
+        split_path("test"),
         rows=int(settings["rows"]),
         tolerance=float(settings["score_tolerance"]),
         threads=int(settings["threads"]),
@@ -322,8 +316,8 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
             "reasons": [f"bundle {candidate.id} is the current release {record.release}"],
             "gates": {},
         }
-    test = read_table(TEST_SPLIT, "parquet")
-    test_sha256 = sha256_file(TEST_SPLIT)
+    test = read_table(split_path("test"), "parquet")
+    test_sha256 = sha256_file(split_path("test"))
     gates, reasons, values, own = _judge(candidate, spec, record, test, test_sha256)
     report["candidate"]["metrics"] = values
     checks, smoke_reasons = smoke_gate(candidate, spec.gates["smoke"], test_sha256, own, len(test))

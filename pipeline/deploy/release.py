@@ -57,17 +57,18 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.deploy.bundle import verify
-from pipeline.deploy.paths import (
-    BUNDLES_DIR,
-    PINS_FILE,
-    release_path,
-    released_bundle,
-    report_path,
-)
 from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries
 from pipeline.journal import Journal, transaction
+from pipeline.paths import (
+    BUNDLES_GITIGNORE,
+    PINS_FILE,
+    bundle_pointer,
+    release_path,
+    released_bundle,
+    report_path,
+)
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -264,7 +265,7 @@ def _apply(
     for _, report in plans:
         bundle = report["proposal"]["bundle"]
         dest = root / released_bundle(bundle["id"])
-        pointer = dest.parent / f"{dest.name}.dvc"
+        pointer = root / bundle_pointer(bundle["id"])
         if str(released_bundle(bundle["id"])) in to_add:
             continue
         if dest.exists():
@@ -276,7 +277,7 @@ def _apply(
             to_add.append(str(released_bundle(bundle["id"])))
             journal.file(pointer)
     if to_add:
-        journal.file(root / BUNDLES_DIR / ".gitignore")
+        journal.file(root / BUNDLES_GITIGNORE)
         dvc(["add", "--quiet", *to_add], root)
     for target, _ in plans:
         journal.file(release_path(target))
@@ -364,7 +365,7 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
             f"{to} names a rejected bundle",
             hint=f"remove it from deploy.targets.{target}.rejected in {PINS_FILE} first",
         )
-    pointer = root / BUNDLES_DIR / f"{bundle}.dvc"
+    pointer = root / bundle_pointer(bundle)
     if not pointer.exists():
         raise GateError(
             f"{to}: no {pointer.relative_to(root)} in this checkout; it was never released here",

@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.deploy.paths import BUNDLE_DIR, CHAMPION_RECORD, release_path, report_path
+from pipeline.deploy.bundle import MANIFEST
 from pipeline.deploy.records import read_record
 from pipeline.errors import MlopsError
+from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path
 
 if TYPE_CHECKING:
     import httpx
@@ -143,7 +144,7 @@ def render_status(
     if stages is not None:
         lines.append(f"stages:   {stages(root)}")
     champion = _read(root / CHAMPION_RECORD)
-    bundle = _read(root / BUNDLE_DIR / "bundle.json")
+    bundle = _read(root / CHAMPION_BUNDLE / MANIFEST)
     if champion:
         test = champion["metrics"]["test"]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in list(test.items())[:3])
@@ -153,7 +154,7 @@ def render_status(
     if bundle:
         from pipeline.io import sha256_file
 
-        lines.append(f"bundle:   {sha256_file(root / BUNDLE_DIR / 'bundle.json')[:16]}")
+        lines.append(f"bundle:   {sha256_file(root / CHAMPION_BUNDLE / MANIFEST)[:16]}")
     params = config.read_yaml(root / config.PARAMS_FILE)
     lines.append("targets:")
     for name, spec in params["deploy"]["targets"].items():

@@ -40,17 +40,17 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.deploy.bundle import verify
-from pipeline.deploy.paths import BUNDLES_DIR, release_path, released_bundle
 from pipeline.deploy.records import ReleaseRecord, check_record, read_record
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.journal import Pending, pending
+from pipeline.paths import BUNDLES_GITIGNORE, bundle_pointer, release_path, released_bundle
 
 Live = Callable[[], dict[str, Any] | None]
 IN_SYNC, OUT_OF_SYNC, UNREACHABLE = "in sync", "out of sync", "unreachable"
 NO_SERVICE = "no service"  # a target without a service (batch): its checkout is all there is
 FAILING = (OUT_OF_SYNC, UNREACHABLE)
 POLL_SECONDS = 0.2
-GITIGNORE = (BUNDLES_DIR / ".gitignore").as_posix()
+GITIGNORE = BUNDLES_GITIGNORE.as_posix()
 
 
 @dataclass
@@ -175,7 +175,7 @@ def stage_bundle(
     was done. On failure the pointer paths are restored, so the checkout is as it was."""
     if record.release is None or bundle_present(root, record):
         return []
-    pointer = f"{released_bundle(str(record.bundle_id)).as_posix()}.dvc"
+    pointer = bundle_pointer(str(record.bundle_id)).as_posix()
     paths = [pointer]
     if commit is not None:
         if not _git_ok(["cat-file", "-e", f"{commit}:{pointer}"], root):
@@ -419,7 +419,7 @@ def verify_releases(
         if record.release is None:
             continue
         bundle = released_bundle(str(record.bundle_id))  # = bundle.path (read_record checks)
-        pointer = f"{bundle.as_posix()}.dvc"
+        pointer = bundle_pointer(str(record.bundle_id)).as_posix()
         if not (root / pointer).is_file():
             checked.problems.append(f"{pointer} is missing: commit it with the release")
             continue

@@ -24,16 +24,18 @@ from pipeline.data import (
     read_table,
     write_parquet,
 )
-from pipeline.develop.paths import (
+from pipeline.errors import DataError
+from pipeline.io import read_json, write_json
+from pipeline.paths import (
+    FEEDBACK_DIR,
     SPLIT_REPORT,
     SPLITS,
     VALIDATE_REPORT,
+    feedback_dir,
     raw_path,
     split_path,
+    stray_feedback,
 )
-from pipeline.errors import DataError
-from pipeline.io import read_json, write_json
-from pipeline.paths import FEEDBACK_DIR, feedback_dir, stray_feedback
 from pipeline.settings import DatasetSpec, SplitSpec
 from pipeline.stage import log, run
 

@@ -33,12 +33,10 @@ from typing import Any
 from pipeline.errors import DataError, MlopsError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
 from pipeline.journal import Journal, transaction
-from pipeline.maintain.paths import DECISION, LEDGER
 from pipeline.maintain.stage import read_ledger
-from pipeline.paths import feedback_dir
+from pipeline.paths import DECISION, DVC_LOCK, LEDGER, PINS_FILE, PRODUCTION_DIR, feedback_dir
 from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
 
-LOCK_FILE = "dvc.lock"
 REPRO_ERROR_LINES = 12  # of dvc repro's stderr: the failing stage's message and DVC's verdict
 WINDOW = "__window__"
 
@@ -104,7 +102,6 @@ def feedback_rows(
     """
     import pandas as pd
 
-    from pipeline.monitor.paths import PRODUCTION_DIR
     from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
     from pipeline.settings import DatasetSpec
@@ -280,7 +277,7 @@ def _apply(root: Path, repro: bool, journal: Journal) -> Applied:
     params = config.load_params(root, hyperparameters=False)
     repro = repro and action in ("retrain", "rollback")
     if repro:
-        journal.file(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
+        journal.file(DVC_LOCK)  # a failed repro has re-recorded the stages that ran
     entry, changed, message = _carry_out(root, decision, params, journal)
     atomic_write_text(journal.file(LEDGER), dumps_json({"entries": [*ledger, entry]}))
     changed.append(LEDGER.as_posix())
@@ -394,13 +391,13 @@ def _carry_out(
                 f"  - {p}" for p in counts.problems
             )
     elif action == "rollback":
-        from pipeline.deploy.paths import PINS_FILE
+        from pipeline.config import PARAMS_FILE
         from pipeline.deploy.release import rollback
 
         evidence = next(p for p in decision["policies"] if p["policy"] == "rollback")
         outcome = rollback(root, decision["target"], evidence["evidence"].get("previous"))
         entry["pinned"] = outcome.pin
-        changed += [PINS_FILE.as_posix(), "params.yaml"]
+        changed += [PINS_FILE.as_posix(), PARAMS_FILE]
         message = f"rollback: {decision['target']} pinned back ({decision['reason']})"
     else:
         message = f"alert: {decision['reason']}"

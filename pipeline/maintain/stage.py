@@ -21,8 +21,16 @@ from pipeline.comparability import from_record, line_id
 from pipeline.config import load_params
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
-from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
 from pipeline.maintain.policy import Settings, decide
+from pipeline.paths import (
+    DECISION,
+    LEDGER,
+    MONITOR_HISTORY,
+    MONITOR_REPORT,
+    PRODUCTION_DIR,
+    release_path,
+    released_bundle,
+)
 from pipeline.stage import log, run
 
 LABEL = "__label__"
@@ -60,7 +68,6 @@ def labelled_rows(params: Mapping[str, Any], release: str) -> Any:
     """Labelled production rows scored by `release`, from the production windows."""
     import pandas as pd
 
-    from pipeline.monitor.paths import PRODUCTION_DIR
     from pipeline.monitor.settings import WindowSpec
     from pipeline.monitor.windowing import collect
 
@@ -96,7 +103,6 @@ def rollback_evidence(
     from pipeline.deploy import bootstrap
     from pipeline.deploy.bundle import load_bundle
     from pipeline.deploy.columns import validate_columns
-    from pipeline.deploy.paths import released_bundle
     from pipeline.deploy.records import parse_release_id
     from pipeline.deploy.scoring import predict
 
@@ -154,13 +160,12 @@ def rollback_evidence(
 
 
 def main(argv: Sequence[str]) -> None:
-    from pipeline.deploy.paths import release_path
     from pipeline.deploy.records import read_record
 
     params = load_params(hyperparameters=False)
     settings = Settings.from_params(params["maintain"])
     target = params["maintain"]["target"]
-    history = read_history(HISTORY)
+    history = read_history(MONITOR_HISTORY)
     ledger = read_ledger(LEDGER)
     record = read_record(release_path(target), target)
     comparison, note = rollback_evidence(params, record.release, record.parent, settings.rollback)
@@ -177,8 +182,8 @@ def main(argv: Sequence[str]) -> None:
     )
     decision["inputs"] = {
         "history": {
-            "path": HISTORY.as_posix(),
-            "sha256": sha256_file(HISTORY),
+            "path": MONITOR_HISTORY.as_posix(),
+            "sha256": sha256_file(MONITOR_HISTORY),
             "windows": len(history),
         },
         "ledger": {

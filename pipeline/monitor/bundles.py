@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import ArtifactError
 from pipeline.io import read_json, verify_manifest
-from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
-from pipeline.paths import released_bundle
+from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle
 from pipeline.profile.layout import IN_BUNDLE
 from pipeline.profile.layout import MANIFEST as REFERENCE_MANIFEST
 from pipeline.release_record import read_record

@@ -24,9 +24,9 @@ from pipeline.monitor.assess import (
 )
 from pipeline.monitor.bundles import monitored_bundle
 from pipeline.monitor.compat import refusal
-from pipeline.monitor.paths import SIMULATED_DIR
 from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.paths import SIMULATED_DIR
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 

@@ -14,10 +14,9 @@ import pytest
 from pipeline import config
 from pipeline.errors import DataError
 from pipeline.maintain.apply import feedback_rows
-from pipeline.monitor.paths import PRODUCTION_DIR
 from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import collect
-from pipeline.paths import feedback_dir
+from pipeline.paths import PRODUCTION_DIR, feedback_dir
 from pipeline.settings import DatasetSpec
 from pipeline.windows import LABEL, PREDICTION, REQUEST_ID, TIME, write_window
 

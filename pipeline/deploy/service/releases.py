@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle
-from pipeline.deploy.paths import released_bundle
 from pipeline.deploy.records import check_record
 from pipeline.errors import ArtifactError
+from pipeline.paths import release_path, released_bundle
 
 LOG = logging.getLogger("mlops.serve")
 RETRY_POLLS = 10
@@ -38,7 +38,7 @@ CACHED_RELEASES = 2  # previously served models kept in memory: a rollback swaps
 
 
 def deploy_file(root: Path, target: str) -> Path:
-    return root / "deploy" / f"{target}.json"
+    return root / release_path(target)
 
 
 @dataclass(frozen=True)

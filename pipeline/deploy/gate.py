@@ -39,9 +39,10 @@ from typing import Any
 
 from pipeline import comparability, metrics
 from pipeline import floors as floor_rules
+from pipeline.bundle_format import PREDICTIONS, SIGNATURE, bundle_id, verify
 from pipeline.config import load_params
 from pipeline.deploy import bootstrap, smoke
-from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
+from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.records import (
     ReleaseRecord,
     TargetSpec,
@@ -146,7 +147,6 @@ def offline_scored(candidate: Candidate) -> bootstrap.Scored:
     import pandas as pd
 
     from pipeline.deploy import scoring
-    from pipeline.deploy.bundle import PREDICTIONS
 
     frame = pd.read_parquet(candidate.directory / PREDICTIONS).sort_values(scoring.ROW)
     classes = candidate.meta["model"].get("classes")

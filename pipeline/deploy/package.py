@@ -18,10 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_params
-from pipeline.data import read_table, write_parquet
-from pipeline.deploy import scoring
-from pipeline.deploy.bundle import (
+from pipeline.bundle_format import (
     MODEL,
     PREDICTIONS,
     REFERENCE,
@@ -29,6 +26,9 @@ from pipeline.deploy.bundle import (
     bundle_id,
     write_manifest,
 )
+from pipeline.config import load_params
+from pipeline.data import read_table, write_parquet
+from pipeline.deploy import scoring
 from pipeline.deploy.signature import Signature
 from pipeline.errors import ArtifactError
 from pipeline.io import (

@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import verify
+from pipeline.bundle_format import verify
 from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.deploy.bundle import MANIFEST
+from pipeline.bundle_format import MANIFEST
 from pipeline.deploy.records import read_record
 from pipeline.errors import MlopsError
 from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import verify
+from pipeline.bundle_format import verify
 from pipeline.deploy.records import ReleaseRecord, check_record, read_record
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.journal import Pending, pending

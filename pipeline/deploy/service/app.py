@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pipeline.bundle_format import PREDICTION as OFFLINE_PREDICTION
 from pipeline.deploy.service.batching import Job, MicroBatcher, Scored
 from pipeline.deploy.service.http import (
     HTTPError,
@@ -255,7 +256,7 @@ class Service:
         )
         if served is not None and not served.classifier:
             try:
-                reference = served.bundle.predictions()["prediction"].to_numpy(dtype=float)
+                reference = served.bundle.predictions()[OFFLINE_PREDICTION].to_numpy(dtype=float)
             except (OSError, KeyError, ValueError):
                 reference = []
             self.metrics.set_value_buckets(reference)

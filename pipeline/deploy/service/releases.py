@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle
+from pipeline.bundle_format import bundle_id
+from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.records import check_record
 from pipeline.errors import ArtifactError
 from pipeline.paths import release_path, released_bundle

@@ -30,6 +30,7 @@ from pipeline.paths import (
     release_path,
     report_path,
 )
+from pipeline.release_record import ReleaseRecord, parse_record
 
 MARKER = "<!-- gitops-mlops:pr-report -->"
 Reader = Callable[[str], str | None]
@@ -223,14 +224,22 @@ def _released_evidence(
     its evidence is the one its release record (deploy/<target>.json) keeps from the gate run
     that let it through, which is what a reviewer of a release needs to see; and a release made
     by this pull request says so."""
-    record = _json(head(release_path(target).as_posix())) or {}
+    record = _record(head, target, "the pull request")
     current = (doc.get("current") or {}).get("release")
-    if not record or record.get("release") != current:
+    if record is None or record.release != current:
         return doc.get("gates") or {}, shown
-    released_before = (_json(base(release_path(target).as_posix())) or {}).get("release")
-    if released_before != current:
+    before = _record(base, target, "the base")
+    if (None if before is None else before.release) != current:
         shown += " (released by this PR)"
-    return record.get("gates") or {}, shown
+    return record.data.get("gates") or {}, shown
+
+
+def _record(read: Reader, target: str, where: str) -> ReleaseRecord | None:
+    """deploy/<target>.json as of one side (None when it has none), read with the one parser
+    every reader uses: a broken record is an error here too."""
+    path = release_path(target).as_posix()
+    text = read(path)
+    return None if text is None else parse_record(text, f"{path} ({where})", target)
 
 
 def gates_section(base: Reader, head: Reader) -> list[str]:

@@ -13,13 +13,14 @@ from pipeline.paths import (
     MONITOR_REPORT,
     SELECTION_REPORT,
 )
+from pipeline.release_record import read_record
 
 
 def release_lines(root: Path) -> list[str]:
     """One line per target: the released version and the last gate decision."""
     lines = []
     for record in sorted((root / DEPLOY_DIR).glob("*.json")):
-        declared = json.loads(record.read_text(encoding="utf-8")).get("release")
+        declared = read_record(record, record.stem).release  # the one parser: refuses a bad one
         report = root / GATE_REPORTS_DIR / record.name
         gate = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
         decision = gate.get("decision", "not run")

@@ -69,6 +69,7 @@ from pipeline.paths import (
     released_bundle,
     report_path,
 )
+from pipeline.release_record import released_record
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -161,25 +162,20 @@ def _check_current(root: Path, target: str, report: dict[str, Any], spec: Target
 
 
 def _record(target: str, report: dict[str, Any]) -> dict[str, Any]:
+    """deploy/<target>.json for the release a gate report proposes."""
     proposal = report["proposal"]
-    bundle_id = proposal["bundle"]["id"]
     candidate = report["candidate"]
-    return {
-        "target": target,
-        "release": proposal["release"],
-        "parent": proposal["parent"],
-        "pinned": proposal["pinned"],
-        "bundle": {
-            "id": bundle_id,
-            "sha256": proposal["bundle"]["sha256"],
-            "path": str(released_bundle(bundle_id)),
-        },
-        "model": candidate["model"],
-        "metrics": {"test": candidate.get("metrics", {})},
-        "gates": report.get("gates", {}),
-        # a release whose incumbent was not comparable starts a new line: the log says why
-        **({"new_line": proposal["new_line"]} if proposal.get("new_line") else {}),
-    }
+    return released_record(
+        target,
+        proposal["release"],
+        parent=proposal["parent"],
+        pinned=proposal["pinned"],
+        bundle_sha256=proposal["bundle"]["sha256"],
+        model=candidate["model"],
+        metrics={"test": candidate.get("metrics", {})},
+        gates=report.get("gates", {}),
+        new_line=proposal.get("new_line"),
+    )
 
 
 def new_line_text(proposal: dict[str, Any]) -> str | None:

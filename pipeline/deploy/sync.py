@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bundle_format import verify
-from pipeline.deploy.records import ReleaseRecord, check_record, read_record
+from pipeline.deploy.records import ReleaseRecord, parse_record, read_record
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.journal import Pending, pending
 from pipeline.paths import BUNDLES_GITIGNORE, bundle_pointer, release_path, released_bundle
@@ -152,11 +152,7 @@ def desired_record(root: Path, commit: str, target: str) -> ReleaseRecord:
             f"{source} does not exist: the followed branch declares no release for {target}",
             hint="check --target and --branch; every declared target commits its release record",
         )
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise ArtifactError(f"{source}: not valid JSON: {exc}") from exc
-    return check_record(data, source, target)
+    return parse_record(proc.stdout, source, target)
 
 
 def bundle_present(root: Path, record: ReleaseRecord) -> bool:

@@ -18,7 +18,6 @@ retried every `RETRY_POLLS` polls (e.g. after `dvc pull` fetched the files).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -29,7 +28,7 @@ from typing import Any
 
 from pipeline.bundle_format import bundle_id
 from pipeline.deploy.bundle import Bundle, load_bundle
-from pipeline.deploy.records import check_record
+from pipeline.deploy.records import parse_record
 from pipeline.errors import ArtifactError
 from pipeline.paths import release_path, released_bundle
 
@@ -55,10 +54,10 @@ class Desired:
         return None if self.sha256 is None else bundle_id(self.sha256)
 
     @classmethod
-    def parse(cls, data: Any, root: Path, target: str, source: str) -> Desired:
-        """Read a parsed deploy file with the one release-record parser every reader uses
-        (`check_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
-        record = check_record(data, source, target)
+    def parse(cls, content: str | bytes, root: Path, target: str, source: str) -> Desired:
+        """Read a deploy file's content with the one release-record parser every reader uses
+        (`parse_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
+        record = parse_record(content, source, target)
         if record.release is None:
             return cls(None)
         return cls(
@@ -269,13 +268,8 @@ class ReleaseWatcher:
         self._content = content
         self._failed_polls = 0
         try:
-            desired = Desired.parse(
-                json.loads(content), self.root, self.slot.target, str(self.path)
-            )
-        except ValueError as exc:
-            self._fail(f"{self.path}: not valid JSON ({exc}); keeping the current model")
-            return False
-        except ArtifactError as exc:
+            desired = Desired.parse(content, self.root, self.slot.target, str(self.path))
+        except ArtifactError as exc:  # not JSON, or not a release record
             self._fail(f"{exc}; keeping the current model")
             return False
         self.slot.desired = desired

@@ -14,6 +14,7 @@ from pipeline.paths import (
     SELECTION_REPORT,
 )
 from pipeline.release_record import read_record
+from pipeline.windows import PREDICTION
 
 
 def release_lines(root: Path) -> list[str]:
@@ -128,7 +129,7 @@ def _found(window: dict) -> str:
     for check, subjects in window["violated"].items():
         if check == "dataset_drift":
             parts.append(f"dataset_drift ({window['drift_share']:.0%} of columns)")
-        elif subjects == ["__prediction__"]:
+        elif subjects == [PREDICTION]:
             parts.append(check)
         else:
             parts.append(f"{check} {', '.join(subjects)}")

@@ -38,6 +38,7 @@ from pipeline.paths import (
 )
 from pipeline.settings import DatasetSpec, SplitSpec
 from pipeline.stage import log, run
+from pipeline.windows import is_reserved
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +57,7 @@ def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, lis
     frames = []
     for path in files:
         raw = read_table(path, "parquet")
-        raw = raw[[c for c in raw.columns if not str(c).startswith("__")]]
+        raw = raw[[c for c in raw.columns if not is_reserved(c)]]
         report = check_data(raw, spec)
         if not report.ok:
             lines = "\n".join(f"  - {v.render()}" for v in report.violations)

@@ -35,10 +35,9 @@ from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
 from pipeline.journal import Journal, transaction
 from pipeline.maintain.stage import read_ledger
 from pipeline.paths import DECISION, DVC_LOCK, LEDGER, PINS_FILE, PRODUCTION_DIR, feedback_dir
-from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
+from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME, WINDOW
 
 REPRO_ERROR_LINES = 12  # of dvc repro's stderr: the failing stage's message and DVC's verdict
-WINDOW = "__window__"
 
 
 @dataclass

@@ -32,9 +32,7 @@ from pipeline.paths import (
     released_bundle,
 )
 from pipeline.stage import log, run
-
-LABEL = "__label__"
-RELEASE = "__release__"
+from pipeline.windows import LABEL, RELEASE, is_reserved
 
 
 def read_history(path: Path) -> list[dict[str, str]]:
@@ -119,7 +117,7 @@ def rollback_evidence(
             bundles.append(loaded)
         except ArtifactError as exc:
             return None, f"bundle of {rel} unavailable ({exc}); `dvc pull` it"
-    features = rows[[c for c in rows.columns if not str(c).startswith("__")]]
+    features = rows[[c for c in rows.columns if not is_reserved(c)]]
     checked = [
         validate_columns(
             b.signature, features[[c for c in b.signature.names if c in features.columns]]

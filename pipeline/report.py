@@ -12,13 +12,13 @@ tested locally exactly as CI runs it.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import yaml
 
+from pipeline import vcs
 from pipeline.config import PARAMS_FILE, flatten
 from pipeline.paths import (
     DECISION,
@@ -40,13 +40,7 @@ def git_reader(root: Path, rev: str) -> Reader:
     """Read a file as of `rev` (None when it does not exist there)."""
 
     def read(path: str) -> str | None:
-        proc = subprocess.run(
-            ["git", "show", f"{rev}:./{path}"],  # ./: relative to the project, not the repo
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = vcs.git(root, "show", f"{rev}:./{path}", check=False)  # ./: the project's
         return proc.stdout if proc.returncode == 0 else None
 
     return read

@@ -48,14 +48,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import vcs
 from pipeline.bundle_format import verify
 from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
@@ -82,17 +81,9 @@ PINS_HEADER = """\
 
 
 def run_dvc(args: Sequence[str], cwd: Path) -> None:
-    """Run the project's `dvc` (the one installed next to this interpreter, else PATH)."""
-    local = Path(sys.executable).parent / "dvc"
-    exe = str(local) if local.exists() else shutil.which("dvc")
-    if exe is None:
-        raise ArtifactError("dvc is not installed", hint="install the project (`make run`)")
-    proc = subprocess.run(
-        [exe, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=600
-    )
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ArtifactError(f"`dvc {' '.join(args)}` failed: " + " | ".join(detail))
+    """Run the project's `dvc` (`pipeline.vcs`); a parameter of `release`, so a test can fail
+    a release half-way."""
+    vcs.dvc(cwd, *args, timeout=600)
 
 
 # ------------------------------------------------------------------------------- release

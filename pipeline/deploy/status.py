@@ -16,16 +16,14 @@ can use stand-ins (httpx.MockTransport) and the real thing alike.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import vcs
 from pipeline.bundle_format import MANIFEST
 from pipeline.deploy.records import read_record
-from pipeline.errors import MlopsError
+from pipeline.errors import MlopsError, ToolError
 from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path
 
 if TYPE_CHECKING:
@@ -37,21 +35,12 @@ StagesCheck = Callable[[Path], str]
 
 def dvc_stages(root: Path) -> str:
     """'up to date', or which stages `dvc status` says changed."""
-    local = Path(sys.executable).parent / "dvc"
-    exe = str(local) if local.exists() else shutil.which("dvc")
-    if exe is None:
+    if vcs.find("dvc") is None:
         return "unknown (dvc not found)"
     try:
-        proc = subprocess.run(
-            [exe, "status", "--json"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = vcs.dvc(root, "status", "--json", check=False, timeout=120)
         changed = json.loads(proc.stdout or "{}") if proc.returncode == 0 else None
-    except (subprocess.TimeoutExpired, ValueError):
+    except (ToolError, ValueError):
         changed = None
     if changed is None:
         return "unknown (`dvc status` failed)"

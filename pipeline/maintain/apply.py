@@ -23,14 +23,14 @@ applies the decision whole.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError, MlopsError
+from pipeline import vcs
+from pipeline.errors import DataError, MlopsError, ToolError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
 from pipeline.journal import Journal, transaction
 from pipeline.maintain.stage import read_ledger
@@ -46,19 +46,6 @@ class Applied:
     decision_id: str | None
     message: str
     changed: list[str]
-
-
-def _dvc(root: Path, *args: str) -> None:
-    exe = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise MlopsError(f"`dvc {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
 
 
 @dataclass
@@ -297,14 +284,7 @@ class _ReproError(Exception):
 def _repro(root: Path, action: str) -> None:
     """`dvc repro`, its progress shown as it runs; stderr (where a failing stage and DVC say
     why) is kept for the one error message, and echoed when the run succeeds."""
-    exe = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", "repro"],
-        cwd=root,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
+    proc = vcs.dvc(root, "repro", check=False, capture=False)
     if proc.returncode == 0:
         sys.stderr.write(proc.stderr)
         return
@@ -328,17 +308,13 @@ def _why(stderr: str) -> str:
 def _undone(root: Path, action: str, exc: _ReproError) -> MlopsError:
     """The failed repro as one message; the files are already restored. Stage outputs are put
     back in step with the restored dvc.lock from DVC's cache when it can."""
-    exe = Path(sys.executable).parent / "dvc"
-    checkout = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", "checkout", "--quiet"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        checked_out = vcs.dvc(root, "checkout", "--quiet", check=False).returncode == 0
+    except ToolError:
+        checked_out = False
     outputs = (
         "stage outputs checked out as recorded in dvc.lock"
-        if checkout.returncode == 0
+        if checked_out
         else "run `dvc checkout` to put the stage outputs back"
     )
     indented = "\n".join(f"  {line}" for line in str(exc).splitlines())
@@ -378,7 +354,7 @@ def _carry_out(
             journal.file(f"{rel}.dvc")
             journal.file(folder / ".gitignore")
             write_parquet(rows, journal.file(rel))
-            _dvc(root, "add", "--quiet", rel.as_posix())
+            vcs.dvc(root, "add", "--quiet", rel.as_posix())
             changed += [f"{rel}.dvc", (folder / ".gitignore").as_posix()]
         message = (
             f"retrain: {len(rows)} labelled production row(s) added to training "

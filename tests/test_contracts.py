@@ -329,7 +329,10 @@ def test_committed_release_records_follow_the_schema() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "red"}, r"not a release record:\n  - \(record\): Additional properties"),
+        (
+            {"bundle": {**RELEASED["bundle"], "url": "s3://elsewhere"}},
+            r"not a release record:\n  - bundle: Additional properties are not allowed",
+        ),
         ({"model": "forest"}, r"model: 'forest' is not of type 'object'"),
         ({"parent": "r1-x"}, r"parent: 'r1-x' is not a release id"),
         ({"pinned": f"r0001-{BUNDLE_ID}\n"}, r"pinned: .* is not a release id"),

@@ -79,7 +79,7 @@ def build_project(work: Path) -> tuple[Path, dict[str, float]]:
     import pandas as pd
     import yaml
 
-    from pipeline.deploy import bundle as bundle_mod
+    from pipeline import bundle_format as bundle_mod
     from pipeline.deploy.signature import Signature
     from pipeline.factory import build_pipeline
     from pipeline.io import save_model, write_json

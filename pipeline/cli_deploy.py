@@ -62,8 +62,8 @@ def _rollback(args: argparse.Namespace) -> int:
     Write a pin into conf/deploy/pins/generated.yaml (default: the parent of the current
     release), add the current release to `rejected`, recompose params.yaml.
     """
-    from pipeline.deploy.paths import PINS_FILE
     from pipeline.deploy.release import rollback
+    from pipeline.paths import PINS_FILE
 
     outcome = rollback(args.root, args.target, args.to)
     print(

@@ -18,7 +18,7 @@ def _maintain(args: argparse.Namespace) -> int:
     decision goes into maintain/ledger.json.
     """
     from pipeline.errors import ArtifactError
-    from pipeline.maintain.paths import DECISION
+    from pipeline.paths import DECISION
 
     root = args.root
     if not (root / DECISION).is_file():

@@ -96,11 +96,11 @@ def _committed(args: argparse.Namespace) -> int:
     --fail-on-breach) its newest production verdict is the exit status."""
     from pipeline.errors import ArtifactError
     from pipeline.io import read_json
-    from pipeline.monitor.paths import REPORT_DIR, REPORT_JSON
     from pipeline.monitor.report import FORMAT, VERSION
+    from pipeline.paths import MONITOR_REPORT
 
-    path = project_path(args.root, args.report, REPORT_DIR / REPORT_JSON)
-    shown = args.report or REPORT_DIR / REPORT_JSON  # as typed, or the project's own
+    path = project_path(args.root, args.report, MONITOR_REPORT)
+    shown = args.report or MONITOR_REPORT  # as typed, or the project's own
     if not path.is_file():
         raise ArtifactError(f"{shown} does not exist", hint="run `dvc repro monitor`")
     document = read_json(path)
@@ -128,13 +128,13 @@ def _monitor(args: argparse.Namespace) -> int:
         return _committed(args)
     from pipeline import config
     from pipeline.monitor.manual import monitor_files
-    from pipeline.monitor.paths import MANUAL_REPORT_DIR
+    from pipeline.paths import MANUAL_REPORTS, REPORT_HTML
     from pipeline.traffic import Columns
 
     root = args.root
     params = config.load_config(root, hyperparameters=False)
-    out_dir = project_path(root, args.out, MANUAL_REPORT_DIR)
-    shown = Path(args.out or MANUAL_REPORT_DIR)  # as typed, or the project's own
+    out_dir = project_path(root, args.out, MANUAL_REPORTS)
+    shown = Path(args.out or MANUAL_REPORTS)  # as typed, or the project's own
     document, notes = monitor_files(
         root,
         params.monitor,
@@ -146,13 +146,13 @@ def _monitor(args: argparse.Namespace) -> int:
     )
     for note in notes:
         print(f"note: {note}")
-    _print_document(document, f"report: {shown / 'report.html'}")
+    _print_document(document, f"report: {shown / REPORT_HTML}")
     return _exit_code(document, args.fail_on_breach)
 
 
 def add_commands(sub: Any) -> None:
     """Register `mlops monitor` on the subparsers of `mlops`."""
-    from pipeline.monitor.paths import MANUAL_REPORT_DIR, REPORT_DIR, REPORT_JSON
+    from pipeline.paths import MANUAL_REPORTS, MONITOR_REPORT
 
     p = command(sub, "monitor", _monitor)
     mode = p.add_mutually_exclusive_group()
@@ -173,12 +173,11 @@ def add_commands(sub: Any) -> None:
         help="exit 1 when the newest production window is in breach or was not judged (for "
         "CI; what --check does to the committed report)",
     )
-    add_out(p, MANUAL_REPORT_DIR, "where --input writes its reports")
+    add_out(p, MANUAL_REPORTS, "where --input writes its reports")
     p.add_argument(
         "--report",
         metavar="FILE",
-        help=f"the report read without --input (default: {REPORT_DIR / REPORT_JSON} in the "
-        "project)",
+        help=f"the report read without --input (default: {MONITOR_REPORT} in the project)",
     )
     add_column_flags(p)
     p.add_argument(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,9 @@ DEFAULT_BASES = ("origin/main", "main")
 
 
 def _has_commit(root: Path, rev: str) -> bool:
-    proc = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
-    return proc.returncode == 0
+    from pipeline import vcs
+
+    return vcs.git_ok(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
 
 
 def resolve_base(root: Path, base: str | None) -> str:

@@ -98,9 +98,9 @@ def _verify(args: argparse.Namespace) -> int:
     committed and that the bundle's bytes match the recorded digest. Exit 1 when any record
     fails.
     """
-    from pipeline.deploy.paths import DEPLOY_DIR
     from pipeline.deploy.records import target_params
     from pipeline.deploy.sync import verify_releases
+    from pipeline.paths import DEPLOY_DIR
 
     root = args.root
     params = _params(root)

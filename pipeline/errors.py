@@ -12,6 +12,7 @@ hint) without a traceback and exits with status 2. Anything else is a bug and ke
     ├── ArtifactError               a model or bundle is missing, tampered with or untrusted
     ├── StaleParamsError            params.yaml differs from what conf/ composes to
     ├── GateError                   a deployment gate blocked a release (for `mlops gate --check`)
+    ├── ToolError                   git or dvc is missing, failed or timed out (`pipeline.vcs`)
     └── ServiceError                the prediction service is unreachable or answered unexpectedly
 """
 
@@ -94,6 +95,13 @@ class GateError(MlopsError):
     """A deployment gate blocked the champion."""
 
     default_hint = "`mlops gate` shows each target's gate report (reports/deploy/<target>.json)"
+
+
+class ToolError(MlopsError):
+    """git or dvc is not installed, exited non-zero or did not finish (`pipeline.vcs` runs
+    them); the message names the command and ends with what it printed."""
+
+    default_hint = "fix what git/dvc reports above, then run the command again"
 
 
 class ServiceError(MlopsError):

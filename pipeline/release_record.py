@@ -1,12 +1,14 @@
-"""Release ids and release records (`deploy/<target>.json`): the format every reader shares.
+"""Release ids and release records (`deploy/<target>.json`): the one type, parser and writer.
 
-`mlops release` writes the record (pipeline/deploy/release.py); the gate, batch scoring, the
-service, `mlops verify`/`sync`, monitoring and maintenance read it, each through `read_record` /
+`mlops release` writes the record (pipeline/deploy/release.py, through `released_record`); the
+gate, batch scoring, the service, `mlops status`/`sync`/`verify`/`summary`, the pull-request
+report, monitoring and maintenance read it, each through `read_record` / `parse_record` /
 `check_record`, so a record one of them refuses is refused by all (monitoring does not import
-the deploy layer, so the format lives here, in a foundation). A record names its bundle three
-ways, and they must agree: `bundle.sha256` (the manifest digest a reviewer approved),
-`bundle.id` (its first 16 hex digits, also the end of the release id) and `bundle.path`, which
-must be `bundles/<bundle.id>`: a record cannot point a reader at any other directory.
+the deploy layer, so the format lives here, in a foundation). Its JSON Schema is
+`pipeline/schemas/release_record.schema.json`. A record names its bundle three ways, and they
+must agree: `bundle.sha256` (the manifest digest a reviewer approved), `bundle.id` (its first 16
+hex digits, also the end of the release id) and `bundle.path`, which must be
+`bundles/<bundle.id>`: a record cannot point a reader at any other directory.
 
 Ids are matched as whole strings (`re.fullmatch`): a `$` anchor also matches before a trailing
 newline, so `r0001-...\\n` would have passed for a release id.
@@ -14,17 +16,22 @@ newline, so `r0001-...\\n` would have passed for a release id.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ArtifactError
-from pipeline.io import read_json
-from pipeline.paths import released_bundle
+from pipeline.paths import release_path, released_bundle
 
 RELEASE_ID = re.compile(r"r(?P<seq>[0-9]{4,})-(?P<bundle>[0-9a-f]{16})")
 SHA256 = re.compile(r"[0-9a-f]{64}")
+SCHEMA_FILE = "release_record.schema.json"
+RESTORE = "deploy/*.json is written by `mlops release`; restore it from git"
 
 
 def parse_release_id(release: str) -> tuple[int, str]:
@@ -65,33 +72,63 @@ class ReleaseRecord:
     def parent(self) -> str | None:
         return self.data.get("parent")
 
+    @property
+    def pinned(self) -> str | None:
+        return self.data.get("pinned")
+
 
 def read_record(path: Path, target: str) -> ReleaseRecord:
     """Read and check `deploy/<target>.json`; a broken record is an error, never "no release"."""
     try:
-        data = read_json(path)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ArtifactError(
             f"{path} does not exist: every declared target needs its release record",
             hint=f'create it with {{"target": "{target}", "release": null}} and commit it',
         ) from exc
-    except ValueError as exc:  # invalid JSON, or not UTF-8
+    except ValueError as exc:  # not UTF-8
         raise ArtifactError(
             f"{path}: not valid JSON: {exc}",
             hint=f"restore it from git (`git checkout -- {path}`)",
         ) from exc
-    return check_record(data, str(path), target)
+    return parse_record(text, str(path), target)
+
+
+def parse_record(text: str | bytes, source: str, target: str) -> ReleaseRecord:
+    """Parse and check a record's text; `source` names where it came from in messages (a path,
+    or `<commit>:deploy/<target>.json` when `mlops sync` reads a fetched commit)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # invalid JSON, or not UTF-8
+        raise ArtifactError(
+            f"{source}: not valid JSON: {exc}",
+            hint=f"restore it from git (`git checkout -- {source}`)",
+        ) from exc
+    return check_record(data, source, target)
 
 
 def check_record(data: Any, source: str, target: str) -> ReleaseRecord:
-    """Check parsed release-record JSON; `source` names where it came from in messages (a
-    path, or `<commit>:deploy/<target>.json` when `mlops sync` reads a fetched commit)."""
-    if not isinstance(data, dict) or data.get("target") != target or "release" not in data:
+    """Check parsed release-record JSON: the explicit checks below (each with its own message),
+    then the JSON Schema for the rest of the structure."""
+    expected = f'expected an object with "target": "{target}" and "release"'
+    if not isinstance(data, dict):
         raise ArtifactError(
-            f'{source}: expected an object with "target": "{target}" and "release"',
-            hint="restore it from git (`git checkout -- " + source + "`)",
+            f"{source}: {expected}", hint="restore it from git (`git checkout -- " + source + "`)"
         )
+    for field in ("target", "release"):
+        if field not in data or (field == "target" and data[field] != target):
+            got = "missing" if field not in data else repr(data[field])
+            raise ArtifactError(
+                f"{source}: {field}: {got}; {expected}",
+                hint="restore it from git (`git checkout -- " + source + "`)",
+            )
     release = data["release"]
+    for field in ("parent", "pinned"):
+        if data.get(field) is not None:
+            try:
+                parse_release_id(data[field])
+            except ValueError as exc:
+                raise ArtifactError(f"{source}: {field}: {exc}", hint=RESTORE) from exc
     if release is not None:
         try:
             _, bundle = parse_release_id(release)
@@ -109,13 +146,74 @@ def check_record(data: Any, source: str, target: str) -> ReleaseRecord:
             raise ArtifactError(
                 f"{source}: bundle.id / bundle.sha256 do not match release {release} "
                 "(bundle.sha256: 64 lowercase hex digits starting with the bundle id)",
-                hint="deploy/*.json is written by `mlops release`; restore it from git",
+                hint=RESTORE,
             )
-        expected = released_bundle(bundle).as_posix()
-        if bundle_data.get("path") != expected:
+        expected_path = released_bundle(bundle).as_posix()
+        if bundle_data.get("path") != expected_path:
             raise ArtifactError(
-                f"{source}: bundle.path is {bundle_data.get('path')!r}, expected {expected!r}: "
-                "a release's bundle lives in bundles/<bundle id>",
-                hint="deploy/*.json is written by `mlops release`; restore it from git",
+                f"{source}: bundle.path is {bundle_data.get('path')!r}, expected "
+                f"{expected_path!r}: a release's bundle lives in bundles/<bundle id>",
+                hint=RESTORE,
             )
+    problems = schema_problems(data)
+    if problems:
+        raise ArtifactError(
+            f"{source}: not a release record:\n" + "\n".join(f"  - {p}" for p in problems),
+            hint=RESTORE,
+        )
     return ReleaseRecord(target, release, data)
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The release record's JSON Schema (pipeline/schemas/release_record.schema.json)."""
+    text = (resources.files("pipeline") / "schemas" / SCHEMA_FILE).read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def schema_problems(data: Any) -> list[str]:
+    """`field: what is wrong` for every schema violation of a record, in a stable order."""
+    from jsonschema import Draft202012Validator
+
+    errors = Draft202012Validator(schema()).iter_errors(data)
+    out = []
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        field = ".".join(str(p) for p in error.absolute_path) or "(record)"
+        out.append(f"{field}: {error.message}")
+    return out
+
+
+def released_record(
+    target: str,
+    release: str,
+    *,
+    parent: str | None,
+    pinned: str | None,
+    bundle_sha256: str,
+    model: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    gates: Mapping[str, Any],
+    new_line: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The record `mlops release` writes for a new release, checked by the same rules every
+    reader applies (a record the writer produces is one every reader accepts)."""
+    _, bundle = parse_release_id(release)
+    data: dict[str, Any] = {
+        "target": target,
+        "release": release,
+        "parent": parent,
+        "pinned": pinned,
+        "bundle": {
+            "id": bundle,
+            "sha256": bundle_sha256,
+            "path": released_bundle(bundle).as_posix(),
+        },
+        "model": dict(model),
+        "metrics": dict(metrics),
+        "gates": dict(gates),
+        # a release whose incumbent was not comparable starts a new line: the log says why
+        **({"new_line": dict(new_line)} if new_line else {}),
+    }
+    check_record(data, release_path(target).as_posix(), target)
+    return data

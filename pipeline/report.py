@@ -12,17 +12,25 @@ tested locally exactly as CI runs it.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 import yaml
 
-from pipeline.config import flatten
-from pipeline.deploy.paths import release_path, report_path
-from pipeline.maintain.paths import DECISION
-from pipeline.monitor.paths import REPORT_DIR, REPORT_JSON
+from pipeline import vcs
+from pipeline.config import PARAMS_FILE, flatten
+from pipeline.paths import (
+    DECISION,
+    DEVELOP_METRICS,
+    DVC_LOCK,
+    MONITOR_METRICS,
+    MONITOR_REPORT,
+    SELECTION_REPORT,
+    release_path,
+    report_path,
+)
+from pipeline.release_record import ReleaseRecord, parse_record
 
 MARKER = "<!-- gitops-mlops:pr-report -->"
 Reader = Callable[[str], str | None]
@@ -32,13 +40,7 @@ def git_reader(root: Path, rev: str) -> Reader:
     """Read a file as of `rev` (None when it does not exist there)."""
 
     def read(path: str) -> str | None:
-        proc = subprocess.run(
-            ["git", "show", f"{rev}:./{path}"],  # ./: relative to the project, not the repo
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = vcs.git(root, "show", f"{rev}:./{path}", check=False)  # ./: the project's
         return proc.stdout if proc.returncode == 0 else None
 
     return read
@@ -82,7 +84,7 @@ def _number(value: Any) -> TypeGuard[int | float]:
 
 
 def params_section(base: Reader, head: Reader) -> list[str]:
-    before, after = _leaves(_yaml(base("params.yaml"))), _leaves(_yaml(head("params.yaml")))
+    before, after = _leaves(_yaml(base(PARAMS_FILE))), _leaves(_yaml(head(PARAMS_FILE)))
     keys = sorted(set(before) | set(after))
     changed = [k for k in keys if before.get(k, "<absent>") != after.get(k, "<absent>")]
     lines = ["### Params", ""]
@@ -99,8 +101,8 @@ def params_section(base: Reader, head: Reader) -> list[str]:
 
 
 def stages_section(base: Reader, head: Reader) -> list[str]:
-    before = (_yaml(base("dvc.lock")) or {}).get("stages", {})
-    after = (_yaml(head("dvc.lock")) or {}).get("stages", {})
+    before = (_yaml(base(DVC_LOCK.as_posix())) or {}).get("stages", {})
+    after = (_yaml(head(DVC_LOCK.as_posix())) or {}).get("stages", {})
     reran = sorted(s for s in after if before.get(s) != after[s])
     removed = sorted(set(before) - set(after))
     lines = ["### Stages", ""]
@@ -118,7 +120,7 @@ def stages_section(base: Reader, head: Reader) -> list[str]:
 def metrics_section(
     base: Reader,
     head: Reader,
-    files: tuple[str, ...] = ("reports/develop/metrics.json", "reports/monitor/metrics.json"),
+    files: tuple[str, ...] = (DEVELOP_METRICS.as_posix(), MONITOR_METRICS.as_posix()),
 ) -> list[str]:
     lines = ["### Metrics", ""]
     rows = []
@@ -145,7 +147,7 @@ def metrics_section(
 
 
 def selection_section(head: Reader) -> list[str]:
-    selection = _json(head("reports/develop/selection.json"))
+    selection = _json(head(SELECTION_REPORT.as_posix()))
     if not selection:
         return []
     return ["### Champion", "", f"**{selection['champion']}** — {selection['reason']}.", ""]
@@ -159,7 +161,7 @@ def _targets(head: Reader, base: Reader) -> list[str]:
     """Targets in params order (fan-in iterates over declared keys, never over a folder)."""
     names: dict[str, None] = {}
     for read in (head, base):
-        params = _yaml(read("params.yaml")) or {}
+        params = _yaml(read(PARAMS_FILE)) or {}
         names.update(dict.fromkeys((params.get("deploy") or {}).get("targets") or {}))
     return list(names)
 
@@ -216,14 +218,22 @@ def _released_evidence(
     its evidence is the one its release record (deploy/<target>.json) keeps from the gate run
     that let it through, which is what a reviewer of a release needs to see; and a release made
     by this pull request says so."""
-    record = _json(head(release_path(target).as_posix())) or {}
+    record = _record(head, target, "the pull request")
     current = (doc.get("current") or {}).get("release")
-    if not record or record.get("release") != current:
+    if record is None or record.release != current:
         return doc.get("gates") or {}, shown
-    released_before = (_json(base(release_path(target).as_posix())) or {}).get("release")
-    if released_before != current:
+    before = _record(base, target, "the base")
+    if (None if before is None else before.release) != current:
         shown += " (released by this PR)"
-    return record.get("gates") or {}, shown
+    return record.data.get("gates") or {}, shown
+
+
+def _record(read: Reader, target: str, where: str) -> ReleaseRecord | None:
+    """deploy/<target>.json as of one side (None when it has none), read with the one parser
+    every reader uses: a broken record is an error here too."""
+    path = release_path(target).as_posix()
+    text = read(path)
+    return None if text is None else parse_record(text, f"{path} ({where})", target)
 
 
 def gates_section(base: Reader, head: Reader) -> list[str]:
@@ -284,7 +294,6 @@ def gates_section(base: Reader, head: Reader) -> list[str]:
 
 
 # ------------------------------------------------------------------------- monitoring
-MONITOR_REPORT = (REPORT_DIR / REPORT_JSON).as_posix()
 MAX_VIOLATIONS = 10
 
 
@@ -292,7 +301,7 @@ def monitor_section(base: Reader, head: Reader) -> list[str]:
     """What monitoring judged, the newest production window's verdict, its violations and the
     counts per status; the simulated scenarios in one line apart (they never count)."""
     lines = ["### Monitoring", ""]
-    doc = _json(head(MONITOR_REPORT))
+    doc = _json(head(MONITOR_REPORT.as_posix()))
     if not doc:
         return [*lines, "No monitoring report (the `monitor` stage has not run).", ""]
     monitored = doc.get("monitored") or {}
@@ -315,7 +324,7 @@ def monitor_section(base: Reader, head: Reader) -> list[str]:
     if not newest:
         return [*lines, "No production windows yet.", ""]
     status = str(newest.get("status"))
-    was = ((_json(base(MONITOR_REPORT)) or {}).get("summary") or {}).get("newest_status")
+    was = ((_json(base(MONITOR_REPORT.as_posix())) or {}).get("summary") or {}).get("newest_status")
     change = f" (base: {was})" if was is not None and was != status else ""
     lines.append(
         f"**{status.upper()}**{change}: newest production window `{newest.get('id')}` "

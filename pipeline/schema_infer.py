@@ -31,6 +31,7 @@ import yaml
 from pipeline import values as vals
 from pipeline.data import read_table
 from pipeline.errors import DataError
+from pipeline.paths import EXTERNAL_DIR
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -463,7 +464,7 @@ def render_dataset_yaml(path: Path, name: str | None = None, target: str | None 
         "# category lists, and check the guessed target, task and key. Then select it with",
         f"# `mlops select dataset={name}` (it rewrites conf/config.yaml's dataset line).",
     ]
-    if not shown.startswith("data/external/"):
+    if not shown.startswith(f"{EXTERNAL_DIR.as_posix()}/"):
         lines.append(
             "# NOTE: move the file under data/external/ (and `dvc add` it): the ingest "
             "stage reads only there."

@@ -7,14 +7,22 @@ from pathlib import Path
 
 from pipeline.cli_monitor import window_counts
 from pipeline.errors import ArtifactError
-from pipeline.paths import GATE_REPORTS_DIR
+from pipeline.paths import (
+    CHAMPION_RECORD,
+    DEPLOY_DIR,
+    GATE_REPORTS_DIR,
+    MONITOR_REPORT,
+    SELECTION_REPORT,
+)
+from pipeline.release_record import read_record
+from pipeline.windows import PREDICTION
 
 
 def release_lines(root: Path) -> list[str]:
     """One line per target: the released version and the last gate decision."""
     lines = []
-    for record in sorted((root / "deploy").glob("*.json")):
-        declared = json.loads(record.read_text(encoding="utf-8")).get("release")
+    for record in sorted((root / DEPLOY_DIR).glob("*.json")):
+        declared = read_record(record, record.stem).release  # the one parser: refuses a bad one
         report = root / GATE_REPORTS_DIR / record.name
         gate = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else {}
         decision = gate.get("decision", "not run")
@@ -23,8 +31,8 @@ def release_lines(root: Path) -> list[str]:
 
 
 def render_summary(root: Path) -> str:
-    selection_path = root / "reports/develop/selection.json"
-    champion_path = root / "models/champion/champion.json"
+    selection_path = root / SELECTION_REPORT
+    champion_path = root / CHAMPION_RECORD
     try:
         selection = json.loads(selection_path.read_text(encoding="utf-8"))
         champion = json.loads(champion_path.read_text(encoding="utf-8"))
@@ -70,7 +78,7 @@ def monitoring_lines(root: Path) -> list[str]:
     """What monitoring judged (the release and bundle) and its production verdict, then the
     simulated scenarios apart (what each was found to violate beside what the simulator
     injected; they never count), from reports/monitor/report.json."""
-    path = root / "reports/monitor/report.json"
+    path = root / MONITOR_REPORT
     if not path.is_file():
         return ["monitoring: no report yet (`dvc repro monitor`)"]
     report = json.loads(path.read_text(encoding="utf-8"))
@@ -118,7 +126,7 @@ def _found(window: dict) -> str:
     for check, subjects in window["violated"].items():
         if check == "dataset_drift":
             parts.append(f"dataset_drift ({window['drift_share']:.0%} of columns)")
-        elif subjects == ["__prediction__"]:
+        elif subjects == [PREDICTION]:
             parts.append(check)
         else:
             parts.append(f"{check} {', '.join(subjects)}")

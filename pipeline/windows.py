@@ -30,6 +30,14 @@ PREDICTION = "__prediction__"  # str label (classification) or float (regression
 LABEL = "__label__"  # ground truth when it has arrived (feedback), else null
 FLAGS = "__flags__"  # str: comma-separated input flags (out_of_range:x, unseen_category:y)
 RESERVED = (REQUEST_ID, TIME, RELEASE, PREDICTION, LABEL, FLAGS)
+# Provenance and helper columns outside windows: the window a labelled row was fed back from
+# (a column of data/feedback/ files, written by `mlops maintain --apply`), and which file a row
+# came from while windows are collected (`pipeline.monitor.windowing`; never written).
+WINDOW = "__window__"
+SOURCE_FILE = "__file__"
+# Every reserved or helper column starts with it; a declared dataset column cannot (its name
+# matches ^[a-z]), so a column with it is never a feature.
+RESERVED_PREFIX = "__"
 # Scored traffic outside windows: the output columns of `mlops predict` (pipeline.deploy.scoring
 # writes them, pipeline.traffic reads them back for `mlops logs import` / `monitor --input`)
 PREDICTION_COLUMN = "prediction"  # the label (classification, as text) or the value
@@ -37,6 +45,11 @@ PROBA_PREFIX = "proba_"  # one column per class: proba_<class>
 FLAGS_COLUMN = "flags"  # comma-separated input flags (out_of_range:x, unseen_category:y)
 REQUIRED = (TIME, PREDICTION)
 _ID = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}")  # matched whole (fullmatch)
+
+
+def is_reserved(column: object) -> bool:
+    """Whether `column` is a reserved or helper column (provenance, never a feature)."""
+    return str(column).startswith(RESERVED_PREFIX)
 
 
 @dataclass(frozen=True)

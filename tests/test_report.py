@@ -427,7 +427,11 @@ def test_a_release_made_by_this_pr_shows_the_interval_that_let_it_through(
         "target": "local",
         "release": PROPOSED,
         "parent": INCUMBENT,
-        "bundle": {"id": "2222222222222222"},
+        "bundle": {
+            "id": "2222222222222222",
+            "sha256": "2222222222222222" + "0" * 48,
+            "path": "bundles/2222222222222222",
+        },
         "gates": evidence,
     }
     write(

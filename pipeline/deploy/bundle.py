@@ -1,23 +1,9 @@
-"""Bundles: everything a deployment target needs to serve one model, content-addressed.
+"""A loaded bundle: the model, its input signature and metadata, ready to serve or gate.
 
-A bundle is a directory:
-
-    bundle.json          metadata (model, metrics, data and config digests, library versions)
-                         and the sha256 of every other file; no wall-clock time anywhere
-    model.skops          the fitted Pipeline(preprocessing, estimator)
-    signature.json       the input signature (a JSON Schema with `x-mlops` extensions)
-    predictions.parquet  offline predictions on the test split: the smoke test compares the
-                         served model with them, and monitoring uses them as the reference
-                         for prediction drift; columns `row` (position in the test split),
-                         `prediction`, and `proba_<class>` per class for classifiers
-    reference/           the monitoring reference: a summary of the training split's monitored
-                         columns (`pipeline.profile.reference`), so that monitoring judges a
-                         release against its own training data, whatever is trained later
-
-The bundle's digest is the sha256 of `bundle.json` (written canonically), which covers every
-file (the reference's files as `reference/<name>`); its id is the first 16 hex digits. The same
-champion, data and config always give the same bundle id, so "already released" is a comparison
-of ids.
+The bundle format (layout, manifest, digests, id) is owned by the foundation module
+`pipeline.bundle_format`, which monitoring reads too; this module adds what only the deploy
+layer does with a bundle: load its model (skops, trusted types only) and its input signature,
+and refuse a model written by a newer scikit-learn.
 """
 
 from __future__ import annotations
@@ -28,49 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.bundle_format import MODEL, PREDICTIONS, SIGNATURE, bundle_id, verify
 from pipeline.deploy.signature import Signature
 from pipeline.errors import ArtifactError
-from pipeline.io import (
-    dumps_json,
-    loads_model,
-    read_json,
-    sha256_bytes,
-    sha256_file,
-    verify_manifest,
-)
-from pipeline.profile.layout import IN_BUNDLE, reference_files
-
-# 2: the bundle carries its monitoring reference (reference/); format 1 did not. Both load for
-# serving, gating and rollback (they need no reference); monitoring refuses a bundle without one.
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
-MANIFEST = "bundle.json"
-MODEL = "model.skops"
-SIGNATURE = "signature.json"
-PREDICTIONS = "predictions.parquet"
-REFERENCE = IN_BUNDLE  # "reference"
-ID_LENGTH = 16
-
-
-def bundle_id(digest: str) -> str:
-    return digest[:ID_LENGTH]
-
-
-def write_manifest(directory: Path, meta: Mapping[str, Any]) -> str:
-    """Record the digests of the bundle's files next to `meta`; returns the bundle digest.
-
-    The reference's files are digested when `directory/reference/` holds one (`package` always
-    writes it; hand-built bundles in tests and benchmarks may leave it out, and monitoring then
-    refuses them)."""
-    from pipeline.io import atomic_write_text
-
-    names = [MODEL, SIGNATURE, PREDICTIONS]
-    if (directory / REFERENCE).is_dir():
-        names += [f"{REFERENCE}/{name}" for name in reference_files(directory / REFERENCE)]
-    files = {name: sha256_file(directory / name) for name in names}
-    text = dumps_json({"format": FORMAT, **meta, "files": files})
-    atomic_write_text(directory / MANIFEST, text)
-    return sha256_bytes(text.encode())
+from pipeline.io import loads_model, read_json
 
 
 @dataclass
@@ -93,24 +40,6 @@ class Bundle:
         import pandas as pd
 
         return pd.read_parquet(self.path / PREDICTIONS)
-
-
-def verify(directory: Path, expected_digest: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Check the manifest digest (against the release's record) and every file's sha256."""
-    digest, meta = verify_manifest(
-        directory,
-        MANIFEST,
-        expected_digest,
-        hint="run `dvc pull` for the released bundle, or `dvc repro`",
-        required=(MODEL, SIGNATURE, PREDICTIONS),
-    )
-    if meta.get("format") not in READABLE_FORMATS:
-        raise ArtifactError(
-            f"{directory}: bundle format {meta.get('format')!r}; this version reads "
-            f"{', '.join(map(str, READABLE_FORMATS))}",
-            hint="a newer gitops-mlops wrote it: install the project's lock file",
-        )
-    return digest, meta
 
 
 def check_versions(meta: Mapping[str, Any]) -> str | None:

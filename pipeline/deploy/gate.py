@@ -40,16 +40,10 @@ from typing import Any
 
 from pipeline import comparability, metrics, paired_bootstrap
 from pipeline import floors as floor_rules
+from pipeline.bundle_format import PREDICTIONS, SIGNATURE, bundle_id, verify
 from pipeline.config import load_config
 from pipeline.deploy import smoke
-from pipeline.deploy.bundle import SIGNATURE, Bundle, bundle_id, load_bundle, verify
-from pipeline.deploy.paths import (
-    BUNDLE_DIR,
-    TEST_SPLIT,
-    release_path,
-    released_bundle,
-    report_path,
-)
+from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.records import (
     ReleaseRecord,
     TargetSpec,
@@ -61,6 +55,7 @@ from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
 from pipeline.io import read_json, sha256_file, write_json
 from pipeline.params import CompareSpec, GateSpec, SmokeSpec
+from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle, report_path, split_path
 from pipeline.stage import log, run
 
 PROPOSE = "propose"
@@ -107,10 +102,10 @@ def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
     """The candidate bundle, or None and why it cannot be judged (a pin not in the workspace)."""
     if spec.pin is None:
         try:
-            digest, meta = verify(BUNDLE_DIR)
+            digest, meta = verify(CHAMPION_BUNDLE)
         except MlopsError as exc:  # a tampered or half-written bundle: never proposed
             return None, f"bundle: the champion's bundle fails verification: {exc}"
-        return Candidate("champion", BUNDLE_DIR, digest, meta), None
+        return Candidate("champion", CHAMPION_BUNDLE, digest, meta), None
     _, pinned = parse_release_id(spec.pin)
     directory = released_bundle(pinned)
     try:
@@ -153,7 +148,6 @@ def offline_scored(candidate: Candidate) -> paired_bootstrap.Scored:
     import pandas as pd
 
     from pipeline.deploy import scoring
-    from pipeline.deploy.bundle import PREDICTIONS
 
     frame = pd.read_parquet(candidate.directory / PREDICTIONS).sort_values(scoring.ROW)
     classes = candidate.meta["model"].get("classes")
@@ -264,7 +258,7 @@ def smoke_gate(
         }
     result = smoke.run(
         candidate.directory,
-        TEST_SPLIT,
+        split_path("test"),
         rows=settings.rows,
         tolerance=settings.score_tolerance,
         threads=settings.threads,
@@ -321,8 +315,8 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
             "reasons": [f"bundle {candidate.id} is the current release {record.release}"],
             "gates": {},
         }
-    test = read_table(TEST_SPLIT, "parquet")
-    test_sha256 = sha256_file(TEST_SPLIT)
+    test = read_table(split_path("test"), "parquet")
+    test_sha256 = sha256_file(split_path("test"))
     gates, reasons, values, own = _judge(candidate, spec, record, test, test_sha256)
     report["candidate"]["metrics"] = values
     checks, smoke_reasons = smoke_gate(candidate, spec.gates.smoke, test_sha256, own, len(test))

@@ -18,10 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_config
-from pipeline.data import read_table, write_parquet
-from pipeline.deploy import scoring
-from pipeline.deploy.bundle import (
+from pipeline.bundle_format import (
     MODEL,
     PREDICTIONS,
     REFERENCE,
@@ -29,13 +26,9 @@ from pipeline.deploy.bundle import (
     bundle_id,
     write_manifest,
 )
-from pipeline.deploy.paths import (
-    BUNDLE_DIR,
-    CHAMPION_MODEL,
-    CHAMPION_RECORD,
-    TEST_SPLIT,
-    TRAIN_SPLIT,
-)
+from pipeline.config import load_config
+from pipeline.data import read_table, write_parquet
+from pipeline.deploy import scoring
 from pipeline.deploy.signature import Signature
 from pipeline.errors import ArtifactError
 from pipeline.io import (
@@ -48,6 +41,7 @@ from pipeline.io import (
     sha256_file,
 )
 from pipeline.params import Params
+from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_MODEL, CHAMPION_RECORD, split_path
 from pipeline.profile.reference import training_reference
 from pipeline.stage import log, run
 
@@ -106,8 +100,8 @@ def build(directory: Path, params: Params) -> str:
     dataset = params.dataset
     task = champion["task"]
     features = list(champion["features"])
-    train = read_table(TRAIN_SPLIT, "parquet")
-    test = read_table(TEST_SPLIT, "parquet")
+    train = read_table(split_path("train"), "parquet")
+    test = read_table(split_path("test"), "parquet")
     signature = Signature.build(dataset, train, task, champion["classes"])
     if signature.names != features:
         raise ArtifactError(
@@ -127,8 +121,8 @@ def build(directory: Path, params: Params) -> str:
         champion,
         params.data,
         {
-            "train_sha256": sha256_file(TRAIN_SPLIT),
-            "test_sha256": sha256_file(TEST_SPLIT),
+            "train_sha256": sha256_file(split_path("train")),
+            "test_sha256": sha256_file(split_path("test")),
             "train_rows": len(train),
             "test_rows": len(test),
         },
@@ -138,8 +132,8 @@ def build(directory: Path, params: Params) -> str:
 
 def main(argv: Sequence[str]) -> None:
     params = load_config()
-    digest = build(BUNDLE_DIR, params)
-    log(f"package: bundle {bundle_id(digest)} in {BUNDLE_DIR}/ (sha256 {digest[:12]}…)")
+    digest = build(CHAMPION_BUNDLE, params)
+    log(f"package: bundle {bundle_id(digest)} in {CHAMPION_BUNDLE}/ (sha256 {digest[:12]}…)")
 
 
 if __name__ == "__main__":

@@ -48,27 +48,28 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import verify
-from pipeline.deploy.paths import (
-    BUNDLES_DIR,
-    PINS_FILE,
-    release_path,
-    released_bundle,
-    report_path,
-)
+from pipeline import vcs
+from pipeline.bundle_format import verify
 from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries
 from pipeline.journal import Journal, transaction
 from pipeline.params import Params
+from pipeline.paths import (
+    BUNDLES_GITIGNORE,
+    PINS_FILE,
+    bundle_pointer,
+    release_path,
+    released_bundle,
+    report_path,
+)
+from pipeline.release_record import released_record
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -81,17 +82,9 @@ PINS_HEADER = """\
 
 
 def run_dvc(args: Sequence[str], cwd: Path) -> None:
-    """Run the project's `dvc` (the one installed next to this interpreter, else PATH)."""
-    local = Path(sys.executable).parent / "dvc"
-    exe = str(local) if local.exists() else shutil.which("dvc")
-    if exe is None:
-        raise ArtifactError("dvc is not installed", hint="install the project (`make run`)")
-    proc = subprocess.run(
-        [exe, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=600
-    )
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ArtifactError(f"`dvc {' '.join(args)}` failed: " + " | ".join(detail))
+    """Run the project's `dvc` (`pipeline.vcs`); a parameter of `release`, so a test can fail
+    a release half-way."""
+    vcs.dvc(cwd, *args, timeout=600)
 
 
 # ------------------------------------------------------------------------------- release
@@ -161,25 +154,20 @@ def _check_current(root: Path, target: str, report: dict[str, Any], spec: Target
 
 
 def _record(target: str, report: dict[str, Any]) -> dict[str, Any]:
+    """deploy/<target>.json for the release a gate report proposes."""
     proposal = report["proposal"]
-    bundle_id = proposal["bundle"]["id"]
     candidate = report["candidate"]
-    return {
-        "target": target,
-        "release": proposal["release"],
-        "parent": proposal["parent"],
-        "pinned": proposal["pinned"],
-        "bundle": {
-            "id": bundle_id,
-            "sha256": proposal["bundle"]["sha256"],
-            "path": str(released_bundle(bundle_id)),
-        },
-        "model": candidate["model"],
-        "metrics": {"test": candidate.get("metrics", {})},
-        "gates": report.get("gates", {}),
-        # a release whose incumbent was not comparable starts a new line: the log says why
-        **({"new_line": proposal["new_line"]} if proposal.get("new_line") else {}),
-    }
+    return released_record(
+        target,
+        proposal["release"],
+        parent=proposal["parent"],
+        pinned=proposal["pinned"],
+        bundle_sha256=proposal["bundle"]["sha256"],
+        model=candidate["model"],
+        metrics={"test": candidate.get("metrics", {})},
+        gates=report.get("gates", {}),
+        new_line=proposal.get("new_line"),
+    )
 
 
 def new_line_text(proposal: dict[str, Any]) -> str | None:
@@ -265,7 +253,7 @@ def _apply(
     for _, report in plans:
         bundle = report["proposal"]["bundle"]
         dest = root / released_bundle(bundle["id"])
-        pointer = dest.parent / f"{dest.name}.dvc"
+        pointer = root / bundle_pointer(bundle["id"])
         if str(released_bundle(bundle["id"])) in to_add:
             continue
         if dest.exists():
@@ -277,7 +265,7 @@ def _apply(
             to_add.append(str(released_bundle(bundle["id"])))
             journal.file(pointer)
     if to_add:
-        journal.file(root / BUNDLES_DIR / ".gitignore")
+        journal.file(root / BUNDLES_GITIGNORE)
         dvc(["add", "--quiet", *to_add], root)
     for target, _ in plans:
         journal.file(release_path(target))
@@ -364,7 +352,7 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
             f"{to} names a rejected bundle",
             hint=f"remove it from deploy.targets.{target}.rejected in {PINS_FILE} first",
         )
-    pointer = root / BUNDLES_DIR / f"{bundle}.dvc"
+    pointer = root / bundle_pointer(bundle)
     if not pointer.exists():
         raise GateError(
             f"{to}: no {pointer.relative_to(root)} in this checkout; it was never released here",

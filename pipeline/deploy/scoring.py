@@ -14,9 +14,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
+from pipeline.bundle_format import ROW as ROW  # predictions.parquet: the row in the test split
 from pipeline.windows import FLAGS_COLUMN, PREDICTION_COLUMN, PROBA_PREFIX
 
-ROW = "row"  # predictions.parquet: position of the row in the test split
 # The output columns of batch scoring are owned by `pipeline.windows` (the format of scored
 # traffic), because `mlops logs import` and `mlops monitor --input` read them back.
 PREDICTION = PREDICTION_COLUMN

@@ -84,6 +84,7 @@ def check(
     """The smoke test itself (runs in the child): a dict with `passed` and every problem."""
     import numpy as np
 
+    from pipeline.bundle_format import PREDICTIONS
     from pipeline.data import read_table
     from pipeline.deploy import scoring
     from pipeline.deploy.bundle import load_bundle
@@ -130,7 +131,7 @@ def check(
         classes = bundle.meta["model"].get("classes") or []
         cols = [scoring.proba_column(c) for c in classes]
         ref_proba = ref[cols].to_numpy(dtype=float) if cols and proba is not None else None
-        result["reference"] = "predictions.parquet"
+        result["reference"] = PREDICTIONS
     else:
         ref_pred = np.asarray(reference["prediction"], dtype=object)
         ref_proba = None if reference.get("proba") is None else np.asarray(reference["proba"])

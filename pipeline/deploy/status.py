@@ -16,17 +16,16 @@ can use stand-ins (httpx.MockTransport) and the real thing alike.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import vcs
+from pipeline.bundle_format import MANIFEST
 from pipeline.deploy.live import read_version, serves, service_url
-from pipeline.deploy.paths import BUNDLE_DIR, CHAMPION_RECORD, release_path, report_path
 from pipeline.deploy.records import read_record
-from pipeline.errors import MlopsError
+from pipeline.errors import MlopsError, ToolError
+from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path
 
 if TYPE_CHECKING:
     import httpx
@@ -36,21 +35,12 @@ StagesCheck = Callable[[Path], str]
 
 def dvc_stages(root: Path) -> str:
     """'up to date', or which stages `dvc status` says changed."""
-    local = Path(sys.executable).parent / "dvc"
-    exe = str(local) if local.exists() else shutil.which("dvc")
-    if exe is None:
+    if vcs.find("dvc") is None:
         return "unknown (dvc not found)"
     try:
-        proc = subprocess.run(
-            [exe, "status", "--json"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        proc = vcs.dvc(root, "status", "--json", check=False, timeout=120)
         changed = json.loads(proc.stdout or "{}") if proc.returncode == 0 else None
-    except (subprocess.TimeoutExpired, ValueError):
+    except (ToolError, ValueError):
         changed = None
     if changed is None:
         return "unknown (`dvc status` failed)"
@@ -127,7 +117,7 @@ def render_status(
     if stages is not None:
         lines.append(f"stages:   {stages(root)}")
     champion = _read(root / CHAMPION_RECORD)
-    bundle = _read(root / BUNDLE_DIR / "bundle.json")
+    bundle = _read(root / CHAMPION_BUNDLE / MANIFEST)
     if champion:
         test = champion["metrics"]["test"]
         shown = ", ".join(f"{k} {v:.4f}" for k, v in list(test.items())[:3])
@@ -137,7 +127,7 @@ def render_status(
     if bundle:
         from pipeline.io import sha256_file
 
-        lines.append(f"bundle:   {sha256_file(root / BUNDLE_DIR / 'bundle.json')[:16]}")
+        lines.append(f"bundle:   {sha256_file(root / CHAMPION_BUNDLE / MANIFEST)[:16]}")
     params = config.read_yaml(root / config.PARAMS_FILE)
     lines.append("targets:")
     for name, spec in params["deploy"]["targets"].items():

@@ -23,35 +23,34 @@ With `apply=False` (`mlops sync --check`) it fetches and compares only: what the
 branch declares against what the service runs, and what a sync would do. Without a remote
 (`--no-fetch`) it reconciles the working copy: pull the bundle its record names and wait.
 
-git, DVC and the service sit behind small seams (`_run`, `Live`), so unit tests use stand-ins
-for the service and the integration test runs the real thing against a bare repository.
+git and DVC run through `pipeline.vcs` and the service sits behind a small seam (`Live`), so
+unit tests use stand-ins for the service and the integration test runs the real thing against
+a bare repository.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import verify
+from pipeline import vcs
+from pipeline.bundle_format import verify
 from pipeline.deploy.live import TIMEOUT_SECONDS, read_version, serves
-from pipeline.deploy.paths import BUNDLES_DIR, release_path, released_bundle
-from pipeline.deploy.records import ReleaseRecord, check_record, read_record
-from pipeline.errors import ArtifactError, MlopsError
+from pipeline.deploy.records import ReleaseRecord, parse_record, read_record
+from pipeline.errors import ArtifactError, MlopsError, ToolError
 from pipeline.journal import Pending, pending
+from pipeline.paths import BUNDLES_GITIGNORE, bundle_pointer, release_path, released_bundle
 
 Live = Callable[[], dict[str, Any] | None]
 IN_SYNC, OUT_OF_SYNC, UNREACHABLE = "in sync", "out of sync", "unreachable"
 NO_SERVICE = "no service"  # a target without a service (batch): its checkout is all there is
 FAILING = (OUT_OF_SYNC, UNREACHABLE)
 POLL_SECONDS = 0.2
-GITIGNORE = (BUNDLES_DIR / ".gitignore").as_posix()
+GITIGNORE = BUNDLES_GITIGNORE.as_posix()
 
 
 @dataclass
@@ -81,46 +80,23 @@ class SyncResult:
 
 
 # ------------------------------------------------------------------------------ git, dvc
-def _tool(name: str) -> str:
-    """The tool installed next to this interpreter (the project's venv), else from PATH."""
-    local = Path(sys.executable).parent / name
-    found = str(local) if local.exists() else shutil.which(name)
-    if found is None:
-        raise MlopsError(f"`{name}` is not installed", hint="run `make install`")
-    return found
-
-
-def _run(args: list[str], root: Path) -> str:
-    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        shown = " ".join([Path(args[0]).name, *args[1:3]])
-        detail = (proc.stderr or proc.stdout).strip()[-600:]
-        raise MlopsError(f"`{shown} ...` failed in {root}: {detail}")
-    return proc.stdout
-
-
-def _git_ok(args: list[str], root: Path) -> bool:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, check=False)
-    return proc.returncode == 0
-
-
 def fetch(root: Path, remote: str, branch: str) -> str:
     """Fetch the followed branch; returns the commit it points to."""
     try:
-        _run(["git", "fetch", "--quiet", remote, branch], root)
-    except MlopsError as exc:
-        raise MlopsError(
+        vcs.git(root, "fetch", "--quiet", remote, branch)
+    except ToolError as exc:
+        raise ToolError(
             f"cannot fetch {remote}/{branch}: {exc}",
             hint=f"check `git remote -v` in {root} and the network; `--no-fetch` reconciles "
             "the working copy only",
         ) from exc
-    return _run(["git", "rev-parse", "FETCH_HEAD"], root).strip()
+    return vcs.git(root, "rev-parse", "FETCH_HEAD").stdout.strip()
 
 
 def check_checkout(root: Path, commit: str) -> int:
     """Refuse a checkout that cannot fast-forward to `commit` cleanly; returns how many commits
     it is behind. Checked before anything is touched, so a refusal changes nothing."""
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], root).split("\n")
+    dirty = vcs.git(root, "status", "--porcelain", "--untracked-files=no").stdout.split("\n")
     changed = [line[3:] for line in dirty if line.strip()]
     if changed:
         shown = ", ".join(changed[:5]) + (", ..." if len(changed) > 5 else "")
@@ -129,8 +105,8 @@ def check_checkout(root: Path, commit: str) -> int:
             hint="the deployment checkout changes only by `mlops sync`: commit the change "
             "through a pull request, then `git checkout -- <file>` here",
         )
-    if not _git_ok(["merge-base", "--is-ancestor", "HEAD", commit], root):
-        head = _run(["git", "rev-parse", "--short=12", "HEAD"], root).strip()
+    if not vcs.git_ok(root, "merge-base", "--is-ancestor", "HEAD", commit):
+        head = vcs.git(root, "rev-parse", "--short=12", "HEAD").stdout.strip()
         raise MlopsError(
             f"{root}: the deployment checkout has diverged from the followed branch "
             f"(HEAD {head} is not an ancestor of {commit[:12]}); refusing to merge",
@@ -138,26 +114,20 @@ def check_checkout(root: Path, commit: str) -> int:
             "pull request, then reset it to the followed branch "
             "(`git reset --hard <remote>/<branch>`)",
         )
-    return int(_run(["git", "rev-list", "--count", f"HEAD..{commit}"], root).strip())
+    return int(vcs.git(root, "rev-list", "--count", f"HEAD..{commit}").stdout.strip())
 
 
 def desired_record(root: Path, commit: str, target: str) -> ReleaseRecord:
     """The release record `target` has in `commit` (checked like deploy/<target>.json)."""
     path = release_path(target).as_posix()
     source = f"{commit[:12]}:{path}"
-    proc = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True, check=False
-    )
+    proc = vcs.git(root, "show", f"{commit}:{path}", check=False)
     if proc.returncode != 0:
         raise ArtifactError(
             f"{source} does not exist: the followed branch declares no release for {target}",
             hint="check --target and --branch; every declared target commits its release record",
         )
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise ArtifactError(f"{source}: not valid JSON: {exc}") from exc
-    return check_record(data, source, target)
+    return parse_record(proc.stdout, source, target)
 
 
 def bundle_present(root: Path, record: ReleaseRecord) -> bool:
@@ -176,40 +146,38 @@ def stage_bundle(
     was done. On failure the pointer paths are restored, so the checkout is as it was."""
     if record.release is None or bundle_present(root, record):
         return []
-    pointer = f"{released_bundle(str(record.bundle_id)).as_posix()}.dvc"
+    pointer = bundle_pointer(str(record.bundle_id)).as_posix()
     paths = [pointer]
     if commit is not None:
-        if not _git_ok(["cat-file", "-e", f"{commit}:{pointer}"], root):
+        if not vcs.git_ok(root, "cat-file", "-e", f"{commit}:{pointer}"):
             raise ArtifactError(
                 f"{record.release}: {commit[:12]} has no {pointer}",
                 hint="commit the pointer that `mlops release` wrote together with the release",
             )
-        if _git_ok(["cat-file", "-e", f"{commit}:{GITIGNORE}"], root):
+        if vcs.git_ok(root, "cat-file", "-e", f"{commit}:{GITIGNORE}"):
             paths.append(GITIGNORE)  # DVC would otherwise edit the checkout's copy
-        _run(["git", "checkout", commit, "--", *paths], root)
+        vcs.git(root, "checkout", commit, "--", *paths)
     elif not (root / pointer).is_file():
         raise ArtifactError(
             f"{record.release}: no {pointer} in the working copy",
             hint="commit the pointer that `mlops release` wrote together with the release",
         )
-    pull = [_tool("dvc"), "pull", "--quiet", "--force"]
-    if dvc_remote:
-        pull += ["--remote", dvc_remote]
+    pull = ["pull", "--quiet", "--force", *(["--remote", dvc_remote] if dvc_remote else [])]
     try:
-        _run([*pull, pointer], root)
+        vcs.dvc(root, *pull, pointer)
         verify(root / released_bundle(str(record.bundle_id)), record.bundle_sha256)
     except BaseException:
         if commit is not None:
-            _run(["git", "restore", "--source=HEAD", "--staged", "--worktree", "--", *paths], root)
+            vcs.git(root, "restore", "--source=HEAD", "--staged", "--worktree", "--", *paths)
         raise
     return [f"pulled bundle {record.bundle_id}"]
 
 
 def fast_forward(root: Path, commit: str) -> bool:
     """Move the checkout to `commit` (already checked to be a fast-forward)."""
-    if _run(["git", "rev-parse", "HEAD"], root).strip() == commit:
+    if vcs.git(root, "rev-parse", "HEAD").stdout.strip() == commit:
         return False
-    _run(["git", "merge", "--ff-only", "--quiet", commit], root)
+    vcs.git(root, "merge", "--ff-only", "--quiet", commit)
     return True
 
 
@@ -404,14 +372,14 @@ def verify_releases(
         if record.release is None:
             continue
         bundle = released_bundle(str(record.bundle_id))  # = bundle.path (read_record checks)
-        pointer = f"{bundle.as_posix()}.dvc"
+        pointer = bundle_pointer(str(record.bundle_id)).as_posix()
         if not (root / pointer).is_file():
             checked.problems.append(f"{pointer} is missing: commit it with the release")
             continue
         try:
             if pull:
-                command = [_tool("dvc"), "pull", "--quiet"]
-                _run([*command, *(["--remote", dvc_remote] if dvc_remote else []), pointer], root)
+                remote = ["--remote", dvc_remote] if dvc_remote else []
+                vcs.dvc(root, "pull", "--quiet", *remote, pointer)
             verify(root / bundle, record.bundle_sha256)
         except MlopsError as exc:
             checked.problems.append(exc.render())

@@ -20,17 +20,21 @@ from pipeline import metrics
 from pipeline.config import load_config
 from pipeline.data import read_table
 from pipeline.develop.folds import cv_summary, make_cv
-from pipeline.develop.paths import (
-    CANDIDATES_DIR,
-    CHAMPION_DIR,
-    DEVELOP_REPORTS,
-    MODEL_FILE,
-    PLOTS_DIR,
-    split_path,
-)
 from pipeline.errors import MlopsError
 from pipeline.floors import Baseline, Floor
 from pipeline.io import atomic_write_bytes, atomic_write_text, read_json, sha256_file, write_json
+from pipeline.paths import (
+    CANDIDATE_RECORD,
+    CHAMPION_MODEL,
+    CHAMPION_RECORD,
+    DEVELOP_METRICS,
+    MODEL_CARD,
+    MODEL_FILE,
+    PLOTS_DIR,
+    SELECTION_REPORT,
+    candidate_dir,
+    split_path,
+)
 from pipeline.settings import DatasetSpec, SelectionSpec, metrics_for
 from pipeline.stage import log, run
 
@@ -359,8 +363,8 @@ def main(argv: Sequence[str]) -> None:
     from pipeline.io import load_model
 
     for order, name in enumerate(names):
-        rec = read_json(CANDIDATES_DIR / name / "candidate.json")
-        model = load_model(CANDIDATES_DIR / name / MODEL_FILE, rec["model"]["sha256"])
+        rec = read_json(candidate_dir(name) / CANDIDATE_RECORD)
+        model = load_model(candidate_dir(name) / MODEL_FILE, rec["model"]["sha256"])
         test_metrics, undefined, pred, proba = score(model, X, y, task)
         records[name] = {
             **rec,
@@ -417,7 +421,7 @@ def main(argv: Sequence[str]) -> None:
             for n, r in records.items()
         },
     }
-    write_json(DEVELOP_REPORTS / "selection.json", selection)
+    write_json(SELECTION_REPORT, selection)
     if decision["champion"] is None:
         raise NoChampionError(
             decision["reason"],
@@ -439,8 +443,8 @@ def write_champion(
     rec = records[name]
     model, pred, proba = outputs[name]
     task, dataset = params.task, params.dataset
-    data = (CANDIDATES_DIR / name / MODEL_FILE).read_bytes()
-    atomic_write_bytes(CHAMPION_DIR / MODEL_FILE, data)
+    data = (candidate_dir(name) / MODEL_FILE).read_bytes()
+    atomic_write_bytes(CHAMPION_MODEL, data)
     baseline = selection["baseline"]
     champion = {
         "name": name,
@@ -469,9 +473,9 @@ def write_champion(
         },
         "versions": rec["versions"],
     }
-    write_json(CHAMPION_DIR / "champion.json", champion)
+    write_json(CHAMPION_RECORD, champion)
     write_json(
-        DEVELOP_REPORTS / "metrics.json",
+        DEVELOP_METRICS,
         {
             "test": every_metric(task, rec["test"]),
             "cv": every_metric(task, {m: v["mean"] for m, v in rec["cv"].items()}),
@@ -480,7 +484,7 @@ def write_champion(
     classes = list(model.classes_) if task == "classification" else None
     for file, text in plot_files(task, test[dataset.target], pred, proba, classes).items():
         atomic_write_text(PLOTS_DIR / file, text)
-    atomic_write_text(DEVELOP_REPORTS / "model_card.md", model_card(champion, selection, params))
+    atomic_write_text(MODEL_CARD, model_card(champion, selection, params))
     m = params.selection.metric
     value = rec["test"].get(m)
     shown = f"{value:.4f}" if value is not None else f"undefined ({rec['undefined'].get(m)})"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import load_config
 from pipeline.data import read_table, write_parquet
-from pipeline.develop.paths import raw_path
 from pipeline.errors import DataError
+from pipeline.paths import raw_path
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
 

@@ -24,18 +24,21 @@ from pipeline.data import (
     read_table,
     write_parquet,
 )
-from pipeline.develop.paths import (
+from pipeline.errors import DataError
+from pipeline.io import read_json, write_json
+from pipeline.paths import (
+    FEEDBACK_DIR,
     SPLIT_REPORT,
     SPLITS,
     VALIDATE_REPORT,
+    feedback_dir,
     raw_path,
     split_path,
+    stray_feedback,
 )
-from pipeline.errors import DataError
-from pipeline.io import read_json, write_json
-from pipeline.paths import FEEDBACK_DIR, feedback_dir, stray_feedback
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
+from pipeline.windows import is_reserved
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +57,7 @@ def read_feedback(directory: Path, spec: DatasetSpec) -> tuple[pd.DataFrame, lis
     frames = []
     for path in files:
         raw = read_table(path, "parquet")
-        raw = raw[[c for c in raw.columns if not str(c).startswith("__")]]
+        raw = raw[[c for c in raw.columns if not is_reserved(c)]]
         report = check_data(raw, spec)
         if not report.ok:
             lines = "\n".join(f"  - {v.render()}" for v in report.violations)

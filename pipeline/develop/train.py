@@ -20,10 +20,10 @@ from pipeline import metrics
 from pipeline.config import load_config
 from pipeline.data import read_table
 from pipeline.develop.folds import cv_summary, make_cv
-from pipeline.develop.paths import CANDIDATES_DIR, LOCK_FILE, MODEL_FILE, split_path
 from pipeline.errors import ConfigError, DataError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
+from pipeline.paths import CANDIDATE_RECORD, LOCK_FILE, MODEL_FILE, candidate_dir, split_path
 from pipeline.run import fold_workers
 from pipeline.settings import (
     CandidateSpec,
@@ -214,12 +214,12 @@ def main(argv: Sequence[str]) -> None:
 
 def write_candidate(name: str, candidate: CandidateSpec, fitted: Fitted, task: str) -> None:
     data = model_bytes(fitted.model)
-    out = CANDIDATES_DIR / name
+    out = candidate_dir(name)
     from pipeline.io import atomic_write_bytes
 
     atomic_write_bytes(out / MODEL_FILE, data)
     write_json(
-        out / "candidate.json",
+        out / CANDIDATE_RECORD,
         {
             "name": name,
             "task": task,

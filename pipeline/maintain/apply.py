@@ -23,25 +23,22 @@ applies the decision whole.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError, MlopsError
+from pipeline import vcs
+from pipeline.errors import DataError, MlopsError, ToolError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file
 from pipeline.journal import Journal, transaction
-from pipeline.maintain.paths import DECISION, LEDGER
 from pipeline.maintain.stage import read_ledger
 from pipeline.params import Params
-from pipeline.paths import feedback_dir
-from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME
+from pipeline.paths import DECISION, DVC_LOCK, LEDGER, PINS_FILE, PRODUCTION_DIR, feedback_dir
+from pipeline.windows import LABEL, RELEASE, REQUEST_ID, TIME, WINDOW
 
-LOCK_FILE = "dvc.lock"
 REPRO_ERROR_LINES = 12  # of dvc repro's stderr: the failing stage's message and DVC's verdict
-WINDOW = "__window__"
 
 
 @dataclass
@@ -50,19 +47,6 @@ class Applied:
     decision_id: str | None
     message: str
     changed: list[str]
-
-
-def _dvc(root: Path, *args: str) -> None:
-    exe = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise MlopsError(f"`dvc {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
 
 
 @dataclass
@@ -103,7 +87,6 @@ def feedback_rows(root: Path, params: Params, windows: list[str]) -> tuple[Any, 
     """
     import pandas as pd
 
-    from pipeline.monitor.paths import PRODUCTION_DIR
     from pipeline.monitor.windowing import collect
 
     spec = params.dataset
@@ -275,7 +258,7 @@ def _apply(root: Path, repro: bool, journal: Journal) -> Applied:
     params = config.load_config(root, hyperparameters=False)
     repro = repro and action in ("retrain", "rollback")
     if repro:
-        journal.file(LOCK_FILE)  # a failed repro has re-recorded the stages that ran
+        journal.file(DVC_LOCK)  # a failed repro has re-recorded the stages that ran
     entry, changed, message = _carry_out(root, decision, params, journal)
     atomic_write_text(journal.file(LEDGER), dumps_json({"entries": [*ledger, entry]}))
     changed.append(LEDGER.as_posix())
@@ -296,14 +279,7 @@ class _ReproError(Exception):
 def _repro(root: Path, action: str) -> None:
     """`dvc repro`, its progress shown as it runs; stderr (where a failing stage and DVC say
     why) is kept for the one error message, and echoed when the run succeeds."""
-    exe = Path(sys.executable).parent / "dvc"
-    proc = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", "repro"],
-        cwd=root,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
+    proc = vcs.dvc(root, "repro", check=False, capture=False)
     if proc.returncode == 0:
         sys.stderr.write(proc.stderr)
         return
@@ -327,17 +303,13 @@ def _why(stderr: str) -> str:
 def _undone(root: Path, action: str, exc: _ReproError) -> MlopsError:
     """The failed repro as one message; the files are already restored. Stage outputs are put
     back in step with the restored dvc.lock from DVC's cache when it can."""
-    exe = Path(sys.executable).parent / "dvc"
-    checkout = subprocess.run(
-        [str(exe) if exe.exists() else "dvc", "checkout", "--quiet"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        checked_out = vcs.dvc(root, "checkout", "--quiet", check=False).returncode == 0
+    except ToolError:
+        checked_out = False
     outputs = (
         "stage outputs checked out as recorded in dvc.lock"
-        if checkout.returncode == 0
+        if checked_out
         else "run `dvc checkout` to put the stage outputs back"
     )
     indented = "\n".join(f"  {line}" for line in str(exc).splitlines())
@@ -377,7 +349,7 @@ def _carry_out(
             journal.file(f"{rel}.dvc")
             journal.file(folder / ".gitignore")
             write_parquet(rows, journal.file(rel))
-            _dvc(root, "add", "--quiet", rel.as_posix())
+            vcs.dvc(root, "add", "--quiet", rel.as_posix())
             changed += [f"{rel}.dvc", (folder / ".gitignore").as_posix()]
         message = (
             f"retrain: {len(rows)} labelled production row(s) added to training "
@@ -389,13 +361,13 @@ def _carry_out(
                 f"  - {p}" for p in counts.problems
             )
     elif action == "rollback":
-        from pipeline.deploy.paths import PINS_FILE
+        from pipeline.config import PARAMS_FILE
         from pipeline.deploy.release import rollback
 
         evidence = next(p for p in decision["policies"] if p["policy"] == "rollback")
         outcome = rollback(root, decision["target"], evidence["evidence"].get("previous"))
         entry["pinned"] = outcome.pin
-        changed += [PINS_FILE.as_posix(), "params.yaml"]
+        changed += [PINS_FILE.as_posix(), PARAMS_FILE]
         message = f"rollback: {decision['target']} pinned back ({decision['reason']})"
     else:
         message = f"alert: {decision['reason']}"

@@ -21,13 +21,19 @@ from pipeline.comparability import from_record, line_id
 from pipeline.config import load_config
 from pipeline.errors import ArtifactError, DataError
 from pipeline.io import read_json, sha256_file, write_json
-from pipeline.maintain.paths import DECISION, HISTORY, LEDGER, MONITOR_REPORT
 from pipeline.maintain.policy import decide
 from pipeline.params import Params, RollbackSpec, WindowSpec
+from pipeline.paths import (
+    DECISION,
+    LEDGER,
+    MONITOR_HISTORY,
+    MONITOR_REPORT,
+    PRODUCTION_DIR,
+    release_path,
+    released_bundle,
+)
 from pipeline.stage import log, run
-
-LABEL = "__label__"
-RELEASE = "__release__"
+from pipeline.windows import LABEL, RELEASE, is_reserved
 
 
 def read_history(path: Path) -> list[dict[str, str]]:
@@ -61,7 +67,6 @@ def labelled_rows(windows: WindowSpec, release: str) -> Any:
     """Labelled production rows scored by `release`, from the production windows."""
     import pandas as pd
 
-    from pipeline.monitor.paths import PRODUCTION_DIR
     from pipeline.monitor.windowing import collect
 
     frames = [w.frame for w in collect({"production": PRODUCTION_DIR}, windows)]
@@ -94,7 +99,6 @@ def rollback_evidence(
     from pipeline import paired_bootstrap
     from pipeline.deploy.bundle import load_bundle
     from pipeline.deploy.columns import validate_columns
-    from pipeline.deploy.paths import released_bundle
     from pipeline.deploy.records import parse_release_id
     from pipeline.deploy.scoring import predict
 
@@ -111,7 +115,7 @@ def rollback_evidence(
             bundles.append(loaded)
         except ArtifactError as exc:
             return None, f"bundle of {rel} unavailable ({exc}); `dvc pull` it"
-    features = rows[[c for c in rows.columns if not str(c).startswith("__")]]
+    features = rows[[c for c in rows.columns if not is_reserved(c)]]
     checked = [
         validate_columns(
             b.signature, features[[c for c in b.signature.names if c in features.columns]]
@@ -152,12 +156,11 @@ def rollback_evidence(
 
 
 def main(argv: Sequence[str]) -> None:
-    from pipeline.deploy.paths import release_path
     from pipeline.deploy.records import read_record
 
     params = load_config(hyperparameters=False)
     settings, target = params.maintain.policies, params.maintain.target
-    history = read_history(HISTORY)
+    history = read_history(MONITOR_HISTORY)
     ledger = read_ledger(LEDGER)
     record = read_record(release_path(target), target)
     comparison, note = rollback_evidence(params, record.release, record.parent, settings.rollback)
@@ -174,8 +177,8 @@ def main(argv: Sequence[str]) -> None:
     )
     decision["inputs"] = {
         "history": {
-            "path": HISTORY.as_posix(),
-            "sha256": sha256_file(HISTORY),
+            "path": MONITOR_HISTORY.as_posix(),
+            "sha256": sha256_file(MONITOR_HISTORY),
             "windows": len(history),
         },
         "ledger": {

@@ -14,7 +14,8 @@ Modules (import them directly; this package imports nothing on its own):
   :mod:`~pipeline.monitor.html` (report.html)
 * inputs: :mod:`~pipeline.monitor.settings` (typed `monitor` params),
   :mod:`~pipeline.monitor.bundles` (the monitored bundle and the drift reference it carries,
-  read by its documented layout), :mod:`~pipeline.monitor.paths` (the artifact contract)
+  read through the foundation :mod:`pipeline.bundle_format`); where artifacts live is the
+  foundation :mod:`pipeline.paths`
 * statistics: :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
   ``compute_drift``; :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
   :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.bounds` - the statistics and the
@@ -33,7 +34,6 @@ __all__ = [
     "html",
     "manual",
     "monitor_stage",
-    "paths",
     "report",
     "settings",
     "simulate",

@@ -444,7 +444,7 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
 def read_scenarios(directory: Path) -> dict[str, Any]:
     """The simulator's record of what each simulated window injects (empty when absent)."""
     from pipeline.io import read_json
-    from pipeline.monitor.paths import SCENARIOS_FILE
+    from pipeline.paths import SCENARIOS_FILE
 
     path = directory / SCENARIOS_FILE
     if not path.is_file():

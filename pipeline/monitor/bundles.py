@@ -1,13 +1,13 @@
-"""The monitored bundle, read by its documented layout (monitoring never imports the deploy layer).
+"""The monitored bundle: which bundle a target's monitoring judges against, and what monitoring
+reads from it (monitoring never imports the deploy layer).
 
-A bundle is a directory: `bundle.json` (metadata, test metrics, the sha256 of every other file;
-its own sha256 is the bundle digest and the first 16 hex digits the bundle id), `model.skops`,
-`signature.json`, `predictions.parquet` (offline predictions on the test split: columns `row`,
-`prediction`, `proba_<class>`...) and, from bundle format 2 on, `reference/`: the drift
-reference summarised from the bundle's own training split (`pipeline.profile.reference`), which
-monitoring compares traffic with. `deploy/<target>.json` records the released bundle as
-`{"release": ..., "bundle": {"id", "sha256", "path"}}`, read with the one parser every reader
-uses (`pipeline.release_record`); before any release (`"release": null`) monitoring falls back to
+The bundle format is the foundation `pipeline.bundle_format` (deploy reads and writes it through
+the same module): `bundle.json` with the sha256 of every other file (its own sha256 is the
+bundle digest), the offline predictions on the test split and, from bundle format 2 on,
+`reference/`: the drift reference summarised from the bundle's own training split
+(`pipeline.profile.reference`), which monitoring compares traffic with. `deploy/<target>.json`
+records the released bundle, read with the one parser every reader uses
+(`pipeline.release_record`); before any release (`"release": null`) monitoring falls back to
 the champion's bundle in `models/bundle/`.
 
 Every file is checked against its recorded sha256 before use, and a released bundle against the
@@ -21,26 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import bundle_format
+from pipeline.bundle_format import MODEL, PREDICTION, PREDICTIONS, REFERENCE, SIGNATURE
 from pipeline.errors import ArtifactError
-from pipeline.io import read_json, verify_manifest
-from pipeline.monitor.paths import CHAMPION_BUNDLE, release_path
-from pipeline.paths import released_bundle
-from pipeline.profile.layout import IN_BUNDLE
-from pipeline.profile.layout import MANIFEST as REFERENCE_MANIFEST
+from pipeline.io import read_json
+from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle
 from pipeline.release_record import read_record
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.profile.reference import Reference
-
-MANIFEST = "bundle.json"
-MODEL = "model.skops"
-SIGNATURE = "signature.json"
-PREDICTIONS = "predictions.parquet"
-PREDICTION_COLUMN = "prediction"
-REFERENCE = IN_BUNDLE  # "reference": the drift reference's subdirectory (format 2 on)
-ID_LENGTH = 16
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,7 @@ class BundleInfo:
 
     @property
     def id(self) -> str:
-        return self.digest[:ID_LENGTH]
+        return bundle_format.bundle_id(self.digest)
 
     @property
     def format(self) -> int | None:
@@ -81,7 +72,7 @@ class BundleInfo:
     def has_reference(self) -> bool:
         """Whether the bundle carries its drift reference (bundle format 2 on), digest-checked
         with the rest of the bundle."""
-        return f"{REFERENCE}/{REFERENCE_MANIFEST}" in (self.meta.get("files") or {})
+        return bundle_format.has_reference(self.meta)
 
     def reference(self) -> Reference:
         """The drift reference built from this bundle's own training split."""
@@ -124,8 +115,8 @@ class BundleInfo:
         import pandas as pd
 
         path = self.path / PREDICTIONS
-        frame = pd.read_parquet(path, columns=[PREDICTION_COLUMN])
-        return frame[PREDICTION_COLUMN]
+        frame = pd.read_parquet(path, columns=[PREDICTION])
+        return frame[PREDICTION]
 
     def load_model(self) -> Any:
         """The bundle's model, loaded safely (skops, trusted types only, sha256 checked)."""
@@ -144,16 +135,7 @@ def read_bundle(
     target: str | None = None,
 ) -> BundleInfo:
     """Verify a bundle directory (manifest digest and every file's sha256) and read its manifest."""
-    digest, meta = verify_manifest(
-        directory,
-        MANIFEST,
-        expected_digest,
-        hint="run `dvc repro` (champion bundle) or `dvc pull` (released bundles)",
-        required=(MODEL, SIGNATURE, PREDICTIONS),
-    )
-    for key in ("model", "metrics"):
-        if key not in meta:
-            raise ArtifactError(f"{directory / MANIFEST}: no {key!r} entry; not a bundle manifest")
+    digest, meta = bundle_format.verify(directory, expected_digest)
     return BundleInfo(
         directory, digest, meta, source, location or directory.as_posix(), release, target
     )

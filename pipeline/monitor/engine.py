@@ -25,9 +25,9 @@ from pipeline.monitor.assess import (
 from pipeline.monitor.bundles import monitored_bundle
 from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
-from pipeline.monitor.paths import SIMULATED_DIR
 from pipeline.monitor.windowing import MonitorWindow
 from pipeline.params import MonitorSettings
+from pipeline.paths import SIMULATED_DIR
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
 

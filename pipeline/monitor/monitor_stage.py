@@ -19,8 +19,8 @@ from typing import Any
 
 from pipeline.config import load_config
 from pipeline.monitor.engine import load_context, monitor
-from pipeline.monitor.paths import PRODUCTION_DIR, REPORT_DIR, SCENARIOS_FILE, SIMULATED_DIR
 from pipeline.monitor.windowing import collect
+from pipeline.paths import MONITOR_REPORTS, PRODUCTION_DIR, SCENARIOS_FILE, SIMULATED_DIR
 from pipeline.stage import log, run
 
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> None:
         ctx.settings.windows,
         also={"simulated": (SCENARIOS_FILE,)},
     )
-    document, _ = monitor(windows, ctx, REPORT_DIR)
+    document, _ = monitor(windows, ctx, MONITOR_REPORTS)
     log(log_line(document))
     if ctx.refusal is not None:
         for difference in ctx.refusal.differences:

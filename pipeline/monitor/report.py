@@ -31,8 +31,8 @@ from typing import Any
 
 from pipeline.io import atomic_write_text, write_json
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, STATUSES, Context
-from pipeline.monitor.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
 from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+from pipeline.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
 
 FORMAT = "gitops-mlops/monitor-report"
 VERSION = 2  # 2: production windows are the headline, simulated ones a section of their own

@@ -234,15 +234,16 @@ def main(argv: Sequence[str]) -> None:
     from pipeline.config import load_config
     from pipeline.io import write_json
     from pipeline.monitor.bundles import read_bundle
-    from pipeline.monitor.paths import CHAMPION_BUNDLE, POOL_SPLIT, SCENARIOS_FILE, SIMULATED_DIR
+    from pipeline.paths import CHAMPION_BUNDLE, SCENARIOS_FILE, SIMULATED_DIR, split_path
     from pipeline.stage import log
     from pipeline.windows import write_window
 
     params = load_config(hyperparameters=False)
     settings, dataset = params.simulate, params.dataset
-    if not POOL_SPLIT.is_file():
-        raise DataError(f"{POOL_SPLIT} does not exist", hint="run `dvc repro prepare`")
-    pool = pd.read_parquet(POOL_SPLIT)
+    pool_split = split_path("pool")
+    if not pool_split.is_file():
+        raise DataError(f"{pool_split} does not exist", hint="run `dvc repro prepare`")
+    pool = pd.read_parquet(pool_split)
     bundle = read_bundle(CHAMPION_BUNDLE, source="champion")
     model = bundle.load_model()
     task = bundle.task

@@ -31,6 +31,7 @@ from pipeline.windows import (
     PREDICTION,
     REQUEST_ID,
     RESERVED,
+    SOURCE_FILE,
     TIME,
     is_window_name,
     list_windows,
@@ -41,7 +42,7 @@ from pipeline.windows import (
 if TYPE_CHECKING:
     import pandas as pd
 
-_FILE = "__file__"  # helper column: which file a row came from (dropped before ids are taken)
+_FILE = SOURCE_FILE  # helper column: which file a row came from (dropped before ids are taken)
 
 
 @dataclass(frozen=True)

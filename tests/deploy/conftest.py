@@ -124,10 +124,10 @@ def fabricate_release(project: Path, target: str = "local") -> str:
     from sklearn.preprocessing import StandardScaler
 
     from pipeline import metrics
+    from pipeline.bundle_format import PREDICTIONS, write_manifest
     from pipeline.config import load_params
     from pipeline.data import write_parquet
     from pipeline.deploy import scoring
-    from pipeline.deploy.bundle import PREDICTIONS, write_manifest
     from pipeline.deploy.signature import Signature
     from pipeline.io import atomic_write_text, dumps_json, model_bytes, sha256_file
     from pipeline.settings import DatasetSpec

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
-from pipeline.deploy import bundle as bundle_mod
+from pipeline import bundle_format as bundle_mod
 from pipeline.deploy.service.runner import build, uvicorn_config
 from pipeline.deploy.service.settings import ServeSettings
 from pipeline.deploy.signature import Signature

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.deploy.bundle import PREDICTIONS, verify, write_manifest
+from pipeline.bundle_format import PREDICTIONS, verify, write_manifest
 from tests.conftest import dvc, env, mlops, sh
 from tests.deploy.conftest import (
     STUMP,

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline import bundle_format as bundle_mod
 from pipeline import cli
 from pipeline.data import check_data, coerce, read_table, write_parquet
-from pipeline.deploy import bundle as bundle_mod
 from pipeline.deploy.signature import Signature
 from pipeline.factory import build_pipeline
 from pipeline.io import load_model, save_model, write_json

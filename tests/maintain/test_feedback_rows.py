@@ -13,10 +13,9 @@ import pytest
 from pipeline import config
 from pipeline.errors import DataError
 from pipeline.maintain.apply import feedback_rows
-from pipeline.monitor.paths import PRODUCTION_DIR
 from pipeline.monitor.windowing import collect
 from pipeline.params import Params
-from pipeline.paths import feedback_dir
+from pipeline.paths import PRODUCTION_DIR, feedback_dir
 from pipeline.windows import LABEL, PREDICTION, REQUEST_ID, TIME, write_window
 
 ROOT = Path(__file__).resolve().parents[2]

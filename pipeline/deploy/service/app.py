@@ -44,6 +44,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pipeline.bundle_format import PREDICTION as OFFLINE_PREDICTION
 from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
 from pipeline.deploy.service.feedback import check_feedback
 from pipeline.deploy.service.http import (
@@ -190,7 +191,7 @@ class Service:
         )
         if served is not None and not served.classifier:
             try:
-                reference = served.bundle.predictions()["prediction"].to_numpy(dtype=float)
+                reference = served.bundle.predictions()[OFFLINE_PREDICTION].to_numpy(dtype=float)
             except (OSError, KeyError, ValueError):
                 reference = []
             self.metrics.set_value_buckets(reference)

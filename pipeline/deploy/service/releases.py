@@ -18,7 +18,6 @@ retried every `RETRY_POLLS` polls (e.g. after `dvc pull` fetched the files).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -27,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.bundle import Bundle, bundle_id, load_bundle
-from pipeline.deploy.paths import released_bundle
-from pipeline.deploy.records import check_record
+from pipeline.bundle_format import bundle_id
+from pipeline.deploy.bundle import Bundle, load_bundle
+from pipeline.deploy.records import parse_record
 from pipeline.errors import ArtifactError
+from pipeline.paths import release_path, released_bundle
 
 LOG = logging.getLogger("mlops.serve")
 RETRY_POLLS = 10
@@ -42,7 +42,7 @@ SETTLE_READS = 10
 
 
 def deploy_file(root: Path, target: str) -> Path:
-    return root / "deploy" / f"{target}.json"
+    return root / release_path(target)
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,10 @@ class Desired:
         return None if self.sha256 is None else bundle_id(self.sha256)
 
     @classmethod
-    def parse(cls, data: Any, root: Path, target: str, source: str) -> Desired:
-        """Read a parsed deploy file with the one release-record parser every reader uses
-        (`check_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
-        record = check_record(data, source, target)
+    def parse(cls, content: str | bytes, root: Path, target: str, source: str) -> Desired:
+        """Read a deploy file's content with the one release-record parser every reader uses
+        (`parse_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
+        record = parse_record(content, source, target)
         if record.release is None:
             return cls(None)
         return cls(
@@ -271,23 +271,20 @@ class ReleaseWatcher:
             return False
         try:
             self._parse(content)
-        except (ValueError, ArtifactError):
+        except ArtifactError:
             content = self._settled_content(content)
         self._content = content
         self._failed_polls = 0
         try:
             desired = self._parse(content)
-        except ValueError as exc:
-            self._fail(f"{self.path}: not valid JSON ({exc}); keeping the current model")
-            return False
-        except ArtifactError as exc:
+        except ArtifactError as exc:  # not JSON, or not a release record
             self._fail(f"{exc}; keeping the current model")
             return False
         self.slot.desired = desired
         return self._follow(desired)
 
     def _parse(self, content: bytes) -> Desired:
-        return Desired.parse(json.loads(content), self.root, self.slot.target, str(self.path))
+        return Desired.parse(content, self.root, self.slot.target, str(self.path))
 
     def _settled(self, read: Callable[[], Any]) -> Any:
         """`read()`, retried while it fails: the file may be mid-rewrite (see SETTLE_SECONDS)."""
@@ -307,7 +304,7 @@ class ReleaseWatcher:
             try:
                 content = self.path.read_bytes()
                 self._parse(content)
-            except (OSError, ValueError, ArtifactError):
+            except (OSError, ArtifactError):
                 continue
             break
         return content

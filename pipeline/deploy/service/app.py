@@ -63,12 +63,15 @@ from pipeline.deploy.service.http import (
 from pipeline.deploy.service.metrics import CONTENT_TYPE, ServiceMetrics
 from pipeline.deploy.service.middleware import MetricsMiddleware
 from pipeline.deploy.service.openapi import (
+    FEEDBACK_REQUEST,
+    PREDICT_REQUEST,
     FeedbackResponse,
     HealthResponse,
     PredictResponse,
     VersionResponse,
     docs_page,
     document,
+    json_body,
     problems,
 )
 from pipeline.deploy.service.predlog import FEEDBACK, PREDICTIONS, JsonLinesLog, RequestIndex
@@ -469,12 +472,7 @@ def create_app(service: Service) -> FastAPI:
                     "description": "Also return class probabilities (classifiers)",
                 }
             ],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
-                },
-            },
+            "requestBody": json_body(PREDICT_REQUEST),
         },
     )
     async def predict(request: Request) -> Response:
@@ -489,12 +487,7 @@ def create_app(service: Service) -> FastAPI:
             **problems(400, 401, 413, 415, 422, 429, 503),
         },
         openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/FeedbackRequest"}}
-                },
-            },
+            "requestBody": json_body(FEEDBACK_REQUEST),
             "security": [{"bearer": []}],
         },
     )

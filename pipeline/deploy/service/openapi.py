@@ -128,6 +128,18 @@ def docs_page(title: str) -> HTMLResponse:
     return HTMLResponse(page)
 
 
+PREDICT_REQUEST = "PredictRequest"
+FEEDBACK_REQUEST = "FeedbackRequest"
+
+
+def json_body(schema: str) -> dict[str, Any]:
+    """A route's required JSON request body: one of the schemas `_request_schemas` adds."""
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
 def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:
     """Request schemas: the record is the served bundle's own input signature."""
     if served is None:
@@ -149,11 +161,11 @@ def _request_schemas(served: Served | None, max_records: int) -> dict[str, Any]:
     item = FeedbackItem.model_json_schema()
     return {
         "Record": record,
-        "PredictRequest": {
+        PREDICT_REQUEST: {
             "oneOf": [ref, {"type": "array", "items": ref, "minItems": 1, "maxItems": max_records}]
         },
         "FeedbackItem": item,
-        "FeedbackRequest": {
+        FEEDBACK_REQUEST: {
             "oneOf": [
                 {"$ref": "#/components/schemas/FeedbackItem"},
                 {

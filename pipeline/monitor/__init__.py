@@ -17,8 +17,12 @@ Modules (import them directly; this package imports nothing on its own):
   :mod:`~pipeline.monitor.monitored_bundle` (the monitored bundle and the drift reference it
   carries, read through the foundation :mod:`pipeline.bundle_format`); where artifacts live is the
   foundation :mod:`pipeline.paths`
-* statistics: :mod:`pipeline.monitor.drift` - method registry, ``DriftSettings``,
-  ``compute_drift``; :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
+* statistics: :mod:`pipeline.monitor.drift` - ``compute_drift`` (exact or sketch mode; every
+  drift name is importable from it), built from :mod:`~pipeline.monitor.drift_methods` (the
+  method registry), :mod:`~pipeline.monitor.drift_checks` (what the settings schema cannot
+  judge), :mod:`~pipeline.monitor.drift_results` (column and dataset verdicts) and
+  :mod:`~pipeline.monitor.drift_evaluation` (one column; exact mode);
+  :mod:`pipeline.monitor.sketch` - bounded-memory ``compute_drift_parquet``;
   :mod:`pipeline.monitor.stats`, :mod:`~pipeline.monitor.bounds` - the statistics and the
   sketches' error bounds. The reference they compare with (``build_reference``, ``Reference``,
   the quantile sketch) is the foundation package :mod:`pipeline.profile`, since `package`
@@ -30,6 +34,10 @@ __all__ = [
     "bounds",
     "compat",
     "drift",
+    "drift_checks",
+    "drift_evaluation",
+    "drift_methods",
+    "drift_results",
     "engine",
     "html",
     "manual",

@@ -29,18 +29,9 @@ FAILING = ("breach", "not_judged")  # newest production statuses that --check fa
 COUNTED = {"ok": "ok", "breach": "breach", "insufficient_data": "insufficient data"}
 
 
-def window_counts(summary: Mapping[str, Any], words: Mapping[str, str], lead: str = ": ") -> str:
-    """'N window(s)' then the count of each status, in the order and the words of `words`
-    (status -> word), and of windows not judged when there are any: the one way `mlops
-    monitor` and `mlops summary` count a monitor report's windows."""
-    by_status = summary["by_status"]
-    parts = [f"{by_status[status]} {word}" for status, word in words.items()]
-    if by_status.get("not_judged"):
-        parts.append(f"{by_status['not_judged']} not judged")
-    return f"{summary['windows']} window(s){lead}" + ", ".join(parts)
-
-
 def _counts(summary: Mapping[str, Any]) -> str:
+    from pipeline.summary import window_counts
+
     return window_counts(summary, COUNTED)
 
 

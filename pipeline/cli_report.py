@@ -3,7 +3,7 @@
 Registered by `pipeline.cli.build_parser` through `add_commands`. The base is a git revision
 (default: origin/main when that ref exists, else main); the head is the working tree, i.e. the
 state after `dvc repro` in CI. It reads files only (no network, no DVC), so it runs the same
-locally and in CI. The output starts with `pipeline.report.MARKER`, by which CI finds and
+locally and in CI. The output starts with `pipeline.pr_report.MARKER`, by which CI finds and
 updates the one comment in place.
 """
 
@@ -78,15 +78,15 @@ def _report(args: argparse.Namespace) -> int:
     gate verdict with its interval, the monitoring verdict and the maintenance decision.
     Markdown on stdout, starting with a marker line by which CI updates one comment in place.
     """
-    from pipeline import report
+    from pipeline import pr_report
 
     root = args.root
     base = resolve_base(root, args.base)
     problem = _read(args.problem, "--problem") if args.problem else None
     decision = _decision(args.decision) if args.decision else None
-    text = report.render(
-        report.git_reader(root, base),
-        report.tree_reader(root),
+    text = pr_report.render(
+        pr_report.git_reader(root, base),
+        pr_report.tree_reader(root),
         problem=problem,
         decision=decision,
         note=_read(args.note, "--note") if args.note else None,

@@ -48,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     dropping requests. The bearer token for /feedback is read from the environment variable
     named in auth.token_env (or auth.token_file).
     """
-    from pipeline.deploy.service.runner import serve
+    from pipeline.deploy.service.server import serve
 
     root = args.root
     settings, _ = _load(root, args.target)

@@ -38,7 +38,7 @@ def service_url(params: dict[str, Any], target: str) -> str | None:
     """http://host:port of a service target (a bind-all host is asked on loopback); None for a
     target without a service (batch: sync checks out its release and bundle only)."""
     from pipeline.deploy.live import service_url as url_of
-    from pipeline.deploy.records import target_params
+    from pipeline.params import target_params
 
     spec = target_params(params, target)
     if spec["kind"] != "service":
@@ -98,8 +98,8 @@ def _verify(args: argparse.Namespace) -> int:
     committed and that the bundle's bytes match the recorded digest. Exit 1 when any record
     fails.
     """
-    from pipeline.deploy.records import target_params
     from pipeline.deploy.sync import verify_releases
+    from pipeline.params import target_params
     from pipeline.paths import DEPLOY_DIR
 
     root = args.root

@@ -50,7 +50,7 @@ MAX_SKIPPED_SHARE = 0.5
 
 
 @dataclass(frozen=True)
-class Scored:
+class PairedScores:
     """One model's output on the comparison rows."""
 
     pred: np.ndarray
@@ -108,7 +108,9 @@ def weight_chunks(
 
 
 # ---------------------------------------------------------------------- weighted metrics
-def weighted(metric: str, task: str, y: np.ndarray, scored: Scored, W: np.ndarray) -> np.ndarray:
+def weighted(
+    metric: str, task: str, y: np.ndarray, scored: PairedScores, W: np.ndarray
+) -> np.ndarray:
     """`metric` of one model on each resample (rows of W are row counts); NaN where undefined.
 
     Each branch is the weighted form of the definition `pipeline.metrics.compute` uses.
@@ -208,7 +210,7 @@ def _roc_auc(ys: np.ndarray, proba: np.ndarray, classes: list[str], W: np.ndarra
 
 
 # ------------------------------------------------------------------------------ comparison
-def point(metric: str, task: str, y: np.ndarray, scored: Scored) -> float | None:
+def point(metric: str, task: str, y: np.ndarray, scored: PairedScores) -> float | None:
     """The metric on the whole split, by the shared definition."""
     value = metrics.compute(task, y, scored.pred, scored.proba, scored.classes).get(metric)
     return None if value is None else float(value)
@@ -218,8 +220,8 @@ def compare(
     metric: str,
     task: str,
     y: Sequence[Any] | np.ndarray,
-    champion: Scored,
-    incumbent: Scored,
+    champion: PairedScores,
+    incumbent: PairedScores,
     *,
     confidence: float,
     resamples: int,

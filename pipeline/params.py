@@ -83,7 +83,7 @@ class RedactSettings:
 class ServeSettings:
     """Typed settings of one service target (`deploy.targets.<name>.serve`). Secrets (the
     bearer token, the log hash key) are never here: only the variable or file naming them
-    (`pipeline.deploy.service.settings` reads them)."""
+    (`pipeline.deploy.service.secrets` reads them)."""
 
     target: str
     host: str

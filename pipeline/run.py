@@ -1,5 +1,7 @@
 """`python -m pipeline.run MODULE [ARGS...]`: run a stage module, in a warm process when it can.
 
+(The stage runner; the helpers every stage module shares are in `pipeline.stage`.)
+
 Why: a small pipeline spends most of its wall time starting interpreters. Every stage is its own
 process (DVC runs `cmd`), and importing pandas + scikit-learn + skops costs well over a second
 per stage, more than most stages' actual work on the default data. So the first stage starts a

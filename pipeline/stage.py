@@ -1,7 +1,8 @@
 """What every stage entry point shares: one way to turn user errors into a message and exit 2.
 
 Stages run as `python -m pipeline.<step>.<stage>` from dvc.yaml; they import only what they use,
-since per-stage interpreter start-up is most of a small pipeline's wall time.
+since per-stage interpreter start-up is most of a small pipeline's wall time. (The warm
+process that runs them is `pipeline.run`; this module holds only the helpers they share.)
 """
 
 from __future__ import annotations

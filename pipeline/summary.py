@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pipeline.cli_monitor import window_counts
 from pipeline.errors import ArtifactError
 from pipeline.paths import (
     CHAMPION_RECORD,
@@ -110,6 +111,17 @@ def monitoring_lines(root: Path) -> list[str]:
         name = window["scenario"] or window["source"]
         lines.append(f"    {name:<16} {window['status']}{_found(window)}")
     return lines
+
+
+def window_counts(summary: Mapping[str, Any], words: Mapping[str, str], lead: str = ": ") -> str:
+    """'N window(s)' then the count of each status, in the order and the words of `words`
+    (status -> word), and of windows not judged when there are any: the one way `mlops
+    monitor` and `mlops summary` count a monitor report's windows."""
+    by_status = summary["by_status"]
+    parts = [f"{by_status[status]} {word}" for status, word in words.items()]
+    if by_status.get("not_judged"):
+        parts.append(f"{by_status['not_judged']} not judged")
+    return f"{summary['windows']} window(s){lead}" + ", ".join(parts)
 
 
 COUNTED = {"breach": "breaching", "ok": "ok", "insufficient_data": "with insufficient data"}

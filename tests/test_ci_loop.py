@@ -125,8 +125,8 @@ def disagreements(hub: Hub, older: str, newer: str, n: int) -> tuple[pd.DataFram
     import numpy as np
 
     from pipeline.deploy.bundle import load_bundle
-    from pipeline.deploy.records import parse_release_id
     from pipeline.deploy.scoring import predict
+    from pipeline.release_record import parse_release_id
 
     old, new = (load_bundle(hub.dev / "bundles" / parse_release_id(r)[1]) for r in (older, newer))
     names = old.signature.names

@@ -257,13 +257,13 @@ def _service(root: Path) -> object:
 
 
 def _monitoring(root: Path) -> object:
-    from pipeline.monitor.bundles import monitored_bundle
+    from pipeline.monitor.monitored_bundle import monitored_bundle
 
     return monitored_bundle(root, "local")
 
 
 def _pr_report(root: Path) -> object:
-    from pipeline.report import gates_section, tree_reader
+    from pipeline.pr_report import gates_section, tree_reader
 
     (root / "params.yaml").write_text("deploy: {targets: {local: {}}}\n")
     (root / "reports/deploy").mkdir(parents=True)

@@ -67,7 +67,7 @@ def test_unknown_class_leaves_log_loss_undefined_with_a_reason() -> None:
 def test_bootstrap_roc_auc_equals_compute_with_an_absent_class() -> None:
     y, pred, proba = _multiclass(60, seed=3)
     keep = y != "sun"
-    y, scored = y[keep], bootstrap.Scored(pred[keep], proba[keep], CLASSES)
+    y, scored = y[keep], bootstrap.PairedScores(pred[keep], proba[keep], CLASSES)
     (W,) = bootstrap.weight_chunks(y, 20, seed=2, stratify=True)
     fast = bootstrap.weighted("roc_auc", "classification", y, scored, W)
     for value, row in zip(fast, W, strict=True):

@@ -35,11 +35,11 @@ from pipeline import values as vals
 from pipeline.deploy import scoring
 from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
-from pipeline.deploy.records import read_record
 from pipeline.errors import DataError
 from pipeline.io import atomic_open, write_json
 from pipeline.params import BatchSettings
 from pipeline.paths import release_path, released_bundle
+from pipeline.release_record import read_record
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,6 +1,7 @@
-"""Stage `deploy@<target>`: may the champion (or a pinned release) go to this target?
+"""The deploy gates: may the champion (or a pinned release) go to this target?
 
-`python -m pipeline.deploy.gate TARGET` reads the committed `deploy/TARGET.json` (the current
+Stage `deploy@<target>` (`python -m pipeline.deploy.stage TARGET`, see `pipeline.deploy.stage`)
+runs `decide` here. It reads the committed `deploy/TARGET.json` (the current
 release; a dependency, never written here: a stage that rewrote it would undo every
 `git revert`), the champion's bundle, the released bundles and the test split, and writes
 `reports/deploy/TARGET.json` with one decision and all of its evidence:
@@ -34,29 +35,21 @@ The report holds no clock time, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline import comparability, metrics, paired_bootstrap
 from pipeline import floors as floor_rules
 from pipeline.bundle_format import PREDICTIONS, SIGNATURE, bundle_id, verify
-from pipeline.config import load_config
 from pipeline.deploy import smoke
 from pipeline.deploy.bundle import Bundle, load_bundle
-from pipeline.deploy.records import (
-    ReleaseRecord,
-    TargetSpec,
-    next_release_id,
-    parse_release_id,
-    read_record,
-)
 from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
-from pipeline.io import read_json, sha256_file, write_json
-from pipeline.params import CompareSpec, GateSpec, SmokeSpec
-from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle, report_path, split_path
-from pipeline.stage import log, run
+from pipeline.io import read_json, sha256_file
+from pipeline.params import CompareSpec, GateSpec, SmokeSpec, TargetSpec
+from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle, split_path
+from pipeline.release_record import ReleaseRecord, next_release_id, parse_release_id, read_record
 
 PROPOSE = "propose"
 BLOCKED = "blocked"
@@ -123,7 +116,7 @@ def locate_candidate(spec: TargetSpec) -> tuple[Candidate | None, str | None]:
     return Candidate("pin", directory, digest, meta), None
 
 
-def rescore(bundle: Bundle, test: Any) -> tuple[paired_bootstrap.Scored, dict[str, float]]:
+def rescore(bundle: Bundle, test: Any) -> tuple[paired_bootstrap.PairedScores, dict[str, float]]:
     """A released bundle's predictions and metrics on today's test split."""
     from pipeline.deploy import scoring
 
@@ -138,12 +131,12 @@ def rescore(bundle: Bundle, test: Any) -> tuple[paired_bootstrap.Scored, dict[st
     classes = model_meta.get("classes")
     y = test[model_meta["target"]].to_numpy()
     return (
-        paired_bootstrap.Scored(pred, proba, classes),
+        paired_bootstrap.PairedScores(pred, proba, classes),
         metrics.compute(bundle.task, y, pred, proba, classes),
     )
 
 
-def offline_scored(candidate: Candidate) -> paired_bootstrap.Scored:
+def offline_scored(candidate: Candidate) -> paired_bootstrap.PairedScores:
     """The champion's predictions on the test split, from its bundle (no model load)."""
     import pandas as pd
 
@@ -154,7 +147,7 @@ def offline_scored(candidate: Candidate) -> paired_bootstrap.Scored:
     proba = None
     if classes:
         proba = frame[[scoring.proba_column(c) for c in classes]].to_numpy(dtype=float)
-    return paired_bootstrap.Scored(frame[scoring.PREDICTION].to_numpy(), proba, classes)
+    return paired_bootstrap.PairedScores(frame[scoring.PREDICTION].to_numpy(), proba, classes)
 
 
 # --------------------------------------------------------------------------------- gates
@@ -189,8 +182,8 @@ def floor_gate(
 
 def compare_gate(
     settings: CompareSpec,
-    champion: paired_bootstrap.Scored,
-    incumbent: paired_bootstrap.Scored,
+    champion: paired_bootstrap.PairedScores,
+    incumbent: paired_bootstrap.PairedScores,
     y: Any,
     task: str,
 ) -> tuple[dict[str, Any], list[str]]:
@@ -242,7 +235,7 @@ def smoke_gate(
     candidate: Candidate,
     settings: SmokeSpec,
     test_sha256: str,
-    reference_source: paired_bootstrap.Scored | None,
+    reference_source: paired_bootstrap.PairedScores | None,
     n_test: int,
 ) -> tuple[dict[str, Any], list[str]]:
     reference = None
@@ -346,7 +339,7 @@ def _judge(
     record: ReleaseRecord,
     test: Any,
     test_sha256: str,
-) -> tuple[dict[str, Any], list[str], dict[str, float], paired_bootstrap.Scored | None]:
+) -> tuple[dict[str, Any], list[str], dict[str, float], paired_bootstrap.PairedScores | None]:
     """rejected, floors and compare gates: (evidence, reasons, candidate metrics, and the
     candidate's own rescored outputs when it had to be rescored)."""
     gates: dict[str, Any] = {}
@@ -358,7 +351,7 @@ def _judge(
             f"rejected: bundle {candidate.id} was rejected as release {rejected_by} "
             "(deploy.targets.*.rejected)"
         )
-    own: paired_bootstrap.Scored | None = None
+    own: paired_bootstrap.PairedScores | None = None
     if candidate.source == "pin":
         # A pinned release was gated against an older split: score it on today's.
         try:
@@ -427,23 +420,3 @@ def _compare(
         candidate.meta["model"]["task"],
     )
     return {"incumbent_release": record.release, "comparable": True, **evidence}, reasons
-
-
-def main(argv: Sequence[str]) -> None:
-    if len(argv) != 1:
-        raise MlopsError("usage: python -m pipeline.deploy.gate TARGET")
-    target = argv[0]
-    spec = load_config().deploy.target(target)
-    report = decide(target, spec)
-    write_json(report_path(target), report)
-    detail = "; ".join(report["reasons"]) if report["decision"] == BLOCKED else ""
-    proposal = report.get("proposal") or {}
-    log(
-        f"deploy@{target}: {report['decision']}"
-        + (f" {proposal['release']}" if proposal else "")
-        + (f" — {detail}" if detail else "")
-    )
-
-
-if __name__ == "__main__":
-    run(main)

@@ -5,9 +5,10 @@ release
     For every target whose `reports/deploy/<target>.json` proposes (and is current: same
     release record, same gate settings, same bundle bytes as when the gate ran), copy the
     bundle into `bundles/<bundle id>/`, track it with `dvc add` and write `deploy/<target>.json`
-    (format in `records.py`). The commit to review is then: `deploy/<target>.json`,
-    `bundles/<id>.dvc` (a small pointer: the bundle's md5 in the DVC cache) and
-    `bundles/.gitignore`. Push the bundle with `dvc push` so other machines can `dvc pull` it.
+    (format in `pipeline/release_record.py`). The commit to review is then:
+    `deploy/<target>.json`, `bundles/<id>.dvc` (a small pointer: the bundle's md5 in the DVC
+    cache) and `bundles/.gitignore`. Push the bundle with `dvc push` so other machines can
+    `dvc pull` it.
 
     All or nothing: every path is journaled before it changes (`pipeline.journal`), the bundle
     is copied to a temporary directory, verified and renamed into place, then `dvc add`, then
@@ -56,11 +57,10 @@ from typing import Any
 
 from pipeline import vcs
 from pipeline.bundle_format import verify
-from pipeline.deploy.records import TargetSpec, parse_release_id, read_record
 from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json, read_json, sha256_file, sweep_temporaries
 from pipeline.journal import Journal, transaction
-from pipeline.params import Params
+from pipeline.params import Params, TargetSpec
 from pipeline.paths import (
     BUNDLES_GITIGNORE,
     PINS_FILE,
@@ -69,7 +69,7 @@ from pipeline.paths import (
     released_bundle,
     report_path,
 )
-from pipeline.release_record import released_record
+from pipeline.release_record import parse_release_id, read_record, released_record
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from pipeline import vcs
 from pipeline.bundle_format import MANIFEST
 from pipeline.deploy.live import read_version, serves, service_url
-from pipeline.deploy.records import read_record
 from pipeline.errors import MlopsError, ToolError
 from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path
+from pipeline.release_record import read_record
 
 if TYPE_CHECKING:
     import httpx

@@ -40,10 +40,10 @@ from typing import Any
 from pipeline import vcs
 from pipeline.bundle_format import verify
 from pipeline.deploy.live import TIMEOUT_SECONDS, read_version, serves
-from pipeline.deploy.records import ReleaseRecord, parse_record, read_record
 from pipeline.errors import ArtifactError, MlopsError, ToolError
 from pipeline.journal import Pending, pending
 from pipeline.paths import BUNDLES_GITIGNORE, bundle_pointer, release_path, released_bundle
+from pipeline.release_record import ReleaseRecord, parse_record, read_record
 
 Live = Callable[[], dict[str, Any] | None]
 IN_SYNC, OUT_OF_SYNC, UNREACHABLE = "in sync", "out of sync", "unreachable"

@@ -99,8 +99,8 @@ def rollback_evidence(
     from pipeline import paired_bootstrap
     from pipeline.deploy.bundle import load_bundle
     from pipeline.deploy.columns import validate_columns
-    from pipeline.deploy.records import parse_release_id
     from pipeline.deploy.scoring import predict
+    from pipeline.release_record import parse_release_id
 
     scored = []
     ok = None
@@ -132,7 +132,7 @@ def rollback_evidence(
         result = validate_columns(bundle.signature, features.loc[ok, bundle.signature.names])
         pred, proba = predict(bundle.model, result.frame, task)
         classes = bundle.meta["model"].get("classes")
-        scored.append(paired_bootstrap.Scored(pred, proba, classes))
+        scored.append(paired_bootstrap.PairedScores(pred, proba, classes))
     y = rows.loc[ok, LABEL].to_numpy()
     y = y.astype(str).astype(object) if task == "classification" else y.astype(float)
     comparison = paired_bootstrap.compare(
@@ -156,7 +156,7 @@ def rollback_evidence(
 
 
 def main(argv: Sequence[str]) -> None:
-    from pipeline.deploy.records import read_record
+    from pipeline.release_record import read_record
 
     params = load_config(hyperparameters=False)
     settings, target = params.maintain.policies, params.maintain.target

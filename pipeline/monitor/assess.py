@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from pipeline import metrics
 from pipeline.floors import Baseline, Floor, binding
 from pipeline.floors import resolve as resolve_floors
-from pipeline.monitor.bundles import BundleInfo
 from pipeline.monitor.compat import Refusal, scored_by, window_problem
 from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
-from pipeline.monitor.settings import MonitorSettings, PerformanceSpec, label_metrics
+from pipeline.monitor.monitored_bundle import BundleInfo
+from pipeline.monitor.task_metrics import label_metrics
 from pipeline.monitor.windowing import MonitorWindow
+from pipeline.params import MonitorSettings, PerformanceSpec
 from pipeline.profile.reference import ColumnKind, Reference, build_reference
 from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pipeline import comparability
-from pipeline.monitor.bundles import BundleInfo
+from pipeline.monitor.monitored_bundle import BundleInfo
 from pipeline.settings import DatasetSpec
 from pipeline.values import canonical_category
 from pipeline.windows import PREDICTION, RESERVED

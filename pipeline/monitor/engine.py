@@ -22,9 +22,9 @@ from pipeline.monitor.assess import (
     read_scenarios,
     refused_context,
 )
-from pipeline.monitor.bundles import monitored_bundle
 from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
+from pipeline.monitor.monitored_bundle import monitored_bundle
 from pipeline.monitor.windowing import MonitorWindow
 from pipeline.params import MonitorSettings
 from pipeline.paths import SIMULATED_DIR

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, OK, Context
-from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
 from pipeline.monitor.stats import histogram_counts
+from pipeline.monitor.task_metrics import HEADLINE_METRIC, label_metrics
 from pipeline.profile.reference import (
     CategoricalReference,
     ColumnReference,

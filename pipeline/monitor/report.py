@@ -31,7 +31,7 @@ from typing import Any
 
 from pipeline.io import atomic_write_text, write_json
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, STATUSES, Context
-from pipeline.monitor.settings import HEADLINE_METRIC, label_metrics
+from pipeline.monitor.task_metrics import HEADLINE_METRIC, label_metrics
 from pipeline.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
 
 FORMAT = "gitops-mlops/monitor-report"

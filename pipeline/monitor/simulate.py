@@ -233,7 +233,7 @@ def main(argv: Sequence[str]) -> None:
 
     from pipeline.config import load_config
     from pipeline.io import write_json
-    from pipeline.monitor.bundles import read_bundle
+    from pipeline.monitor.monitored_bundle import read_bundle
     from pipeline.paths import CHAMPION_BUNDLE, SCENARIOS_FILE, SIMULATED_DIR, split_path
     from pipeline.stage import log
     from pipeline.windows import write_window

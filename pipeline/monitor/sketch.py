@@ -32,15 +32,14 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import DataError
 from pipeline.monitor import stats as st
-from pipeline.monitor.drift import (
+from pipeline.monitor.drift_evaluation import (
     CurrentColumn,
-    DriftReport,
-    DriftSettings,
     check_inputs,
-    compute_drift,
     evaluate_column,
-    summarise,
+    exact_drift,
 )
+from pipeline.monitor.drift_results import DriftReport, summarise
+from pipeline.params import DriftSettings
 from pipeline.profile.quantile import QuantileSketch
 from pipeline.profile.reference import (
     ColumnReference,
@@ -235,7 +234,8 @@ def compute_drift_parquet(
 
     In sketch mode the file is streamed in batches of ``batch_rows`` rows (default: the settings'
     ``sketch.batch_rows``), so memory stays bounded whatever the file size. In exact mode the
-    reference columns are read whole and handed to :func:`compute_drift`.
+    reference columns are read whole and handed to
+    :func:`pipeline.monitor.drift_evaluation.exact_drift`.
     """
     try:
         # pre_buffer would cache every column chunk read so far: memory would grow with the file
@@ -245,7 +245,7 @@ def compute_drift_parquet(
     names = list(reference.columns)
     check_inputs(reference, handle.schema_arrow.names, settings)
     if settings.mode == "exact":
-        return compute_drift(reference, handle.read(columns=names).to_pandas(), settings)
+        return exact_drift(reference, handle.read(columns=names).to_pandas(), settings)
     summaries = _summaries(reference, settings)
     pool = _pool(settings, len(summaries))
     try:

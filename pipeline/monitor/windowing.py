@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.monitor.settings import WindowSpec
+from pipeline.params import WindowSpec
 from pipeline.windows import (
     PREDICTION,
     REQUEST_ID,

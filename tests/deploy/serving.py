@@ -26,10 +26,10 @@ import httpx
 import yaml
 
 from pipeline import bundle_format as bundle_mod
-from pipeline.deploy.service.runner import build, uvicorn_config
-from pipeline.deploy.service.settings import ServeSettings
+from pipeline.deploy.service.server import build, uvicorn_config
 from pipeline.deploy.signature import Signature
 from pipeline.io import save_model, write_json
+from pipeline.params import ServeSettings
 from pipeline.settings import CandidateSpec, DatasetSpec, PreprocessingSpec
 
 ROOT = Path(__file__).resolve().parents[2]

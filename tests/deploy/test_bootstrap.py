@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import metrics
 from pipeline import paired_bootstrap as bootstrap
-from pipeline.paired_bootstrap import Comparison, Scored
+from pipeline.paired_bootstrap import Comparison, PairedScores
 
 RESAMPLES = 25
 
@@ -19,7 +19,7 @@ def _classification(rng: np.random.Generator, n: int, classes: list[str]) -> tup
     proba = raw / raw.sum(axis=1, keepdims=True)
     proba[:3] = proba[3]  # ties in the scores
     pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    return y.astype(object), Scored(pred, proba, classes)
+    return y.astype(object), PairedScores(pred, proba, classes)
 
 
 def _resampled(W: np.ndarray) -> list[np.ndarray]:
@@ -45,7 +45,7 @@ def test_weighted_classification_metrics_equal_compute(metric: str, classes: lis
 def test_weighted_regression_metrics_equal_compute(metric: str) -> None:
     rng = np.random.default_rng(8)
     y = rng.normal(size=80)
-    scored = Scored(y + rng.normal(scale=0.5, size=80), None, None)
+    scored = PairedScores(y + rng.normal(scale=0.5, size=80), None, None)
     (W,) = bootstrap.weight_chunks(y, RESAMPLES, seed=4, stratify=False)
     fast = bootstrap.weighted(metric, "regression", y, scored, W)
     for value, rows in zip(fast, _resampled(W), strict=True):
@@ -80,7 +80,7 @@ def _pair(seed: int = 0) -> tuple:
     noisy = np.clip(champion.proba + rng.normal(scale=0.25, size=champion.proba.shape), 0.01, 1)
     noisy /= noisy.sum(axis=1, keepdims=True)
     pred = np.asarray(["no", "yes"], dtype=object)[noisy.argmax(axis=1)]
-    return y, champion, Scored(pred, noisy, ["no", "yes"])
+    return y, champion, PairedScores(pred, noisy, ["no", "yes"])
 
 
 def _compare(seed: int, metric: str = "roc_auc") -> Comparison:
@@ -146,7 +146,7 @@ def test_judge_rules(mode: str, low: float, margin: float, passes: bool) -> None
 
 def test_too_many_undefined_resamples_refuse_the_comparison() -> None:
     y = np.ones(30)  # r2 is undefined on every resample of a constant target
-    scored = Scored(np.ones(30) * 1.1, None, None)
+    scored = PairedScores(np.ones(30) * 1.1, None, None)
     result = bootstrap.compare(
         "r2", "regression", y, scored, scored, confidence=0.9, resamples=100, seed=0
     )

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import comparability
 from pipeline.deploy.gate import compare_gate
-from pipeline.paired_bootstrap import Scored
+from pipeline.paired_bootstrap import PairedScores
 from pipeline.params import CompareSpec
 
 DECLARED = {
@@ -76,11 +76,11 @@ def test_a_release_record_compares_what_it_holds() -> None:
     assert comparability.differences(DEMO, regressor) == ["task: classification, was regression"]
 
 
-def _scored(y: np.ndarray, noise: float, seed: int) -> Scored:
+def _scored(y: np.ndarray, noise: float, seed: int) -> PairedScores:
     rng = np.random.default_rng(seed)
     p = np.clip((y == "b") * 0.7 + rng.normal(0.15, noise, size=len(y)), 0, 1)
     proba = np.column_stack([1 - p, p])
-    return Scored(np.where(p > 0.5, "b", "a").astype(object), proba, ["a", "b"])
+    return PairedScores(np.where(p > 0.5, "b", "a").astype(object), proba, ["a", "b"])
 
 
 def test_relative_margin_is_a_share_of_the_incumbents_score() -> None:

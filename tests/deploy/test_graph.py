@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 def gate(project: Path, target: str = "local") -> dict:
     """Run the gate stage's module directly (as dvc repro would, without DVC's checks)."""
     subprocess.run(
-        [sys.executable, "-m", "pipeline.deploy.gate", target],
+        [sys.executable, "-m", "pipeline.deploy.stage", target],
         cwd=project,
         env=env(),
         check=True,

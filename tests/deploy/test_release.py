@@ -12,9 +12,9 @@ import pytest
 
 from pipeline import cli
 from pipeline.deploy import release as release_mod
-from pipeline.deploy.records import next_release_id, parse_release_id, read_record
 from pipeline.deploy.status import render_status
 from pipeline.errors import ArtifactError, ConfigError, GateError
+from pipeline.release_record import next_release_id, parse_release_id, read_record
 from tests.deploy.conftest import record, report, tree_digests
 
 ID = "3f9a1c2b5e6d7f80"

@@ -192,7 +192,7 @@ def test_the_service_refuses_to_swap_to_a_hostile_release(tmp_path: Path) -> Non
 
 def gate(project: Path, target: str = "local") -> dict:
     subprocess.run(
-        [sys.executable, "-m", "pipeline.deploy.gate", target],
+        [sys.executable, "-m", "pipeline.deploy.stage", target],
         cwd=project,
         env=env(),
         check=True,
@@ -233,7 +233,7 @@ def test_the_gate_verifies_the_incumbent_when_it_is_the_champion(project: Path) 
 
 def test_monitoring_refuses_a_hostile_release(tmp_path: Path) -> None:
     from pipeline.errors import ArtifactError
-    from pipeline.monitor.bundles import monitored_bundle
+    from pipeline.monitor.monitored_bundle import monitored_bundle
     from tests.monitor.fakes import write_bundle
 
     marker = tmp_path / "ran"

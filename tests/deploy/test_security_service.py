@@ -16,9 +16,10 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from pipeline.deploy.service.predlog import JsonLinesLog, iter_entries, log_paths
-from pipeline.deploy.service.runner import build
-from pipeline.deploy.service.settings import AuthSettings, resolve_token
+from pipeline.deploy.service.secrets import resolve_token
+from pipeline.deploy.service.server import build
 from pipeline.errors import ConfigError
+from pipeline.params import AuthSettings
 from tests.deploy.serving import (
     AUTH,
     good_record,

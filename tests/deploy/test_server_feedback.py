@@ -174,7 +174,8 @@ def test_token_bucket_refills() -> None:
 
 
 def test_token_from_env_or_file(tmp_path: Path) -> None:
-    from pipeline.deploy.service.settings import AuthSettings, resolve_token
+    from pipeline.deploy.service.secrets import resolve_token
+    from pipeline.params import AuthSettings
 
     secret = tmp_path / "token"
     secret.write_text("from-file-0123456789\n")

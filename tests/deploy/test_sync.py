@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from pipeline.deploy import sync
-from pipeline.deploy.records import ReleaseRecord
 from pipeline.errors import ArtifactError, ConfigError, MlopsError
+from pipeline.release_record import ReleaseRecord
 from tests.conftest import BIN, dvc, env, mlops, sh
 from tests.deploy.conftest import commit, fabricate_release, record, report
 from tests.deploy.serving import free_port, metric, parse_metrics, wait_for

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.monitor.assess import Context, build_context
-from pipeline.monitor.bundles import read_bundle
-from pipeline.monitor.settings import MonitorSettings
+from pipeline.monitor.monitored_bundle import read_bundle
+from pipeline.params import MonitorSettings
 from pipeline.profile.layout import IN_BUNDLE, reference_files
 from pipeline.profile.reference import build_reference
 from pipeline.settings import DatasetSpec

@@ -11,9 +11,9 @@ import pytest
 
 from pipeline.errors import ArtifactError
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, OK, assess, performance
-from pipeline.monitor.bundles import monitored_bundle, read_bundle
-from pipeline.monitor.settings import PerformanceSpec
+from pipeline.monitor.monitored_bundle import monitored_bundle, read_bundle
 from pipeline.monitor.windowing import windows_of
+from pipeline.params import PerformanceSpec
 from pipeline.windows import LABEL, PREDICTION
 from tests.monitor.fakes import context, params, traffic, write_bundle
 
@@ -28,7 +28,7 @@ SPEC = PerformanceSpec(
 
 def one_window(frame: pd.DataFrame, rows: int = 10_000):
     settings_rows = {"by": "rows", "rows": rows, "span": "1d", "min_rows": 50}
-    from pipeline.monitor.settings import WindowSpec
+    from pipeline.params import WindowSpec
 
     (window,) = windows_of("production", [frame], ["traffic.parquet"], WindowSpec(**settings_rows))
     return window
@@ -170,7 +170,7 @@ def test_released_bundle_is_verified_against_the_recorded_digest(tmp_path: Path)
 
 
 def test_settings_read_the_committed_shape() -> None:
-    from pipeline.monitor.settings import MonitorSettings
+    from pipeline.params import MonitorSettings
 
     settings = MonitorSettings.from_params(params(windows={"by": "time", "span": "6h"}))
     assert settings.windows.span_seconds == 6 * 3600

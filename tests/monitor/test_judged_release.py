@@ -19,8 +19,8 @@ from pipeline.errors import ArtifactError
 from pipeline.monitor.assess import BREACH, NOT_JUDGED, OK
 from pipeline.monitor.engine import load_context, monitor
 from pipeline.monitor.manual import Columns, monitor_files
-from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import MonitorWindow, windows_of
+from pipeline.params import WindowSpec
 from pipeline.windows import PREDICTION
 from tests.monitor.fakes import (
     CLASSES,

@@ -7,8 +7,8 @@ import pytest
 
 from pipeline import config
 from pipeline.monitor.drift import METHODS, method_names
-from pipeline.monitor.settings import MonitorSettings
 from pipeline.monitor.simulate import SimulateSettings
+from pipeline.params import MonitorSettings
 from pipeline.validation import schema, validate_params
 from tests.conftest import ROOT
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.monitor.engine import monitor
-from pipeline.monitor.settings import WindowSpec
 from pipeline.monitor.windowing import windows_of
+from pipeline.params import WindowSpec
 from tests.monitor import browser
 from tests.monitor.fakes import context, traffic
 

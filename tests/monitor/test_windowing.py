@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataError
-from pipeline.monitor.settings import WindowSpec, span_seconds
 from pipeline.monitor.windowing import collect, cut, pool, windows_of
+from pipeline.params import WindowSpec, span_seconds
 from pipeline.windows import TIME, list_windows, normalise, window_id, write_window
 from tests.monitor.fakes import traffic
 

@@ -45,7 +45,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pipeline.bundle_format import PREDICTION as OFFLINE_PREDICTION
-from pipeline.deploy.service.batching import Job, MicroBatcher, RequestScores
 from pipeline.deploy.service.feedback import check_feedback
 from pipeline.deploy.service.http import (
     HTTPError,
@@ -61,6 +60,7 @@ from pipeline.deploy.service.http import (
     retry_after,
 )
 from pipeline.deploy.service.metrics import CONTENT_TYPE, ServiceMetrics
+from pipeline.deploy.service.microbatch import Job, MicroBatcher, RequestScores
 from pipeline.deploy.service.middleware import MetricsMiddleware
 from pipeline.deploy.service.openapi import (
     FEEDBACK_REQUEST,
@@ -83,8 +83,8 @@ from pipeline.deploy.service.releases import (
     deploy_file,
     load_served,
 )
-from pipeline.deploy.service.settings import ServeSettings
 from pipeline.errors import ConfigError
+from pipeline.params import ServeSettings
 
 LOG = logging.getLogger("mlops.serve")
 MAX_BACKLOG = 200_000  # prediction log entries not yet written before /predict answers 503

@@ -26,8 +26,9 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.deploy.service.settings import RedactSettings, read_secret
+from pipeline.deploy.service.secrets import read_secret
 from pipeline.errors import ConfigError
+from pipeline.params import RedactSettings
 from pipeline.values import canonical_category, is_missing
 
 DIGEST_HEX = 32  # 128 bits: no collisions in practice, half the width of the full digest

@@ -28,9 +28,9 @@ from typing import Any
 
 from pipeline.bundle_format import bundle_id
 from pipeline.deploy.bundle import Bundle, load_bundle
-from pipeline.deploy.records import parse_record
 from pipeline.errors import ArtifactError
 from pipeline.paths import release_path, released_bundle
+from pipeline.release_record import parse_record
 
 LOG = logging.getLogger("mlops.serve")
 RETRY_POLLS = 10

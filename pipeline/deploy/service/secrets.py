@@ -1,8 +1,8 @@
-"""The service's secrets, and its typed settings (`deploy.targets.<name>.serve`).
+"""The service's secrets: the bearer token and the log-redaction key, found and checked.
 
-The settings are typed in the params tree (`pipeline.params.ServeSettings`, built once by
-`pipeline.config.load_config` from validated params) and re-exported here; what the schema
-cannot know (the secret can be found and is safe) is checked here.
+The service's settings (`deploy.targets.<name>.serve`) are typed in the params tree
+(`pipeline.params.ServeSettings`, built once by `pipeline.config.load_config` from validated
+params); what the schema cannot know (the secret can be found and is safe) is checked here.
 
 Secrets (the bearer token, the key that hashes personal columns in the logs) never live in
 conf/: the settings name an environment variable or a file. A secret shorter than
@@ -20,16 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.params import AuthSettings, RedactSettings, ServeSettings
+from pipeline.params import AuthSettings
 
-__all__ = [
-    "MIN_SECRET_CHARS",
-    "AuthSettings",
-    "RedactSettings",
-    "ServeSettings",
-    "read_secret",
-    "resolve_token",
-]
+__all__ = ["MIN_SECRET_CHARS", "read_secret", "resolve_token"]
 
 LOG = logging.getLogger("mlops.serve")
 MIN_SECRET_CHARS = 16  # `openssl rand -hex 16` gives 32

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.deploy.service.settings import ServeSettings, resolve_token
+from pipeline.deploy.service.secrets import resolve_token
+from pipeline.params import ServeSettings
 
 GRACEFUL_SHUTDOWN_S = 30
 SWITCH_INTERVAL_S = 0.001

@@ -39,37 +39,32 @@ def watcher(root: Path) -> tuple[ReleaseWatcher, list[Desired]]:
     return ReleaseWatcher(path, root, slot, threads=1, loader=loader), loaded
 
 
-def test_a_record_caught_mid_rewrite_is_read_whole(tmp_path: Path) -> None:
-    watch, loaded = watcher(tmp_path)
-    watch.path.write_bytes(b"")  # git has created the file and not yet written it
+def check_while_written(watch: ReleaseWatcher, after: float = 0.12) -> bool:
+    """One poll while another thread writes the whole record `after` seconds from now."""
 
     def finish() -> None:
-        time.sleep(0.12)
+        time.sleep(after)
         watch.path.write_bytes(record())
 
     writer = threading.Thread(target=finish)
     writer.start()
     try:
-        changed = watch.check()
+        return watch.check()
     finally:
         writer.join()
+
+
+def test_a_record_caught_mid_rewrite_is_read_whole(tmp_path: Path) -> None:
+    watch, loaded = watcher(tmp_path)
+    watch.path.write_bytes(b"")  # git has created the file and not yet written it
+    changed = check_while_written(watch)
     assert watch.slot.error is None
     assert changed and [d.release for d in loaded] == [RELEASE]
 
 
 def test_a_record_missing_for_a_moment_is_waited_for(tmp_path: Path) -> None:
-    watch, loaded = watcher(tmp_path)
-
-    def create() -> None:
-        time.sleep(0.12)
-        watch.path.write_bytes(record())
-
-    writer = threading.Thread(target=create)
-    writer.start()
-    try:
-        watch.check()
-    finally:
-        writer.join()
+    watch, loaded = watcher(tmp_path)  # git has removed the file and not yet created it
+    check_while_written(watch)
     assert watch.slot.error is None and [d.release for d in loaded] == [RELEASE]
 
 

@@ -182,17 +182,22 @@ def test_new_labels_count_only_windows_not_yet_fed_back() -> None:
     )
 
 
-def test_rollback_needs_the_interval_beyond_the_margin() -> None:
-    spec = RollbackSpec.from_params(
+def rollback_spec(margin: Any) -> RollbackSpec:
+    """The rollback policy on accuracy with `margin` (an absolute number or {relative: x})."""
+    return RollbackSpec.from_params(
         {
             "metric": "accuracy",
-            "margin": 0.02,
+            "margin": margin,
             "confidence": 0.95,
             "resamples": 500,
             "seed": 0,
             "min_labelled": 30,
         }
     )
+
+
+def test_rollback_needs_the_interval_beyond_the_margin() -> None:
+    spec = rollback_spec(0.02)
     better = {"metric": "accuracy", "estimate": 0.08, "low": 0.04, "high": 0.12}
     unclear = {"metric": "accuracy", "estimate": 0.03, "low": -0.01, "high": 0.07}
     history = [window(0, "performance_floor", labelled=80)]
@@ -205,16 +210,7 @@ def test_rollback_needs_the_interval_beyond_the_margin() -> None:
 def test_rollback_fires_by_the_gates_superiority_rule() -> None:
     """An interval low exactly at the margin is not superior (the gate's `passes`); no
     interval never rolls back."""
-    spec = RollbackSpec.from_params(
-        {
-            "metric": "accuracy",
-            "margin": 0.02,
-            "confidence": 0.95,
-            "resamples": 500,
-            "seed": 0,
-            "min_labelled": 30,
-        }
-    )
+    spec = rollback_spec(0.02)
     history = [window(0, labelled=80)]
     edge = {"metric": "accuracy", "estimate": 0.05, "low": 0.02, "high": 0.08}
     for low, action in ((0.02, "none"), (0.0201, "rollback"), (None, "none")):
@@ -225,16 +221,7 @@ def test_rollback_fires_by_the_gates_superiority_rule() -> None:
 def test_a_relative_rollback_margin_follows_the_live_releases_score() -> None:
     """{relative: 0.05} of a live accuracy of 0.8 is 0.04: an interval low of 0.03 does not
     roll back, 0.05 does; the evidence records the declared and the resolved margin."""
-    spec = RollbackSpec.from_params(
-        {
-            "metric": "accuracy",
-            "margin": {"relative": 0.05},
-            "confidence": 0.95,
-            "resamples": 500,
-            "seed": 0,
-            "min_labelled": 30,
-        }
-    )
+    spec = rollback_spec({"relative": 0.05})
     history = [window(0, "performance_floor", labelled=80)]
     near = {"metric": "accuracy", "estimate": 0.05, "low": 0.03, "high": 0.07, "incumbent": 0.8}
     far = {**near, "low": 0.05}

@@ -15,8 +15,9 @@ Safety valves:
   kill -9), kills the stage's process group, which its fold workers join; the caller itself
   dies with its own parent (`dvc`), and a stage dies with its runner (`PR_SET_PDEATHSIG`), so
   no stage ever writes its outputs for a run that was stopped;
-* the runner is keyed by the interpreter, the `pipeline` package's location and the mtime and
-  size of every one of its files: edit the code and the next stage gets a fresh runner;
+* the runner is keyed by the interpreter, the `pipeline` package's real location (symlinks
+  resolved: projects that link one package share its runner) and the mtime and size of every
+  one of its files: edit the code and the next stage gets a fresh runner;
 * it lives in a private directory (0700) and exits, with its fork server, after
   `MLOPS_RUNNER_IDLE_SECONDS` (default `IDLE_SECONDS`, 30) without work: nothing of it
   lingers after a `dvc repro` (the value of the caller that started the runner holds);
@@ -75,11 +76,12 @@ PRELOAD = (
 
 
 def _code_root() -> Path:
+    """Where the `pipeline` package really is (symlinks resolved)."""
     import importlib.util
 
     spec = importlib.util.find_spec("pipeline")
     assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent
+    return Path(spec.origin).resolve().parent
 
 
 # Read once per process by the libraries the runner preloads: a caller with other values needs

@@ -218,12 +218,19 @@ def use_fast_settings(project: Path) -> None:
     (project / "conf/local/default.yaml").write_text(fast)
 
 
-def copy_project(dest: Path) -> Path:
-    """A fresh project: sources copied, `git init`, DVC initialised as committed."""
+def copy_project(dest: Path, *, link_code: bool = True) -> Path:
+    """A fresh project: sources copied, `git init`, DVC initialised as committed.
+
+    With `link_code`, `pipeline/` is a symlink to this checkout's package (the code that runs
+    anyway: PYTHONPATH): every project then has the same code root, so one warm stage runner
+    (pipeline/run.py, keyed by the package's real location) serves the stages of every test
+    instead of each test starting its own. A test never writes into `pipeline/`."""
     dest.mkdir(parents=True, exist_ok=True)
     for item in PROJECT_ITEMS:
         src = ROOT / item
-        if src.is_dir():
+        if item == "pipeline" and link_code:
+            (dest / item).symlink_to(src, target_is_directory=True)
+        elif src.is_dir():
             shutil.copytree(src, dest / item, ignore=_ignore)
         elif src.exists():
             shutil.copy2(src, dest / item)

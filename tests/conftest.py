@@ -324,14 +324,25 @@ def template(template_project: Path) -> Iterator[Path]:
     assert tree_digest(template_project) == before, "a read-only test changed the template"
 
 
+# What reading a project may rewrite: DVC's state and locks, git's index (its stat cache).
+VOLATILE = (".dvc/tmp", ".git/index")
+
+
 def tree_digest(root: Path) -> str:
-    """One sha256 over every file's path and bytes under `root` (.git included)."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            digest.update(f"{path.relative_to(root)}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    """One sha256 over every file's path and bytes under `root` (.git included, `VOLATILE`
+    not); a symlink counts by its target, never followed (`pipeline/` links to the package)."""
+    entries = []
+    for folder, dirs, files in os.walk(root):  # does not descend into linked directories
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if str(path.relative_to(root)).startswith(VOLATILE):
+                continue
+            if path.is_symlink():
+                entries.append(f"{path.relative_to(root)} -> {os.readlink(path)}")
+            elif name in files:
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+                entries.append(f"{path.relative_to(root)} {content}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 @pytest.fixture

@@ -309,6 +309,31 @@ def _build_template(target: Path) -> None:
     sh(["git", "commit", "-q", "-m", "reproduced"], target)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The order in which `-n 2 --dist loadgroup` hands tests out (one at a time, as workers
+    free up), so that the two workers finish together: first the longest test that needs the
+    reproduced template (its worker builds the template, then runs it), then every test that
+    does not need the template (the other worker runs those meanwhile instead of waiting for
+    the build), then the rest; within each part, the tests marked `long(seconds)` longest
+    first, then the others in collection order."""
+
+    def needs_template(item: pytest.Item) -> bool:
+        return "template_project" in getattr(item, "fixturenames", ())
+
+    def seconds(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return float(mark.args[0]) if mark is not None else 0.0
+
+    longest = max(
+        (i for i in items if needs_template(i) and seconds(i) > 0), key=seconds, default=None
+    )
+    rest = sorted(
+        (i for i in items if i is not longest),
+        key=lambda i: (needs_template(i), -seconds(i)),  # stable: collection order within
+    )
+    items[:] = ([] if longest is None else [longest]) + rest
+
+
 @pytest.fixture(scope="session")
 def template_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A project reproduced once with the fast experiment (shared by xdist workers)."""

@@ -428,6 +428,7 @@ def children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> None:
     """Issue 10: nothing of the runner lingers once `dvc repro` is done: after the declared
     idle time (MLOPS_RUNNER_IDLE_SECONDS), it and its fork server exit, its socket is gone."""

@@ -74,6 +74,7 @@ def test_package_is_content_addressed_and_byte_reproducible(project: Path) -> No
     assert report(project, "local")["proposal"]["bundle"]["sha256"] == digest
 
 
+@pytest.mark.long(25)  # seconds on CI: handed out early
 def test_release_then_repro_reruns_only_deploy_and_git_revert_undoes_it(project: Path) -> None:
     before = tree_digests(project, "deploy")
     proposal = report(project, "local")["proposal"]

@@ -72,6 +72,7 @@ def smoke_twice(code: Path, template: Path, runner: bool) -> dict[str, Any]:
     return dict(json.loads(proc.stdout))
 
 
+@pytest.mark.long(15)  # seconds on CI: handed out early
 def test_forked_from_the_runner_or_in_a_new_interpreter_the_result_is_the_same(
     template: Path, tmp_path: Path
 ) -> None:

@@ -63,6 +63,7 @@ def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -
     assert ran(dvc("repro", cwd=project).stdout) == ["train@random_forest", "evaluate"]
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",

@@ -17,8 +17,9 @@ Safety valves:
   kill -9), kills the stage's process group, which its fold workers join; the caller itself
   dies with its own parent (`dvc`), and a stage dies with its runner (`PR_SET_PDEATHSIG`), so
   no stage ever writes its outputs for a run that was stopped;
-* the runner is keyed by the interpreter, the `pipeline` package's location and the mtime and
-  size of every one of its files: edit the code and the next stage gets a fresh runner;
+* the runner is keyed by the interpreter, the `pipeline` package's real location (symlinks
+  resolved: projects that link one package share its runner) and the mtime and size of every
+  one of its files: edit the code and the next stage gets a fresh runner;
 * it lives in a private directory (0700) and exits, with its fork server, after
   `MLOPS_RUNNER_IDLE_SECONDS` (default `IDLE_SECONDS`, 30) without work: nothing of it
   lingers after a `dvc repro` (the value of the caller that started the runner holds);
@@ -37,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +78,12 @@ PRELOAD = (
 
 
 def _code_root() -> Path:
+    """Where the `pipeline` package really is (symlinks resolved)."""
     import importlib.util
 
     spec = importlib.util.find_spec("pipeline")
     assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent
+    return Path(spec.origin).resolve().parent
 
 
 # Read once per process by the libraries the runner preloads: a caller with other values needs
@@ -159,6 +162,24 @@ def _recv_line(sock: socket.socket) -> bytes:
     return data
 
 
+def _send(
+    sock: socket.socket, module: str, argv: list[str], env: Mapping[str, str], fds: list[int]
+) -> int:
+    """Ask the runner to fork `module` with this process's directory and umask, `env` and
+    `fds` as its standard streams; the stage's pid."""
+    umask = os.umask(0)
+    os.umask(umask)
+    request = {
+        "module": module,
+        "argv": argv,
+        "cwd": str(Path.cwd()),
+        "env": dict(env),
+        "umask": umask,
+    }
+    socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], fds)
+    return int(_recv_line(sock))
+
+
 def run_remote(module: str, argv: list[str]) -> int | None:
     """Run in a warm runner; None when that is not possible (the caller runs it locally)."""
     if os.environ.get("MLOPS_RUNNER", "1") == "0":
@@ -171,19 +192,9 @@ def run_remote(module: str, argv: list[str]) -> int | None:
         return None
     if sock is None:
         return None
-    umask = os.umask(0)
-    os.umask(umask)
-    request = {
-        "module": module,
-        "argv": argv,
-        "cwd": str(Path.cwd()),
-        "env": dict(os.environ),
-        "umask": umask,
-    }
     with sock:
         try:
-            socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
-            pid = int(_recv_line(sock))
+            pid = _send(sock, module, argv, os.environ, [0, 1, 2])
         except (OSError, ValueError, ConnectionError):
             return None  # the stage did not start: the caller runs it here
         forward = lambda signum, _frame: os.kill(pid, signum)  # noqa: E731
@@ -200,6 +211,40 @@ def run_remote(module: str, argv: list[str]) -> int | None:
             signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     return status
+
+
+def run_forked(
+    module: str, argv: list[str], *, env: Mapping[str, str], fds: list[int], timeout: float
+) -> int | None:
+    """Run `module` in a process forked from the warm runner that serves this process's code
+    and environment, with `env` as its environment and `fds` as its standard streams, and
+    wait for its exit status (negative: the signal that killed it). For a process that a stage
+    starts (the gate's smoke test): it gets a new process in milliseconds instead of a new
+    interpreter importing pandas and scikit-learn. Never starts a runner: None when none is
+    running (or `MLOPS_RUNNER=0`) or it could not start the process, and the caller starts
+    one its own way. TimeoutError after `timeout` seconds, ConnectionError when the runner
+    went away while it ran: either way the process is killed (the runner kills what a gone
+    caller started)."""
+    if os.environ.get("MLOPS_RUNNER", "1") == "0":
+        return None
+    try:
+        sock = _connect(_socket_path(_key(_code_root())))
+    except OSError:
+        return None
+    if sock is None:
+        return None
+    with sock:
+        try:
+            _send(sock, module, argv, env, fds)
+        except (OSError, ValueError, ConnectionError):
+            return None
+        sock.settimeout(timeout)
+        try:
+            return int(_recv_line(sock))
+        except TimeoutError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ConnectionError("the stage runner went away") from exc
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -2,19 +2,28 @@
 
 Integration tests run the real `dvc repro` in a temporary git repository. Reproducing from
 scratch costs several seconds of interpreter start-up per stage, so one session builds a
-template project (fast experiment) and every test copies it; with pytest-xdist the first
-worker builds it under a file lock and the others reuse it.
+template project (fast experiment) and every test copies it (`project`) or, when it writes
+nothing, reads it in place (`template`); with pytest-xdist the first worker builds it under a
+file lock and the others reuse it (`build_once`, which other session-wide projects use too).
+
+`mlops(...)` runs the command in this process (`pipeline.cli.main`): a test of a command's
+exit code and output does not pay one to three seconds of imports per call. Tests of the
+process itself (signals, the installed entry point, a server) call `mlops_process(...)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import tempfile
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -78,8 +87,91 @@ def sh(
     return proc
 
 
-def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def mlops_process(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The installed `mlops` entry point in a process of its own."""
     return sh([str(BIN / "mlops"), *args], cwd, check=check)
+
+
+# The interpreter's own warning filters, as a fresh `mlops` process has them (pytest turns
+# warnings into errors only around each test, after this module is imported).
+_PROCESS_WARNINGS = list(warnings.filters)
+
+
+def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`mlops ARGS` in this process, as the entry point runs it (`pipeline.cli.main`): from
+    `cwd`, with `env()`, the process's warning filters, and file descriptors 1 and 2 captured,
+    so the output of any program a command starts (`dvc repro`) is captured too. An exception
+    the command lets through exits 1 with its traceback on stderr, as the interpreter would."""
+    from pipeline import cli
+
+    code: int | str | None
+    with _captured() as (out, err), _within(cwd):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        except Exception:  # noqa: BLE001 - what the interpreter does with it, exit status 1
+            traceback.print_exc()
+            code = 1
+    if not isinstance(code, int):
+        if code is not None:
+            err.append(f"{code}\n")
+        code = 0 if code is None else 1
+    proc = subprocess.CompletedProcess(["mlops", *args], code, "".join(out), "".join(err))
+    if check and code != 0:
+        raise AssertionError(
+            f"mlops {' '.join(args)} exited {code}\n--- stdout\n{proc.stdout}\n--- stderr\n"
+            f"{proc.stderr}"
+        )
+    return proc
+
+
+@contextlib.contextmanager
+def _within(cwd: Path) -> Iterator[None]:
+    """`cwd`, `env()` and the process's warning filters, restored afterwards."""
+    saved_cwd, saved_env = Path.cwd(), dict(os.environ)
+    os.chdir(cwd)
+    os.environ.update(env())
+    try:
+        with warnings.catch_warnings():
+            warnings.filters[:] = _PROCESS_WARNINGS
+            yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[tuple[list[str], list[str]]]:
+    """Redirect file descriptors 1 and 2 (and sys.stdout/sys.stderr onto them) to temporary
+    files; the lists receive what was written once the block ends."""
+    out: list[str] = []
+    err: list[str] = []
+    streams = (sys.stdout, sys.stderr)
+    for stream in streams:
+        stream.flush()
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(out_file.fileno(), 1)
+            os.dup2(err_file.fileno(), 2)
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            # line-buffered, as an interpreter's stderr is
+            sys.stderr = open(2, "w", buffering=1, encoding="utf-8", closefd=False)  # noqa: SIM115
+            yield out, err
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                if stream not in streams:
+                    stream.close()
+            sys.stdout, sys.stderr = streams
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            for file, into in ((out_file, out), (err_file, err)):
+                file.seek(0)
+                into.insert(0, file.read().decode("utf-8", errors="replace"))
 
 
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -126,12 +218,19 @@ def use_fast_settings(project: Path) -> None:
     (project / "conf/local/default.yaml").write_text(fast)
 
 
-def copy_project(dest: Path) -> Path:
-    """A fresh project: sources copied, `git init`, DVC initialised as committed."""
+def copy_project(dest: Path, *, link_code: bool = True) -> Path:
+    """A fresh project: sources copied, `git init`, DVC initialised as committed.
+
+    With `link_code`, `pipeline/` is a symlink to this checkout's package (the code that runs
+    anyway: PYTHONPATH): every project then has the same code root, so one warm stage runner
+    (pipeline/run.py, keyed by the package's real location) serves the stages of every test
+    instead of each test starting its own. A test never writes into `pipeline/`."""
     dest.mkdir(parents=True, exist_ok=True)
     for item in PROJECT_ITEMS:
         src = ROOT / item
-        if src.is_dir():
+        if item == "pipeline" and link_code:
+            (dest / item).symlink_to(src, target_is_directory=True)
+        elif src.is_dir():
             shutil.copytree(src, dest / item, ignore=_ignore)
         elif src.exists():
             shutil.copy2(src, dest / item)
@@ -168,34 +267,113 @@ def digests(
     return out
 
 
-@pytest.fixture(scope="session")
-def template_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """A project reproduced once with the fast experiment (shared by xdist workers)."""
+READY = ".ready"  # written last by `build_once`: the build is complete
+
+
+def build_once(
+    name: str,
+    build: Callable[[Path], None],
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_id: str,
+) -> Path:
+    """The directory `name`, built by `build(directory)` once per session: the first xdist
+    worker to ask builds it under a file lock, the others wait for it and reuse it (xdist_group
+    would not do: a group runs on one worker). A build that failed is redone by the next
+    worker that asks."""
     shared = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         shared = shared.parent
-    target = shared / "template-project"
-    with (shared / "template.lock").open("w") as lock:
+    target = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / ".ready").exists():
+        if not (target / READY).exists():
             if target.exists():
                 shutil.rmtree(target)
-            copy_project(target)
-            use_fast_settings(target)
-            mlops("compose", cwd=target)
-            dvc("repro", cwd=target)
-            sh(["git", "add", "-A"], target)
-            sh(["git", "commit", "-q", "-m", "reproduced"], target)
-            (target / ".ready").touch()
+            build(target)
+            (target / READY).touch()
     return target
+
+
+def copy_built(source: Path, dest: Path) -> Path:
+    """A private copy of a `build_once` project (git history and DVC cache included)."""
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns(READY))
+    return dest
+
+
+def _build_template(target: Path) -> None:
+    copy_project(target)
+    use_fast_settings(target)
+    mlops("compose", cwd=target)
+    dvc("repro", cwd=target)
+    sh(["git", "add", "-A"], target)
+    sh(["git", "commit", "-q", "-m", "reproduced"], target)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The order in which `-n 2 --dist loadgroup` hands tests out (one at a time, as workers
+    free up), so that the two workers finish together: first the longest test that needs the
+    reproduced template (its worker builds the template, then runs it), then every test that
+    does not need the template (the other worker runs those meanwhile instead of waiting for
+    the build), then the rest; within each part, the tests marked `long(seconds)` longest
+    first, then the others in collection order."""
+
+    def needs_template(item: pytest.Item) -> bool:
+        return "template_project" in getattr(item, "fixturenames", ())
+
+    def seconds(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return float(mark.args[0]) if mark is not None else 0.0
+
+    longest = max(
+        (i for i in items if needs_template(i) and seconds(i) > 0), key=seconds, default=None
+    )
+    rest = sorted(
+        (i for i in items if i is not longest),
+        key=lambda i: (needs_template(i), -seconds(i)),  # stable: collection order within
+    )
+    items[:] = ([] if longest is None else [longest]) + rest
+
+
+@pytest.fixture(scope="session")
+def template_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A project reproduced once with the fast experiment (shared by xdist workers)."""
+    return build_once("template-project", _build_template, tmp_path_factory, worker_id)
+
+
+@pytest.fixture
+def template(template_project: Path) -> Iterator[Path]:
+    """The reproduced template itself, for a test that only reads it: no copy. Its files must
+    be byte-identical after the test (checked: a test that writes uses `project`)."""
+    before = tree_digest(template_project)
+    yield template_project
+    assert tree_digest(template_project) == before, "a read-only test changed the template"
+
+
+# What reading a project may rewrite: DVC's state and locks, git's index (its stat cache).
+VOLATILE = (".dvc/tmp", ".git/index")
+
+
+def tree_digest(root: Path) -> str:
+    """One sha256 over every file's path and bytes under `root` (.git included, `VOLATILE`
+    not); a symlink counts by its target, never followed (`pipeline/` links to the package)."""
+    entries = []
+    for folder, dirs, files in os.walk(root):  # does not descend into linked directories
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if str(path.relative_to(root)).startswith(VOLATILE):
+                continue
+            if path.is_symlink():
+                entries.append(f"{path.relative_to(root)} -> {os.readlink(path)}")
+            elif name in files:
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+                entries.append(f"{path.relative_to(root)} {content}")
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 @pytest.fixture
 def project(template_project: Path, tmp_path: Path) -> Iterator[Path]:
     """A private copy of the reproduced template (git history and DVC cache included)."""
-    dest = tmp_path / "project"
-    shutil.copytree(template_project, dest, symlinks=True, ignore=shutil.ignore_patterns(".ready"))
-    yield dest
+    yield copy_built(template_project, tmp_path / "project")
 
 
 @pytest.fixture

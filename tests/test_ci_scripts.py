@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.actions import FAKE_GH
-from tests.conftest import BIN, ROOT
+from tests.conftest import BIN, ROOT, build_once, copy_built
 
 SCRIPTS = ROOT / ".github/scripts"
 SECRET = "s3cr3t-VALUE-never-printed"
@@ -72,11 +72,7 @@ def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A git + DVC repository with the project's venv linked as `.venv` (the scripts call
-    `.venv/bin/dvc`, as after `make install`)."""
-    root = tmp_path / "repo"
+def _init_repo(root: Path) -> None:
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     assert dvc(root, "init", "-q").returncode == 0
@@ -84,6 +80,19 @@ def repo(tmp_path: Path) -> Path:
     (root / ".git/info/exclude").write_text("/.venv\n")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "init")
+
+
+@pytest.fixture(scope="session")
+def initialised_repo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """`git init` + `dvc init`, once per session (DVC's start-up is most of a test here)."""
+    return build_once("ci-scripts-repo", _init_repo, tmp_path_factory, worker_id)
+
+
+@pytest.fixture
+def repo(initialised_repo: Path, tmp_path: Path) -> Path:
+    """A git + DVC repository with the project's venv linked as `.venv` (the scripts call
+    `.venv/bin/dvc`, as after `make install`): a copy of `initialised_repo`."""
+    root = copy_built(initialised_repo, tmp_path / "repo")
     (tmp_path / "github_output").write_text("")
     return root
 

@@ -13,7 +13,7 @@ from pipeline.errors import ConfigError, StaleParamsError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.params import build
 from pipeline.validation import validate_params
-from tests.conftest import ROOT, copy_project, digests, mlops
+from tests.conftest import ROOT, copy_project, digests, mlops, mlops_process
 
 # Options that need values only a particular dataset can supply (their `???` keys).
 EXTRA = {
@@ -461,7 +461,7 @@ def test_bad_config_through_the_cli_exits_2_without_traceback(
     project = tmp_path / "p"
     shutil.copytree(clean_project, project, symlinks=True)
     before = digests(project)
-    proc = mlops(
+    proc = mlops_process(  # the installed entry point: its exit status and stderr
         "compose",
         "candidates.random_forest.n_estimators=-3",
         "train.cv=0",

@@ -23,6 +23,7 @@ EVERYTHING = (
 )
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 def test_a_failed_temp_experiment_leaves_the_workspace_byte_identical(project: Path) -> None:
     before = digests(project, EVERYTHING)
     proc = dvc(

@@ -85,13 +85,13 @@ def test_a_failed_repro_exposes_no_data_or_model_to_git(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_a_successful_repro_writes_no_gitignore_of_its_own(project: Path) -> None:
+def test_a_successful_repro_writes_no_gitignore_of_its_own(template: Path) -> None:
     """The reproduced template was committed with `git add -A` after `dvc repro` ran every
     stage: DVC found its outputs ignored already, so it wrote no per-directory .gitignore, and
     no output went into git."""
-    tracked = sh(["git", "ls-files", "data", "models"], project).stdout.split()
+    tracked = sh(["git", "ls-files", "data", "models"], template).stdout.split()
     assert [p for p in tracked if not p.startswith("data/external/")] == [
         "data/feedback/.gitkeep",
         "data/production/.gitkeep",
     ]
-    assert (project / "models/champion").is_dir()  # the template did run the graph
+    assert (template / "models/champion").is_dir()  # the template did run the graph

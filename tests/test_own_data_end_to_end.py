@@ -241,6 +241,7 @@ def released_demo(project: Path) -> Path:
     return project
 
 
+@pytest.mark.long(120)  # seconds on CI: handed out early
 def test_nullable_categories_from_a_csv_to_a_maintained_release(
     released_demo: Path, tmp_path: Path
 ) -> None:

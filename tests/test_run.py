@@ -111,6 +111,35 @@ def shared_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_code(tmp_path_factory.mktemp("shared"))
 
 
+# A stage that has the runner fork another process (as the gate does for its smoke test).
+FORKER = """
+import json, os, sys, tempfile
+
+from pipeline.run import _code_root, _key, _socket_path, run_forked
+
+sleep = sys.argv[1:] == ["sleep"]
+with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, \\
+        tempfile.TemporaryFile() as err:
+    inp.write(b"from the stage\\n")
+    inp.seek(0)
+    try:
+        code = run_forked(
+            "pipeline.probe_stage",
+            ["sleep"] if sleep else ["5"],
+            env={**os.environ, "PROBE_VALUE": "forked"},
+            fds=[inp.fileno(), out.fileno(), err.fileno()],
+            timeout=3 if sleep else 60,
+        )
+    except TimeoutError:
+        code = "timeout"
+    out.seek(0)
+    err.seek(0)
+    print(json.dumps({"code": code, "stage": os.getpid(), "runner": os.getppid(),
+                      "out": out.read().decode(), "err": err.read().decode(),
+                      "runner_socket": _socket_path(_key(_code_root())).exists()}))
+"""
+
+
 def make_code(tmp_path: Path) -> Path:
     root = tmp_path / "proj"
     shutil.copytree(
@@ -119,6 +148,7 @@ def make_code(tmp_path: Path) -> Path:
     (root / "pipeline" / "probe_stage.py").write_text(PROBE)
     (root / "pipeline" / "folds_stage.py").write_text(FOLDS)
     (root / "pipeline" / "slow_folds_stage.py").write_text(SLOW_FOLDS)
+    (root / "pipeline" / "forker_stage.py").write_text(FORKER)
     (root / "work").mkdir()
     return root
 
@@ -129,6 +159,7 @@ def call(
     runner: bool = True,
     stdin: str = "hello\n",
     extra: dict[str, str] | None = None,
+    module: str = "pipeline.probe_stage",
 ) -> subprocess.CompletedProcess[str]:
     environ = dict(
         env(),
@@ -138,7 +169,7 @@ def call(
         **(extra or {}),
     )
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", *args],
+        [sys.executable, "-m", "pipeline.run", module, *args],
         cwd=root / "work",
         env=environ,
         input=stdin,
@@ -325,6 +356,48 @@ def test_fold_workers_die_with_the_stage(shared_code: Path, tmp_path: Path) -> N
     assert not (marks / "finished").exists()
 
 
+def test_a_stage_has_its_runner_fork_a_process_with_its_environment_and_streams(
+    shared_code: Path,
+) -> None:
+    """`run_forked` (the gate's smoke test): a new process forked from the stage's own runner,
+    with the environment and standard streams it is given, and its exit status back."""
+    proc = call(shared_code, module="pipeline.forker_stage")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    forked = fields(got["out"])
+    assert got["code"] == 5 and got["err"] == "to stderr\n"
+    assert forked["env"] == "forked" and forked["stdin"] == "from the stage"
+    assert forked["cwd"] == "work" and forked["umask"] == fields(call(shared_code).stdout)["umask"]
+    assert int(forked["ppid"]) == got["runner"] != os.getpid()  # the runner forked both
+    assert int(forked["pid"]) != got["stage"]
+
+
+def test_run_forked_never_starts_a_runner(shared_code: Path) -> None:
+    """Without a runner (MLOPS_RUNNER=0, or none for this code and environment) it returns
+    None, and the caller starts the process its own way."""
+    for extra in ({"MLOPS_RUNNER": "0"}, {"PYTHONHASHSEED": "7"}):  # the latter: no runner yet
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.forker_stage"],
+            cwd=shared_code / "work",
+            env=dict(env(), PYTHONPATH=str(shared_code), **extra),
+            text=True,
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+        got = json.loads(proc.stdout)
+        assert got["code"] is None
+        assert extra.get("PYTHONHASHSEED") != "7" or not got["runner_socket"]
+
+
+def test_a_forked_process_past_its_timeout_is_killed(shared_code: Path) -> None:
+    proc = call(shared_code, "sleep", module="pipeline.forker_stage")
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["code"] == "timeout"
+    assert gone(int(fields(got["out"])["pid"])), "the forked process outlived its timeout"
+
+
 def test_a_stage_dies_with_its_runner(shared_code: Path) -> None:
     """(Last of the shared runner's tests: it kills the runner.)"""
     proc, seen = start_sleeping(shared_code, STAGE)
@@ -355,6 +428,7 @@ def children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> None:
     """Issue 10: nothing of the runner lingers once `dvc repro` is done: after the declared
     idle time (MLOPS_RUNNER_IDLE_SECONDS), it and its fork server exit, its socket is gone."""

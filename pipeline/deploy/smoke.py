@@ -1,11 +1,14 @@
 """The smoke test: does the bundle work where it will run, and does it say what it said offline?
 
-The gate runs it before any proposal, in a *fresh* interpreter with the target's serving thread
-settings (OMP/BLAS thread counts must be set before numpy loads, so only a new process tests
-them). The child process:
+The gate runs it before any proposal, in a *fresh* process with the target's serving thread
+settings: one forked from the warm stage runner (`pipeline.run.run_forked`: libraries imported,
+nothing of any model loaded), else a new interpreter. Its environment carries the thread counts
+(`THREAD_VARS`, read by OpenMP and BLAS when a new interpreter loads them), and the child limits
+its OpenMP/BLAS pools to them as the service does (threadpoolctl), then checks that every pool
+it used ran with that many threads. The child process:
 
 1. verifies the bundle (manifest digest against the expected one, every file's sha256, the
-   scikit-learn version) and loads it with the trusted-type list;
+   scikit-learn version) and loads it from disk with the trusted-type list;
 2. turns held-out test rows into JSON-like records (what a client sends) and validates them
    through `Signature.validate`, as the service does;
 3. predicts them and compares with the reference: labels exactly, scores within
@@ -17,7 +20,8 @@ data changed) has no offline predictions for today's rows, so the gate computes 
 process and passes them on stdin: the check is then "the same bytes give the same outputs in
 serving conditions", which is what a smoke test is for.
 
-Run as `python -m pipeline.deploy.smoke --bundle DIR ...`; prints one JSON object on stdout.
+Run as `python -m pipeline.deploy.smoke --bundle DIR ... --threads N`; prints one JSON object
+on stdout.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,8 +85,13 @@ def check(
     expected_digest: str | None = None,
     expected_id: str | None = None,
     reference: Mapping[str, Any] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """The smoke test itself (runs in the child): a dict with `passed` and every problem."""
+    """The smoke test itself (runs in the child): a dict with `passed` and every problem.
+    With `threads`, the OpenMP/BLAS pools are limited to that many threads, and a pool that
+    ran with another count is a problem."""
+    import contextlib
+
     import numpy as np
 
     from pipeline.bundle_format import PREDICTIONS
@@ -116,7 +126,18 @@ def check(
             f"{len(validated.errors)} signature error(s) on held-out rows: {shown}"
         )
         return result
-    pred, proba = scoring.predict(bundle.model, validated.frame, bundle.task)
+    with contextlib.ExitStack() as limits:
+        if threads is not None:
+            from threadpoolctl import threadpool_limits
+
+            limits.enter_context(threadpool_limits(limits=threads))
+        pred, proba = scoring.predict(bundle.model, validated.frame, bundle.task)
+        pools = _pool_threads() if threads is not None else {}
+    wrong = {pool: n for pool, n in pools.items() if n != threads}
+    if wrong:
+        shown = ", ".join(f"{pool}: {n}" for pool, n in sorted(wrong.items()))
+        result["problems"].append(f"thread pools not at the serving {threads} thread(s): {shown}")
+        return result
     if reference is None:
         offline = bundle.predictions().set_index(scoring.ROW)
         missing = [p for p in positions if p not in offline.index]
@@ -138,6 +159,13 @@ def check(
         result["reference"] = "recomputed by the gate (bundle built on another test split)"
     result.update(_compare(bundle.task, positions, pred, proba, ref_pred, ref_proba, tolerance))
     return result
+
+
+def _pool_threads() -> dict[str, int]:
+    """Threads of every OpenMP/BLAS pool loaded in this process, by library file."""
+    from threadpoolctl import threadpool_info
+
+    return {Path(info["filepath"]).name: int(info["num_threads"]) for info in threadpool_info()}
 
 
 def _compare(
@@ -187,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--digest")
     parser.add_argument("--id")
     parser.add_argument("--reference-stdin", action="store_true")
+    parser.add_argument("--threads", required=True, type=int)
     args = parser.parse_args(argv)
     reference = json.load(sys.stdin) if args.reference_stdin else None
     result = check(
@@ -197,12 +226,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected_digest=args.digest,
         expected_id=args.id,
         reference=reference,
+        threads=args.threads,
     )
     json.dump(result, sys.stdout, sort_keys=True, allow_nan=False)
     return 0
 
 
 # ---------------------------------------------------------------------------------- parent
+MODULE = "pipeline.deploy.smoke"
+
+
 def run(
     bundle_dir: Path,
     test_path: Path,
@@ -214,11 +247,9 @@ def run(
     expected_id: str | None = None,
     reference: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run the smoke test in a fresh interpreter with `threads` OpenMP/BLAS threads."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipeline.deploy.smoke",
+    """Run the smoke test in a fresh process with `threads` OpenMP/BLAS threads: forked from
+    the warm stage runner when one serves this code, else a new interpreter."""
+    args = [
         "--bundle",
         str(bundle_dir),
         "--test",
@@ -227,34 +258,77 @@ def run(
         str(rows),
         "--tolerance",
         repr(tolerance),
+        "--threads",
+        str(threads),
     ]
     if expected_digest:
-        cmd += ["--digest", expected_digest]
+        args += ["--digest", expected_digest]
     if expected_id:
-        cmd += ["--id", expected_id]
+        args += ["--id", expected_id]
     if reference is not None:
-        cmd.append("--reference-stdin")
+        args.append("--reference-stdin")
+    stdin = "" if reference is None else json.dumps(reference)
     try:
-        proc = subprocess.run(
-            cmd,
-            env=thread_env(threads),
-            input=None if reference is None else json.dumps(reference),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_SECONDS,
-            check=False,
-        )
+        done = _forked(args, threads, stdin)
+        if done is None:
+            done = _interpreter(args, threads, stdin)
     except subprocess.TimeoutExpired:
         return _failed(f"the smoke test did not finish in {TIMEOUT_SECONDS} s", threads)
-    if proc.returncode != 0:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        return _failed(f"the smoke test process exited {proc.returncode}: {tail}", threads)
+    except ConnectionError as exc:
+        return _failed(f"the smoke test did not finish: {exc}", threads)
+    code, stdout, stderr = done
+    if code != 0:
+        tail = " | ".join(stderr.strip().splitlines()[-3:])
+        return _failed(f"the smoke test process exited {code}: {tail}", threads)
     try:
-        result: dict[str, Any] = json.loads(proc.stdout)
+        result: dict[str, Any] = json.loads(stdout)
     except ValueError:
-        return _failed(f"the smoke test printed no result: {proc.stdout[-200:]!r}", threads)
+        return _failed(f"the smoke test printed no result: {stdout[-200:]!r}", threads)
     result["threads"] = threads
     return result
+
+
+def _forked(args: list[str], threads: int, stdin: str) -> tuple[int, str, str] | None:
+    """(exit status, stdout, stderr) of the smoke test forked from the warm runner; None when
+    no runner serves this code (the caller starts an interpreter)."""
+    from pipeline.run import run_forked
+
+    with (
+        tempfile.TemporaryFile() as inp,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        inp.write(stdin.encode())
+        inp.seek(0)
+        try:
+            code = run_forked(
+                MODULE,
+                args,
+                env=thread_env(threads),
+                fds=[inp.fileno(), out.fileno(), err.fileno()],
+                timeout=TIMEOUT_SECONDS,
+            )
+        except TimeoutError:
+            raise subprocess.TimeoutExpired(MODULE, TIMEOUT_SECONDS) from None
+        if code is None:
+            return None
+        out.seek(0)
+        err.seek(0)
+        return code, out.read().decode(errors="replace"), err.read().decode(errors="replace")
+
+
+def _interpreter(args: list[str], threads: int, stdin: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of the smoke test in a new interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-m", MODULE, *args],
+        env=thread_env(threads),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _failed(problem: str, threads: int) -> dict[str, Any]:

@@ -3,7 +3,6 @@ history (a weak first release, then a better champion released over it)."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import dvc, mlops, sh
+from tests.conftest import build_once, copy_built, dvc, mlops, sh
 
 # A deliberately weak champion: one depth-1 tree (roc_auc ~0.88 against ~0.99), which still
 # meets the balanced-accuracy floor, so only the comparison with the incumbent can stop it.
@@ -71,24 +70,17 @@ def history(
 ) -> Path:
     """r0001: the stump (first release, absolute gates only); r0002: the template's champion,
     proposed because it beats the stump, and released; committed (not re-reproduced since).
-    Built once per session and shared by xdist workers under a file lock, as the template is
-    (xdist_group does not group tests with this pytest)."""
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        shared = shared.parent
-    project = shared / "history-project"
-    with (shared / "history.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (project / ".ready").exists():
-            if project.exists():
-                shutil.rmtree(project)
-            _build_history(template_project, project)
-            (project / ".ready").touch()
-    return project
+    Built once per session and shared by xdist workers (`build_once`)."""
+    return build_once(
+        "history-project",
+        lambda project: _build_history(template_project, project),
+        tmp_path_factory,
+        worker_id,
+    )
 
 
 def _build_history(template: Path, project: Path) -> None:
-    shutil.copytree(template, project, symlinks=True, ignore=shutil.ignore_patterns(".ready"))
+    copy_built(template, project)
     mlops("compose", *STUMP, cwd=project)
     dvc("repro", cwd=project)
     mlops("release", cwd=project)
@@ -103,9 +95,7 @@ def _build_history(template: Path, project: Path) -> None:
 
 @pytest.fixture
 def history_copy(history: Path, tmp_path: Path) -> Iterator[Path]:
-    dest = tmp_path / "project"
-    shutil.copytree(history, dest, symlinks=True, ignore=shutil.ignore_patterns(".ready"))
-    yield dest
+    yield copy_built(history, tmp_path / "project")
 
 
 WEAK_FEATURE = "mean_concave_points"

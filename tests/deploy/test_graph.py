@@ -40,11 +40,11 @@ def gate(project: Path, target: str = "local") -> dict:
     return report(project, target)
 
 
-def test_template_proposes_its_champion(template_project: Path) -> None:
-    bundle_digest, meta = verify(template_project / "models/bundle")
+def test_template_proposes_its_champion(template: Path) -> None:
+    bundle_digest, meta = verify(template / "models/bundle")
     assert "versions" in meta and "config" in meta and "created" not in json.dumps(meta)
     for target in TARGETS:
-        rep = report(template_project, target)
+        rep = report(template, target)
         assert rep["decision"] == "propose", rep["reasons"]
         assert rep["proposal"]["release"] == f"r0001-{bundle_digest[:16]}"
         assert rep["proposal"]["parent"] is None
@@ -74,6 +74,7 @@ def test_package_is_content_addressed_and_byte_reproducible(project: Path) -> No
     assert report(project, "local")["proposal"]["bundle"]["sha256"] == digest
 
 
+@pytest.mark.long(25)  # seconds on CI: handed out early
 def test_release_then_repro_reruns_only_deploy_and_git_revert_undoes_it(project: Path) -> None:
     before = tree_digests(project, "deploy")
     proposal = report(project, "local")["proposal"]

@@ -217,6 +217,7 @@ def test_the_gate_refuses_a_hostile_champion_and_incumbent(project: Path, tmp_pa
     assert not marker.exists()
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 @pytest.mark.integration
 def test_the_gate_verifies_the_incumbent_when_it_is_the_champion(project: Path) -> None:
     """Champion and incumbent share a bundle id: the released copy is still verified against

@@ -269,6 +269,7 @@ def cli_project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.long(15)  # seconds on CI: handed out early
 def test_mlops_serve_and_snapshot_end_to_end(cli_project: Path) -> None:
     port = free_port()
     environ = env() | {"MLOPS_SERVICE_TOKEN": TOKEN}

@@ -271,6 +271,7 @@ def push(dev: Path) -> None:
     sh(["git", "push", "-q", "origin", "main"], dev)
 
 
+@pytest.mark.long(30)  # seconds on CI: handed out early
 @pytest.mark.integration
 def test_sync_pulls_the_new_bundle_then_fast_forwards_and_the_service_swaps(
     project: Path, tmp_path: Path, service: Any

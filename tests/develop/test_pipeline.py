@@ -25,8 +25,8 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def test_template_reproduced_a_champion(template_project: Path) -> None:
-    selection = json.loads((template_project / "reports/develop/selection.json").read_text())
+def test_template_reproduced_a_champion(template: Path) -> None:
+    selection = json.loads((template / "reports/develop/selection.json").read_text())
     assert selection["champion"] in {
         "logistic_regression",
         "random_forest",
@@ -38,18 +38,16 @@ def test_template_reproduced_a_champion(template_project: Path) -> None:
         "hist_gradient_boosting",
     }
     assert selection["reason"]
-    metrics = json.loads((template_project / "reports/develop/metrics.json").read_text())
+    metrics = json.loads((template / "reports/develop/metrics.json").read_text())
     assert metrics["test"]["roc_auc"] > 0.95
-    shown = dvc("metrics", "show", "--json", cwd=template_project).stdout
+    shown = dvc("metrics", "show", "--json", cwd=template).stdout
     (revision,) = json.loads(shown).values()
     assert "test" in revision["data"]["reports/develop/metrics.json"]["data"]
-    plots = dvc("plots", "show", "--json", cwd=template_project)
+    plots = dvc("plots", "show", "--json", cwd=template)
     assert "failed" not in plots.stderr and "errors" not in json.loads(plots.stdout)
-    card = (template_project / "reports/develop/model_card.md").read_text()
+    card = (template / "reports/develop/model_card.md").read_text()
     assert card.startswith(f"# Model card: {selection['champion']}")
-    assert (
-        dvc("status", cwd=template_project).stdout.strip() == "Data and pipelines are up to date."
-    )
+    assert dvc("status", cwd=template).stdout.strip() == "Data and pipelines are up to date."
 
 
 def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -> None:
@@ -65,6 +63,7 @@ def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -
     assert ran(dvc("repro", cwd=project).stdout) == ["train@random_forest", "evaluate"]
 
 
+@pytest.mark.long(10)  # seconds on CI: handed out early
 def test_changing_a_selection_floor_reruns_only_evaluate(project: Path) -> None:
     edit(
         project / "conf/task/classification.yaml",

@@ -54,8 +54,8 @@ def production_window(project: Path, scenario: str, start: str, rows: int | None
     return write_window(frame, project / "data/production").path
 
 
-def test_monitoring_finds_exactly_what_each_scenario_injected(template_project: Path) -> None:
-    sim, rows = simulated(template_project), scenarios(template_project)
+def test_monitoring_finds_exactly_what_each_scenario_injected(template: Path) -> None:
+    sim, rows = simulated(template), scenarios(template)
     assert set(rows) == set(sim["windows"])  # one monitoring window per simulated scenario
     found = {rec["scenario"]: (rows[wid], rec["injected"]) for wid, rec in sim["windows"].items()}
 
@@ -80,7 +80,7 @@ def test_monitoring_finds_exactly_what_each_scenario_injected(template_project: 
 
     # breast_cancer has no categorical (or low-cardinality) feature: category_mix is skipped
     assert "category_mix" in sim["skipped"] and "category_mix" not in found
-    summary = mlops("summary", cwd=template_project).stdout
+    summary = mlops("summary", cwd=template).stdout
     assert "monitoring: judged against the unreleased champion's bundle" in summary
     assert "production: no windows yet" in summary
     assert "simulated scenarios (never counted for --check or maintenance): 4 window(s), " in (
@@ -90,9 +90,9 @@ def test_monitoring_finds_exactly_what_each_scenario_injected(template_project: 
     assert re.search(r"missing_column +breach: null_share \w+", summary)
 
 
-def test_performance_counts_only_rows_whose_label_arrived(template_project: Path) -> None:
-    newest = report(template_project)["simulated"]["newest"]
-    frame = pd.read_parquet(template_project / "data/simulated" / f"{newest['id']}.parquet")
+def test_performance_counts_only_rows_whose_label_arrived(template: Path) -> None:
+    newest = report(template)["simulated"]["newest"]
+    frame = pd.read_parquet(template / "data/simulated" / f"{newest['id']}.parquet")
     labelled = int(frame[LABEL].notna().sum())
     assert 0 < labelled < len(frame)  # the simulator leaves a share of labels unarrived
     assert newest["performance"]["labelled"] == newest["labelled"] == labelled
@@ -185,12 +185,12 @@ def test_fail_on_breach_exit_codes(project: Path) -> None:
     assert no_report.returncode == 2 and "dvc repro monitor" in no_report.stderr
 
 
-def test_dvc_tracks_the_monitor_outputs(template_project: Path) -> None:
-    shown = json.loads(dvc("metrics", "show", "--json", cwd=template_project).stdout)
+def test_dvc_tracks_the_monitor_outputs(template: Path) -> None:
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=template).stdout)
     (revision,) = shown.values()
     metrics = revision["data"]["reports/monitor/metrics.json"]["data"]
     assert metrics["windows"] == 0 and "newest" not in metrics  # simulated windows never count
-    plots = json.loads(dvc("plots", "show", "--json", cwd=template_project).stdout)
+    plots = json.loads(dvc("plots", "show", "--json", cwd=template).stdout)
     assert "errors" not in plots and "reports/monitor/history.csv" in plots["data"]
 
 

@@ -1,0 +1,112 @@
+"""The gate's smoke test runs in a fresh process: forked from the warm stage runner when one
+serves the code (milliseconds), else a new interpreter. Both give the same result, and the
+serving thread settings hold in either."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.deploy import smoke
+from tests.conftest import ROOT, env
+
+pytestmark = pytest.mark.integration
+
+# A stage that runs the smoke test on a bundle twice (with the bundle's own predictions as the
+# reference, then with a reference given on stdin, as for a rollback to an older split), and
+# says whether each ran forked from the runner (0) or in a new interpreter (None).
+PROBE = """
+import json, sys
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import run
+from pipeline.deploy import scoring, smoke
+
+forked = []
+real = run.run_forked
+
+
+def spy(*args, **kwargs):
+    forked.append(real(*args, **kwargs))
+    return forked[-1]
+
+
+run.run_forked = spy
+bundle, test = Path(sys.argv[1]), Path(sys.argv[2])
+own = smoke.run(bundle, test, rows=50, tolerance=1e-12, threads=1)
+offline = pd.read_parquet(bundle / "predictions.parquet").set_index(scoring.ROW)
+rows = offline.loc[smoke.held_out_rows(len(pd.read_parquet(test)), 50)]
+proba = [c for c in offline.columns if c.startswith("proba_")]
+reference = {"prediction": rows[scoring.PREDICTION].tolist(), "proba": rows[proba].values.tolist()}
+given = smoke.run(bundle, test, rows=50, tolerance=1e-12, threads=1, reference=reference)
+print(json.dumps({"own": own, "given": given, "forked": forked}))
+"""
+
+
+def smoke_twice(code: Path, template: Path, runner: bool) -> dict[str, Any]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.run",
+            "pipeline.smoke_probe",
+            str(template / "models/bundle"),
+            str(template / "data/prepared/test.parquet"),
+        ],
+        cwd=code,
+        env=dict(env(), MLOPS_RUNNER="1" if runner else "0", PYTHONPATH=str(code)),
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return dict(json.loads(proc.stdout))
+
+
+@pytest.mark.long(15)  # seconds on CI: handed out early
+def test_forked_from_the_runner_or_in_a_new_interpreter_the_result_is_the_same(
+    template: Path, tmp_path: Path
+) -> None:
+    code = tmp_path / "code"
+    shutil.copytree(ROOT / "pipeline", code / "pipeline", ignore=shutil.ignore_patterns("*.pyc"))
+    (code / "pipeline" / "smoke_probe.py").write_text(PROBE)
+    warm, cold = smoke_twice(code, template, runner=True), smoke_twice(code, template, False)
+    assert warm["forked"] == [0, 0] and cold["forked"] == [None, None]
+    for run in ("own", "given"):
+        assert warm[run] == cold[run]
+        assert warm[run]["passed"], warm[run]["problems"]
+        assert warm[run]["environment"]["OMP_NUM_THREADS"] == "1"
+    assert warm["own"]["reference"] == "predictions.parquet"
+    assert warm["given"]["reference"].startswith("recomputed by the gate")
+
+
+def test_a_thread_pool_not_at_the_serving_count_fails_it(
+    template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pools must run with the serving thread count; limits that did not take (here:
+    threadpoolctl made to do nothing) are a problem, not a silent pass."""
+    import contextlib
+
+    import threadpoolctl
+
+    bundle, test = template / "models/bundle", template / "data/prepared/test.parquet"
+    assert smoke.check(bundle, test, 50, 1e-12, threads=1)["passed"]
+    pools = smoke._pool_threads()
+    assert pools
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda **_: contextlib.nullcontext())
+    threads = max(pools.values()) + 1
+    result = smoke.check(bundle, test, 50, 1e-12, threads=threads)
+    assert not result["passed"]
+    assert result["problems"] == [
+        f"thread pools not at the serving {threads} thread(s): "
+        + ", ".join(f"{pool}: {n}" for pool, n in sorted(pools.items()))
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline import cli, report
+from pipeline import cli, pr_report
 from tests.conftest import sh
 
 INCUMBENT = "r0001-1111111111111111"
@@ -220,7 +220,7 @@ def test_the_impact_of_a_change(repo: Path, capsys: pytest.CaptureFixture[str]) 
         },
     )
     text = run(capsys)
-    assert text.startswith(report.MARKER + "\n")
+    assert text.startswith(pr_report.MARKER + "\n")
     titles = [line[4:] for line in text.splitlines() if line.startswith("### ")]
     assert titles == [
         "Champion",
@@ -273,7 +273,7 @@ def test_the_impact_of_a_change(repo: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = run(capsys, "--base", "main")
-    assert text.startswith(report.MARKER)
+    assert text.startswith(pr_report.MARKER)
     assert "No params changed." in text
     assert "No stage re-ran: outputs are unchanged." in text
     assert "No metric changed." in text
@@ -406,7 +406,7 @@ def test_a_failed_check_replaces_the_impact_with_its_cause(
     problem = tmp_path / "problem.txt"
     problem.write_text("error: params.yaml is stale: conf/ composes differently\n--- a\n+++ b\n")
     text = run(capsys, "--base", "main", "--problem", str(problem))
-    assert text.startswith(report.MARKER)
+    assert text.startswith(pr_report.MARKER)
     assert "### ⛔ Not reproduced" in text
     assert "**error: params.yaml is stale: conf/ composes differently**" in text
     assert "earlier results no longer apply" in text

@@ -92,14 +92,9 @@ def mlops_process(*args: str, cwd: Path, check: bool = True) -> subprocess.Compl
     return sh([str(BIN / "mlops"), *args], cwd, check=check)
 
 
-# The interpreter's own warning filters, as a fresh `mlops` process has them (pytest turns
-# warnings into errors only around each test, after this module is imported).
-_PROCESS_WARNINGS = list(warnings.filters)
-
-
 def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`mlops ARGS` in this process, as the entry point runs it (`pipeline.cli.main`): from
-    `cwd`, with `env()`, the process's warning filters, and file descriptors 1 and 2 captured,
+    `cwd`, with `env()`, a new interpreter's warning filters, file descriptors 1 and 2 captured,
     so the output of any program a command starts (`dvc repro`) is captured too. An exception
     the command lets through exits 1 with its traceback on stderr, as the interpreter would."""
     from pipeline import cli
@@ -128,13 +123,18 @@ def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProc
 
 @contextlib.contextmanager
 def _within(cwd: Path) -> Iterator[None]:
-    """`cwd`, `env()` and the process's warning filters, restored afterwards."""
+    """`cwd`, `env()` and the warning filters of a new interpreter (not pytest's, which turn
+    warnings into errors), restored afterwards."""
     saved_cwd, saved_env = Path.cwd(), dict(os.environ)
     os.chdir(cwd)
     os.environ.update(env())
     try:
         with warnings.catch_warnings():
-            warnings.filters[:] = _PROCESS_WARNINGS
+            warnings.resetwarnings()  # then CPython's defaults, each inserted in front
+            for category in (ResourceWarning, ImportWarning, PendingDeprecationWarning):
+                warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
             yield
     finally:
         os.chdir(saved_cwd)

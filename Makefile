@@ -38,6 +38,15 @@ $(VENV)/.remote-%-installed: requirements/remote-%.lock $(VENV)/.run-installed
 install-remote-%: $(VENV)/.remote-%-installed
 	@echo "DVC's $* plugin is installed"
 
+# A compute engine (`compute=dask`), locked apart from run.lock and constrained by it.
+$(VENV)/.compute-%-installed: requirements/compute-%.lock $(VENV)/.run-installed
+	$(BIN)/python -m pip install --quiet -r $<
+	@touch $@
+
+.PRECIOUS: $(VENV)/.compute-%-installed
+install-compute-%: $(VENV)/.compute-%-installed
+	@echo "the $* compute engine is installed"
+
 run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
 	$(BIN)/mlops compose --check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
@@ -78,6 +87,7 @@ lock: $(VENV)/.dev-installed  ## re-resolve the lock files (a change re-trains: 
 	for type in s3 gs azure ssh; do \
 	  $(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra $$type -c requirements/run.lock -o requirements/remote-$$type.lock pyproject.toml; \
 	done
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra dask -c requirements/run.lock -o requirements/compute-dask.lock pyproject.toml
 
 clean-venv:
 	rm -rf $(VENV)

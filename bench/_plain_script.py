@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import metrics
-from pipeline.data import assign_splits, coerce
+from pipeline.coercion import coerce
 from pipeline.develop.folds import make_cv
 from pipeline.develop.ingest import load_bundled
 from pipeline.develop.train import fit_candidate
@@ -22,6 +22,7 @@ from pipeline.settings import (
     TrainSpec,
     candidates,
 )
+from pipeline.splits import assign_splits
 
 
 def main(params_path: Path) -> None:

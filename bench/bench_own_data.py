@@ -28,7 +28,9 @@ import sys
 from pathlib import Path
 import yaml
 from pipeline import metrics
-from pipeline.data import assign_splits, coerce, read_table
+from pipeline.coercion import coerce
+from pipeline.splits import assign_splits
+from pipeline.tables import read_table
 from pipeline.develop.folds import make_cv
 from pipeline.develop.train import fit_candidate
 from pipeline.settings import (DatasetSpec, PreprocessingSpec, SelectionSpec, SplitSpec,

@@ -29,9 +29,9 @@ import numpy as np
 import yaml
 
 from pipeline import values as vals
-from pipeline.data import read_table
 from pipeline.errors import DataError
 from pipeline.paths import EXTERNAL_DIR
+from pipeline.tables import read_table
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,7 +9,7 @@ One reading for `mlops logs import`, which stores the rows as windows under data
 * `mlops predict`'s output is read as it is: `prediction` is the prediction, `flags` the input
   flags, and the `proba_<class>` columns are dropped (a window keeps the predicted value);
 * without a label column the dataset's target column, when present, holds the labels;
-* declared feature columns are typed by the dataset declaration with `pipeline.data`'s rules,
+* declared feature columns are typed by the dataset declaration with `pipeline.values`' rules,
   as the service logs them: numbers as float64, categories and bools as canonical text, dates
   as ISO text. A CSV is read as text first, so an id like "007" is never read as 7. Declared id
   and ignore columns are dropped (the service never sees them); any other column is an error,
@@ -125,7 +125,7 @@ def read_traffic(
     features = _features(path, raw, dataset, notes)
     _check_values(path, raw, dataset, features, named)
 
-    from pipeline.data import coerce
+    from pipeline.coercion import coerce
 
     out = coerce(raw, _spec(dataset, features), with_target=False)
     for col in features:
@@ -146,7 +146,7 @@ def read_traffic(
 def _read(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    from pipeline.data import read_table
+    from pipeline.tables import read_table
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
@@ -289,7 +289,7 @@ def _check_values(
     named: dict[str, str],
 ) -> None:
     """Every unreadable value at once, each with its column and example rows (1-based)."""
-    from pipeline.data import check_data
+    from pipeline.data_checks import check_data
 
     target = dataset.target_column
     columns = [_relaxed(c) for c in features]
@@ -323,7 +323,7 @@ def _rows(mask: object) -> str:
 
 def _outcome(values: pd.Series, dataset: DatasetSpec, task: str) -> pd.Series:
     """Predictions and labels: the target's canonical text (classification) or float64."""
-    from pipeline.data import coerce
+    from pipeline.coercion import coerce
 
     target = dataset.target_column
     spec = _spec(dataset, [_relaxed(target)])

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.data import assign_splits, check_data, coerce, drop_missing_target
+from pipeline.coercion import coerce, drop_missing_target
+from pipeline.data_checks import check_data
 from pipeline.settings import DatasetSpec, SplitSpec
+from pipeline.splits import assign_splits
 from scripts.make_churn_example import make
 
 SPEC = DatasetSpec.from_params(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pipeline import choices, cli
-from pipeline.data import check_data
+from pipeline.data_checks import check_data
 from pipeline.errors import DataError
 from pipeline.schema_infer import infer, render_dataset_yaml, words
 from pipeline.settings import DatasetSpec

@@ -72,7 +72,7 @@ def test_named_columns_become_reserved_and_features_are_typed(tmp_path: Path, su
     assert sorted(c for c in out.columns if not c.startswith("__")) == FEATURES
     assert out["monthly_charges"].dtype == "float64" and out["tenure_months"].dtype == "float64"
     assert out["plan"].tolist() == ["basic", "premium"] * 2
-    assert out["has_partner"].tolist() == ["true", "false"] * 2  # pipeline.data's bool rule
+    assert out["has_partner"].tolist() == ["true", "false"] * 2  # pipeline.values' bool rule
     assert out["signup_date"].iloc[0] == "2024-01-01T00:00:00"
     assert out[REQUEST_ID].tolist() == ["000", "001", "002", "003"]  # "007" stays text
     assert out[TIME].iloc[1] == pd.Timestamp("2026-03-31T23:00:00Z")  # +02:00 -> UTC

@@ -267,7 +267,7 @@ def smoke_gate(
 # ------------------------------------------------------------------------------ decision
 def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
     """The gate decision for `target`, with every piece of evidence."""
-    from pipeline.data import read_table
+    from pipeline.tables import read_table
 
     record = read_record(release_path(target), target)
     report: dict[str, Any] = {

@@ -27,7 +27,6 @@ from pipeline.bundle_format import (
     write_manifest,
 )
 from pipeline.config import load_config
-from pipeline.data import read_table, write_parquet
 from pipeline.deploy import scoring
 from pipeline.deploy.signature import Signature
 from pipeline.errors import ArtifactError
@@ -44,6 +43,7 @@ from pipeline.params import Params
 from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_MODEL, CHAMPION_RECORD, split_path
 from pipeline.profile.reference import training_reference
 from pipeline.stage import log, run
+from pipeline.tables import read_table, write_parquet
 
 # The params a fitted model depends on besides its own hyperparameters (recorded in the
 # champion): what its input columns mean and how its training rows were chosen.

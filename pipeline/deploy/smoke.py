@@ -96,10 +96,10 @@ def check(
     import numpy as np
 
     from pipeline.bundle_format import PREDICTIONS
-    from pipeline.data import read_table
     from pipeline.deploy import scoring
     from pipeline.deploy.bundle import load_bundle
     from pipeline.errors import MlopsError
+    from pipeline.tables import read_table
 
     result: dict[str, Any] = {
         "passed": False,

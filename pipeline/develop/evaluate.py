@@ -18,7 +18,6 @@ import numpy as np
 from pipeline import floors as floor_rules
 from pipeline import metrics
 from pipeline.config import load_config
-from pipeline.data import read_table
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.errors import MlopsError
 from pipeline.floors import Baseline, Floor
@@ -37,6 +36,7 @@ from pipeline.paths import (
 )
 from pipeline.settings import DatasetSpec, SelectionSpec, metrics_for
 from pipeline.stage import log, run
+from pipeline.tables import read_table
 
 if TYPE_CHECKING:
     import pandas as pd

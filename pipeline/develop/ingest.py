@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.config import load_config
-from pipeline.data import read_table, write_parquet
 from pipeline.errors import DataError
 from pipeline.paths import raw_path
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
+from pipeline.tables import read_table, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd

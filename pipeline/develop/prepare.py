@@ -15,15 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline.coercion import coerce, drop_missing_target
 from pipeline.config import load_config
-from pipeline.data import (
-    assign_splits,
-    check_data,
-    coerce,
-    drop_missing_target,
-    read_table,
-    write_parquet,
-)
+from pipeline.data_checks import check_data
 from pipeline.errors import DataError
 from pipeline.io import read_json, write_json
 from pipeline.paths import (
@@ -37,7 +31,9 @@ from pipeline.paths import (
     stray_feedback,
 )
 from pipeline.settings import DatasetSpec
+from pipeline.splits import assign_splits
 from pipeline.stage import log, run
+from pipeline.tables import read_table, write_parquet
 from pipeline.windows import is_reserved
 
 if TYPE_CHECKING:

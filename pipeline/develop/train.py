@@ -18,7 +18,6 @@ import numpy as np
 
 from pipeline import metrics
 from pipeline.config import load_config
-from pipeline.data import read_table
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.errors import ConfigError, DataError
 from pipeline.factory import build_pipeline, build_search
@@ -33,6 +32,7 @@ from pipeline.settings import (
     TrainSpec,
 )
 from pipeline.stage import log, run
+from pipeline.tables import read_table
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.config import load_config
-from pipeline.data import Violation, check_data, read_table
+from pipeline.data_checks import Violation, check_data
 from pipeline.errors import DataError
 from pipeline.io import sha256_file, write_json
 from pipeline.paths import VALIDATE_REPORT, raw_path
 from pipeline.settings import DatasetSpec
 from pipeline.stage import log, run
+from pipeline.tables import read_table
 from pipeline.values import canonical_category
 
 if TYPE_CHECKING:

@@ -131,9 +131,9 @@ def feedback_rows(root: Path, params: Params, windows: list[str]) -> tuple[Any, 
 
 def _row_keys(frame: Any, spec: Any) -> list[str]:
     """A row's identity without a request id: every declared value, its label and its time
-    (`pipeline.data.row_keys` over those columns)."""
-    from pipeline.data import row_keys
+    (`pipeline.splits.row_keys` over those columns)."""
     from pipeline.settings import ColumnSpec
+    from pipeline.splits import row_keys
 
     columns = (
         *(c for c in spec.columns if c.role in ("feature", "target")),
@@ -182,7 +182,7 @@ def _refused(frame: Any, spec: Any) -> tuple[Any, list[str]]:
     bisection: `check_data` reports counts and examples, not a mask) and the problems found."""
     import numpy as np
 
-    from pipeline.data import check_data
+    from pipeline.data_checks import check_data
 
     columns = [c.name for c in spec.columns]
     checked = frame[[c for c in columns if c in frame.columns]]
@@ -344,7 +344,7 @@ def _carry_out(
         if len(rows):
             folder = feedback_dir(params.dataset.name)
             rel = folder / f"{did}.parquet"
-            from pipeline.data import write_parquet
+            from pipeline.tables import write_parquet
 
             journal.file(f"{rel}.dvc")
             journal.file(folder / ".gitignore")

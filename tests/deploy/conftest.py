@@ -116,11 +116,11 @@ def fabricate_release(project: Path, target: str = "local") -> str:
     from pipeline import metrics
     from pipeline.bundle_format import PREDICTIONS, write_manifest
     from pipeline.config import load_params
-    from pipeline.data import write_parquet
     from pipeline.deploy import scoring
     from pipeline.deploy.signature import Signature
     from pipeline.io import atomic_write_text, dumps_json, model_bytes, sha256_file
     from pipeline.settings import DatasetSpec
+    from pipeline.tables import write_parquet
 
     dataset = DatasetSpec.from_params(load_params(project)["dataset"])
     features = [c.name for c in dataset.features]

@@ -43,7 +43,8 @@ TRAIN_ROWS = 900
 def churn(target: str | None = None) -> tuple[DatasetSpec, Any, Any]:
     """(spec, typed train frame, typed test frame) of the churn example; with `target`, a
     regression of that numeric column instead (the churn label is dropped)."""
-    from pipeline.data import coerce, read_table
+    from pipeline.coercion import coerce
+    from pipeline.tables import read_table
 
     conf = yaml.safe_load((ROOT / "conf/dataset/churn_example.yaml").read_text())["dataset"]
     raw = read_table(ROOT / conf["source"]["path"], "csv", conf["source"]["csv"])

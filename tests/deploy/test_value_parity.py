@@ -25,11 +25,13 @@ from hypothesis import strategies as st
 
 from pipeline import bundle_format as bundle_mod
 from pipeline import cli
-from pipeline.data import check_data, coerce, read_table, write_parquet
+from pipeline.coercion import coerce
+from pipeline.data_checks import check_data
 from pipeline.deploy.signature import Signature
 from pipeline.factory import build_pipeline
 from pipeline.io import load_model, save_model, write_json
 from pipeline.settings import CandidateSpec, DatasetSpec
+from pipeline.tables import read_table, write_parquet
 from tests.deploy.serving import ROOT, Built, preprocessing, release, running
 
 CLASSES = ["p", "q", "r"]

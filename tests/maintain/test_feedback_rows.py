@@ -68,7 +68,7 @@ def test_repeated_rows_without_ids_count_once_and_as_duplicates(
 
 
 def test_rows_already_fed_back_are_duplicates(tmp_path: Path, params: Params) -> None:
-    from pipeline.data import write_parquet
+    from pipeline.tables import write_parquet
 
     write_window(labelled(params, 100, seed=1), tmp_path / PRODUCTION_DIR)
     write_window(labelled(params, 100, seed=2, ids=True), tmp_path / PRODUCTION_DIR)

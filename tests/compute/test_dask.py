@@ -172,6 +172,7 @@ def test_batch_scoring_on_dask_is_byte_identical(
     assert outcomes["local"][2]["rows"] == 7_080
 
 
+@pytest.mark.slow  # a forced training stage and two `mlops predict` runs: about 90 s on 2 cores
 def test_mlops_predict_and_training_on_dask_rerun_nothing_and_match(
     cluster: distributed.Client, project: Path, scoring_input: Path
 ) -> None:

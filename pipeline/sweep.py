@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline import vcs
 from pipeline.config import CONF_DIR, compose, read_yaml, relpath
-from pipeline.errors import ConfigError, Issue
+from pipeline.errors import ConfigError, Issue, ToolError
 
 GROUP = "experiment"
 GRID_KEY = "hydra.sweeper.params"
@@ -184,8 +184,18 @@ def check_points(root: Path, sweep: Sweep) -> None:
 
 def queue(root: Path, sweep: Sweep, *, name: str | None = None) -> str:
     """One `dvc exp run --queue` for the whole grid (DVC expands it and names the points
-    NAME-1, NAME-2, ...); returns what DVC printed."""
-    args = ["exp", "run", "--queue", "--name", name or sweep.name]
+    NAME-1, NAME-2, ...); returns what DVC printed. DVC refuses a name that an experiment of
+    the same commit already has, at the first point, so a refused sweep queues nothing."""
+    prefix = name or sweep.name
+    args = ["exp", "run", "--queue", "--name", prefix]
     for override in sweep.overrides():
         args += ["-S", override]
-    return vcs.dvc(root, *args).stdout
+    try:
+        return vcs.dvc(root, *args).stdout
+    except ToolError as exc:
+        raise ToolError(
+            f"DVC did not queue sweep '{sweep.name}': {exc}",
+            hint=f"an experiment of this commit named {sweep.point_name(1, prefix)} exists "
+            f"already? give the points other names (`--name PREFIX`) or remove the old ones "
+            "(`dvc exp remove ...`); `dvc queue status` lists what is queued",
+        ) from exc

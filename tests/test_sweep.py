@@ -167,3 +167,12 @@ def test_a_two_point_sweep_runs_as_queued_experiments(project: Path) -> None:
         metrics = data["metrics"]["reports/develop/metrics.json"]["data"]
         assert 0.5 < metrics["test"]["roc_auc"] <= 1, metrics
     assert digests(project) == before
+
+    # the same sweep again on the same commit: DVC refuses the names, nothing is queued
+    again = mlops("sweep", "two", cwd=project, check=False)
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "error: DVC did not queue sweep 'two':" in again.stderr
+    assert "conflicts with existing experiment 'two-1'" in again.stderr
+    assert "hint: an experiment of this commit named two-1 exists already?" in again.stderr
+    tasks = dvc("queue", "status", cwd=project).stdout
+    assert "Queued" not in tasks and tasks.count(" Success") == 2, tasks  # the two that ran

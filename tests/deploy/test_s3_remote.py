@@ -20,7 +20,7 @@ from tests.conftest import ROOT, digests, dvc, env, mlops, sh
 from tests.deploy.conftest import record
 from tests.s3 import S3, moto_s3
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.integration
 
 OUTPUTS = ("data/**/*", "models/**/*", "bundles/**/*")  # what DVC holds, not git
 

@@ -10,6 +10,7 @@ anything.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import socket
@@ -170,6 +171,104 @@ def test_batch_scoring_on_dask_is_byte_identical(
     assert outcomes["dask"] == outcomes["local"]
     assert outcomes["local"][0] == ("written" if on_bad_rows == "skip" else "refused")
     assert outcomes["local"][2]["rows"] == 7_080
+
+
+@pytest.fixture(scope="module")
+def scoring_folder(tmp_path_factory: pytest.TempPathFactory, scoring_input: Path) -> Path:
+    """`scoring_input` cut into a folder of four files of uneven sizes (one empty, the bad rows
+    in the first and the third), plus files a dataset folder ignores (`_SUCCESS`, `.tmp`)."""
+    frame = pd.read_parquet(scoring_input)
+    folder = tmp_path_factory.mktemp("scoring-folder") / "dataset"
+    folder.mkdir()
+    bounds = [0, 3_000, 3_000, 5_500, len(frame)]
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        frame.iloc[a:b].to_parquet(folder / f"part-{i}.parquet", row_group_size=900)
+    (folder / "_SUCCESS").write_text("")
+    frame.iloc[:10].to_parquet(folder / ".part-9.parquet.tmp.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("on_bad_rows", ["skip", "fail"])
+def test_a_folder_is_scored_as_one_dataset_the_same_on_dask(
+    cluster: distributed.Client,
+    template_project: Path,
+    scoring_input: Path,
+    scoring_folder: Path,
+    tmp_path: Path,
+    on_bad_rows: str,
+) -> None:
+    """A folder of Parquet files is one dataset in name order, scored into one file: the same
+    rows as scoring the file it was cut from, the same bytes locally and on the cluster, and
+    each bad row named by its file and its row there (as well as its row in the folder)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
+    bundle = load_bundle(template_project / "models/bundle")
+    settings = BatchSettings(on_bad_rows, "reject", 1_000)
+    outcomes = {}
+    for kind in ("local", "dask"):
+        out = tmp_path / f"{kind}.parquet"
+        before = tasks_run(cluster)
+        try:
+            where = spec(cluster) if kind == "dask" else None
+            result = batch.predict_file(bundle, scoring_folder, out, settings, None, where)
+            outcomes[kind] = ("written", sha(out), result.to_dict())
+        except batch.BadRowsError as exc:
+            assert not out.exists()
+            outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
+        ran = tasks_run(cluster) - before
+        assert ran >= (4 if kind == "dask" else 0), (kind, ran)
+    assert outcomes["dask"] == outcomes["local"]
+    status, _, report = outcomes["local"]
+    assert report["rows"] == 7_080
+    assert report["skipped_rows"] == [6, 4_001]
+    assert [(b["file"], b["file_row"]) for b in report["bad"]] == [
+        ("part-0.parquet", 6),
+        ("part-2.parquet", 1_001),
+    ]
+    if status == "refused":
+        assert on_bad_rows == "fail"
+        assert "row 4001 (part-2.parquet row 1001): " in outcomes["local"][1]
+        return
+    single = tmp_path / "single.parquet"
+    batch.predict_file(bundle, scoring_input, single, settings)
+    assert pq.read_table(tmp_path / "local.parquet").equals(pq.read_table(single))
+
+
+def test_a_folder_input_refuses_what_is_not_one_dataset(
+    template_project: Path, scoring_folder: Path, tmp_path: Path
+) -> None:
+    """No Parquet file, files of two schemas, or the output inside the input folder: a clear
+    error naming the path, and nothing written."""
+    import shutil
+
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
+    bundle = load_bundle(template_project / "models/bundle")
+    settings = BatchSettings("skip", "flag", 1_000)
+    out = tmp_path / "out.parquet"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "data.csv").write_text("a\n1\n")
+    with pytest.raises(DataError, match=r"empty: no \.parquet file in the folder to score"):
+        batch.predict_file(bundle, empty, out, settings)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(scoring_folder, mixed)
+    frame = pd.read_parquet(mixed / "part-3.parquet")
+    frame["extra"] = 1
+    frame.to_parquet(mixed / "part-3.parquet")
+    with pytest.raises(
+        DataError, match=r"part-3\.parquet: its columns differ from part-0\.parquet's: extra "
+        r"\(int64 here, absent there\)"
+    ):  # fmt: skip
+        batch.predict_file(bundle, mixed, out, settings)
+    inside = scoring_folder / "scores.parquet"
+    with pytest.raises(DataError, match="would be written into the input folder"):
+        batch.predict_file(bundle, scoring_folder, inside, settings)
+    assert not out.exists() and not inside.exists()
 
 
 @pytest.mark.slow  # a forced training stage and two `mlops predict` runs: about 90 s on 2 cores

@@ -440,6 +440,69 @@ def test_a_worker_killed_while_scoring_never_leaves_a_partial_result(
     cluster.wait_for_workers(2, timeout=60)  # the nanny brought it back, for the next test
 
 
+class KillFirstTask(distributed.WorkerPlugin):
+    """Kills its worker process (SIGKILL, as the OOM killer would) when the first task of the
+    cluster starts executing on it; `flag`, created atomically, makes that happen once: the
+    worker the nanny restarts, and the other worker, carry on."""
+
+    name = "kill-first-task"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish != "executing":
+            return
+        try:
+            os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_during_training_leaves_the_stage_output_exact(
+    cluster: distributed.Client, project: Path, tmp_path: Path
+) -> None:
+    """A worker dies (SIGKILL) under the first cross-validation fit of a training stage on
+    the cluster: Dask re-runs its fits on the workers left, and the stage writes the model and
+    record a local run wrote, byte for byte; or it fails (exit non-zero) and its outputs are
+    untouched. Never a model from a partial search. Bounded: the stage gets 180 s."""
+    import subprocess
+    import sys
+
+    outputs = ("models/candidates/**/*",)
+    before = digests(project, outputs)
+    overrides = project / "conf/local/default.yaml"
+    overrides.write_text(
+        overrides.read_text().replace(
+            "# @package _global_\n",
+            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
+            f"compute:\n  address: {cluster.scheduler.address}\n",
+        )
+    )
+    mlops("compose", cwd=project)
+    flag = tmp_path / "killed"
+    cluster.register_plugin(KillFirstTask(str(flag)))
+    try:
+        stage = subprocess.run(
+            [sys.executable, "-m", "pipeline.develop.train", "logistic_regression"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        cluster.unregister_worker_plugin(KillFirstTask.name)
+        cluster.wait_for_workers(2, timeout=60)  # the nanny brought it back, for the next test
+    assert flag.exists(), "no worker was killed: the test proves nothing"
+    assert "on a Dask cluster" in stage.stderr + stage.stdout
+    # joblib scatters the training data to one worker: lost with it, the search cannot go on
+    if stage.returncode != 0:
+        assert stage.returncode == 1 and "Traceback" not in stage.stderr, stage.stderr
+        assert "error: compute: the Dask cluster lost training work" in stage.stderr
+    assert digests(project, outputs) == before  # the same bytes, or untouched on a failure
+
+
 def test_bad_parquet_input_is_a_data_error_before_any_task(
     cluster: distributed.Client, template_project: Path, tmp_path: Path
 ) -> None:

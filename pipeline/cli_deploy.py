@@ -113,7 +113,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """score a CSV/Parquet file with a target's release
+    """score a CSV/Parquet file (or a folder of Parquet files) with a target's release
 
     Batch scoring with the release in deploy/<target>.json (or --bundle), validated like the
     service; the output format follows the output file's extension.
@@ -215,7 +215,13 @@ def add_commands(sub: Any) -> None:
 
     p = command(sub, "predict", _predict)
     add_target(p, "batch")
-    p.add_argument("--input", required=True, type=Path, help="CSV or Parquet file to score")
+    p.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="CSV or Parquet file to score, or a folder of Parquet files (one dataset, in name "
+        "order, scored into the one --output file)",
+    )
     p.add_argument("--output", required=True, type=Path, help="where to write (.csv/.parquet)")
     p.add_argument(
         "--bundle",

@@ -134,6 +134,7 @@ def _monitor(args: argparse.Namespace) -> int:
         Columns(args.time_column, args.prediction_column, args.label_column, args.id_column),
         out_dir,
         time=args.time,
+        compute=params.compute,
     )
     for note in notes:
         print(f"note: {note}")

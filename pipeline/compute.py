@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ComputeError, ConfigError
 from pipeline.run import fold_workers
 
 if TYPE_CHECKING:
@@ -103,10 +103,33 @@ def training_workers(
 
 @contextlib.contextmanager
 def _dask_joblib(spec: ComputeSpec) -> Iterator[object]:
+    """joblib's Dask backend scatters every argument over 1 kB (the training data) to one
+    worker: such data has no recipe, so a worker lost with it cancels the search; the stage
+    then stops cleanly (`lost_work`) before writing anything. Fits lost with a worker but
+    whose inputs survive are re-run by Dask, and the search completes with the same bytes."""
     import joblib
 
-    with session(spec), joblib.parallel_config(backend="dask"):
+    with session(spec), joblib.parallel_config(backend="dask"), lost_work("training"):
         yield None
+
+
+@contextlib.contextmanager
+def lost_work(what: str) -> Iterator[None]:
+    """Work the cluster lost and could not re-run becomes a ComputeError (exit 1, no
+    traceback); the caller has written nothing (its outputs are atomic)."""
+    distributed = _distributed()
+    lost = (
+        distributed.client.FutureCancelledError,
+        distributed.KilledWorker,
+        distributed.comm.CommClosedError,
+    )
+    try:
+        yield
+    except lost as exc:
+        raise ComputeError(
+            f"compute: the Dask cluster lost {what} work it could not re-run "
+            f"({type(exc).__name__}: {exc}); nothing was written"
+        ) from exc
 
 
 def workers(client: Client) -> int:
@@ -138,12 +161,13 @@ def ordered_map(
     run = uuid.uuid4().hex  # task keys unique to this call: clients may share a scheduler
     pending: deque[Any] = deque()
     try:
-        for i, item in enumerate(items):
-            pending.append(client.submit(func, *item, key=f"{name}-{run}-{i}", pure=False))
-            if len(pending) >= size:
+        with lost_work(name):
+            for i, item in enumerate(items):
+                pending.append(client.submit(func, *item, key=f"{name}-{run}-{i}", pure=False))
+                if len(pending) >= size:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()

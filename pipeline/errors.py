@@ -104,6 +104,18 @@ class ToolError(MlopsError):
     default_hint = "fix what git/dvc reports above, then run the command again"
 
 
+class ComputeError(MlopsError):
+    """The Dask cluster lost work it could not re-run (a worker died holding data that has no
+    recipe, or a task ran out of retries); nothing was written. Not the user's input, so exit 1:
+    re-running is the remedy."""
+
+    exit_code = 1
+    default_hint = (
+        "re-run the command or stage; if workers keep dying, give them more memory "
+        "(compute.local_cluster.memory_limit, or your cluster's)"
+    )
+
+
 class ServiceError(MlopsError):
     """The prediction service could not be reached or gave an unexpected answer."""
 

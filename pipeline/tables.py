@@ -70,3 +70,15 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     with atomic_open(path, "wb") as fh:
         pq.write_table(table, fh, row_group_size=1 << 17, compression="zstd")
+
+
+def parquet_parts(folder: Path) -> list[Path]:
+    """The files of a Parquet dataset folder, in the order they are one table: every
+    `*.parquet` file directly in it, by name, skipping names that start with "." or "_"
+    (temporary and marker files, as pyarrow's datasets do). Empty when there are none; the
+    caller says why that is wrong for it. The one rule for batch scoring and sketch drift."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix == ".parquet" and p.is_file() and not p.name.startswith((".", "_"))
+    )

@@ -41,6 +41,7 @@ from pipeline.io import atomic_open, write_json
 from pipeline.params import BatchSettings, ComputeSpec
 from pipeline.paths import release_path, released_bundle
 from pipeline.release_record import read_record
+from pipeline.tables import parquet_parts
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,12 +61,21 @@ class BadRowsError(DataError):
 
 @dataclass(frozen=True)
 class BadRow:
-    row: int  # 1-based data row of the input file
+    row: int  # 1-based data row of the input (of a folder: counted over its files, in order)
     field: str | None
     message: str
+    file: str | None = None  # a folder's input: the file the row is in
+    file_row: int | None = None  # ... and its 1-based row there
 
     def render(self) -> str:
-        return f"row {self.row}: {self.field or '(record)'}: {self.message}"
+        where = f" ({self.file} row {self.file_row})" if self.file else ""
+        return f"row {self.row}{where}: {self.field or '(record)'}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"row": self.row, "field": self.field, "message": self.message}
+        if self.file:
+            out.update(file=self.file, file_row=self.file_row)
+        return out
 
 
 @dataclass
@@ -86,7 +96,7 @@ class BatchResult:
             "scored": self.scored,
             "flagged": self.flagged,
             "skipped_rows": self.bad_rows,
-            "bad": [{"row": b.row, "field": b.field, "message": b.message} for b in self.bad],
+            "bad": [b.to_dict() for b in self.bad],
             "passthrough_columns": self.passthrough,
         }
 
@@ -322,13 +332,20 @@ def _score_chunk(
     offset: int,
     *,
     score: bool = True,
+    part: str | None = None,
+    base: int = 0,
 ) -> _Chunk:
     """Validate and (when `score`) score one chunk whose first row is data row `offset` + 1 of
-    the file: the one definition of a chunk's output, wherever it runs."""
+    its file (`part`, a folder's file, whose first row is row `base` + 1 of the folder): the
+    one definition of a chunk's output, wherever it runs."""
     import pandas as pd
 
+    def bad_row(index: int, name: str | None, message: str) -> BadRow:
+        row = offset + index + 1
+        return BadRow(base + row, name, message, part, row if part else None)
+
     checked = validate_columns(bundle.signature, fields, reject_unseen=how.reject)
-    bad = [BadRow(offset + e["index"] + 1, e["field"], e["message"]) for e in checked.errors]
+    bad = [bad_row(e["index"], e["field"], e["message"]) for e in checked.errors]
     if how.csv_in:
         table, unreadable = _decode_passthrough(
             table, how.numeric, bundle.signature.names, typed=how.out_fmt == "parquet"
@@ -340,7 +357,7 @@ def _score_chunk(
             bad = sorted(
                 bad
                 + [
-                    BadRow(offset + i + 1, name, f"expected a number (declared {ctype})")
+                    bad_row(i, name, f"expected a number (declared {ctype})")
                     for i, name, ctype in unreadable
                 ],
                 key=lambda b: b.row,
@@ -364,12 +381,24 @@ def _score_chunk(
 
 
 def _local_chunks(
-    bundle: Bundle, source: Path, how: _Scoring, chunk_rows: int, failing: list[bool]
+    bundle: Bundle,
+    files: list[Path],
+    folder: bool,
+    how: _Scoring,
+    chunk_rows: int,
+    failing: list[bool],
 ) -> Iterator[_Chunk]:
-    offset = 0
-    for table, fields in _chunks(source, chunk_rows, bundle):
-        yield _score_chunk(bundle, how, table, fields, offset, score=not failing[0])
-        offset += table.num_rows
+    """The chunks of every file in turn (a file's last chunk may be short: no chunk spans two
+    files), scored here."""
+    base = 0
+    for path in files:
+        offset, part = 0, path.name if folder else None
+        for table, fields in _chunks(path, chunk_rows, bundle):
+            yield _score_chunk(
+                bundle, how, table, fields, offset, score=not failing[0], part=part, base=base
+            )
+            offset += table.num_rows
+        base += offset
 
 
 # ---------------------------------------------------------------------- on a Dask cluster
@@ -400,9 +429,12 @@ def _score_partition(
     stop: int,
     chunk_rows: int,
     how: _Scoring,
+    part: str | None = None,
+    base: int = 0,
 ) -> list[_Chunk]:
-    """On a worker: score rows [start, stop) of a Parquet file in the local run's chunks,
-    reading only the row groups they overlap, a batch at a time."""
+    """On a worker: score rows [start, stop) of a Parquet file (`part` of a folder, starting
+    at the folder's row `base` + 1) in the local run's chunks, reading only the row groups
+    they overlap, a batch at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -432,7 +464,7 @@ def _score_partition(
             piece = table.slice(0, size)
             buffer, held = table.slice(size).to_batches(), held - size
             fields = piece.select(present).to_pandas()
-            out.append(_score_chunk(bundle, how, piece, fields, offset))
+            out.append(_score_chunk(bundle, how, piece, fields, offset, part=part, base=base))
             offset += size
         if position >= stop:
             break
@@ -440,17 +472,28 @@ def _score_partition(
 
 
 def _cluster_chunks(
-    client: Any, bundle: Bundle, source: Path, how: _Scoring, chunk_rows: int, partition_rows: int
+    client: Any,
+    bundle: Bundle,
+    files: list[Path],
+    folder: bool,
+    how: _Scoring,
+    chunk_rows: int,
+    partition_rows: int,
 ) -> Iterator[_Chunk]:
+    """Every file's partitions (none spans two files), scored on the cluster, in order."""
     import pyarrow.parquet as pq
 
     from pipeline.compute import ordered_map
 
-    rows = pq.ParquetFile(source).metadata.num_rows
-    items = [
-        (str(bundle.path.resolve()), bundle.digest, str(source.resolve()), a, b, chunk_rows, how)
-        for a, b in _partitions(rows, chunk_rows, partition_rows)
-    ]
+    items, base, model = [], 0, (str(bundle.path.resolve()), bundle.digest)
+    for path in files:
+        rows = pq.ParquetFile(path).metadata.num_rows
+        part = path.name if folder else None
+        items += [
+            (*model, str(path.resolve()), a, b, chunk_rows, how, part, base)
+            for a, b in _partitions(rows, chunk_rows, partition_rows)
+        ]
+        base += rows
     for chunks in ordered_map(client, _score_partition, items, name="mlops-predict"):
         yield from chunks
 
@@ -467,15 +510,25 @@ def predict_file(
     `on_bad_rows` is fail and any row is bad. `declared` (column -> type, the dataset's
     declaration) types a CSV's pass-through columns (see the module docstring).
 
+    `source` may be a folder of Parquet files (a partitioned dataset, `tables.parquet_parts`):
+    they are scored as one dataset, in name order, into the one `output` file (atomic as for
+    a file); every file must have the same schema; a bad row is numbered over the folder and
+    also named by its file and row there.
+
     With `compute` of kind dask, a Parquet source is scored on the cluster: whole chunks in
     partitions of about `compute.partition_rows` rows, each task reading only its row groups;
     the scored chunks come back in file order, a bounded number at a time, and are written
     here exactly as the local run writes them (same file, same bytes). A CSV is scored here."""
     out_fmt = file_format(output)
-    csv_in = file_format(source) == "csv"
-    if not source.is_file():
+    folder = source.is_dir()
+    csv_in = not folder and file_format(source) == "csv"
+    if folder:
+        files = _folder_files(source, output, bundle)
+    elif not source.is_file():
         state = "is not a file" if source.exists() else "does not exist"
         raise DataError(f"{source}: the file to score {state}", hint="check the input path")
+    else:
+        files = [source]
     task = bundle.task
     how = _Scoring(
         task=task,
@@ -490,28 +543,68 @@ def predict_file(
         failing = [False]
         if distributed:
             assert compute is not None and compute.partition_rows is not None
-            _check_parquet(source, bundle)
+            if not folder:  # a folder's files were checked by _folder_files
+                _check_parquet(source, bundle)
             from pipeline.compute import session
 
             client = stack.enter_context(session(compute))
             chunks = _cluster_chunks(
-                client, bundle, source, how, settings.chunk_rows, compute.partition_rows
+                client, bundle, files, folder, how, settings.chunk_rows, compute.partition_rows
             )
         else:
-            chunks = _local_chunks(bundle, source, how, settings.chunk_rows, failing)
+            chunks = _local_chunks(bundle, files, folder, how, settings.chunk_rows, failing)
         return _write_chunks(chunks, source, output, settings, bundle, failing)
 
 
-def _check_parquet(source: Path, bundle: Bundle) -> None:
-    """What `_chunks` checks before the first chunk, for a file scored on a cluster."""
+def _check_parquet(source: Path, bundle: Bundle) -> pa.Schema:
+    """What `_chunks` checks before the first chunk, for a file scored on a cluster or in a
+    folder; returns the file's schema."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        names = pq.ParquetFile(source).schema_arrow.names
+        schema = pq.ParquetFile(source).schema_arrow
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{source}: not a readable Parquet file: {exc}") from exc
-    _check_columns(source, bundle, names)
+    _check_columns(source, bundle, schema.names)
+    return schema
+
+
+def _folder_files(source: Path, output: Path, bundle: Bundle) -> list[Path]:
+    """A folder's Parquet files, each checked before any is scored: readable, the columns the
+    model needs, and one schema for all (they are one dataset, written as one file)."""
+    files = parquet_parts(source)
+    if not files:
+        raise DataError(
+            f"{source}: no .parquet file in the folder to score",
+            hint="a folder is scored as one Parquet dataset (its *.parquet files, by name); "
+            "score a CSV file by naming it",
+        )
+    if output.resolve().parent == source.resolve():
+        raise DataError(
+            f"{output}: the output would be written into the input folder {source}",
+            hint="write it outside the folder: the next run would score it as input",
+        )
+    first = _check_parquet(files[0], bundle)
+    for path in files[1:]:
+        schema = _check_parquet(path, bundle)
+        if not schema.equals(first, check_metadata=False):
+            ours = {(f.name, str(f.type)) for f in schema}
+            differ = sorted({n for n, _ in ours ^ {(f.name, str(f.type)) for f in first}})
+            shown = ", ".join(
+                f"{n} ({_type_of(schema, n)} here, {_type_of(first, n)} there)" for n in differ
+            )
+            raise DataError(
+                f"{path}: its columns differ from {files[0].name}'s: "
+                + (shown or "the same columns in another order"),
+                hint="the files of a folder are scored as one dataset: give them one schema",
+            )
+    return files
+
+
+def _type_of(schema: pa.Schema, name: str) -> str:
+    index = schema.get_field_index(name)
+    return "absent" if index < 0 else str(schema.types[index])
 
 
 def _write_chunks(

@@ -26,7 +26,7 @@ from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
 from pipeline.monitor.monitored_bundle import monitored_bundle
 from pipeline.monitor.windowing import MonitorWindow
-from pipeline.params import MonitorSettings
+from pipeline.params import ComputeSpec, MonitorSettings
 from pipeline.paths import SIMULATED_DIR
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
@@ -46,14 +46,18 @@ def load_context(root: Path, settings: MonitorSettings, dataset: DatasetSpec) ->
 
 
 def monitor(
-    windows: Sequence[MonitorWindow], ctx: Context, out_dir: Path
+    windows: Sequence[MonitorWindow],
+    ctx: Context,
+    out_dir: Path,
+    compute: ComputeSpec | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Assess every window and write the reports into `out_dir`; returns the report document
-    and the per-window results (in window order)."""
+    and the per-window results (in window order). In sketch mode with `compute` of kind dask,
+    the windows are assessed on the cluster (`assess_all`)."""
     from pipeline.monitor.html import render
     from pipeline.monitor.report import newest, report_document, split, write_reports
 
-    results = [assess(window, ctx) for window in windows]
+    results = assess_all(windows, ctx, compute)
     document = report_document(results, ctx)
     frames = {}
     for group, members in split(results).items():
@@ -67,3 +71,34 @@ def monitor(
     html = render(document, results, ctx, frames)
     write_reports(out_dir, document, results, ctx.settings.task, html)
     return document, results
+
+
+def assess_all(
+    windows: Sequence[MonitorWindow], ctx: Context, compute: ComputeSpec | None = None
+) -> list[dict[str, Any]]:
+    """Every window's verdict, in window order.
+
+    Sketch mode is for windows too large to test in one piece; with `compute` of kind dask
+    each window is one task: a worker streams it through the sketches and gives back only its
+    verdict (the context, with the reference, is sent to every worker once). A window is the
+    unit of a verdict, so a worker runs exactly the code a local run does on exactly the same
+    rows, and the verdicts and certified bounds are the same numbers wherever and on however
+    many workers they ran. Exact mode (the default, small windows) and a refused context stay
+    here: there the task would cost more than the test."""
+    distribute = (
+        compute is not None
+        and compute.kind == "dask"
+        and ctx.settings.drift.mode == "sketch"
+        and ctx.refusal is None
+        and len(windows) > 0
+    )
+    if not distribute:
+        return [assess(window, ctx) for window in windows]
+    assert compute is not None
+    from pipeline.compute import ordered_map, session
+
+    with session(compute) as client:
+        assert client is not None
+        shared = client.scatter(ctx, broadcast=True, hash=False)
+        items = [(window, shared) for window in windows]
+        return list(ordered_map(client, assess, items, name="mlops-monitor"))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ArtifactError, DataError
-from pipeline.params import MonitorSettings
+from pipeline.params import ComputeSpec, MonitorSettings
 from pipeline.settings import DatasetSpec
 from pipeline.traffic import Columns, read_traffic
 
@@ -31,8 +31,10 @@ def monitor_files(
     out_dir: Path,
     *,
     time: str | None = None,
+    compute: ComputeSpec | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Monitor the given files as one source ("manual"); write the reports into `out_dir`."""
+    """Monitor the given files as one source ("manual"); write the reports into `out_dir`
+    (in sketch mode on the cluster when `compute` says dask: `engine.assess_all`)."""
     from pipeline.monitor.engine import load_context, monitor
     from pipeline.monitor.windowing import windows_of
 
@@ -47,5 +49,5 @@ def monitor_files(
     windows = windows_of("manual", frames, [p.name for p in paths], ctx.settings.windows)
     if not windows:
         raise DataError("the input holds no rows: nothing to monitor")
-    document, _ = monitor(windows, ctx, out_dir)
+    document, _ = monitor(windows, ctx, out_dir, compute)
     return document, notes

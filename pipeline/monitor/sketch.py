@@ -49,6 +49,7 @@ from pipeline.profile.reference import (
     numeric_values,
 )
 from pipeline.profile.sample import run_lengths
+from pipeline.tables import parquet_parts
 
 
 class NumericSummary:
@@ -292,7 +293,7 @@ _LOCAL = ComputeSpec("local", None, 0.0, None, None)
 
 def _parquet_files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and p.is_file())
+        files = parquet_parts(path)
         if not files:
             raise DataError(f"cannot read current data {path}: no .parquet file in the folder")
         return files

@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> None:
         ctx.settings.windows,
         also={"simulated": (SCENARIOS_FILE,)},
     )
-    document, _ = monitor(windows, ctx, MONITOR_REPORTS)
+    document, _ = monitor(windows, ctx, MONITOR_REPORTS, params.compute)
     log(log_line(document))
     if ctx.refusal is not None:
         for difference in ctx.refusal.differences:

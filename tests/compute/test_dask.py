@@ -10,6 +10,7 @@ anything.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import signal
 import socket
@@ -172,6 +173,104 @@ def test_batch_scoring_on_dask_is_byte_identical(
     assert outcomes["local"][2]["rows"] == 7_080
 
 
+@pytest.fixture(scope="module")
+def scoring_folder(tmp_path_factory: pytest.TempPathFactory, scoring_input: Path) -> Path:
+    """`scoring_input` cut into a folder of four files of uneven sizes (one empty, the bad rows
+    in the first and the third), plus files a dataset folder ignores (`_SUCCESS`, `.tmp`)."""
+    frame = pd.read_parquet(scoring_input)
+    folder = tmp_path_factory.mktemp("scoring-folder") / "dataset"
+    folder.mkdir()
+    bounds = [0, 3_000, 3_000, 5_500, len(frame)]
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        frame.iloc[a:b].to_parquet(folder / f"part-{i}.parquet", row_group_size=900)
+    (folder / "_SUCCESS").write_text("")
+    frame.iloc[:10].to_parquet(folder / ".part-9.parquet.tmp.parquet")
+    return folder
+
+
+@pytest.mark.parametrize("on_bad_rows", ["skip", "fail"])
+def test_a_folder_is_scored_as_one_dataset_the_same_on_dask(
+    cluster: distributed.Client,
+    template_project: Path,
+    scoring_input: Path,
+    scoring_folder: Path,
+    tmp_path: Path,
+    on_bad_rows: str,
+) -> None:
+    """A folder of Parquet files is one dataset in name order, scored into one file: the same
+    rows as scoring the file it was cut from, the same bytes locally and on the cluster, and
+    each bad row named by its file and its row there (as well as its row in the folder)."""
+    import pyarrow.parquet as pq
+
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
+    bundle = load_bundle(template_project / "models/bundle")
+    settings = BatchSettings(on_bad_rows, "reject", 1_000)
+    outcomes = {}
+    for kind in ("local", "dask"):
+        out = tmp_path / f"{kind}.parquet"
+        before = tasks_run(cluster)
+        try:
+            where = spec(cluster) if kind == "dask" else None
+            result = batch.predict_file(bundle, scoring_folder, out, settings, None, where)
+            outcomes[kind] = ("written", sha(out), result.to_dict())
+        except batch.BadRowsError as exc:
+            assert not out.exists()
+            outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
+        ran = tasks_run(cluster) - before
+        assert ran >= (4 if kind == "dask" else 0), (kind, ran)
+    assert outcomes["dask"] == outcomes["local"]
+    status, _, report = outcomes["local"]
+    assert report["rows"] == 7_080
+    assert report["skipped_rows"] == [6, 4_001]
+    assert [(b["file"], b["file_row"]) for b in report["bad"]] == [
+        ("part-0.parquet", 6),
+        ("part-2.parquet", 1_001),
+    ]
+    if status == "refused":
+        assert on_bad_rows == "fail"
+        assert "row 4001 (part-2.parquet row 1001): " in outcomes["local"][1]
+        return
+    single = tmp_path / "single.parquet"
+    batch.predict_file(bundle, scoring_input, single, settings)
+    assert pq.read_table(tmp_path / "local.parquet").equals(pq.read_table(single))
+
+
+def test_a_folder_input_refuses_what_is_not_one_dataset(
+    template_project: Path, scoring_folder: Path, tmp_path: Path
+) -> None:
+    """No Parquet file, files of two schemas, or the output inside the input folder: a clear
+    error naming the path, and nothing written."""
+    import shutil
+
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
+    bundle = load_bundle(template_project / "models/bundle")
+    settings = BatchSettings("skip", "flag", 1_000)
+    out = tmp_path / "out.parquet"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "data.csv").write_text("a\n1\n")
+    with pytest.raises(DataError, match=r"empty: no \.parquet file in the folder to score"):
+        batch.predict_file(bundle, empty, out, settings)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(scoring_folder, mixed)
+    frame = pd.read_parquet(mixed / "part-3.parquet")
+    frame["extra"] = 1
+    frame.to_parquet(mixed / "part-3.parquet")
+    with pytest.raises(
+        DataError, match=r"part-3\.parquet: its columns differ from part-0\.parquet's: extra "
+        r"\(int64 here, absent there\)"
+    ):  # fmt: skip
+        batch.predict_file(bundle, mixed, out, settings)
+    inside = scoring_folder / "scores.parquet"
+    with pytest.raises(DataError, match="would be written into the input folder"):
+        batch.predict_file(bundle, scoring_folder, inside, settings)
+    assert not out.exists() and not inside.exists()
+
+
 @pytest.mark.slow  # a forced training stage and two `mlops predict` runs: about 90 s on 2 cores
 def test_mlops_predict_and_training_on_dask_rerun_nothing_and_match(
     cluster: distributed.Client, project: Path, scoring_input: Path
@@ -244,6 +343,58 @@ def test_sketch_drift_on_dask_equals_local(cluster: distributed.Client, tmp_path
     assert local.by_column["x"].error_bound > 0  # x was sketched: its bound is certified, not 0
 
 
+def test_monitoring_in_sketch_mode_on_dask_gives_the_local_report(
+    cluster: distributed.Client, template_project: Path, scoring_input: Path, tmp_path: Path
+) -> None:
+    """`mlops monitor --input` (and the stage: both go through `engine.monitor`) in sketch
+    mode with compute: dask judges every window on the cluster: the same report, verdicts and
+    certified bounds included, as a local run."""
+    from dataclasses import replace
+
+    from pipeline import config
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+    from pipeline.monitor.engine import assess_all, load_context
+    from pipeline.monitor.manual import monitor_files
+    from pipeline.monitor.windowing import windows_of
+    from pipeline.params import SketchSettings
+    from pipeline.traffic import Columns, read_traffic
+
+    bundle = load_bundle(template_project / "models/bundle")
+    scored = tmp_path / "scored.parquet"
+    batch.predict_file(bundle, scoring_input, scored, BatchSettings("skip", "flag", 1_000))
+    params = config.load_config(template_project, hyperparameters=False)
+    settings = replace(
+        params.monitor,
+        windows=replace(params.monitor.windows, rows=2_000, min_rows=500),
+        drift=replace(params.monitor.drift, mode="sketch", sketch=SketchSettings(64, 8, 500, 16)),
+    )
+    reports = {}
+    for kind in ("local", "dask"):
+        out = tmp_path / kind
+        ran = tasks_run(cluster)
+        where = spec(cluster) if kind == "dask" else None
+        monitor_files(
+            template_project, settings, params.dataset, [scored], Columns(), out, compute=where
+        )
+        assert tasks_run(cluster) - ran >= (4 if kind == "dask" else 0)  # 4 windows, 1 each
+        reports[kind] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert reports["dask"] == reports["local"]
+    assert {"report.json", "report.html", "metrics.json"} <= set(reports["local"])
+    # the per-window results themselves (the report shows a part): bounds certified, equal
+    ctx = load_context(template_project, settings, params.dataset)
+    frame = read_traffic(scored, params.dataset, settings.task, Columns(), require_time=False)
+    windows = windows_of("manual", [frame.frame], [scored.name], settings.windows)
+    local = assess_all(windows, ctx)
+    assert assess_all(windows, ctx, spec(cluster)) == local
+    bounds = [
+        column["error_bound"] or 0
+        for result in local
+        for column in (result["drift"] or {"columns": {}})["columns"].values()
+    ]
+    assert len(local) == 4 and max(bounds) > 0, "nothing sketched: the test proves nothing"
+
+
 # ---------------------------------------------------------------------------------- lost workers
 def test_a_worker_killed_while_scoring_never_leaves_a_partial_result(
     cluster: distributed.Client, template_project: Path, scoring_input: Path, tmp_path: Path
@@ -287,6 +438,69 @@ def test_a_worker_killed_while_scoring_never_leaves_a_partial_result(
     else:
         assert sha(out) == sha(expected)
     cluster.wait_for_workers(2, timeout=60)  # the nanny brought it back, for the next test
+
+
+class KillFirstTask(distributed.WorkerPlugin):
+    """Kills its worker process (SIGKILL, as the OOM killer would) when the first task of the
+    cluster starts executing on it; `flag`, created atomically, makes that happen once: the
+    worker the nanny restarts, and the other worker, carry on."""
+
+    name = "kill-first-task"
+
+    def __init__(self, flag: str) -> None:
+        self.flag = flag
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish != "executing":
+            return
+        try:
+            os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_during_training_leaves_the_stage_output_exact(
+    cluster: distributed.Client, project: Path, tmp_path: Path
+) -> None:
+    """A worker dies (SIGKILL) under the first cross-validation fit of a training stage on
+    the cluster: Dask re-runs its fits on the workers left, and the stage writes the model and
+    record a local run wrote, byte for byte; or it fails (exit non-zero) and its outputs are
+    untouched. Never a model from a partial search. Bounded: the stage gets 180 s."""
+    import subprocess
+    import sys
+
+    outputs = ("models/candidates/**/*",)
+    before = digests(project, outputs)
+    overrides = project / "conf/local/default.yaml"
+    overrides.write_text(
+        overrides.read_text().replace(
+            "# @package _global_\n",
+            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
+            f"compute:\n  address: {cluster.scheduler.address}\n",
+        )
+    )
+    mlops("compose", cwd=project)
+    flag = tmp_path / "killed"
+    cluster.register_plugin(KillFirstTask(str(flag)))
+    try:
+        stage = subprocess.run(
+            [sys.executable, "-m", "pipeline.develop.train", "logistic_regression"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        cluster.unregister_worker_plugin(KillFirstTask.name)
+        cluster.wait_for_workers(2, timeout=60)  # the nanny brought it back, for the next test
+    assert flag.exists(), "no worker was killed: the test proves nothing"
+    assert "on a Dask cluster" in stage.stderr + stage.stdout
+    # joblib scatters the training data to one worker: lost with it, the search cannot go on
+    if stage.returncode != 0:
+        assert stage.returncode == 1 and "Traceback" not in stage.stderr, stage.stderr
+        assert "error: compute: the Dask cluster lost training work" in stage.stderr
+    assert digests(project, outputs) == before  # the same bytes, or untouched on a failure
 
 
 def test_bad_parquet_input_is_a_data_error_before_any_task(

@@ -1,0 +1,127 @@
+"""The default pipeline (`dvc repro` of the whole graph, from scratch, in a throw-away copy of
+the project) with `compute: local` against `compute: dask` on a 2-worker LocalCluster, in the
+same run, interleaved:
+
+* local:          compute: local (the default);
+* dask, own:      compute: dask, address null: every stage that computes on the cluster starts
+                  (and stops) its own 2-worker LocalCluster, inside the timed run;
+* dask, shared:   compute: dask, address = a 2-worker LocalCluster this script starts once,
+                  before the clock (how a team runs it: a scheduler that is already up).
+
+    .venv/bin/python bench/bench_compute_pipeline.py [--repeat 1]
+
+Goal: dask / local at most 1.2x. Also printed, to say where the overhead goes: how long one
+LocalCluster takes to start and stop here, and how many stages start one (the training stages:
+the default monitoring is exact mode, which stays local; batch scoring is not a stage).
+Every run's outputs (models, reports, bundle id) are compared with the local run's: they must
+be the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _project import BIN, copy_project, median, run
+
+OUTPUTS = ("models", "reports", "data/prepared")
+DASK = """# @package _global_
+defaults:
+  - override /compute: dask
+compute:
+  address: {address}
+"""
+
+
+def digests(project: Path) -> dict[str, str]:
+    out = {}
+    for top in OUTPUTS:
+        for path in sorted((project / top).rglob("*")):
+            if path.is_file() and "html" not in path.suffix:
+                out[str(path.relative_to(project))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def prepared(tmp: Path, name: str, mode: str, address: str) -> Path:
+    project = copy_project(tmp / name)
+    if mode != "local":
+        (project / "conf/local/default.yaml").write_text(
+            DASK.format(address="null" if mode == "own" else address)
+        )
+    run([str(BIN / "mlops"), "compose"], project)
+    return project
+
+
+def cluster_start_stop() -> float:
+    import distributed
+
+    start = time.perf_counter()
+    with (
+        distributed.LocalCluster(
+            host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.wait_for_workers(2)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    import distributed
+    import yaml
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    modes = ("local", "own", "shared")
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    same: dict[str, bool] = {m: True for m in modes}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        distributed.LocalCluster(
+            host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as shared,
+    ):
+        for i in range(args.repeat):
+            reference: dict[str, str] | None = None
+            for mode in modes:
+                project = prepared(Path(tmp), f"{mode}{i}", mode, shared.scheduler_address)
+                times[mode].append(run([str(BIN / "dvc"), "repro", "--no-run-cache"], project))
+                found = digests(project)
+                reference = reference or found
+                same[mode] = same[mode] and found == reference
+                print(f"run {i} {mode}: {times[mode][-1]:.1f} s", file=sys.stderr, flush=True)
+        stages = yaml.safe_load((project / "params.yaml").read_text())["candidates"]
+    start_stop = median([cluster_start_stop() for _ in range(2)])
+    loc = median(times["local"])
+    print(f"default pipeline, `dvc repro` from scratch, {args.repeat} run(s) each, interleaved")
+    print(f"compute: local                              median {loc:6.1f} s  {times['local']}")
+    for mode, label in (("own", "LocalCluster per stage"), ("shared", "shared 2-worker cluster")):
+        t = median(times[mode])
+        print(
+            f"compute: dask, {label:<28} median {t:6.1f} s  {times[mode]}  "
+            f"ratio {t / loc:.2f}x (goal <= 1.2x)  outputs identical: {same[mode]}"
+        )
+    print(
+        f"one 2-worker LocalCluster start + stop here: {start_stop:.1f} s; stages that start "
+        f"one with address null: {len(stages)} (train@{', train@'.join(stages)})"
+    )
+
+
+if __name__ == "__main__":
+    main()

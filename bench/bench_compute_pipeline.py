@@ -67,7 +67,7 @@ def cluster_start_stop() -> float:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # an ephemeral port: its HTTP server always starts
             silence_logs=logging.ERROR,
         ) as cluster,
         distributed.Client(cluster) as client,
@@ -93,7 +93,7 @@ def main() -> None:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # an ephemeral port: its HTTP server always starts
             silence_logs=logging.ERROR,
         ) as shared,
     ):

@@ -88,7 +88,8 @@ def main() -> None:
     with (
         distributed.LocalCluster(
             host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-            dashboard_address=None, silence_logs=logging.ERROR, memory_limit="4GiB",
+            dashboard_address="127.0.0.1:0",  # ephemeral: its HTTP server always starts
+            silence_logs=logging.ERROR, memory_limit="4GiB",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip

@@ -66,7 +66,7 @@ def session(spec: ComputeSpec) -> Iterator[Client | None]:
                 threads_per_worker=local.threads_per_worker,
                 memory_limit=local.memory_limit,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # an ephemeral port: its HTTP server always starts
                 silence_logs=logging.ERROR,
             ) as cluster,
             distributed.Client(cluster, set_as_default=True) as client,

@@ -37,7 +37,7 @@ count give the same interval on any machine; the global RNG is never touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -108,105 +108,154 @@ def weight_chunks(
 
 
 # ---------------------------------------------------------------------- weighted metrics
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
 def weighted(
     metric: str, task: str, y: np.ndarray, scored: PairedScores, W: np.ndarray
 ) -> np.ndarray:
     """`metric` of one model on each resample (rows of W are row counts); NaN where undefined.
 
-    Each branch is the weighted form of the definition `pipeline.metrics.compute` uses.
-    """
-    total = W.sum(axis=1)
+    Each branch is the weighted form of the definition `pipeline.metrics.compute` uses."""
+    return scorer(metric, task, y, scored)(W)
+
+
+def scorer(metric: str, task: str, y: np.ndarray, scored: PairedScores) -> Scorer:
+    """`weighted` for one model, as a function of the weights alone.
+
+    Everything that depends only on the rows (labels and predictions as text, class masks,
+    per-row losses, the scores' sort order and ties) is computed here once, so scoring a chunk
+    of resamples is only the matrix products over its weights: the time per row and resample
+    stays flat however many chunks a large split needs. The arithmetic per chunk is the one
+    `weighted` always did, in the same order, so the values are bit for bit the same."""
     if task == "regression":
         pred = scored.pred.astype(float)
         yf = y.astype(float)
         err = yf - pred
         if metric == "rmse":
-            return np.sqrt(W @ (err**2) / total)
+            squared = err**2
+            return lambda W: np.sqrt(W @ squared / W.sum(axis=1))
         if metric == "mae":
-            return W @ np.abs(err) / total
+            absolute = np.abs(err)
+            return lambda W: W @ absolute / W.sum(axis=1)
         if metric == "r2":
-            mean = W @ yf / total
-            ss_tot = (W * (yf[None, :] - mean[:, None]) ** 2).sum(axis=1)
-            ss_res = W @ (err**2)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+            squared = err**2
+
+            def r2(W: np.ndarray) -> np.ndarray:
+                mean = W @ yf / W.sum(axis=1)
+                ss_tot = (W * (yf[None, :] - mean[:, None]) ** 2).sum(axis=1)
+                ss_res = W @ squared
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+
+            return r2
         raise ValueError(f"unknown regression metric {metric!r}")
     pred = scored.pred.astype(str)
     ys = y.astype(str)
     if metric == "accuracy":
-        return W @ (pred == ys).astype(float) / total
+        hits = (pred == ys).astype(float)
+        return lambda W: W @ hits / W.sum(axis=1)
     if metric == "balanced_accuracy":
-        recalls = []
-        for cls in np.unique(ys):
-            support = W @ (ys == cls).astype(float)
-            hits = W @ ((ys == cls) & (pred == cls)).astype(float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                recalls.append(np.where(support > 0, hits / support, np.nan))
-        return np.nanmean(np.vstack(recalls), axis=0)
+        per_class = [
+            ((ys == cls).astype(float), ((ys == cls) & (pred == cls)).astype(float))
+            for cls in np.unique(ys)
+        ]
+
+        def balanced_accuracy(W: np.ndarray) -> np.ndarray:
+            recalls = []
+            for in_class, hit in per_class:
+                support = W @ in_class
+                hits = W @ hit
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    recalls.append(np.where(support > 0, hits / support, np.nan))
+            return np.nanmean(np.vstack(recalls), axis=0)
+
+        return balanced_accuracy
     if metric == "f1_macro":
-        scores, present = [], []
-        for cls in np.union1d(np.unique(ys), np.unique(pred)):
-            true_sum = W @ (ys == cls).astype(float)
-            pred_sum = W @ (pred == cls).astype(float)
-            tp = W @ ((ys == cls) & (pred == cls)).astype(float)
-            denom = true_sum + pred_sum
-            with np.errstate(divide="ignore", invalid="ignore"):
-                scores.append(np.where(denom > 0, 2.0 * tp / denom, 0.0))
-            present.append(denom > 0)
-        stacked, mask = np.vstack(scores), np.vstack(present)
-        return (stacked * mask).sum(axis=0) / mask.sum(axis=0)
+        vectors = [
+            (
+                (ys == cls).astype(float),
+                (pred == cls).astype(float),
+                ((ys == cls) & (pred == cls)).astype(float),
+            )
+            for cls in np.union1d(np.unique(ys), np.unique(pred))
+        ]
+
+        def f1_macro(W: np.ndarray) -> np.ndarray:
+            scores, present = [], []
+            for is_true, is_pred, is_tp in vectors:
+                true_sum = W @ is_true
+                pred_sum = W @ is_pred
+                tp = W @ is_tp
+                denom = true_sum + pred_sum
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    scores.append(np.where(denom > 0, 2.0 * tp / denom, 0.0))
+                present.append(denom > 0)
+            stacked, mask = np.vstack(scores), np.vstack(present)
+            return (stacked * mask).sum(axis=0) / mask.sum(axis=0)
+
+        return f1_macro
     if scored.proba is None or scored.classes is None:
-        return np.full(len(W), np.nan)
+        return lambda W: np.full(len(W), np.nan)
     classes = [str(c) for c in scored.classes]
     if metric == "log_loss":
-        return _log_loss(ys, scored.proba, classes, W, total)
+        return _log_loss(ys, scored.proba, classes)
     if metric == "roc_auc":
-        return _roc_auc(ys, scored.proba, classes, W)
+        return _roc_auc(ys, scored.proba, classes)
     raise ValueError(f"unknown classification metric {metric!r}")
 
 
-def _log_loss(
-    ys: np.ndarray, proba: np.ndarray, classes: list[str], W: np.ndarray, total: np.ndarray
-) -> np.ndarray:
+def _log_loss(ys: np.ndarray, proba: np.ndarray, classes: list[str]) -> Scorer:
     index = {c: i for i, c in enumerate(classes)}
     if any(v not in index for v in np.unique(ys)):
-        return np.full(len(W), np.nan)
+        return lambda W: np.full(len(W), np.nan)
     eps = np.finfo(proba.dtype).eps
     clipped = np.clip(proba, eps, 1 - eps)
     rows = np.fromiter((index[v] for v in ys), dtype=np.int64, count=len(ys))
     losses = -np.log(clipped[np.arange(len(ys)), rows])
-    return W @ losses / total
+    return lambda W: W @ losses / W.sum(axis=1)
 
 
-def _binary_auc(positive: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Weighted Mann-Whitney AUC (ties count one half): what roc_auc_score computes."""
+def _binary_auc(positive: np.ndarray, score: np.ndarray) -> Scorer:
+    """Weighted Mann-Whitney AUC (ties count one half): what roc_auc_score computes. The sort
+    order and the runs of tied scores are the rows'; only the weights change per chunk."""
     order = np.argsort(score, kind="stable")
     s_sorted = score[order]
     starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    Ws = W[:, order]
     pos = positive[order].astype(float)
-    P = np.add.reduceat(Ws * pos, starts, axis=1)
-    N = np.add.reduceat(Ws * (1.0 - pos), starts, axis=1)
-    below = np.cumsum(N, axis=1) - N
-    p_tot, n_tot = P.sum(axis=1), N.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = (P * (below + 0.5 * N)).sum(axis=1) / (p_tot * n_tot)
-    return np.where((p_tot > 0) & (n_tot > 0), auc, np.nan)
+    neg = 1.0 - pos
+
+    def auc(W: np.ndarray) -> np.ndarray:
+        Ws = W[:, order]
+        P = np.add.reduceat(Ws * pos, starts, axis=1)
+        N = np.add.reduceat(Ws * neg, starts, axis=1)
+        below = np.cumsum(N, axis=1) - N
+        p_tot, n_tot = P.sum(axis=1), N.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = (P * (below + 0.5 * N)).sum(axis=1) / (p_tot * n_tot)
+        return np.where((p_tot > 0) & (n_tot > 0), value, np.nan)
+
+    return auc
 
 
-def _roc_auc(ys: np.ndarray, proba: np.ndarray, classes: list[str], W: np.ndarray) -> np.ndarray:
+def _roc_auc(ys: np.ndarray, proba: np.ndarray, classes: list[str]) -> Scorer:
     if len(classes) == 2:  # NaN when a resample lacks positives or negatives
-        return _binary_auc(ys == classes[1], proba[:, 1], W)
+        return _binary_auc(ys == classes[1], proba[:, 1])
     # one-vs-rest, macro average over the classes present in the resample (as in
     # `metrics.roc_auc`); defined when the resample holds at least two distinct values
-    per_class = np.vstack([_binary_auc(ys == cls, proba[:, i], W) for i, cls in enumerate(classes)])
-    values = np.unique(ys)
-    distinct = (np.vstack([W @ (ys == v).astype(float) > 0 for v in values]).sum(axis=0)) >= 2
-    defined = np.isfinite(per_class)
-    count = defined.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(defined, per_class, 0.0).sum(axis=0) / count
-    return np.where(distinct & (count > 0), mean, np.nan)
+    per_class = [_binary_auc(ys == cls, proba[:, i]) for i, cls in enumerate(classes)]
+    masks = [(ys == v).astype(float) for v in np.unique(ys)]
+
+    def macro(W: np.ndarray) -> np.ndarray:
+        aucs = np.vstack([auc(W) for auc in per_class])
+        distinct = (np.vstack([W @ mask > 0 for mask in masks]).sum(axis=0)) >= 2
+        defined = np.isfinite(aucs)
+        count = defined.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(defined, aucs, 0.0).sum(axis=0) / count
+        return np.where(distinct & (count > 0), mean, np.nan)
+
+    return macro
 
 
 # ------------------------------------------------------------------------------ comparison
@@ -234,15 +283,11 @@ def compare(
     if a is None or b is None:
         return None
     stratify = task == "classification"
-    diffs = []
-    for W in weight_chunks(y, resamples, seed, stratify=stratify):
-        diffs.append(
-            metrics.improvement(
-                metric,
-                weighted(metric, task, y, champion, W),
-                weighted(metric, task, y, incumbent, W),
-            )
-        )
+    score_a, score_b = scorer(metric, task, y, champion), scorer(metric, task, y, incumbent)
+    diffs = [
+        metrics.improvement(metric, score_a(W), score_b(W))
+        for W in weight_chunks(y, resamples, seed, stratify=stratify)
+    ]
     values = np.concatenate(diffs)
     finite = values[np.isfinite(values)]
     skipped = int(len(values) - len(finite))

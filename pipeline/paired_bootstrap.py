@@ -33,20 +33,38 @@ thousands of scikit-learn calls. Tests check every vectorised metric against
 
 Randomness comes only from `numpy.random.default_rng(seed)`: the same seed, data and resample
 count give the same interval on any machine; the global RNG is never touched.
+
+Once per distinct comparison: every deploy target runs its gate as its own DVC stage, and
+targets that share the incumbent and the compare settings ask the very same question. With
+`memo` (a directory, `pipeline.paths.COMPARISONS_DIR`), `compare` keeps each result under the
+SHA-256 of everything it depends on: the rows (labels, both models' predictions and
+probabilities, classes), the metric, confidence, resample count and seed, the source of this
+module and of `pipeline.metrics` (what the stage declares as its code deps) and the numpy and
+scikit-learn versions; and returns a kept result instead of recomputing it. The memo never
+changes an answer (same key, same inputs, same bytes), so stages stay functions of their
+declared deps and params and `dvc repro` decides what to run as before; an entry that does not
+read back exactly (damaged, another format) is recomputed and rewritten.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline import metrics
+from pipeline.io import read_json, write_json
 
 CELLS_PER_CHUNK = 2_000_000  # resample-by-row cells scored at once: bounds memory on big splits
 MAX_SKIPPED_SHARE = 0.5
+MEMO_FORMAT = "gitops-mlops/paired-bootstrap-comparison/1"
 
 
 @dataclass(frozen=True)
@@ -275,10 +293,101 @@ def compare(
     confidence: float,
     resamples: int,
     seed: int,
+    memo: Path | None = None,
 ) -> Comparison | None:
     """The paired bootstrap interval of the improvement; None if the metric is undefined on
-    the whole split for either model."""
+    the whole split for either model. With `memo`, a comparison already made is read back
+    instead of recomputed (see the module docstring)."""
     y = np.asarray(y)
+    if memo is None:
+        return _compare(metric, task, y, champion, incumbent, confidence, resamples, seed)
+    key = memo_key(
+        metric, task, y, champion, incumbent, confidence=confidence, resamples=resamples, seed=seed
+    )
+    path = memo / f"{key}.json"
+    found, kept = _recall(path, key)
+    if found:
+        return kept
+    result = _compare(metric, task, y, champion, incumbent, confidence, resamples, seed)
+    with contextlib.suppress(OSError, ValueError):  # unwritable, or NaN (JSON cannot hold it)
+        write_json(path, {"format": MEMO_FORMAT, "key": key, "comparison": _as_dict(result)})
+    return result
+
+
+def memo_key(
+    metric: str,
+    task: str,
+    y: np.ndarray,
+    champion: PairedScores,
+    incumbent: PairedScores,
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> str:
+    """SHA-256 of everything a comparison's result depends on (see the module docstring)."""
+    digest = hashlib.sha256()
+
+    def part(data: bytes) -> None:
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+
+    part(MEMO_FORMAT.encode())
+    for module in (__file__, metrics.__file__):
+        part(Path(str(module)).read_bytes())
+    part(f"numpy {np.__version__}; scikit-learn {metadata.version('scikit-learn')}".encode())
+    part(json.dumps([metric, task, repr(confidence), resamples, seed]).encode())
+    for scored in (champion, incumbent):
+        part(_array_bytes(scored.pred))
+        part(_array_bytes(scored.proba))
+        part(json.dumps(scored.classes, default=repr).encode())
+    part(_array_bytes(y))
+    return digest.hexdigest()
+
+
+def _array_bytes(values: np.ndarray | None) -> bytes:
+    """An array's exact content: dtype, shape and bytes for numbers, JSON for objects."""
+    if values is None:
+        return b"null"
+    values = np.asarray(values)
+    if values.dtype.kind in "biuf":
+        head = f"{values.dtype.str}{values.shape}".encode()
+        return head + np.ascontiguousarray(values).tobytes()
+    return json.dumps(values.tolist(), default=repr, ensure_ascii=False).encode()
+
+
+def _as_dict(result: Comparison | None) -> dict[str, Any] | None:
+    return None if result is None else result.to_dict()
+
+
+def _recall(path: Path, key: str) -> tuple[bool, Comparison | None]:
+    """(found, the kept result) of a memo entry; not found when absent or not read back
+    exactly."""
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError):
+        return False, None
+    if not isinstance(doc, dict) or doc.get("format") != MEMO_FORMAT or doc.get("key") != key:
+        return False, None
+    kept = doc.get("comparison")
+    if kept is None:
+        return True, None
+    names = {f.name for f in fields(Comparison)}
+    if not isinstance(kept, dict) or set(kept) != names:
+        return False, None
+    return True, Comparison(**kept)
+
+
+def _compare(
+    metric: str,
+    task: str,
+    y: np.ndarray,
+    champion: PairedScores,
+    incumbent: PairedScores,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> Comparison | None:
     a, b = point(metric, task, y, champion), point(metric, task, y, incumbent)
     if a is None or b is None:
         return None

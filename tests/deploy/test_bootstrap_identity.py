@@ -4,6 +4,8 @@ metric values bit for bit on every chunk, hence the same intervals for the same 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 from pipeline import metrics
 from pipeline import paired_bootstrap as bootstrap
-from pipeline.paired_bootstrap import PairedScores
+from pipeline.paired_bootstrap import Comparison, PairedScores
 
 
 # ------------------------------------------------------------------- the oracle (as it was)
@@ -206,3 +208,93 @@ def test_intervals_identical_over_many_chunks(metric: str, monkeypatch: pytest.M
     interval, used = _old_compare(metric, "classification", y, champion, incumbent, **kwargs)
     assert [new.low, new.high] == interval
     assert new.used == used
+
+
+# ------------------------------------------------------- once per distinct comparison (memo)
+def _pair() -> tuple[np.ndarray, PairedScores, PairedScores]:
+    rng = np.random.default_rng(21)
+    y, champion = _classification(rng, 300, ["a", "b"], ["a", "b"])
+    _, incumbent = _classification(rng, 300, ["a", "b"], ["a", "b"])
+    return y, champion, incumbent
+
+
+KW: dict[str, Any] = {"confidence": 0.95, "resamples": 50, "seed": 3}
+
+
+def test_a_comparison_is_computed_once_and_read_back_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    y, champion, incumbent = _pair()
+    plain = bootstrap.compare("roc_auc", "classification", y, champion, incumbent, **KW)
+    first = bootstrap.compare(
+        "roc_auc", "classification", y, champion, incumbent, **KW, memo=tmp_path
+    )
+    assert first == plain and len(list(tmp_path.iterdir())) == 1
+
+    def recomputed(*args: Any) -> None:
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(bootstrap, "_compare", recomputed)  # the second target's stage
+    again = bootstrap.compare(
+        "roc_auc", "classification", y, champion, incumbent, **KW, memo=tmp_path
+    )
+    assert again is not None and plain is not None
+    assert again.to_dict() == plain.to_dict()
+    assert json.dumps(again.to_dict()) == json.dumps(plain.to_dict())  # same floats, bit for bit
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["seed", "resamples", "confidence", "metric", "label", "champion", "incumbent_proba"],
+)
+def test_any_other_input_is_another_comparison(tmp_path: Path, change: str) -> None:
+    y, champion, incumbent = _pair()
+    kwargs, metric = dict(KW), "roc_auc"
+    key = bootstrap.memo_key(metric, "classification", y, champion, incumbent, **kwargs)
+    if change in ("seed", "resamples"):
+        kwargs[change] += 1
+    elif change == "confidence":
+        kwargs["confidence"] = 0.9
+    elif change == "metric":
+        metric = "accuracy"
+    elif change == "label":
+        y = y.copy()
+        y[0] = "b" if y[0] == "a" else "a"
+    elif change == "champion":
+        pred = champion.pred.copy()
+        pred[5] = "b" if pred[5] == "a" else "a"
+        champion = PairedScores(pred, champion.proba, champion.classes)
+    else:
+        assert incumbent.proba is not None
+        proba = incumbent.proba.copy()
+        proba[7] = proba[7][::-1]
+        incumbent = PairedScores(incumbent.pred, proba, incumbent.classes)
+    assert bootstrap.memo_key(metric, "classification", y, champion, incumbent, **kwargs) != key
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other_key", "missing_field", "empty"])
+def test_a_damaged_entry_is_recomputed_and_rewritten(tmp_path: Path, damage: str) -> None:
+    y, champion, incumbent = _pair()
+    plain = bootstrap.compare("roc_auc", "classification", y, champion, incumbent, **KW)
+    assert plain is not None
+    bootstrap.compare("roc_auc", "classification", y, champion, incumbent, **KW, memo=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    doc = json.loads(entry.read_text())
+    if damage == "garbage":
+        entry.write_text("{not json")
+    elif damage == "other_key":
+        entry.write_text(json.dumps({**doc, "key": "0" * 64}))
+    elif damage == "missing_field":
+        del doc["comparison"]["low"]
+        entry.write_text(json.dumps(doc))
+    else:
+        entry.write_text("")
+    got = bootstrap.compare(
+        "roc_auc", "classification", y, champion, incumbent, **KW, memo=tmp_path
+    )
+    assert got is not None and got.to_dict() == plain.to_dict()
+    assert json.loads(entry.read_text()) == json.loads(json.dumps(doc_of(plain, entry)))
+
+
+def doc_of(result: Comparison, entry: Path) -> dict[str, Any]:
+    return {"format": bootstrap.MEMO_FORMAT, "key": entry.stem, "comparison": result.to_dict()}

@@ -304,3 +304,27 @@ def test_watermark_as_before_over_many_and_overlapping_windows(tmp_path: Path) -
     write_window(snap.window_frame(twin, labels), out)  # the newest time again
     assert snap.watermark(out) == _old_watermark(out)
     assert snap.watermark(out)[1] == "zzz"
+
+
+@pytest.mark.parametrize("kind", ["nested_column_first", "no_statistics", "milliseconds"])
+def test_watermark_as_before_with_windows_of_other_writers(tmp_path: Path, kind: str) -> None:
+    """A window written by other tools: a nested column before the time (leaf columns shift),
+    no footer statistics, another time unit; the newest time is in it."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    entries = _entries(random.Random(3), 30)
+    out = tmp_path / "out"
+    write_window(snap.window_frame(entries[:20], {}), out)
+    newest = pd.Timestamp(entries[-1]["time"]) + pd.Timedelta(seconds=1)
+    times = pa.array([newest, newest - pd.Timedelta(seconds=5)], pa.timestamp("ns", tz="UTC"))
+    if kind == "milliseconds":
+        times = times.cast(pa.timestamp("ms", tz="UTC"))
+    columns = {TIME: times, REQUEST_ID: pa.array(["b", "a"])}
+    if kind == "nested_column_first":
+        columns = {"a": pa.array([{"x": 1, "y": 2}, {"x": 3, "y": 4}]), **columns}
+    path = out / "20260301T120000-0123456789ab.parquet"
+    pq.write_table(pa.table(columns), path, write_statistics=kind != "no_statistics")
+    assert snap.watermark(out) == _old_watermark(out)
+    assert snap.watermark(out) == (snap._iso(newest), "b")

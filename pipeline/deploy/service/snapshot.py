@@ -332,10 +332,12 @@ def _footer_max(window: Window) -> Any:
     import pyarrow.parquet as pq
 
     meta = pq.read_metadata(window.path)
-    names = meta.schema.to_arrow_schema().names
-    if TIME not in names:
+    paths = [meta.schema.column(j).path for j in range(meta.num_columns)]  # leaf columns
+    if paths.count(TIME) != 1:
         return _UNKNOWN
-    column = names.index(TIME)
+    column = paths.index(TIME)
+    if meta.schema.column(column).logical_type.type != "TIMESTAMP":
+        return _UNKNOWN  # time as text or numbers (another writer): read as before
     newest = None
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)

@@ -87,6 +87,15 @@ def _canon_column(series: pd.Series, prefix: str = "") -> list[str]:
     return [prefix + _canon(v) for v in series.tolist()]
 
 
+BLOCK_ROWS = 100_000  # rows whose key texts are held at once while hashing
+
+
+def _blocks(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """`df` in runs of BLOCK_ROWS rows: the key texts of a whole large frame (a Python string
+    per cell) would take far more memory than the frame itself."""
+    return [df.iloc[i : i + BLOCK_ROWS] for i in range(0, len(df), BLOCK_ROWS)]
+
+
 def stable_unit(keys: Iterable[str], salt: str) -> np.ndarray:
     """A uniform number in [0, 1) per key, from a keyed BLAKE2b: independent of row order, of
     the rest of the data and of the library versions installed.
@@ -122,11 +131,18 @@ def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.n
         labels[(times >= pd.Timestamp(split.test_from)).to_numpy()] = "test"
         labels[(times >= pd.Timestamp(split.pool_from)).to_numpy()] = "pool"
         return labels
+    column = split.group_column if split.method == "group" else None
     if split.method == "group":
-        assert split.group_column
-        units = stable_unit(_canon_column(df[split.group_column]), split.salt)
-    else:
-        units = stable_unit(row_keys(df, spec), split.salt)
+        assert column
+    units = np.concatenate(
+        [
+            stable_unit(
+                _canon_column(block[column]) if column else row_keys(block, spec), split.salt
+            )
+            for block in _blocks(df)
+        ]
+        or [np.empty(0)]
+    )
     assert split.test_size is not None and split.pool_size is not None  # required but for time
     if split.method == "stratified":
         return _stratified(df[spec.target].map(canonical_category).to_numpy(), units, split)

@@ -150,3 +150,30 @@ def test_group_split_as_before(frame: pd.DataFrame, column: str) -> None:
     expected = np.where(units < 0.2, "test", np.where(units < 0.5, "pool", "train"))
     labels = splits.assign_splits(frame, _spec(list(frame.columns)), split)
     assert labels.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("method", ["hash", "stratified", "group"])
+def test_assignments_hashed_block_by_block_as_before(
+    frame: pd.DataFrame, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of 7 rows (the last one shorter): the same units as the whole frame at once."""
+    monkeypatch.setattr(splits, "BLOCK_ROWS", 7)
+    names = list(frame.columns)
+    split = SplitSpec(
+        method=method, salt="s", test_size=0.25, pool_size=0.25,
+        group_column="text_object" if method == "group" else None,
+        time_column=None, test_from=None, pool_from=None,
+    )  # fmt: skip
+    if method == "group":
+        keys = [_old_canon(v) for v in frame["text_object"].tolist()]
+    else:
+        keys = _old_row_keys(frame, names)
+    units = _old_stable_unit(keys, "s")
+    spec = cast(Any, SimpleNamespace(**vars(_spec(names)), target="u8"))
+    labels = splits.assign_splits(frame, spec, split)
+    if method == "stratified":
+        expected = splits._stratified(frame["u8"].map(canonical_category).to_numpy(), units, split)
+    else:
+        expected = np.where(units < 0.25, "test", np.where(units < 0.5, "pool", "train"))
+    assert labels.tolist() == expected.tolist()
+    assert splits.assign_splits(frame.iloc[:0], spec, split).tolist() == []

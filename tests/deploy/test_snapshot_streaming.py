@@ -328,3 +328,29 @@ def test_watermark_as_before_with_windows_of_other_writers(tmp_path: Path, kind:
     pq.write_table(pa.table(columns), path, write_statistics=kind != "no_statistics")
     assert snap.watermark(out) == _old_watermark(out)
     assert snap.watermark(out) == (snap._iso(newest), "b")
+
+
+def test_a_rotation_while_windows_are_cut_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service rotates the current file (and starts a new one) after the first window is
+    written: the records of the file listed as current are still read, under its new name."""
+    entries = _entries(random.Random(4), 60)
+    log_dir, out = tmp_path / "logs", tmp_path / "out"
+    _write_log(log_dir, entries[:40], files=2, rng=random.Random(1))
+    real = snap.write_window
+    calls = []
+
+    def rotating(frame: Any, directory: Path) -> Window:
+        if not calls:
+            current = log_dir / f"{PREDICTIONS}.jsonl"
+            current.rename(log_dir / f"{PREDICTIONS}.00000002.jsonl")
+            current.write_text("".join(json.dumps(e) + "\n" for e in entries[40:]))
+        calls.append(1)
+        return real(frame, directory)
+
+    monkeypatch.setattr(snap, "write_window", rotating)
+    snap.snapshot(log_dir, out, rows=5, flush=True)
+    snap.snapshot(log_dir, out, rows=5, flush=True)
+    cut = [rid for w in list_windows(out) for rid in w.read()[REQUEST_ID]]
+    assert sorted(cut) == sorted({e["request_id"] for e in entries})

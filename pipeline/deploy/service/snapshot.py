@@ -25,6 +25,7 @@ logged them (`pipeline.deploy.service.redact`): absent when dropped, hex digests
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections import deque
@@ -172,17 +173,40 @@ class _Stream:
         self.count = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        mark, log_dir = self.mark, self.log_dir
+        log_dir = self.log_dir
         seen: set[str] = set()
         group: list[dict[str, Any]] = []
         current = current_path(log_dir, PREDICTIONS)
-        for path in log_paths(log_dir, PREDICTIONS, include_current=self.include_current):
+        with contextlib.ExitStack() as stack:
+            # Every file opened now: the service may rotate the current file while windows are
+            # cut, and its records must still be read (the listed file, under its new name).
+            files = [
+                (path, stack.enter_context(path.open("rb")))
+                for path in log_paths(log_dir, PREDICTIONS, include_current=self.include_current)
+            ]
+            yield from self._read(files, current, seen, group)
+        if not self.include_current and current.is_file():
+            first = next(iter_entries(current), None)
+            if first is not None and isinstance(first.get("time"), str):
+                self.horizon = max(self.horizon, _checked(first["time"], current))
+        group.sort(key=_key)
+        yield from group
+
+    def _read(
+        self,
+        files: list[tuple[Path, Any]],
+        current: Path,
+        seen: set[str],
+        group: list[dict[str, Any]],
+    ) -> Iterator[dict[str, Any]]:
+        mark = self.mark
+        for path, handle in files:
             if mark is not None and path != current:
                 last = last_entry(path)
                 if last is not None and _key(last) <= mark:
                     self.horizon = max(self.horizon, _checked(last.get("time", ""), path))
                     continue  # a whole rotated file already in windows
-            for entry in iter_entries(path):
+            for entry in iter_entries(path, handle):
                 time = entry.get("time")
                 if not isinstance(time, str) or not isinstance(entry.get("inputs"), dict):
                     continue
@@ -198,15 +222,9 @@ class _Stream:
                         raise _UnorderedError(f"{path}: time {time} after {group[0]['time']}")
                     group.sort(key=_key)
                     yield from group
-                    group = []
+                    group.clear()
                 group.append(entry)
                 self.horizon = max(self.horizon, time)  # after the group it closes
-        if not self.include_current and current.is_file():
-            first = next(iter_entries(current), None)
-            if first is not None and isinstance(first.get("time"), str):
-                self.horizon = max(self.horizon, _checked(first["time"], current))
-        group.sort(key=_key)
-        yield from group
 
 
 def _checked(time: Any, path: Path) -> str:

@@ -60,6 +60,10 @@ PLOTS_DIR = DEVELOP_REPORTS / "plots"
 # Gate decisions, reports/deploy/<target>.json: the deploy stages write them, `release`,
 # `mlops summary`, `mlops status` and the pull-request report read them.
 GATE_REPORTS_DIR = Path("reports/deploy")
+# The deploy gates' paired-bootstrap comparisons, one file per distinct comparison keyed by the
+# digest of its inputs (`pipeline.paired_bootstrap`): targets sharing an incumbent and compare
+# settings compute it once. Machine-local (under the git-ignored .mlops/), never an output.
+COMPARISONS_DIR = Path(".mlops/comparisons")
 MONITOR_REPORTS = Path("reports/monitor")  # the `monitor` stage's reports
 MONITOR_REPORT = MONITOR_REPORTS / REPORT_JSON
 MONITOR_HTML = MONITOR_REPORTS / REPORT_HTML

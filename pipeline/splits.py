@@ -35,26 +35,83 @@ def _canon(value: Any) -> str:
 
 def row_keys(df: pd.DataFrame, spec: DatasetSpec) -> list[str]:
     """The text each row is hashed by: the key column, or every declared column in name order
-    (so column order in the file does not matter, and identical rows share a key)."""
+    (so column order in the file does not matter, and identical rows share a key).
+
+    Built column by column (`_canon_column`), then joined row by row in C: the text is exactly
+    `_canon` of each cell, which used to be one Python call per cell and per row."""
     if spec.key:
-        return [_canon(v) for v in df[spec.key].tolist()]
+        return _canon_column(df[spec.key])
     names = sorted(c.name for c in spec.columns if c.name in df.columns)
-    cols = [df[n].tolist() for n in names]
-    return [
-        "\x1f".join(f"{n}={_canon(v)}" for n, v in zip(names, row, strict=True))
-        for row in zip(*cols, strict=True)
-    ]
+    if not names:
+        return [""] * len(df)
+    cols = [_canon_column(df[n], f"{n}=") for n in names]
+    if len(cols) == 1:
+        return cols[0]
+    return list(map("\x1f".join, zip(*cols, strict=True)))
+
+
+def _canon_column(series: pd.Series, prefix: str = "") -> list[str]:
+    """`[prefix + _canon(v) for v in series.tolist()]`, computed by dtype where that is exact:
+
+    * floats (numpy): `repr` of each value, "" for NaN (no factorizing: -0.0 and 0.0 differ);
+    * ints and bools (numpy): `str`, "true" / "false";
+    * text (every present value a `str`) and datetimes (one dtype, so one time zone): each
+      distinct value canonicalised once, then taken per row; missing cells (NaN, None, pd.NA or
+      NaT, each with its own text) one by one;
+    * anything else (mixed objects, nullable and categorical dtypes): one `_canon` per cell.
+    """
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        cells = series.to_numpy().tolist()
+        if dtype.kind == "f":  # tolist gives Python floats: _canon is repr, "" for NaN
+            return [prefix + r if r != "nan" else prefix for r in map(repr, cells)]
+        if dtype.kind == "b":
+            yes, no = prefix + "true", prefix + "false"
+            return [yes if v else no for v in cells]
+        return list(map(prefix.__add__, map(str, cells)))
+    text = (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype)
+    times = isinstance(dtype, pd.DatetimeTZDtype) or (
+        isinstance(dtype, np.dtype) and dtype.kind == "M"
+    )
+    if times or (text and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")):
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        canon = np.array([*(prefix + _canon(v) for v in uniques.tolist()), ""], dtype=object)
+        out = canon[codes]  # code -1 (missing) picks the placeholder, replaced below
+        missing = np.flatnonzero(codes < 0)
+        if len(missing):
+            out[missing] = [prefix + _canon(v) for v in series.iloc[missing].tolist()]
+        result: list[str] = out.tolist()
+        return result
+    return [prefix + _canon(v) for v in series.tolist()]
+
+
+BLOCK_ROWS = 100_000  # rows whose key texts are held at once while hashing
+
+
+def _blocks(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """`df` in runs of BLOCK_ROWS rows: the key texts of a whole large frame (a Python string
+    per cell) would take far more memory than the frame itself."""
+    return [df.iloc[i : i + BLOCK_ROWS] for i in range(0, len(df), BLOCK_ROWS)]
 
 
 def stable_unit(keys: Iterable[str], salt: str) -> np.ndarray:
     """A uniform number in [0, 1) per key, from a keyed BLAKE2b: independent of row order, of
-    the rest of the data and of the library versions installed."""
+    the rest of the data and of the library versions installed.
+
+    The keyed state is set up once and copied per key (the same digest as a fresh keyed hash),
+    and the 8-byte digests are read as big-endian integers at once."""
     secret = hashlib.blake2b(salt.encode(), digest_size=32).digest()
-    ints = [
-        int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8, key=secret).digest(), "big")
-        for k in keys
-    ]
-    return np.array(ints, dtype=np.uint64).astype(np.float64) / 2.0**64
+    keyed = hashlib.blake2b(digest_size=8, key=secret)
+
+    def digest(key: str) -> bytes:
+        h = keyed.copy()
+        h.update(key.encode())
+        return h.digest()
+
+    ints = np.frombuffer(b"".join(map(digest, keys)), dtype=">u8")
+    return ints.astype(np.uint64).astype(np.float64) / 2.0**64
 
 
 def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.ndarray:
@@ -74,11 +131,18 @@ def assign_splits(df: pd.DataFrame, spec: DatasetSpec, split: SplitSpec) -> np.n
         labels[(times >= pd.Timestamp(split.test_from)).to_numpy()] = "test"
         labels[(times >= pd.Timestamp(split.pool_from)).to_numpy()] = "pool"
         return labels
+    column = split.group_column if split.method == "group" else None
     if split.method == "group":
-        assert split.group_column
-        units = stable_unit((_canon(v) for v in df[split.group_column].tolist()), split.salt)
-    else:
-        units = stable_unit(row_keys(df, spec), split.salt)
+        assert column
+    units = np.concatenate(
+        [
+            stable_unit(
+                _canon_column(block[column]) if column else row_keys(block, spec), split.salt
+            )
+            for block in _blocks(df)
+        ]
+        or [np.empty(0)]
+    )
     assert split.test_size is not None and split.pool_size is not None  # required but for time
     if split.method == "stratified":
         return _stratified(df[spec.target].map(canonical_category).to_numpy(), units, split)

@@ -135,8 +135,8 @@ def _chunks(path: Path, chunk_rows: int, bundle: Bundle) -> Iterator[tuple[pa.Ta
 
     names = bundle.signature.names
     if file_format(path) == "parquet":
-        try:
-            reader = pq.ParquetFile(path)
+        try:  # pre_buffer (the default) keeps every chunk read: memory would grow with the file
+            reader = pq.ParquetFile(path, pre_buffer=False)
         except (OSError, pa.ArrowException) as exc:
             raise DataError(f"{path}: not a readable Parquet file: {exc}") from exc
         present = [n for n in names if n in reader.schema_arrow.names]

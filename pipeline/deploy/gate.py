@@ -48,7 +48,13 @@ from pipeline.errors import ArtifactError, MlopsError
 from pipeline.floors import Baseline
 from pipeline.io import read_json, sha256_file
 from pipeline.params import CompareSpec, GateSpec, SmokeSpec, TargetSpec
-from pipeline.paths import CHAMPION_BUNDLE, release_path, released_bundle, split_path
+from pipeline.paths import (
+    CHAMPION_BUNDLE,
+    COMPARISONS_DIR,
+    release_path,
+    released_bundle,
+    split_path,
+)
 from pipeline.release_record import ReleaseRecord, next_release_id, parse_release_id, read_record
 
 PROPOSE = "propose"
@@ -186,7 +192,9 @@ def compare_gate(
     incumbent: paired_bootstrap.PairedScores,
     y: Any,
     task: str,
+    memo: Path | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
+    """The compare gate's evidence and reasons; `memo`: see `paired_bootstrap.compare`."""
     metric = settings.metric
     result = paired_bootstrap.compare(
         metric,
@@ -197,6 +205,7 @@ def compare_gate(
         confidence=settings.confidence,
         resamples=settings.resamples,
         seed=settings.seed,
+        memo=memo,
     )
     amount = settings.margin
     if result is None:
@@ -418,5 +427,6 @@ def _compare(
         inc_scored,
         y,
         candidate.meta["model"]["task"],
+        memo=COMPARISONS_DIR,  # once for every target asking the same question
     )
     return {"incumbent_release": record.release, "comparable": True, **evidence}, reasons

@@ -98,10 +98,11 @@ def log_paths(directory: Path, stem: str, *, include_current: bool = True) -> li
     return paths
 
 
-def iter_lines(path: Path) -> Iterator[str]:
+def iter_lines(path: Path, handle: IO[bytes] | None = None) -> Iterator[str]:
     """Complete lines only: a last line without its newline is still being written (or was cut
-    off by a crash) and is not returned."""
-    with path.open("rb") as fh:
+    off by a crash) and is not returned. `handle`: `path` opened earlier, by a reader that must
+    read the file it listed even if the writer has rotated it since (the caller closes it)."""
+    with contextlib.nullcontext(handle) if handle is not None else path.open("rb") as fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
                 return
@@ -110,10 +111,10 @@ def iter_lines(path: Path) -> Iterator[str]:
                 yield line
 
 
-def iter_entries(path: Path) -> Iterator[dict[str, Any]]:
-    """Parsed entries of one file; a corrupt line (never written by the service) is skipped
-    with a warning rather than failing a whole snapshot."""
-    for number, line in enumerate(iter_lines(path), 1):
+def iter_entries(path: Path, handle: IO[bytes] | None = None) -> Iterator[dict[str, Any]]:
+    """Parsed entries of one file (`handle`: see `iter_lines`); a corrupt line (never written
+    by the service) is skipped with a warning rather than failing a whole snapshot."""
+    for number, line in enumerate(iter_lines(path, handle), 1):
         try:
             entry = json.loads(line)
         except ValueError:

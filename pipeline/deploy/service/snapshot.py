@@ -25,7 +25,11 @@ logged them (`pipeline.deploy.service.redact`): absent when dropped, hex digests
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import logging
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Key = tuple[str, str]  # (ISO time as the service writes it, request id): sorts in log order
+LOG = logging.getLogger("mlops.snapshot")
 
 
 @dataclass
@@ -88,9 +93,29 @@ def snapshot(
         )
     sweep_partial_windows(out)  # what a snapshot killed half-way left
     result = SnapshotResult(watermark=watermark(out))
+    present = {w.path for w in list_windows(out)}
+    cut = _Cut(rows, minutes, flush, label_wait_minutes)
+    stream = _Stream(log_dir, result.watermark, include_current)
+    labels: dict[str, Any] | None = None
+    try:
+        for chunk in cut.chunks(stream):
+            labels = feedback_labels(log_dir) if labels is None else labels
+            _write(chunk, labels, out, present, result)
+        result.held = stream.count - cut.taken
+        return result
+    except _UnorderedError as exc:
+        # The log is not in the order the service writes it (a clock stepped back, a time in
+        # another format): cut it as a whole, sorted in memory, as the windows must be the
+        # same whatever the order. Windows this run wrote from the stream go first.
+        LOG.warning("%s: %s; sorting the whole log in memory", log_dir, exc)
+        for window in result.written:
+            window.path.unlink(missing_ok=True)
+            present.discard(window.path)
+    result = SnapshotResult(watermark=result.watermark)
     records, horizon = _new_records(log_dir, result.watermark, include_current)
     if not records:
         return result
+    labels = feedback_labels(log_dir)
     if label_wait_minutes > 0 and not flush:
         cutoff = _iso(_parse(horizon) - timedelta(minutes=label_wait_minutes))
         eligible = [r for r in records if r["time"] <= cutoff]
@@ -101,22 +126,197 @@ def snapshot(
         if rows is not None
         else _by_minutes(eligible, float(minutes or 0), horizon, flush)
     )
-    labels = feedback_labels(log_dir)
-    present = {w.path for w in list_windows(out)}
     taken = 0
     for chunk in chunks:
         taken += len(chunk)
-        frame = window_frame(chunk, labels)
-        window = write_window(frame, out)
-        (result.existing if window.path in present else result.written).append(window)
-        present.add(window.path)
-        result.labelled += int(frame[LABEL].notna().sum())
+        _write(chunk, labels, out, present, result)
     result.held = len(records) - taken
     return result
 
 
+def _write(
+    chunk: Sequence[dict[str, Any]],
+    labels: Mapping[str, Any],
+    out: Path,
+    present: set[Path],
+    result: SnapshotResult,
+) -> None:
+    frame = window_frame(chunk, labels)
+    window = write_window(frame, out)
+    (result.existing if window.path in present else result.written).append(window)
+    present.add(window.path)
+    result.labelled += int(frame[LABEL].notna().sum())
+
+
+class _UnorderedError(Exception):
+    """The log breaks the order the streaming cut relies on (see `_Stream`)."""
+
+
+# The service's time format (`_iso`): in it, text order is time order.
+_SERVICE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+class _Stream:
+    """The records after the watermark, deduplicated by request id (the first one read wins),
+    in (time, request id) order, read file by file without holding the log in memory; and the
+    horizon so far, the newest time read (complete windows end before it).
+
+    The service writes every file sorted by time in one format (`predlog`), so sorting the
+    records of one time by request id is the whole sort. A record older than one already
+    passed on, or a time in another format, raises `_UnorderedError` (the caller falls back to the
+    in-memory sort of `_new_records`); request ids are remembered for the deduplication, as in
+    `_new_records`, but not the records."""
+
+    def __init__(self, log_dir: Path, mark: Key | None, include_current: bool) -> None:
+        self.log_dir, self.mark, self.include_current = log_dir, mark, include_current
+        self.horizon = ""
+        self.count = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        log_dir = self.log_dir
+        seen: set[str] = set()
+        group: list[dict[str, Any]] = []
+        current = current_path(log_dir, PREDICTIONS)
+        with contextlib.ExitStack() as stack:
+            # Every file opened now: the service may rotate the current file while windows are
+            # cut, and its records must still be read (the listed file, under its new name).
+            files = [
+                (path, stack.enter_context(path.open("rb")))
+                for path in log_paths(log_dir, PREDICTIONS, include_current=self.include_current)
+            ]
+            yield from self._read(files, current, seen, group)
+        if not self.include_current and current.is_file():
+            first = next(iter_entries(current), None)
+            if first is not None and isinstance(first.get("time"), str):
+                self.horizon = max(self.horizon, _checked(first["time"], current))
+        group.sort(key=_key)
+        yield from group
+
+    def _read(
+        self,
+        files: list[tuple[Path, Any]],
+        current: Path,
+        seen: set[str],
+        group: list[dict[str, Any]],
+    ) -> Iterator[dict[str, Any]]:
+        mark = self.mark
+        for path, handle in files:
+            if mark is not None and path != current:
+                last = last_entry(path)
+                if last is not None and _key(last) <= mark:
+                    self.horizon = max(self.horizon, _checked(last.get("time", ""), path))
+                    continue  # a whole rotated file already in windows
+            for entry in iter_entries(path, handle):
+                time = entry.get("time")
+                if not isinstance(time, str) or not isinstance(entry.get("inputs"), dict):
+                    continue
+                _checked(time, path)
+                rid = entry.get("request_id")
+                if (mark is not None and _key(entry) <= mark) or rid in seen:
+                    self.horizon = max(self.horizon, time)
+                    continue
+                seen.add(str(rid))
+                self.count += 1
+                if group and time != group[0]["time"]:
+                    if time < group[0]["time"]:
+                        raise _UnorderedError(f"{path}: time {time} after {group[0]['time']}")
+                    group.sort(key=_key)
+                    yield from group
+                    group.clear()
+                group.append(entry)
+                self.horizon = max(self.horizon, time)  # after the group it closes
+
+
+def _checked(time: Any, path: Path) -> str:
+    """`time` as text, when it is in the service's format (where text order is time order)."""
+    text = str(time)
+    if not _SERVICE_TIME.fullmatch(text):
+        raise _UnorderedError(f"{path}: time {text!r} is not in the service's format")
+    return text
+
+
+class _Cut:
+    """`_by_rows` / `_by_minutes` over the records as they stream, after the label wait: a
+    window is cut as soon as it is complete, so only the records of the windows still open
+    (and those younger than the label wait) are held. The decisions are the in-memory ones,
+    taken once they can no longer change: the horizon only grows."""
+
+    def __init__(
+        self, rows: int | None, minutes: float | None, flush: bool, label_wait: float
+    ) -> None:
+        self.rows, self.flush = rows, flush
+        self.width = float(minutes or 0) * 60.0
+        self.wait = label_wait if label_wait > 0 and not flush else 0.0
+        self.taken = 0
+
+    def _cutoff(self, horizon: str) -> str | None:
+        if not horizon:
+            return None
+        return _iso(_parse(horizon) - timedelta(minutes=self.wait))
+
+    def chunks(self, stream: _Stream) -> Iterator[list[dict[str, Any]]]:
+        waiting: deque[dict[str, Any]] = deque()  # sorted; not yet known to be eligible
+        open_: list[dict[str, Any]] = []  # the window being filled (rows mode)
+        buckets: deque[tuple[int, list[dict[str, Any]]]] = deque()  # minutes mode, in order
+        for record in stream:
+            waiting.append(record)
+            if self.wait:
+                cutoff = self._cutoff(stream.horizon)
+                if cutoff is None:
+                    continue
+                while waiting and waiting[0]["time"] <= cutoff:
+                    yield from self._add(waiting.popleft(), open_, buckets, stream.horizon)
+            else:
+                yield from self._add(waiting.popleft(), open_, buckets, stream.horizon)
+        if waiting:  # the horizon is final now
+            cutoff = self._cutoff(stream.horizon) if self.wait else None
+            for record in waiting:
+                if cutoff is None or record["time"] <= cutoff:
+                    yield from self._add(record, open_, buckets, stream.horizon)
+        if self.rows is not None:
+            if open_ and self.flush:
+                self.taken += len(open_)
+                yield open_
+            return
+        end_of_log = _parse(stream.horizon).timestamp() if buckets else 0.0
+        for bucket, chunk in buckets:
+            if self.flush or end_of_log >= (bucket + 1) * self.width:
+                self.taken += len(chunk)
+                yield chunk
+
+    def _add(
+        self,
+        record: dict[str, Any],
+        open_: list[dict[str, Any]],
+        buckets: deque[tuple[int, list[dict[str, Any]]]],
+        horizon: str,
+    ) -> Iterator[list[dict[str, Any]]]:
+        if self.rows is not None:
+            open_.append(record)
+            if len(open_) == self.rows:
+                self.taken += len(open_)
+                yield list(open_)
+                open_.clear()
+            return
+        bucket = int(_parse(record["time"]).timestamp() // self.width)
+        if buckets and buckets[-1][0] == bucket:
+            buckets[-1][1].append(record)
+        else:
+            buckets.append((bucket, [record]))
+        # every bucket before the newest is complete: a later record exists
+        end_of_log = _parse(horizon).timestamp()
+        while len(buckets) > 1 and end_of_log >= (buckets[0][0] + 1) * self.width:
+            chunk = buckets.popleft()[1]
+            self.taken += len(chunk)
+            yield chunk
+
+
 def watermark(out: Path) -> Key | None:
-    """The newest (time, request id) in the windows under `out`."""
+    """The newest (time, request id) in the windows under `out`.
+
+    Each window's newest time comes from its Parquet footer (the time column's statistics), so
+    only the footers are read, and the data of the windows holding the newest time (usually
+    one); a window whose footer has no statistics (written by other tools) is read whole."""
     import pyarrow.parquet as pq
 
     windows = list_windows(out)
@@ -124,9 +324,12 @@ def watermark(out: Path) -> Key | None:
         return None
     latest: list[tuple[Any, Window]] = []
     for window in windows:
-        times = pq.read_table(window.path, columns=[TIME]).column(TIME)
-        if len(times):
-            latest.append((max(times.to_pylist()), window))
+        newest = _footer_max(window)
+        if newest is _UNKNOWN:
+            times = pq.read_table(window.path, columns=[TIME]).column(TIME)
+            newest = max(times.to_pylist()) if len(times) else None
+        if newest is not None:
+            latest.append((newest, window))
     if not latest:
         return None
     newest = max(t for t, _ in latest)
@@ -136,6 +339,33 @@ def watermark(out: Path) -> Key | None:
             table = pq.read_table(window.path, columns=[TIME, REQUEST_ID]).to_pylist()
             ids += [row[REQUEST_ID] or "" for row in table if row[TIME] == newest]
     return _iso(newest), max(ids)
+
+
+_UNKNOWN = object()
+
+
+def _footer_max(window: Window) -> Any:
+    """The newest time of a window from its footer's statistics: None for no rows, `_UNKNOWN`
+    when a row group lacks them."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(window.path)
+    paths = [meta.schema.column(j).path for j in range(meta.num_columns)]  # leaf columns
+    if paths.count(TIME) != 1:
+        return _UNKNOWN
+    column = paths.index(TIME)
+    if meta.schema.column(column).logical_type.type != "TIMESTAMP":
+        return _UNKNOWN  # time as text or numbers (another writer): read as before
+    newest = None
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        if group.num_rows == 0:
+            continue
+        stats = group.column(column).statistics
+        if stats is None or not stats.has_min_max or stats.null_count:
+            return _UNKNOWN
+        newest = stats.max if newest is None else max(newest, stats.max)
+    return newest
 
 
 def _new_records(

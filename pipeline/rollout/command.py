@@ -42,12 +42,20 @@ def log_entries(log_dir: Path) -> Iterator[dict[str, Any]]:
         yield from iter_entries(path)
 
 
+def _service(root: Path, target: str) -> None:
+    """A declared service target (a ConfigError naming the declared ones otherwise)."""
+    from pipeline import config
+
+    config.load_config(root, hyperparameters=False).deploy.service(target)
+
+
 def analyse(root: Path, target: str, log_dir: Path | None = None) -> dict[str, Any]:
     """The analysis of `target`'s running rollout from its prediction log and feedback."""
     from pipeline import config
     from pipeline.deploy.service.snapshot import feedback_labels
 
     params = config.load_config(root, hyperparameters=False)
+    params.deploy.service(target)
     spec = params.deploy.target(target)
     record = steps.running(root, target)
     strategy = spec.strategy
@@ -99,6 +107,7 @@ def by_hand(
 ) -> Analysed:
     """`mlops rollout advance|promote|abort`: advance and promote need the analysis to allow
     them (or `force`); abort always may."""
+    _service(root, target)
     if action == steps.ABORT:
         outcome = steps.step(root, target, action, by="hand", summary=reason or "aborted by hand")
         return Analysed({}, outcome)

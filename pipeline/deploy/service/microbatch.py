@@ -45,6 +45,7 @@ from pipeline.deploy.service.releases import Served
 
 LOG = logging.getLogger("mlops.serve")
 ID_BYTES = 16  # request ids: 32 hex characters
+LIMITED_MODELS = 4  # models whose thread limits are known to be applied (stable, candidate, ...)
 
 
 @dataclass
@@ -264,7 +265,11 @@ class MicroBatcher:
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=self.threads)
-            self._limited = {id(model)}
+            if len(self._limited) >= LIMITED_MODELS:  # ids of unloaded models may be reused
+                self._limited.clear()
+            # kept for every model served: a rollout alternates two models, and re-applying
+            # the limits (threadpoolctl inspects every loaded library) cost a millisecond
+            self._limited.add(id(model))
 
     def _score_group(self, served: Served, jobs: list[Job]) -> None:
         model = served.bundle.model

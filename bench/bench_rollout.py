@@ -18,7 +18,9 @@ Three servers run at once, each its own process and log directory:
 Load: an asyncio client (httpx, keep-alive) posting one record per request, `c` requests in
 flight, for a fixed time; the servers are loaded in turn (interleaved), twice, the better
 round counting (the 2 cores are shared). Goals (issue 13): shadow at c=16 at least 0.6x of
-direct (every request is scored twice); canary routing overhead at c=1 at most 5%.
+direct (every request is scored twice); canary routing overhead at c=1 at most 5%. First, the
+time from a bad canary's first errors to the abort being proposed, from the analysis' rule and
+the committed thresholds (`--abort-only`: that table alone).
 """
 
 from __future__ import annotations
@@ -109,10 +111,51 @@ async def load(url: str, body: str, concurrency: int, seconds: float) -> dict[st
     }
 
 
+def requests_to_abort(share: float, max_error_rate: float, confidence: float) -> int:
+    """Candidate requests until the early abort fires when a share of them fails: the Wilson
+    lower bound of the error rate must pass `max_error_rate` (the analysis' rule)."""
+    from pipeline.rollout.analysis import wilson
+
+    n = 1
+    while True:
+        interval = wilson(int(share * n), n, confidence)
+        if interval is not None and interval[0] > max_error_rate:
+            return n
+        n += 1
+
+
+def time_to_abort(traffic_rps: float = 10.0, weight: float = 0.1) -> None:
+    """Time from a bad canary's first errors to the abort being proposed, with the committed
+    thresholds: the requests the analysis needs, at `traffic_rps` and the first step's weight,
+    plus at most one schedule interval of rollout.yml (hourly)."""
+    import yaml
+
+    conf = yaml.safe_load((ROOT / "conf/deploy/local.yaml").read_text())["strategy"]
+    analysis = conf["analysis"]
+    print(
+        f"\ntime to a proposed abort (max_error_rate {analysis['max_error_rate']}, "
+        f"confidence {analysis['confidence']}; {traffic_rps:g} req/s, canary weight {weight:g}):"
+    )
+    for share in (1.0, 0.5, 0.2, 0.1, 0.05):
+        n = requests_to_abort(share, analysis["max_error_rate"], analysis["confidence"])
+        seconds = n / (traffic_rps * weight)
+        print(
+            f"  {share:>5.0%} of candidate requests fail: abort after {n:>4} candidate requests"
+            f" = {seconds:6.0f} s of traffic, proposed within {seconds / 60 + 60:5.0f} min"
+            " (the hourly analysis)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--abort-only", action="store_true", help="only the time-to-abort table (no servers)"
+    )
     args = parser.parse_args()
+    time_to_abort()
+    if args.abort_only:
+        return
     seconds = 4.0 if args.quick else 10.0
     work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}

@@ -269,3 +269,39 @@ def test_kill_9_mid_rollout_resumes_the_same_step_from_the_record(tmp_path: Path
     before = sorted(e["release"] for e in entries if e["request_id"] in ids[:20])
     after = sorted(e["release"] for e in entries if e["request_id"] in ids[-20:])
     assert before == after
+
+
+def test_a_batch_mixing_shadowed_and_plain_jobs_holds_back_only_the_shadowed(
+    tmp_path: Path,
+) -> None:
+    """During a swap one batch can hold jobs with and without a shadow: each shadow prediction
+    must land beside its own record (a shared buffer once shifted them onto other requests)."""
+    from pipeline.deploy.service.microbatch import Job, RequestScores, new_request_ids
+
+    root = project(tmp_path)
+    stable, candidate = _pair(root)
+    _rollout(root, stable, candidate, "shadow")
+    stamp = "2026-01-01T00:00:00.000000Z"
+    with running(root) as srv:
+        wait_for(lambda: srv.service.slot.rollout is not None)
+        service = srv.service
+        served, routing = service.slot.state
+        checked = served.bundle.signature.check([good_record(), good_record()])
+
+        def job(shadow: Any) -> Job:
+            made = Job(served, checked.rows, checked.flags, False, None, shadow=shadow)
+            made.tag = routing.tag("stable")
+            made.result = RequestScores(
+                served.release, served.bundle_id, stamp, new_request_ids(2), ["no", "no"]
+            )
+            return made
+
+        plain, shadowed = job(None), job(routing.candidate)
+        service._on_scored(served, [plain, shadowed], stamp)
+        assert shadowed.entries is not None
+        assert [e["request_id"] for e in shadowed.entries] == shadowed.result.request_ids
+        service._after_resolve([plain, shadowed])
+        wait_for(lambda: len(_entries(root)) == 4)
+    logged = {e["request_id"]: e for e in _entries(root)}
+    assert all("shadow" not in logged[r] for r in plain.result.request_ids)
+    assert all(logged[r]["shadow"]["prediction"] == "yes" for r in shadowed.result.request_ids)

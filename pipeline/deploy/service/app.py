@@ -227,6 +227,7 @@ class Service:
         for job in jobs:
             result = job.result
             assert result is not None
+            first = len(entries)
             for i, row in enumerate(job.rows):
                 inputs = dict(zip(names, row, strict=True))
                 entry = {
@@ -252,7 +253,8 @@ class Service:
             self.index.add_pending(result.request_ids)
             self.metrics.observe_flags(job.flags)
             if job.shadow is not None:  # logged once the shadow has scored them too
-                job.entries, entries = entries, []
+                job.entries = entries[first:]
+                del entries[first:]
         if entries:
             self.predlog.extend(entries)
         self.metrics.observe_predictions(served.release or "", predictions, served.classifier)

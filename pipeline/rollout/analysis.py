@@ -179,6 +179,9 @@ def analyse(
     if rollout.strategy == "shadow" and spec.min_agreement is not None:
         agree = sum(_agrees(a, b, task, spec.agreement_tolerance) for a, b, _ in pairs)
         share = None if not pairs else round(agree / len(pairs), 6)
+        # two regression models never agree exactly: without a tolerance in the target's
+        # units, agreement is not judged (prediction drift still is)
+        unjudged = task == "regression" and spec.agreement_tolerance == 0
         checks.append(
             _check(
                 "agreement",
@@ -187,7 +190,8 @@ def analyse(
                 ">=",
                 interval=wilson(agree, len(pairs), conf),
                 counts={"agreeing": agree, "paired": len(pairs)},
-                passed=None if share is None else share >= spec.min_agreement,
+                passed=None if share is None or unjudged else share >= spec.min_agreement,
+                note="regression: set agreement_tolerance to judge agreement" if unjudged else None,
             )
         )
     if spec.max_prediction_drift is not None:

@@ -172,3 +172,26 @@ def test_wilson_intervals_contain_the_estimate(k: int, n: int) -> None:
     low, high = wilson(k, n, 0.95) or (None, None)
     assert low is not None and high is not None and 0 <= low <= k / n <= high <= 1
     assert wilson(0, 0, 0.95) is None
+
+
+def test_regression_agreement_needs_a_declared_tolerance() -> None:
+    entries = [
+        _entry(
+            i,
+            "stable",
+            float(i),
+            shadow={"release": CANDIDATE, "prediction": i + 0.01, "model_ms": 1.0},
+        )
+        for i in range(60)
+    ]
+    report = analyse(entries, {}, _record("shadow"), SPEC, "regression")
+    agreement = next(c for c in report["checks"] if c["name"] == "agreement")
+    assert agreement["passed"] is None and "agreement_tolerance" in agreement["note"]
+    assert report["verdict"] == "promote"
+    from dataclasses import replace
+
+    report = analyse(
+        entries, {}, _record("shadow"), replace(SPEC, agreement_tolerance=0.1), "regression"
+    )
+    agreement = next(c for c in report["checks"] if c["name"] == "agreement")
+    assert (agreement["value"], agreement["passed"]) == (1.0, True)

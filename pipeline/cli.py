@@ -127,6 +127,37 @@ def _select(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    """queue a committed sweep (conf/experiment/NAME.yaml) as DVC experiments
+
+    Read the grid a file in conf/experiment/ declares under hydra.sweeper.params, compose and
+    validate every point with the project's rules (a bad point queues nothing), then queue the
+    whole grid with one `dvc exp run --queue --name NAME -S +experiment=NAME -S KEY=A,B ...`:
+    DVC expands it into one experiment per point, named NAME-1, NAME-2, ... Nothing runs yet:
+    `dvc queue start -j N` runs the queue in the background (`dvc queue status` follows it),
+    `dvc exp run --run-all -j N` in the foreground; `dvc exp show` compares the points.
+    --list validates and lists the points and queues nothing.
+    """
+    from pipeline import sweep
+
+    root = args.root
+    declared = sweep.read_sweep(root, args.name)
+    sweep.check_points(root, declared)
+    print(f"sweep {declared.name}: {len(declared.points)} point(s), each validated")
+    for number, point in enumerate(declared.points, 1):
+        print(f"  {declared.point_name(number, args.exp_name)}: {' '.join(point)}")
+    if args.list:
+        print("nothing queued (--list)")
+        return EXIT_OK
+    printed = sweep.queue(root, declared, name=args.exp_name)
+    print(printed.rstrip())
+    print(
+        "next: `dvc queue start -j N` (background; `dvc queue status`) or "
+        "`dvc exp run --run-all -j N` (foreground), then `dvc exp show` to compare"
+    )
+    return EXIT_OK
+
+
 def _schema_infer(args: argparse.Namespace) -> int:
     """print a starting conf/dataset/ file for a CSV/Parquet"""
     from pipeline.schema_infer import render_dataset_yaml
@@ -181,6 +212,19 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="*",
         metavar="GROUP=OPTION",
         help="e.g. dataset=my_data or split=stratified",
+    )
+
+    p = command(sub, "sweep", _sweep)
+    p.add_argument("name", metavar="NAME", help="the sweep: conf/experiment/NAME.yaml")
+    p.add_argument(
+        "--name",
+        dest="exp_name",
+        metavar="PREFIX",
+        help="name the experiments PREFIX-1, PREFIX-2, ... (default: the sweep's NAME; DVC "
+        "refuses a name an experiment already has)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="validate and list the points; queue nothing"
     )
 
     q = command(

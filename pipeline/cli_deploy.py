@@ -151,7 +151,9 @@ def _predict(args: argparse.Namespace) -> int:
         "unseen_policy": settings.unseen_policy,
     }
     try:
-        result = batch.predict_file(bundle, args.input, args.output, settings, declared)
+        result = batch.predict_file(
+            bundle, args.input, args.output, settings, declared, compute=params.compute
+        )
     except batch.BadRowsError as exc:
         if args.report:  # the refused file's every bad row, for fixing it in one pass
             _write_report(args.report, exc.result, {**meta, "written": False})

@@ -63,8 +63,36 @@ def _hydra_error_types() -> tuple[type[BaseException], ...]:
     return (HydraException, OmegaConfBaseException, ValueError)
 
 
+# Successful compositions of this process, by `_conf_digest`: a Hydra composition costs about a
+# second, and one command (or test session) composes the same conf/ again and again.
+_COMPOSED: dict[str, tuple[str, dict[str, Any], list[str]]] = {}
+_COMPOSED_MAX = 32
+
+
 def compose(root: Path, overrides: Sequence[str] = ()) -> Composition:
-    """Compose exactly as DVC does for `dvc exp run -S`; errors become a located ConfigError."""
+    """Compose exactly as DVC does for `dvc exp run -S`; errors become a located ConfigError.
+
+    The result is a pure function of conf/'s files, the overrides and Hydra's version (resolvers
+    that read anything else are refused), so an equal digest of those reuses an earlier
+    composition of this process; a failed composition is never remembered."""
+    import copy
+
+    try:
+        key = _conf_digest(root, overrides)
+    except OSError:  # an unreadable file: let Hydra report it
+        key = None
+    if key is not None and key in _COMPOSED:
+        text, data, missing = _COMPOSED[key]
+        return Composition(root, list(overrides), text, copy.deepcopy(data), list(missing))
+    composed = _compose(root, overrides)
+    if key is not None:
+        if len(_COMPOSED) >= _COMPOSED_MAX:
+            _COMPOSED.pop(next(iter(_COMPOSED)))
+        _COMPOSED[key] = (composed.text, copy.deepcopy(composed.data), list(composed.missing))
+    return composed
+
+
+def _compose(root: Path, overrides: Sequence[str]) -> Composition:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -214,9 +242,9 @@ def _first_line(exc: BaseException) -> str:
 CHECK_CACHE = Path(".dvc/tmp/mlops-compose-check")
 
 
-def _inputs_digest(root: Path, overrides: Sequence[str]) -> str:
-    """A digest of everything the composition depends on: conf/ files, params.yaml, overrides
-    and the Hydra version. Equal digests mean an earlier successful check still holds."""
+def _conf_digest(root: Path, overrides: Sequence[str]) -> str:
+    """A digest of everything a composition depends on: conf/'s files (names and bytes), the
+    overrides and the Hydra version."""
     import hashlib
     from importlib.metadata import version
 
@@ -225,7 +253,16 @@ def _inputs_digest(root: Path, overrides: Sequence[str]) -> str:
     for path in sorted((root / CONF_DIR).rglob("*")):
         if path.is_file():
             digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _inputs_digest(root: Path, overrides: Sequence[str]) -> str:
+    """`_conf_digest` and params.yaml: equal digests mean an earlier successful check still
+    holds."""
+    import hashlib
+
     params = root / PARAMS_FILE
+    digest = hashlib.sha256(_conf_digest(root, overrides).encode())
     digest.update(b"\0params\0" + (params.read_bytes() if params.exists() else b""))
     return digest.hexdigest()
 

@@ -34,6 +34,8 @@ import them (the deploy, monitor and maintain modules re-export their own):
       simulate        SimulateSettings (scenarios: Scenario, selectors: Selector)
       maintain        MaintainSpec (target, policies: MaintainSettings (rollback:
                       RollbackSpec | None))
+      compute         ComputeSpec (local_cluster: LocalClusterSpec | None); read by
+                      `pipeline.compute`, never a stage's params dependency
 """
 
 from __future__ import annotations
@@ -732,6 +734,41 @@ class MaintainSpec:
     policies: MaintainSettings
 
 
+# ------------------------------------------------------------------------------------- compute
+@dataclass(frozen=True, slots=True)
+class LocalClusterSpec:
+    """The `distributed.LocalCluster` started (on 127.0.0.1) when `compute.address` is null."""
+
+    n_workers: int
+    threads_per_worker: int
+    memory_limit: str  # as Dask parses it, e.g. 2GiB
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec:
+    """Where work runs (`compute`): `local` (this process and its joblib workers) or `dask`
+    (a scheduler at `address`, or a LocalCluster when it is None). Only `pipeline.compute`
+    acts on it; no result depends on it, so no stage lists it among its params."""
+
+    kind: Literal["local", "dask"]
+    address: str | None
+    connect_timeout_s: float
+    local_cluster: LocalClusterSpec | None  # kind dask
+    partition_rows: int | None  # kind dask: rows per batch-scoring task
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any]) -> ComputeSpec:
+        if spec["kind"] == "local":
+            return cls("local", None, 0.0, None, None)
+        return cls(
+            "dask",
+            spec["address"],
+            float(spec["connect_timeout_s"]),
+            LocalClusterSpec(**spec["local_cluster"]),
+            int(spec["partition_rows"]),
+        )
+
+
 # ---------------------------------------------------------------------------------------- tree
 @dataclass(frozen=True, slots=True)
 class ProjectSpec:
@@ -757,6 +794,7 @@ class Params:
     monitor: MonitorSettings
     simulate: SimulateSettings
     maintain: MaintainSpec
+    compute: ComputeSpec
 
 
 def build(data: Mapping[str, Any], root: Path) -> Params:
@@ -784,4 +822,5 @@ def build(data: Mapping[str, Any], root: Path) -> Params:
         maintain=MaintainSpec(
             data["maintain"]["target"], MaintainSettings.from_params(data["maintain"])
         ),
+        compute=ComputeSpec.from_params(data["compute"]),
     )

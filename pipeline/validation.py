@@ -34,6 +34,7 @@ SCHEMA_FILES = (
     "simulate",
     "deploy",
     "maintain",
+    "compute",
 )
 
 

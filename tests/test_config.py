@@ -623,3 +623,22 @@ def test_stage_refuses_an_interpolation_that_survived_into_params(tmp_path: Path
         "(`oc.env`)" in message
     ), message
     assert "secrets never live in conf/" in message
+
+
+def test_a_remembered_composition_follows_every_conf_edit(tmp_path: Path) -> None:
+    """compose() reuses a composition only for byte-identical conf/ and overrides, and hands out
+    a copy: a caller editing its data, or an edit to any conf/ file (conf/local included), can
+    never leak into the next composition."""
+    project = copy_project(tmp_path / "p")
+    first = config.compose(project)
+    first.data["project"]["seed"] = -1
+    again = config.compose(project)
+    assert again.data["project"]["seed"] == 42 and again.text == first.text
+    split = project / "conf/split/hash.yaml"
+    split.write_text(split.read_text().replace("test_size: 0.2", "test_size: 0.25"))
+    assert config.compose(project).data["split"]["test_size"] == 0.25
+    (project / "conf/local/default.yaml").write_text("# @package _global_\ntrain: {cv: 3}\n")
+    assert config.compose(project).data["train"]["cv"] == 3
+    assert config.compose(project, ["train.cv=4"]).data["train"]["cv"] == 4
+    (project / "conf/local/default.yaml").unlink()
+    assert config.compose(project).data["train"]["cv"] == 5

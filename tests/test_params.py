@@ -16,6 +16,7 @@ import pytest
 from pipeline import config, validation
 from pipeline.errors import ConfigError
 from pipeline.params import (
+    ComputeSpec,
     DeploySpec,
     MaintainSpec,
     MonitorSettings,
@@ -46,6 +47,7 @@ SECTIONS = {
     "monitor": MonitorSettings,
     "simulate": SimulateSettings,
     "maintain": MaintainSpec,
+    "compute": ComputeSpec,
 }
 
 

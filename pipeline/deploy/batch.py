@@ -24,6 +24,7 @@ CSV output keeps every cell as written.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from pipeline.deploy.bundle import Bundle, load_bundle
 from pipeline.deploy.columns import validate_columns
 from pipeline.errors import DataError
 from pipeline.io import atomic_open, write_json
-from pipeline.params import BatchSettings
+from pipeline.params import BatchSettings, ComputeSpec
 from pipeline.paths import release_path, released_bundle
 from pipeline.release_record import read_record
 
@@ -288,80 +289,261 @@ def _without(checked: Any, rows: np.ndarray) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class _Scoring:
+    """What scoring a chunk needs besides the bundle: the same for every chunk of a file, and
+    small enough to send to a Dask worker (which loads the bundle itself: `_worker_bundle`)."""
+
+    task: str
+    classes: list[str] | None
+    reject: bool
+    numeric: Mapping[str, str]
+    csv_in: bool
+    out_fmt: str
+
+
+@dataclass
+class _Chunk:
+    """One chunk's outcome: what `predict_file` adds to its result and writes."""
+
+    rows: int
+    columns: list[str]
+    bad: list[BadRow]
+    scored: pa.Table | None  # None: not scored (the file is already refused)
+    n_ok: int
+    flagged: int
+
+
+def _score_chunk(
+    bundle: Bundle,
+    how: _Scoring,
+    table: pa.Table,
+    fields: pd.DataFrame,
+    offset: int,
+    *,
+    score: bool = True,
+) -> _Chunk:
+    """Validate and (when `score`) score one chunk whose first row is data row `offset` + 1 of
+    the file: the one definition of a chunk's output, wherever it runs."""
+    import pandas as pd
+
+    checked = validate_columns(bundle.signature, fields, reject_unseen=how.reject)
+    bad = [BadRow(offset + e["index"] + 1, e["field"], e["message"]) for e in checked.errors]
+    if how.csv_in:
+        table, unreadable = _decode_passthrough(
+            table, how.numeric, bundle.signature.names, typed=how.out_fmt == "parquet"
+        )
+        if unreadable:
+            rows = np.zeros(table.num_rows, dtype=bool)
+            rows[[i for i, _, _ in unreadable]] = True
+            checked = _without(checked, rows)
+            bad = sorted(
+                bad
+                + [
+                    BadRow(offset + i + 1, name, f"expected a number (declared {ctype})")
+                    for i, name, ctype in unreadable
+                ],
+                key=lambda b: b.row,
+            )
+    chunk = _Chunk(table.num_rows, list(table.column_names), bad, None, 0, 0)
+    if not score:
+        return chunk
+    classes = how.classes
+    n_ok = int(checked.ok.sum())
+    if n_ok:
+        pred, proba = scoring.predict(bundle.model, checked.frame, how.task)
+    else:
+        pred, proba = np.empty(0, dtype=object if classes else float), None
+        if classes:
+            proba = np.empty((0, len(classes)))
+    flags = checked.joined_flags()
+    chunk.scored = _scored_table(table, checked.ok, pred, proba, classes, flags, how.task)
+    chunk.n_ok = n_ok
+    chunk.flagged = int(np.count_nonzero(~pd.isna(flags)))
+    return chunk
+
+
+def _local_chunks(
+    bundle: Bundle, source: Path, how: _Scoring, chunk_rows: int, failing: list[bool]
+) -> Iterator[_Chunk]:
+    offset = 0
+    for table, fields in _chunks(source, chunk_rows, bundle):
+        yield _score_chunk(bundle, how, table, fields, offset, score=not failing[0])
+        offset += table.num_rows
+
+
+# ---------------------------------------------------------------------- on a Dask cluster
+def _partitions(rows: int, chunk_rows: int, partition_rows: int) -> list[tuple[int, int]]:
+    """[start, stop) row ranges of whole chunks (the last may be short), about
+    `partition_rows` each: chunk boundaries are those of the local run, so the scored chunks,
+    and the file written from them, are the same bytes."""
+    per = max(1, partition_rows // chunk_rows) * chunk_rows
+    return [(start, min(start + per, rows)) for start in range(0, rows, per)]
+
+
+_BUNDLES: dict[tuple[str, str], Bundle] = {}  # per worker process: loaded (and verified) once
+
+
+def _worker_bundle(path: str, digest: str) -> Bundle:
+    key = (path, digest)
+    if key not in _BUNDLES:
+        _BUNDLES.clear()
+        _BUNDLES[key] = load_bundle(Path(path), digest)
+    return _BUNDLES[key]
+
+
+def _score_partition(
+    bundle_path: str,
+    digest: str,
+    source: str,
+    start: int,
+    stop: int,
+    chunk_rows: int,
+    how: _Scoring,
+) -> list[_Chunk]:
+    """On a worker: score rows [start, stop) of a Parquet file in the local run's chunks,
+    reading only the row groups they overlap, a batch at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bundle = _worker_bundle(bundle_path, digest)
+    handle = pq.ParquetFile(source, pre_buffer=False)
+    meta = handle.metadata
+    groups, first, at = [], None, 0
+    for g in range(meta.num_row_groups):
+        n = meta.row_group(g).num_rows
+        if at < stop and at + n > start:
+            groups.append(g)
+            first = at if first is None else first
+        at += n
+    present = [n for n in bundle.signature.names if n in handle.schema_arrow.names]
+    out: list[_Chunk] = []
+    buffer: list[pa.RecordBatch] = []
+    held, position, offset = 0, first or 0, start
+    for batch in handle.iter_batches(batch_size=chunk_rows, row_groups=groups):
+        lo, hi = max(0, start - position), min(batch.num_rows, stop - position)
+        position += batch.num_rows
+        if hi > lo:
+            buffer.append(batch.slice(lo, hi - lo))
+            held += hi - lo
+        while held >= chunk_rows or (held and position >= stop):
+            size = min(held, chunk_rows)
+            table = pa.Table.from_batches(buffer).combine_chunks()
+            piece = table.slice(0, size)
+            buffer, held = table.slice(size).to_batches(), held - size
+            fields = piece.select(present).to_pandas()
+            out.append(_score_chunk(bundle, how, piece, fields, offset))
+            offset += size
+        if position >= stop:
+            break
+    return out
+
+
+def _cluster_chunks(
+    client: Any, bundle: Bundle, source: Path, how: _Scoring, chunk_rows: int, partition_rows: int
+) -> Iterator[_Chunk]:
+    import pyarrow.parquet as pq
+
+    from pipeline.compute import ordered_map
+
+    rows = pq.ParquetFile(source).metadata.num_rows
+    items = [
+        (str(bundle.path.resolve()), bundle.digest, str(source.resolve()), a, b, chunk_rows, how)
+        for a, b in _partitions(rows, chunk_rows, partition_rows)
+    ]
+    for chunks in ordered_map(client, _score_partition, items, name="mlops-predict"):
+        yield from chunks
+
+
 def predict_file(
     bundle: Bundle,
     source: Path,
     output: Path,
     settings: BatchSettings,
     declared: Mapping[str, str] | None = None,
+    compute: ComputeSpec | None = None,
 ) -> BatchResult:
     """Score `source` into `output` under `settings`; raises DataError (nothing written) when
     `on_bad_rows` is fail and any row is bad. `declared` (column -> type, the dataset's
-    declaration) types a CSV's pass-through columns (see the module docstring)."""
-    import pandas as pd
+    declaration) types a CSV's pass-through columns (see the module docstring).
 
+    With `compute` of kind dask, a Parquet source is scored on the cluster: whole chunks in
+    partitions of about `compute.partition_rows` rows, each task reading only its row groups;
+    the scored chunks come back in file order, a bounded number at a time, and are written
+    here exactly as the local run writes them (same file, same bytes). A CSV is scored here."""
     out_fmt = file_format(output)
     csv_in = file_format(source) == "csv"
     if not source.is_file():
         state = "is not a file" if source.exists() else "does not exist"
         raise DataError(f"{source}: the file to score {state}", hint="check the input path")
-    numeric = _numeric_columns(bundle, declared)
     task = bundle.task
-    classes = bundle.meta["model"].get("classes") if task == "classification" else None
+    how = _Scoring(
+        task=task,
+        classes=bundle.meta["model"].get("classes") if task == "classification" else None,
+        reject=settings.unseen_policy == "reject",
+        numeric=_numeric_columns(bundle, declared),
+        csv_in=csv_in,
+        out_fmt=out_fmt,
+    )
+    distributed = compute is not None and compute.kind == "dask" and not csv_in
+    with contextlib.ExitStack() as stack:
+        failing = [False]
+        if distributed:
+            assert compute is not None and compute.partition_rows is not None
+            _check_parquet(source, bundle)
+            from pipeline.compute import session
+
+            client = stack.enter_context(session(compute))
+            chunks = _cluster_chunks(
+                client, bundle, source, how, settings.chunk_rows, compute.partition_rows
+            )
+        else:
+            chunks = _local_chunks(bundle, source, how, settings.chunk_rows, failing)
+        return _write_chunks(chunks, source, output, settings, bundle, failing)
+
+
+def _check_parquet(source: Path, bundle: Bundle) -> None:
+    """What `_chunks` checks before the first chunk, for a file scored on a cluster."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.ParquetFile(source).schema_arrow.names
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{source}: not a readable Parquet file: {exc}") from exc
+    _check_columns(source, bundle, names)
+
+
+def _write_chunks(
+    chunks: Iterator[_Chunk],
+    source: Path,
+    output: Path,
+    settings: BatchSettings,
+    bundle: Bundle,
+    failing: list[bool],
+) -> BatchResult:
+    """Add up the chunks, in file order, into the result, and write the scored ones into
+    `output` atomically (nothing, on a refused file or any error)."""
     result = BatchResult()
-    reject = settings.unseen_policy == "reject"
-    failing = False
     empty: pa.Table | None = None
     with atomic_open(output, "wb") as fh:
-        writer = _Writer(out_fmt, fh)
-        for table, fields in _chunks(source, settings.chunk_rows, bundle):
-            if not result.passthrough and table.num_columns:
-                result.passthrough = [
-                    c for c in table.column_names if c not in bundle.signature.names
-                ]
-            checked = validate_columns(bundle.signature, fields, reject_unseen=reject)
-            offset = result.rows
-            result.rows += table.num_rows
-            bad = [
-                BadRow(offset + e["index"] + 1, e["field"], e["message"]) for e in checked.errors
-            ]
-            if csv_in:
-                table, unreadable = _decode_passthrough(
-                    table, numeric, bundle.signature.names, typed=out_fmt == "parquet"
-                )
-                if unreadable:
-                    rows = np.zeros(table.num_rows, dtype=bool)
-                    rows[[i for i, _, _ in unreadable]] = True
-                    checked = _without(checked, rows)
-                    bad = sorted(
-                        bad
-                        + [
-                            BadRow(offset + i + 1, name, f"expected a number (declared {ctype})")
-                            for i, name, ctype in unreadable
-                        ],
-                        key=lambda b: b.row,
-                    )
-            result.bad += bad
-            if bad and settings.on_bad_rows == "fail":
-                failing = True
-            if failing:
+        writer = _Writer(file_format(output), fh)
+        for chunk in chunks:
+            if not result.passthrough and chunk.columns:
+                result.passthrough = [c for c in chunk.columns if c not in bundle.signature.names]
+            result.rows += chunk.rows
+            result.bad += chunk.bad
+            if chunk.bad and settings.on_bad_rows == "fail":
+                failing[0] = True
+            if failing[0] or chunk.scored is None:
                 continue  # keep validating, to list every bad row
-            n_ok = int(checked.ok.sum())
-            if n_ok:
-                pred, proba = scoring.predict(bundle.model, checked.frame, task)
-            else:
-                pred, proba = np.empty(0, dtype=object if classes else float), None
-                if classes:
-                    proba = np.empty((0, len(classes)))
-            flags = checked.joined_flags()
-            scored = _scored_table(table, checked.ok, pred, proba, classes, flags, task)
-            result.scored += n_ok
-            result.flagged += int(np.count_nonzero(~pd.isna(flags)))
-            if n_ok:
-                writer.write(scored)
+            result.scored += chunk.n_ok
+            result.flagged += chunk.flagged
+            if chunk.n_ok:
+                writer.write(chunk.scored)
             elif empty is None:
-                empty = scored
-        if failing:
+                empty = chunk.scored
+        if failing[0]:
             raise BadRowsError(
                 f"{source}: {len(result.bad_rows)} bad row(s) of {result.rows}; nothing "
                 "written (on_bad_rows: fail):\n" + render_bad(result.bad),

@@ -11,19 +11,20 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import metrics
+from pipeline.compute import training_workers
 from pipeline.config import load_config
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.errors import ConfigError, DataError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
 from pipeline.paths import CANDIDATE_RECORD, LOCK_FILE, MODEL_FILE, candidate_dir, split_path
-from pipeline.run import fold_workers
 from pipeline.settings import (
     CandidateSpec,
     DatasetSpec,
@@ -87,8 +88,14 @@ def fit_candidate(
     cv: Any,
     train: TrainSpec,
     groups: Any = None,
+    workers: AbstractContextManager[object] | None = None,
 ) -> Fitted:
-    """Search (if declared), cross-validate every metric and refit on all training rows."""
+    """Search (if declared), cross-validate every metric and refit on all training rows.
+
+    `workers` (`pipeline.compute.training_workers`) is where the parallel fits of the search
+    and the cross-validation run; the final fit runs here, outside it, so no fitted part of the
+    model comes back through a worker (a Dask worker returns a copy, which skops would write
+    with different object sharing: other bytes for the same numbers)."""
     from sklearn.model_selection import cross_validate
 
     pipeline = build_pipeline(candidate, dataset, prep)
@@ -103,6 +110,32 @@ def fit_candidate(
         seed=train.seed,
         verbose=train.verbose,
     )
+    with workers or nullcontext():
+        best, n_fits = _search(search, pipeline, X, y, cv, primary, groups)
+        # One cross-validation of the chosen configuration scores every metric on the same
+        # folds (successive halving ranks by one metric only, so this also fills in the others).
+        scores = cross_validate(
+            pipeline,
+            X,
+            y,
+            cv=cv,
+            scoring=scoring,
+            groups=groups,
+            n_jobs=train.n_jobs,
+            verbose=max(0, train.verbose - 1),
+            error_score="raise",
+        )
+    n_fits += cv.get_n_splits() + 1
+    cv_metrics = {metric: cv_summary(metric, scores[f"test_{metric}"]) for metric in scoring}
+    pipeline.fit(X, y)
+    return Fitted(pipeline, best, cv_metrics, n_fits)
+
+
+def _search(
+    search: Any, pipeline: Any, X: pd.DataFrame, y: pd.Series, cv: Any, primary: str, groups: Any
+) -> tuple[dict[str, Any], int]:
+    """Run the declared search (if any) and set its chosen parameters on `pipeline`; the
+    chosen parameters and the number of fits."""
     if search is not None:
         search.fit(X, y, groups=groups)
         results = search.cv_results_
@@ -113,25 +146,8 @@ def fit_candidate(
         best = {k.removeprefix("model__"): _plain(v) for k, v in chosen.items()}
         pipeline.set_params(**{f"model__{k}": v for k, v in best.items()})
         n_fits = len(search.cv_results_["params"]) * cv.get_n_splits()
-    else:
-        best, n_fits = {}, 0
-    # One cross-validation of the chosen configuration scores every metric on the same folds
-    # (successive halving ranks by one metric only, so this also fills in the others).
-    scores = cross_validate(
-        pipeline,
-        X,
-        y,
-        cv=cv,
-        scoring=scoring,
-        groups=groups,
-        n_jobs=train.n_jobs,
-        verbose=max(0, train.verbose - 1),
-        error_score="raise",
-    )
-    n_fits += cv.get_n_splits() + 1
-    cv_metrics = {metric: cv_summary(metric, scores[f"test_{metric}"]) for metric in scoring}
-    pipeline.fit(X, y)
-    return Fitted(pipeline, best, cv_metrics, n_fits)
+        return best, n_fits
+    return {}, 0
 
 
 def _plain(value: Any) -> Any:
@@ -188,20 +204,21 @@ def main(argv: Sequence[str]) -> None:
     log(
         f"train {name}: {candidate.target} on {len(frame)} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
+        + (" on a Dask cluster" if params.compute.kind == "dask" else "")
     )
-    with fold_workers(train.n_jobs):
-        fitted = fit_candidate(
-            candidate,
-            X,
-            y,
-            dataset=dataset,
-            prep=params.preprocessing,
-            task=task,
-            primary=selection.metric,
-            cv=make_cv(task, split, train),
-            train=train,
-            groups=groups,
-        )
+    fitted = fit_candidate(
+        candidate,
+        X,
+        y,
+        dataset=dataset,
+        prep=params.preprocessing,
+        task=task,
+        primary=selection.metric,
+        cv=make_cv(task, split, train),
+        train=train,
+        groups=groups,
+        workers=training_workers(params.compute, train.n_jobs),
+    )
     write_candidate(name, candidate, fitted, task)
     primary = fitted.cv[selection.metric]
     shown = (

@@ -39,7 +39,7 @@ from pipeline.monitor.drift_evaluation import (
     exact_drift,
 )
 from pipeline.monitor.drift_results import DriftReport, summarise
-from pipeline.params import DriftSettings
+from pipeline.params import ComputeSpec, DriftSettings
 from pipeline.profile.quantile import QuantileSketch
 from pipeline.profile.reference import (
     ColumnReference,
@@ -73,6 +73,22 @@ class NumericSummary:
         finite.sort()
         self._count_values(finite)
         self.sketch.update(finite, is_sorted=True)
+
+    def merge(self, other: NumericSummary) -> None:
+        """Fold in the summary of another partition: counts add up, the sketches merge
+        (`QuantileSketch.merge`: their certified errors add up), and the exact value counts
+        are kept while the union stays within the limit."""
+        self.rows += other.rows
+        self.nulls += other.nulls
+        self.integer = self.integer and other.integer
+        self.sketch.merge(other.sketch)
+        if self.distinct is None or other.distinct is None:
+            self.distinct = None
+            return
+        for value, count in other.distinct.items():
+            self.distinct[value] = self.distinct.get(value, 0) + count
+        if len(self.distinct) > self.limit:
+            self.distinct = None
 
     def _count_values(self, sorted_values: np.ndarray) -> None:
         if self.distinct is None:
@@ -229,35 +245,97 @@ def compute_drift_parquet(
     settings: DriftSettings,
     *,
     batch_rows: int | None = None,
+    compute: ComputeSpec | None = None,
 ) -> DriftReport:
-    """Drift of a Parquet file against the reference.
+    """Drift of a Parquet file, or of a folder of Parquet files (a partitioned dataset, read
+    in name order as one table), against the reference.
 
-    In sketch mode the file is streamed in batches of ``batch_rows`` rows (default: the settings'
-    ``sketch.batch_rows``), so memory stays bounded whatever the file size. In exact mode the
-    reference columns are read whole and handed to
-    :func:`pipeline.monitor.drift_evaluation.exact_drift`.
+    In sketch mode each file is streamed in batches of ``batch_rows`` rows (default: the
+    settings' ``sketch.batch_rows``), so memory stays bounded whatever the file size, into one
+    summary per column; the files' summaries are then merged in name order (`merge_summaries`:
+    the quantile sketches' own merge, counts added). A file is the unit whatever runs it: with
+    `compute` of kind dask each file is summarised on a worker and only its summaries come
+    back, so the verdicts and certified bounds are the same numbers as with `compute: local`,
+    for any number of workers. In exact mode the reference columns are read whole and handed
+    to :func:`pipeline.monitor.drift_evaluation.exact_drift`.
     """
-    try:
-        # pre_buffer would cache every column chunk read so far: memory would grow with the file
-        handle = pq.ParquetFile(path, pre_buffer=False)
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"cannot read current data {path}: {exc}") from exc
+    files = _parquet_files(Path(path))
     names = list(reference.columns)
-    check_inputs(reference, handle.schema_arrow.names, settings)
+    schemas = [_open(f).schema_arrow.names for f in files]
+    for columns in schemas:
+        check_inputs(reference, columns, settings)
     if settings.mode == "exact":
-        return exact_drift(reference, handle.read(columns=names).to_pandas(), settings)
-    summaries = _summaries(reference, settings)
+        frame = pd.concat(
+            [_open(f).read(columns=names).to_pandas() for f in files], ignore_index=True
+        )
+        return exact_drift(reference, frame, settings)
+    rows = batch_rows or settings.sketch.batch_rows
+    items = [(reference, str(f), settings, rows) for f in files]
+    from pipeline.compute import ordered_map, session
+
+    summaries: dict[str, Summary] | None = None
+    with session(compute or _LOCAL) as client:
+        for part in ordered_map(client, summarise_file, items, name="mlops-sketch"):
+            summaries = part if summaries is None else merge_summaries(summaries, part)
+    assert summaries is not None
     pool = _pool(settings, len(summaries))
     try:
         with st.quiet_scipy_warnings():
-            for batch in handle.iter_batches(
-                batch_size=batch_rows or settings.sketch.batch_rows, columns=names
-            ):
-                _map(pool, lambda n, b=batch: _feed_arrow(summaries[n], b.column(n)), summaries)
             return _finish(reference, summaries, settings, pool)
     finally:
         if pool:
             pool.shutdown()
+
+
+_LOCAL = ComputeSpec("local", None, 0.0, None, None)
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and p.is_file())
+        if not files:
+            raise DataError(f"cannot read current data {path}: no .parquet file in the folder")
+        return files
+    return [path]
+
+
+def _open(path: Path | str) -> pq.ParquetFile:
+    try:
+        # pre_buffer would cache every column chunk read so far: memory would grow with the file
+        return pq.ParquetFile(path, pre_buffer=False)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read current data {path}: {exc}") from exc
+
+
+def summarise_file(
+    reference: Reference, path: str, settings: DriftSettings, batch_rows: int
+) -> dict[str, Summary]:
+    """One summary per reference column of one Parquet file, streamed in batches (on a Dask
+    worker, or here)."""
+    handle = _open(path)
+    summaries = _summaries(reference, settings)
+    pool = _pool(settings, len(summaries))
+    try:
+        with st.quiet_scipy_warnings():
+            for batch in handle.iter_batches(batch_size=batch_rows, columns=list(summaries)):
+                _map(pool, lambda n, b=batch: _feed_arrow(summaries[n], b.column(n)), summaries)
+    finally:
+        if pool:
+            pool.shutdown()
+    return summaries
+
+
+def merge_summaries(into: dict[str, Summary], other: dict[str, Summary]) -> dict[str, Summary]:
+    """Fold `other` (the summaries of a later partition) into `into`, column by column."""
+    for name, summary in other.items():
+        target = into[name]
+        if isinstance(target, NumericSummary):
+            assert isinstance(summary, NumericSummary)
+            target.merge(summary)
+        else:
+            assert isinstance(summary, CategoricalSummary)
+            target.add(list(summary.counts), list(summary.counts.values()), summary.rows)
+    return into
 
 
 def _map(pool: ThreadPoolExecutor | None, func: Any, names: Any) -> None:

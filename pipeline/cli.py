@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline import cli_deploy, cli_maintain, cli_monitor, cli_report, cli_serve, cli_sync
+from pipeline import (
+    cli_deploy,
+    cli_maintain,
+    cli_monitor,
+    cli_report,
+    cli_rollout,
+    cli_serve,
+    cli_sync,
+)
 from pipeline.cli_args import (
     CONVENTIONS,
     EXIT_CHECK_FAILED,
@@ -242,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_sync.add_commands(sub)
     cli_report.add_commands(sub)
     cli_maintain.add_commands(sub)
+    cli_rollout.add_commands(sub)
     return parser
 
 

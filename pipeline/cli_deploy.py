@@ -42,13 +42,20 @@ def _release(args: argparse.Namespace) -> int:
     for o in outcomes:
         if o.action == "released":
             print(f"{o.target}: released {o.release} ({o.detail})")
+        elif o.action == "rolling_out":
+            print(f"{o.target}: {o.detail}; candidate {o.release}")
         elif o.action == "already_released":
             print(f"{o.target}: already released ({o.release})")
         elif o.action == "blocked":
             print(f"{o.target}: blocked, nothing released: {o.detail}")
         else:
             print(f"{o.target}: nothing to release ({o.detail})")
-    if any(o.action == "released" for o in outcomes):
+    if any(o.action == "rolling_out" for o in outcomes):
+        print(
+            "the rollout's steps follow with `mlops rollout analyze --apply` (or advance, "
+            "promote, abort by hand), each a change of deploy/<target>.json"
+        )
+    if any(o.action in ("released", "rolling_out") for o in outcomes):
         print(
             "next: commit deploy/, bundles/*.dvc and bundles/.gitignore; `dvc push`; "
             "`dvc repro` records the release in reports/deploy/"

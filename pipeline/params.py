@@ -26,7 +26,9 @@ import them (the deploy, monitor and maintain modules re-export their own):
       selection       SelectionSpec (baseline: BaselineSpec, tolerance: Amount)
       deploy          DeploySpec: targets {name: TargetSpec (gates: GateSpec (compare:
                       CompareSpec, smoke: SmokeSpec), pin, rejected, digest,
-                      serve: ServeSettings | None, batch: BatchSettings | None)}
+                      serve: ServeSettings | None, batch: BatchSettings | None,
+                      strategy: StrategySpec (steps: StepSpec, analysis: AnalysisSpec)
+                      | None)}
       monitor         MonitorSettings (windows: WindowSpec, drift: DriftSettings,
                       prediction: MethodChoice, performance: PerformanceSpec)
       simulate        SimulateSettings (scenarios: Scenario, selectors: Selector)
@@ -294,6 +296,94 @@ class GateSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One step of a rollout: the candidate's share of traffic, and how much logged traffic the
+    step needs before the analysis may advance it (candidate requests, logged span, or both)."""
+
+    weight: float
+    hold_requests: int | None
+    hold_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As declared (and as `deploy/<target>.json` records it when a rollout starts)."""
+        hold: dict[str, Any] = {}
+        if self.hold_requests is not None:
+            hold["requests"] = self.hold_requests
+        if self.hold_seconds is not None:
+            hold["seconds"] = self.hold_seconds
+        return {"weight": self.weight, "hold": hold}
+
+    @classmethod
+    def from_params(cls, step: Mapping[str, Any]) -> StepSpec:
+        hold = step["hold"]
+        requests, seconds = hold.get("requests"), hold.get("seconds")
+        return cls(
+            float(step["weight"]),
+            None if requests is None else int(requests),
+            None if seconds is None else float(seconds),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSpec:
+    """The thresholds a rollout step is judged by (`strategy.analysis`; meanings in
+    conf/deploy/local.yaml and the schema)."""
+
+    confidence: float
+    max_error_rate: float
+    max_latency_ratio: float
+    min_agreement: float | None
+    agreement_tolerance: float
+    max_prediction_drift: float | None
+    max_metric_drop: float | None
+    min_labelled: int
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any]) -> AnalysisSpec:
+        from pipeline.validation import schema_defaults
+
+        spec = {**schema_defaults("deploy", "$defs", "analysis"), **spec}
+
+        def optional(key: str) -> float | None:
+            return None if spec[key] is None else float(spec[key])
+
+        return cls(
+            confidence=float(spec["confidence"]),
+            max_error_rate=float(spec["max_error_rate"]),
+            max_latency_ratio=float(spec["max_latency_ratio"]),
+            min_agreement=optional("min_agreement"),
+            agreement_tolerance=float(spec["agreement_tolerance"]),
+            max_prediction_drift=optional("max_prediction_drift"),
+            max_metric_drop=optional("max_metric_drop"),
+            min_labelled=int(spec["min_labelled"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    """How a new release reaches a service target's traffic: `direct` (at once), `shadow` or
+    `canary` (a rollout recorded in `deploy/<target>.json`, stepped by `mlops rollout`)."""
+
+    kind: Literal["direct", "shadow", "canary"]
+    key: str | None  # canary routing field; None: the request id
+    steps: tuple[StepSpec, ...]
+    analysis: AnalysisSpec
+
+    @property
+    def progressive(self) -> bool:
+        return self.kind != "direct"
+
+    @classmethod
+    def from_params(cls, spec: Mapping[str, Any]) -> StrategySpec:
+        return cls(
+            kind=spec["kind"],
+            key=spec["key"],
+            steps=tuple(StepSpec.from_params(s) for s in spec["steps"]),
+            analysis=AnalysisSpec.from_params(spec["analysis"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TargetSpec:
     """One deployment target: what its gate reads (kind, gates, pin, rejected: declared in
     dvc.yaml) and, by kind, its service or batch settings."""
@@ -306,6 +396,7 @@ class TargetSpec:
     serve: ServeSettings | None  # kind service
     batch: BatchSettings | None  # kind batch
     digest: str  # sha256 of the declared kind, gates, pin and rejected (see `settings_digest`)
+    strategy: StrategySpec | None  # kind service (a batch target has no traffic to shift)
 
     @classmethod
     def build(
@@ -323,6 +414,7 @@ class TargetSpec:
             else None,
             BatchSettings.build(spec["batch"]) if kind == "batch" else None,
             settings_digest(spec),
+            StrategySpec.from_params(spec["strategy"]) if kind == "service" else None,
         )
 
     @property

@@ -71,6 +71,7 @@ MONITOR_METRICS = MONITOR_REPORTS / METRICS_JSON
 MONITOR_HISTORY = MONITOR_REPORTS / HISTORY_CSV
 MANUAL_REPORTS = Path("reports/monitor-manual")  # `mlops monitor --input` (outside the graph)
 DECISION = Path("reports/maintain/decision.json")  # the `maintain` stage's output
+ROLLOUT_REPORTS = Path("reports/rollout")  # `mlops rollout analyze --apply` (outside the graph)
 
 # --------------------------------------------------------- desired state (committed)
 DEPLOY_DIR = Path("deploy")  # deploy/<target>.json: the release a target should serve
@@ -105,6 +106,12 @@ def release_path(target: str) -> Path:
 def report_path(target: str) -> Path:
     """reports/deploy/<target>.json: the gate's decision for `target`."""
     return GATE_REPORTS_DIR / f"{target}.json"
+
+
+def rollout_report_path(target: str) -> Path:
+    """reports/rollout/<target>.json: the analysis behind the last rollout step of `target`,
+    committed with the step it caused."""
+    return ROLLOUT_REPORTS / f"{target}.json"
 
 
 def released_bundle(bundle_id: str) -> Path:

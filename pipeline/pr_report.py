@@ -29,6 +29,7 @@ from pipeline.paths import (
     SELECTION_REPORT,
     release_path,
     report_path,
+    rollout_report_path,
 )
 from pipeline.release_record import ReleaseRecord, parse_record
 
@@ -293,6 +294,60 @@ def gates_section(base: Reader, head: Reader) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- rollouts
+def _rollout_state(record: ReleaseRecord | None) -> str:
+    if record is None:
+        return "—"
+    rollout = record.rollout
+    if rollout is None:
+        return f"{record.release or '(none)'} serves everything"
+    if rollout.status != "running":
+        return f"{rollout.candidate.release} aborted ({rollout.reason}); {record.release} serves"
+    return (
+        f"{rollout.strategy} of {rollout.candidate.release}: step {rollout.step + 1}/"
+        f"{len(rollout.steps)}, weight {rollout.weight}"
+    )
+
+
+def rollout_section(base: Reader, head: Reader) -> list[str]:
+    """Each target with a rollout on either side: where it was and is, and the analysis behind
+    the step this pull request makes (reports/rollout/<target>.json). Nothing without one."""
+    lines: list[str] = []
+    for target in _targets(head, base):
+        before, after = _record(base, target, "the base"), _record(head, target, "the pull request")
+        if not any(r is not None and r.rollout is not None for r in (before, after)):
+            continue
+        if not lines:
+            lines = ["### Rollouts", ""]
+        lines.append(
+            f"**`{target}`**: {_cell(_rollout_state(before))} → {_cell(_rollout_state(after))}"
+        )
+        lines.append("")
+        report = _json(head(rollout_report_path(target).as_posix()))
+        if not report or (after is not None and after == before):
+            continue
+        lines += [
+            f"Analysis of step {report['step'] + 1}/{report['steps']} ({report['strategy']}, "
+            f"{report['hold']['candidate_requests']} candidate requests, hold "
+            f"{'reached' if report['hold']['reached'] else 'not reached'}): "
+            f"**{report['verdict']}**",
+            "",
+            "| check | value | threshold | interval | evidence | |",
+            "|---|---|---|---|---|---|",
+        ]
+        for check in report["checks"]:
+            interval = check.get("interval")
+            shown = "—" if not interval else f"[{interval[0]}, {interval[1]}]"
+            counts = ", ".join(f"{k} {v}" for k, v in (check.get("counts") or {}).items())
+            mark = {True: "✅", False: "❌", None: "➖ not judged"}[check["passed"]]
+            lines.append(
+                f"| {check['name']} | {_fmt(check['value'])} | {check['op']} "
+                f"{_fmt(check['threshold'])} | {shown} | {_cell(counts or '—')} | {mark} |"
+            )
+        lines += [""] + [f"- {_cell(r)}" for r in report.get("reasons") or []] + [""]
+    return lines
+
+
 # ------------------------------------------------------------------------- monitoring
 MAX_VIOLATIONS = 10
 
@@ -425,6 +480,7 @@ def render(
     parts += stages_section(base, head)
     parts += metrics_section(base, head)
     parts += gates_section(base, head)
+    parts += rollout_section(base, head)
     parts += monitor_section(base, head)
     parts += maintain_section(head, decision)
     for section in extra or []:

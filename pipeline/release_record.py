@@ -35,6 +35,24 @@ restored by `git revert`); the graph reads it as a dependency and never writes i
     }                                              #   comparable (pipeline/comparability.py)
 
 No time stamps: the git commit that changes the file is the release's time and author.
+
+A progressive rollout (a target whose `strategy` is shadow or canary) adds one key; `release`
+stays the stable release, which answers every request the candidate does not:
+
+      "rollout": {
+        "strategy": "canary",                      # or shadow
+        "status": "running",                       # or aborted (the stable serves everything)
+        "step": 0, "weight": 0.1,                  # where it is: steps[step], its weight now
+        "key": null,                               # canary routing field (null: request id)
+        "steps": [{"weight": 0.1, "hold": {"requests": 200}}, ...],   # as it started with
+        "candidate": {...},                        # the record it becomes when promoted
+        "decisions": [{"step": 0, "action": "start", "by": "release"}, ...],
+        "reason": "..."                            # only when aborted
+      }
+
+`rollout_started`, `rollout_stepped`, `rollout_promoted` and `rollout_aborted` are the only
+ways a record changes during a rollout; every one is checked by `check_record`, so a record a
+writer produces is one every reader (the service, sync, status, the gate) accepts.
 """
 
 from __future__ import annotations
@@ -98,6 +116,59 @@ class ReleaseRecord:
     @property
     def pinned(self) -> str | None:
         return self.data.get("pinned")
+
+    @property
+    def rollout(self) -> Rollout | None:
+        """The rollout this record declares (running or aborted), or None."""
+        data = self.data.get("rollout")
+        if data is None:
+            return None
+        candidate = ReleaseRecord(self.target, data["candidate"]["release"], data["candidate"])
+        return Rollout(
+            strategy=data["strategy"],
+            status=data["status"],
+            step=int(data["step"]),
+            weight=float(data["weight"]),
+            key=data["key"],
+            steps=tuple(data["steps"]),
+            candidate=candidate,
+            decisions=tuple(data["decisions"]),
+            reason=data.get("reason"),
+        )
+
+    @property
+    def running_rollout(self) -> Rollout | None:
+        """The rollout the service follows now (status running), or None."""
+        rollout = self.rollout
+        return rollout if rollout is not None and rollout.status == RUNNING else None
+
+
+RUNNING, ABORTED = "running", "aborted"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """`rollout` of a release record (see the module docstring)."""
+
+    strategy: str  # shadow | canary
+    status: str  # running | aborted
+    step: int
+    weight: float
+    key: str | None
+    steps: tuple[dict[str, Any], ...]
+    candidate: ReleaseRecord
+    decisions: tuple[dict[str, Any], ...]
+    reason: str | None = None
+
+    @property
+    def last_step(self) -> bool:
+        return self.step == len(self.steps) - 1
+
+    @property
+    def hold(self) -> dict[str, Any]:
+        """The current step's hold: {"requests": n} and/or {"seconds": s}."""
+        hold: dict[str, Any] = self.steps[self.step]["hold"]
+        return hold
 
 
 def read_record(path: Path, target: str) -> ReleaseRecord:
@@ -184,7 +255,37 @@ def check_record(data: Any, source: str, target: str) -> ReleaseRecord:
             f"{source}: not a release record:\n" + "\n".join(f"  - {p}" for p in problems),
             hint=RESTORE,
         )
+    if data.get("rollout") is not None:
+        _check_rollout(data, source, target)
     return ReleaseRecord(target, release, data)
+
+
+def _check_rollout(data: dict[str, Any], source: str, target: str) -> None:
+    """What the schema cannot say about a rollout: the candidate is itself a valid record whose
+    parent is the stable release, and step and weight agree with the steps."""
+    rollout = data["rollout"]
+
+    def refuse(what: str) -> None:
+        raise ArtifactError(f"{source}: rollout: {what}", hint=RESTORE)
+
+    if data["release"] is None:
+        refuse("a rollout needs a stable release to roll out against (release is null)")
+    candidate = check_record(rollout["candidate"], f"{source} (rollout.candidate)", target)
+    if candidate.release is None or candidate.data.get("rollout") is not None:
+        refuse("candidate must be a release without a rollout of its own")
+    if candidate.parent != data["release"]:
+        refuse(f"candidate.parent is {candidate.parent!r}, expected the stable {data['release']}")
+    if candidate.bundle_id == data["bundle"]["id"]:
+        refuse(f"the candidate is the stable bundle {candidate.bundle_id}")
+    step, steps = rollout["step"], rollout["steps"]
+    if step >= len(steps):
+        refuse(f"step {step} is past the last of {len(steps)} step(s)")
+    weight = 0.0 if rollout["status"] == ABORTED else steps[step]["weight"]
+    if rollout["strategy"] == "shadow":
+        weight = 0.0
+    if rollout["weight"] != weight:
+        status = rollout["status"]
+        refuse(f"weight is {rollout['weight']}, expected {weight} (step {step}, {status})")
 
 
 @functools.cache
@@ -238,5 +339,98 @@ def released_record(
         # a release whose incumbent was not comparable starts a new line: the log says why
         **({"new_line": dict(new_line)} if new_line else {}),
     }
+    check_record(data, release_path(target).as_posix(), target)
+    return data
+
+
+# ------------------------------------------------------------------------------ rollouts
+def rollout_started(
+    stable: Mapping[str, Any],
+    candidate: Mapping[str, Any],
+    *,
+    strategy: str,
+    key: str | None,
+    steps: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The stable record with a rollout of `candidate` (a record `released_record` wrote, whose
+    parent is the stable release) at its first step."""
+    data = {k: v for k, v in stable.items() if k != "rollout"}
+    data["rollout"] = {
+        "strategy": strategy,
+        "status": RUNNING,
+        "step": 0,
+        "weight": 0.0 if strategy == "shadow" else steps[0]["weight"],
+        "key": key,
+        "steps": [dict(s) for s in steps],
+        "candidate": dict(candidate),
+        "decisions": [{"step": 0, "action": "start", "by": "release"}],
+    }
+    return _checked(data)
+
+
+def rollout_stepped(record: ReleaseRecord, by: str, summary: str | None) -> dict[str, Any]:
+    """The record with its running rollout at the next step."""
+    rollout = _running(record)
+    step = rollout.step + 1
+    if step >= len(rollout.steps):
+        raise ArtifactError(
+            f"{release_path(record.target)}: rollout: step {step} is past the last of "
+            f"{len(rollout.steps)} step(s)",
+            hint="the last step is followed by promote (or abort), never another step",
+        )
+    data = _with_rollout(
+        record,
+        step=step,
+        weight=0.0 if rollout.strategy == "shadow" else rollout.steps[step]["weight"],
+        decisions=[*rollout.decisions, _decision(step, "advance", by, summary)],
+    )
+    return _checked(data)
+
+
+def rollout_promoted(record: ReleaseRecord) -> dict[str, Any]:
+    """The candidate's own record: what a direct release would have written (its parent is the
+    stable release). The rollout's decisions stay in the git history of the file."""
+    return _checked(dict(_running(record).candidate.data))
+
+
+def rollout_aborted(record: ReleaseRecord, by: str, reason: str) -> dict[str, Any]:
+    """The stable record with the rollout marked aborted: the stable serves everything."""
+    rollout = _running(record)
+    data = _with_rollout(
+        record,
+        status=ABORTED,
+        weight=0.0,
+        reason=reason,
+        decisions=[*rollout.decisions, _decision(rollout.step, "abort", by, reason)],
+    )
+    return _checked(data)
+
+
+def _running(record: ReleaseRecord) -> Rollout:
+    rollout = record.running_rollout
+    if rollout is None:
+        raise ArtifactError(
+            f"{release_path(record.target)}: no rollout is running on {record.target}",
+            hint="a rollout starts with `mlops release` on a target whose strategy is shadow or "
+            "canary",
+        )
+    return rollout
+
+
+def _with_rollout(record: ReleaseRecord, **changes: Any) -> dict[str, Any]:
+    data = dict(record.data)
+    data["rollout"] = {**data["rollout"], **changes}
+    return data
+
+
+def _decision(step: int, action: str, by: str, summary: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"step": step, "action": action, "by": by}
+    if summary:
+        entry["summary"] = summary
+    return entry
+
+
+def _checked(data: dict[str, Any]) -> dict[str, Any]:
+    target = str(data["target"])
     check_record(data, release_path(target).as_posix(), target)
     return data

@@ -184,6 +184,7 @@ def render_schema_error(error: Any, key: str, locate: Locate) -> list[Issue]:
         "pattern": lambda: f"expected a string matching {schema['pattern']}",
         "minProperties": lambda: f"expected at least {schema['minProperties']} entries",
         "minItems": lambda: f"expected at least {schema['minItems']} items",
+        "maxItems": lambda: f"expected at most {schema['maxItems']} items",
         "uniqueItems": lambda: "expected unique items",
         "not": lambda: "this value is not allowed here",
     }
@@ -373,6 +374,45 @@ def _deploy_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
                     metric,
                 )
             )
+        if "strategy" in target:
+            issues += _strategy_issues(target["strategy"], name, data, locate)
+    return issues
+
+
+def _strategy_issues(
+    strategy: Mapping[str, Any], name: str, data: Mapping[str, Any], locate: Locate
+) -> list[Issue]:
+    """What the strategy's schema cannot say: canary weights rise step by step, and the routing
+    key is a field a record carries (a declared column other than the target)."""
+    base, issues = f"deploy.targets.{name}.strategy", []
+    if strategy["kind"] == "canary":
+        weights = [step["weight"] for step in strategy["steps"]]
+        for i in range(1, len(weights)):
+            if weights[i] <= weights[i - 1]:
+                key = f"{base}.steps.{i}.weight"
+                issues.append(
+                    Issue(
+                        locate(key),
+                        key,
+                        f"canary weights must rise step by step; step {i - 1} already has "
+                        f"{weights[i - 1]}",
+                        weights[i],
+                    )
+                )
+    key_column = strategy["key"]
+    columns = data.get("dataset", {}).get("columns") or {}
+    target = data.get("dataset", {}).get("target")
+    if key_column is not None and (key_column not in columns or key_column == target):
+        fields = sorted(c for c in columns if c != target)
+        issues.append(
+            Issue(
+                locate(f"{base}.key"),
+                f"{base}.key",
+                "not a field the records carry; expected a declared column other than the "
+                "target (" + ", ".join(fields) + "), or null to route by request id",
+                key_column,
+            )
+        )
     return issues
 
 

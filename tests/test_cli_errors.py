@@ -70,6 +70,7 @@ UNREPRODUCED: list[Case] = [
     (["monitor"], "reports/monitor/report.json does not exist"),
     (["predict", "--input", "x.csv", "--output", "y.csv", "--bundle", "models/bundle"], "bundle"),
     (["rollback", "--target", "local"], "nothing has been released to local"),
+    (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
 ]
 
 # in a reproduced project

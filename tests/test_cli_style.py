@@ -190,6 +190,10 @@ TARGETS = {
     ("logs", "snapshot"): ("once", "monitored"),
     ("logs", "ship"): ("once", "monitored"),
     ("logs", "fetch"): ("once", "monitored"),
+    ("rollout", "analyze"): ("once", "required"),
+    ("rollout", "advance"): ("once", "required"),
+    ("rollout", "promote"): ("once", "required"),
+    ("rollout", "abort"): ("once", "required"),
 }
 
 
@@ -224,7 +228,14 @@ def test_check_has_one_meaning() -> None:
         for action in parser._actions:
             if "--check" in action.option_strings:
                 checks[path] = action.help
-    assert set(checks) == {("compose",), ("gate",), ("monitor",), ("sync",), ("maintain",)}
+    assert set(checks) == {
+        ("compose",),
+        ("gate",),
+        ("monitor",),
+        ("sync",),
+        ("maintain",),
+        ("rollout", "analyze"),
+    }
     for path, text in checks.items():
         assert text and text.startswith("change nothing; exit 1 when "), (path, text)
     assert not any("--dry-run" in a.option_strings for _, p in leaves() for a in p._actions)
@@ -326,6 +337,11 @@ NESTED: list[tuple[list[str], str]] = [
     (["logs", "import", "/missing.csv"], "/missing.csv: data file does not exist"),
     (["logs", "snapshot"], "logs/local: no prediction log directory"),
     (["schema", "infer", "/missing.csv"], "/missing.csv: data file does not exist"),
+    (["rollout", "analyze", "--target", "local"], "no rollout is running on local"),
+    (["rollout", "advance", "--target", "local"], "no rollout is running on local"),
+    (["rollout", "promote", "--target", "nope"], "no deployment target 'nope'"),
+    (["rollout", "advance", "--target", "batch"], "target 'batch' is of kind 'batch'"),
+    (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
 ]
 
 

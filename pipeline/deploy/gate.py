@@ -6,7 +6,8 @@ release; a dependency, never written here: a stage that rewrote it would undo ev
 `git revert`), the champion's bundle, the released bundles and the test split, and writes
 `reports/deploy/TARGET.json` with one decision and all of its evidence:
 
-* `already_released`: the candidate bundle is the one deploy/TARGET.json names; nothing to do.
+* `already_released`: the candidate bundle is the one deploy/TARGET.json names (as its release,
+  or as the candidate of a running rollout); nothing to do.
 * `propose`: every gate passed; the proposal names the bundle, the next release id and the
   parent release. `mlops release` turns it into deploy/TARGET.json.
 * `blocked`: with every reason (all gates run, so one review shows everything to fix). A
@@ -294,6 +295,19 @@ def decide(target: str, spec: TargetSpec) -> dict[str, Any]:
     if candidate is None:
         return {**report, "decision": BLOCKED, "reasons": [problem], "candidate": None}
     report["candidate"] = candidate.summary()
+    rollout = record.running_rollout
+    if rollout is not None and candidate.digest == rollout.candidate.bundle_sha256:
+        report["candidate"]["metrics"] = candidate.meta["metrics"]["test"]
+        return {
+            **report,
+            "decision": ALREADY_RELEASED,
+            "reasons": [
+                f"bundle {candidate.id} is the candidate of the running {rollout.strategy} "
+                f"rollout ({rollout.candidate.release}, step {rollout.step}): `mlops rollout` "
+                "promotes or aborts it"
+            ],
+            "gates": {},
+        }
     if record.release is not None and candidate.id == record.bundle_id:
         report["candidate"]["metrics"] = candidate.meta["metrics"]["test"]
         # The same bundle id is not proof of the same bytes: the released copy is verified

@@ -10,6 +10,12 @@ release
     cache) and `bundles/.gitignore`. Push the bundle with `dvc push` so other machines can
     `dvc pull` it.
 
+    On a target whose `strategy` is shadow or canary (and that already serves a release of the
+    same line), the record keeps the stable release and starts a rollout of the proposed one
+    (`rollout` in the record: `pipeline/release_record.py`); `mlops rollout` steps, promotes or
+    aborts it (`pipeline/deploy/rollout.py`). Starting is releasing: the same proposal, bundle
+    copy, `dvc add` and journal, so one command owns both.
+
     All or nothing: every path is journaled before it changes (`pipeline.journal`), the bundle
     is copied to a temporary directory, verified and renamed into place, then `dvc add`, then
     the release records of every target; if any step fails, what was done is undone and every
@@ -69,7 +75,12 @@ from pipeline.paths import (
     released_bundle,
     report_path,
 )
-from pipeline.release_record import parse_release_id, read_record, released_record
+from pipeline.release_record import (
+    parse_release_id,
+    read_record,
+    released_record,
+    rollout_started,
+)
 
 DvcRunner = Callable[[Sequence[str], Path], None]
 
@@ -91,7 +102,7 @@ def run_dvc(args: Sequence[str], cwd: Path) -> None:
 @dataclass
 class Outcome:
     target: str
-    action: str  # released | already_released | blocked | nothing
+    action: str  # released | rolling_out | already_released | blocked | nothing
     release: str | None
     detail: str
 
@@ -230,22 +241,92 @@ def _release(
             current = report.get("current", {}).get("release")
             outcomes.append(Outcome(target, action, current, detail))
             continue
-        _check_current(root, target, report, params.deploy.targets[target])
-        plans.append((target, report))
+        spec = params.deploy.targets[target]
+        _check_current(root, target, report, spec)
+        if _check_rollout(root, target, report, spec):
+            plans.append((target, report))
+        else:
+            outcomes.append(_rolling(root, target))
     if plans:
-        _apply(root, plans, dvc, journal)
+        _apply(root, plans, dvc, journal, params)
     for target, report in plans:
         proposal = report["proposal"]
         detail = f"bundle {proposal['bundle']['id']}, parent {proposal['parent'] or '(none)'}"
         if new_line_text(proposal):
             detail += f"; {new_line_text(proposal)}"
-        outcomes.append(Outcome(target, "released", proposal["release"], detail))
+        rollout = read_record(root / release_path(target), target).running_rollout
+        if rollout is not None:
+            detail = f"{rollout.strategy} rollout started against {proposal['parent']} ({detail})"
+            outcomes.append(Outcome(target, "rolling_out", proposal["release"], detail))
+        else:
+            outcomes.append(Outcome(target, "released", proposal["release"], detail))
     order = {t: i for i, t in enumerate(params.deploy.targets)}
     return sorted(outcomes, key=lambda o: order.get(o.target, len(order)))
 
 
+def _check_rollout(root: Path, target: str, report: dict[str, Any], spec: TargetSpec) -> bool:
+    """Whether the proposal may be applied: False when it is the candidate a rollout already
+    runs; a GateError when another rollout runs, or when a progressive strategy meets a new line
+    of releases (its requests cannot be scored by both models)."""
+    current = read_record(root / release_path(target), target)
+    running = current.running_rollout
+    proposal = report["proposal"]
+    if running is not None:
+        if running.candidate.bundle_id == proposal["bundle"]["id"]:
+            return False
+        raise GateError(
+            f"{target}: a {running.strategy} rollout of {running.candidate.release} is running "
+            f"(step {running.step}); {proposal['release']} cannot start another",
+            hint=f"finish it first: `mlops rollout promote --target {target}` or "
+            f"`mlops rollout abort --target {target}`",
+        )
+    kind = spec.strategy.kind if spec.strategy is not None else "direct"
+    if kind != "direct" and current.release is not None and proposal.get("new_line"):
+        raise GateError(
+            f"{target}: {proposal['release']} starts a new line of releases (not comparable "
+            f"with {current.release}), so it cannot be rolled out {kind} beside it",
+            hint=f"release it directly: set deploy.targets.{target}.strategy.kind: direct "
+            "(conf/deploy/), `mlops compose`, `dvc repro`, `mlops release`",
+        )
+    return True
+
+
+def _rolling(root: Path, target: str) -> Outcome:
+    rollout = read_record(root / release_path(target), target).running_rollout
+    assert rollout is not None
+    return Outcome(
+        target,
+        "already_released",
+        rollout.candidate.release,
+        f"the candidate of the running {rollout.strategy} rollout (step {rollout.step})",
+    )
+
+
+def _target_record(
+    root: Path, target: str, report: dict[str, Any], params: Params
+) -> dict[str, Any]:
+    """deploy/<target>.json after the release: the proposal's record (direct), or the current
+    record with a rollout of it (shadow, canary: only against a stable release)."""
+    record = _record(target, report)
+    strategy = params.deploy.targets[target].strategy
+    current = read_record(root / release_path(target), target)
+    if strategy is None or not strategy.progressive or current.release is None:
+        return record
+    return rollout_started(
+        current.data,
+        record,
+        strategy=strategy.kind,
+        key=strategy.key,
+        steps=[step.to_dict() for step in strategy.steps],
+    )
+
+
 def _apply(
-    root: Path, plans: list[tuple[str, dict[str, Any]]], dvc: DvcRunner, journal: Journal
+    root: Path,
+    plans: list[tuple[str, dict[str, Any]]],
+    dvc: DvcRunner,
+    journal: Journal,
+    params: Params,
 ) -> None:
     """Every path is journaled before it changes: bundles, their pointers and the records of
     all targets change together or not at all."""
@@ -269,12 +350,13 @@ def _apply(
         dvc(["add", "--quiet", *to_add], root)
     for target, _ in plans:
         journal.file(release_path(target))
-    for target, report in plans:
-        atomic_write_text(root / release_path(target), dumps_json(_record(target, report)))
+    records = [(t, _target_record(root, t, report, params)) for t, report in plans]
+    for target, record in records:
+        atomic_write_text(root / release_path(target), dumps_json(record))
 
 
 # ------------------------------------------------------------------------------ rollback
-def _read_pins(root: Path) -> dict[str, Any]:
+def read_pins(root: Path) -> dict[str, Any]:
     import yaml
 
     path = root / PINS_FILE
@@ -286,7 +368,7 @@ def _read_pins(root: Path) -> dict[str, Any]:
     return data
 
 
-def _write_pins_and_compose(root: Path, pins: dict[str, Any], journal: Journal) -> None:
+def write_pins_and_compose(root: Path, pins: dict[str, Any], journal: Journal) -> None:
     """Write the generated pins file and recompose params.yaml, both journaled: on any
     failure (or a kill) both files go back byte-identical."""
     import yaml
@@ -300,7 +382,7 @@ def _write_pins_and_compose(root: Path, pins: dict[str, Any], journal: Journal) 
     config.write(root)
 
 
-def _target_pins(pins: dict[str, Any], target: str) -> dict[str, Any]:
+def target_pins(pins: dict[str, Any], target: str) -> dict[str, Any]:
     targets = pins.setdefault("deploy", {}).setdefault("targets", {})
     entry: dict[str, Any] = targets.setdefault(target, {})
     return entry
@@ -328,6 +410,13 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
     config.check(root)  # recomposing must change nothing but the pin
     spec = config.load_config(root).deploy.target(target)
     record = read_record(root / release_path(target), target)
+    if record.running_rollout is not None:
+        raise GateError(
+            f"{release_path(target)}: a rollout of {record.running_rollout.candidate.release} "
+            f"is running on {target}",
+            hint=f"abort it (`mlops rollout abort --target {target}`): the stable release "
+            "then serves everything, and the candidate is rejected",
+        )
     if record.release is None:
         raise GateError(
             f"{release_path(target)}: nothing has been released to {target}, so there is "
@@ -358,11 +447,11 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
             f"{to}: no {pointer.relative_to(root)} in this checkout; it was never released here",
             hint=f"check the release id (`git log -p deploy/{target}.json`)",
         )
-    pins = _read_pins(root)
-    entry = _target_pins(pins, target)
+    pins = read_pins(root)
+    entry = target_pins(pins, target)
     entry["pin"] = to
     entry["rejected"] = rejected
-    _write_pins_and_compose(root, pins, journal)
+    write_pins_and_compose(root, pins, journal)
     return RollbackOutcome(target, to, rejected, record.release)
 
 
@@ -377,12 +466,12 @@ def _unpin(root: Path, target: str, journal: Journal) -> bool:
 
     config.check(root)
     spec = config.load_config(root).deploy.target(target)
-    pins = _read_pins(root)
+    pins = read_pins(root)
     entry = pins.get("deploy", {}).get("targets", {}).get(target)
     if spec.pin is None or not entry or entry.get("pin") is None:
         return False
     entry["pin"] = None
-    _write_pins_and_compose(root, pins, journal)
+    write_pins_and_compose(root, pins, journal)
     return True
 
 

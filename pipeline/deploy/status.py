@@ -7,7 +7,8 @@
   (reports/deploy/<target>.json), and for a service the live release, from
   `GET http://<host>:<port>/version` (`pipeline.deploy.live`, the one client):
   "in sync" when both name the same release and bundle, "out of sync" otherwise,
-  "unreachable" when the service does not answer within the timeout.
+  "unreachable" when the service does not answer within the timeout; during a rollout, the
+  candidate, step and weight too, and the last step's decision.
 
 Nothing here writes a file. The HTTP client and the `dvc status` call are parameters, so tests
 can use stand-ins (httpx.MockTransport) and the real thing alike.
@@ -22,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import vcs
 from pipeline.bundle_format import MANIFEST
-from pipeline.deploy.live import read_version, serves, service_url
+from pipeline.deploy.live import describe, read_version, serves_record, service_url
 from pipeline.errors import MlopsError, ToolError
 from pipeline.paths import CHAMPION_BUNDLE, CHAMPION_RECORD, release_path, report_path
-from pipeline.release_record import read_record
+from pipeline.release_record import ReleaseRecord, read_record
 
 if TYPE_CHECKING:
     import httpx
@@ -81,10 +82,9 @@ def target_lines(
         if live is None:
             lines.append(f"      live: unreachable at {where}")
         else:
-            live_release = live.get("release")
-            same = serves(live, declared, record.bundle_sha256)
-            verdict = "in sync" if same else "OUT OF SYNC"
-            lines.append(f"      live: {_short(live_release)} at {where} — {verdict}")
+            verdict = "in sync" if serves_record(live, record) else "OUT OF SYNC"
+            lines.append(f"      live: {describe(live)} at {where} — {verdict}")
+    lines += rollout_lines(root, name, record)
     decision = report.get("decision")
     if decision is None:
         lines.append("      gate: no report (run `dvc repro`)")
@@ -97,6 +97,29 @@ def target_lines(
         lines.append(f"      gate: BLOCKED: {reasons[0] if reasons else '?'}{more}")
     else:
         lines.append(f"      gate: {decision}")
+    return lines
+
+
+def rollout_lines(root: Path, name: str, record: ReleaseRecord) -> list[str]:
+    """A target's rollout: where it is, and the analysis behind its last step
+    (reports/rollout/<target>.json)."""
+    rollout = record.rollout
+    if rollout is None:
+        return []
+    candidate = rollout.candidate.release
+    if rollout.status != "running":
+        return [f"      rollout: {rollout.strategy} of {candidate} ABORTED: {rollout.reason}"]
+    lines = [
+        f"      rollout: {rollout.strategy} of {candidate} against {record.release}: step "
+        f"{rollout.step + 1}/{len(rollout.steps)}, weight {rollout.weight}, hold "
+        + ", ".join(f"{v} {k}" for k, v in rollout.hold.items())
+    ]
+    last = rollout.decisions[-1]
+    lines.append(
+        f"      last step: {last['action']} by {last['by']}"
+        + (f": {last['summary']}" if last.get("summary") else "")
+    )
+    lines.append(f"      next: `mlops rollout analyze --target {name}` (--apply to act on it)")
     return lines
 
 

@@ -7,15 +7,17 @@ The serving machine holds a clone of the repository (the *deployment checkout*) 
    with local commits (diverged, or ahead) or with changes to tracked files. Nothing is merged
    and nothing is discarded: the deployment checkout is not a place to edit, and a person has to
    look at what someone did there;
-2. read the declared release from the *fetched* commit's `deploy/<target>.json`, bring its
-   bundle pointer (`bundles/<id>.dvc`, and `bundles/.gitignore`) of that commit into the
-   checkout, `dvc pull` the bundle from the DVC remote and verify its digest against the
-   record: the bundle is on disk *before* the desired state changes, so the service never sees
-   a release it cannot load (a failed pull or a digest mismatch restores both paths, and the
-   checkout stays where it was);
+2. read the declared release from the *fetched* commit's `deploy/<target>.json` (and, during
+   a rollout, its candidate: both bundles are staged the same way), bring its bundle pointer
+   (`bundles/<id>.dvc`, and `bundles/.gitignore`) of that commit into the checkout, `dvc pull`
+   the bundle from the DVC remote and verify its digest against the record: the bundle is on
+   disk *before* the desired state changes, so the service never sees a release it cannot
+   load (a failed pull or a digest mismatch restores both paths, and the checkout stays where
+   it was);
 3. fast-forward the checkout to the fetched commit, which changes `deploy/<target>.json` and
    makes the service swap (its watcher polls the file);
-4. ask the service `GET /version` until it serves the declared release and bundle digest:
+4. ask the service `GET /version` until it serves the declared release and bundle digest (and
+   the declared rollout step: candidate, digest, step and weight):
    "in sync", or after the timeout "out of sync" ("unreachable" when it never answered).
 
 Everything it changes is what git and DVC already hold; it never writes desired state itself.
@@ -39,7 +41,7 @@ from typing import Any
 
 from pipeline import vcs
 from pipeline.bundle_format import verify
-from pipeline.deploy.live import TIMEOUT_SECONDS, read_version, serves
+from pipeline.deploy.live import TIMEOUT_SECONDS, read_version, serves_record
 from pipeline.errors import ArtifactError, MlopsError, ToolError
 from pipeline.journal import Pending, pending
 from pipeline.paths import BUNDLES_GITIGNORE, bundle_pointer, release_path, released_bundle
@@ -188,8 +190,9 @@ def http_live(url: str, timeout: float = TIMEOUT_SECONDS) -> Live:
 
 
 def matches(record: ReleaseRecord, seen: dict[str, Any]) -> bool:
-    """The service runs the declared release *and* its bytes (same id, other bundle: no)."""
-    return serves(seen, record.release, record.bundle_sha256)
+    """The service runs the declared release *and* its bytes (same id, other bundle: no), and
+    the declared rollout step, if any."""
+    return serves_record(seen, record)
 
 
 def wait_for(
@@ -233,13 +236,18 @@ def sync_once(
     else:
         behind = 0
         record = read_record(root / release_path(target), target)
+    rollout = record.running_rollout
     if apply:
         actions += stage_bundle(root, commit, record, dvc_remote)
+        if rollout is not None:  # the candidate is on disk before the record names it
+            actions += stage_bundle(root, commit, rollout.candidate, dvc_remote)
         if commit is not None and fast_forward(root, commit):
             actions.append(f"fast-forwarded {behind} commit(s) to {commit[:12]}")
     else:
-        if record.release is not None and not bundle_present(root, record):
-            actions.append(f"would pull bundle {record.bundle_id}")
+        declared = [record] + ([] if rollout is None else [rollout.candidate])
+        for one in declared:
+            if one.release is not None and not bundle_present(root, one):
+                actions.append(f"would pull bundle {one.bundle_id}")
         if behind and commit is not None:
             actions.append(f"would fast-forward {behind} commit(s) to {commit[:12]}")
     if live is None:

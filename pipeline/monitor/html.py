@@ -115,11 +115,30 @@ def monitored_line(doc: Mapping[str, Any]) -> str:
         if mon.get("reference_rows") is not None
         else "no reference used"
     )
-    return (
+    line = (
         f"<p class='muted' id='monitored'>judging {what} · bundle "
         f"<code>{escape(bundle['id'])}</code> ({escape(bundle['source'])}, "
         f"<code>{escape(bundle['path'])}</code>) · target <b>{escape(mon['target'])}</b> · "
         f"task {escape(mon['task'])} · {reference}</p>"
+    )
+    return line + rollout_line(mon.get("rollout"))
+
+
+def rollout_line(rollout: Mapping[str, Any] | None) -> str:
+    """A running rollout beside the judged release (nothing without one)."""
+    if not rollout:
+        return ""
+    share = (
+        "scores every request in the shadow (never answered)"
+        if rollout["strategy"] == "shadow"
+        else f"answers {float(rollout['weight']):.0%} of the traffic"
+    )
+    return (
+        f"<p id='rollout'>{escape(rollout['strategy'])} rollout: candidate "
+        f"<b>{escape(rollout['candidate'])}</b> {share}, step {int(rollout['step']) + 1} of "
+        f"{int(rollout['steps'])}; last step: {escape(rollout['last_decision'])}. Monitoring "
+        "judges the release above; the candidate is judged by <code>mlops rollout analyze</code> "
+        "(reports/rollout/).</p>"
     )
 
 

@@ -17,7 +17,7 @@ may depend on `deploy/<target>.json` alone for the released bundle's content.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,10 @@ class BundleInfo:
     location: str = ""  # the path as recorded (relative to the project root), for reports
     release: str | None = None  # the release id when released (deploy/<target>.json)
     target: str | None = None  # the deployment target it was found through
+    # a running rollout beside the release (deploy/<target>.json): monitoring keeps judging the
+    # stable release; the reports say a candidate serves part of the traffic (canary) or scores
+    # it in the shadow, and where its own analysis is (`mlops rollout analyze`)
+    rollout: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -158,7 +162,7 @@ def monitored_bundle(root: Path, target: str) -> BundleInfo:
             target=target,
         )
     path = released_bundle(str(record.bundle_id))  # what bundle.path says (check_record)
-    return read_bundle(
+    info = read_bundle(
         root / path,
         record.bundle_sha256,
         source="released",
@@ -166,3 +170,16 @@ def monitored_bundle(root: Path, target: str) -> BundleInfo:
         release=record.release,
         target=target,
     )
+    running = record.running_rollout
+    if running is None:
+        return info
+    last = running.decisions[-1]
+    rollout = {
+        "strategy": running.strategy,
+        "candidate": running.candidate.release,
+        "step": running.step,
+        "steps": len(running.steps),
+        "weight": running.weight,
+        "last_decision": last.get("summary") or f"{last['action']} by {last['by']}",
+    }
+    return replace(info, rollout=rollout)

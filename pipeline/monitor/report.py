@@ -140,6 +140,7 @@ def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[
             },
             "reference_rows": None if refused else ctx.reference.rows,
             "reference_mode": None if refused else ctx.reference.mode,
+            **({"rollout": ctx.bundle.rollout} if ctx.bundle.rollout else {}),
         },
         "judged": refused is None,
         "skipped": None if refused is None else refused.to_dict(),

@@ -25,6 +25,16 @@ signature (not by pydantic, whose errors would not carry our `{index, field, mes
 and responses are serialised once. The OpenAPI document still shows real schemas (`openapi.py`):
 the record schema is the served bundle's own signature, regenerated when the release changes.
 
+During a rollout (`deploy/<target>.json` declares one; see `releases.py`) the stable release
+and the candidate are both loaded. Canary: each record is routed by a hash of its declared key
+field (else of its request id, drawn before scoring for that), so one caller sees one model;
+the response names the release of every prediction. Shadow: the stable release answers, and the
+candidate scores the same rows in the model thread after the responses are handed back, its
+prediction logged beside the stable one (`shadow`), never returned. Every log entry of a rollout
+names its step and arm (`rollout`) and the model time (`model_ms`); a failed candidate call is
+logged as an entry with `error` (no inputs: snapshots skip it), which the rollout analysis
+counts.
+
 Here: the request handling (`Service`) and the routes (`create_app`). Beside it: the documented
 shapes and the /docs page (`openapi.py`), the /feedback checks (`feedback.py`), request counting
 (`middleware.py`), HTTP plumbing (`http.py`) and the model thread (`batching.py`).
@@ -60,7 +70,13 @@ from pipeline.deploy.service.http import (
     retry_after,
 )
 from pipeline.deploy.service.metrics import CONTENT_TYPE, ServiceMetrics
-from pipeline.deploy.service.microbatch import Job, MicroBatcher, RequestScores
+from pipeline.deploy.service.microbatch import (
+    Job,
+    MicroBatcher,
+    RequestScores,
+    new_request_ids,
+    score,
+)
 from pipeline.deploy.service.middleware import MetricsMiddleware
 from pipeline.deploy.service.openapi import (
     FEEDBACK_REQUEST,
@@ -79,6 +95,7 @@ from pipeline.deploy.service.redact import Redactor
 from pipeline.deploy.service.releases import (
     ReleaseSlot,
     ReleaseWatcher,
+    Routing,
     Served,
     deploy_file,
     load_served,
@@ -151,6 +168,8 @@ class Service:
             threads=settings.threads,
             on_scored=self._on_scored,
             observe_batch=self._observe_batch,
+            on_failed=self._on_failed,
+            after_resolve=self._after_resolve,
         )
         self.limiter = RateLimiter(settings.feedback_per_minute)  # authenticated feedback
         self.auth_failures = RateLimiter(settings.feedback_per_minute)  # failed tokens
@@ -208,6 +227,7 @@ class Service:
         for job in jobs:
             result = job.result
             assert result is not None
+            first = len(entries)
             for i, row in enumerate(job.rows):
                 inputs = dict(zip(names, row, strict=True))
                 entry = {
@@ -225,12 +245,77 @@ class Service:
                     extra = job.passthrough[i] if redact is None else redact(job.passthrough[i])
                     if extra:
                         entry["passthrough"] = extra
+                if job.tag is not None:
+                    entry["rollout"] = job.tag
+                    entry["model_ms"] = round(result.model_ms, 3)
                 entries.append(entry)
             predictions.extend(result.predictions)
             self.index.add_pending(result.request_ids)
             self.metrics.observe_flags(job.flags)
-        self.predlog.extend(entries)
+            if job.shadow is not None:  # logged once the shadow has scored them too
+                job.entries = entries[first:]
+                del entries[first:]
+        if entries:
+            self.predlog.extend(entries)
         self.metrics.observe_predictions(served.release or "", predictions, served.classifier)
+
+    def _on_failed(
+        self, served: Served, jobs: Sequence[Job], exc: BaseException, stamp: str
+    ) -> None:
+        """Model thread: a rollout's failed model call is logged per record (the analysis counts
+        errors); the entry has no inputs, so snapshots and the feedback index pass it by."""
+        entries = []
+        for job in jobs:
+            if job.tag is None:
+                continue
+            ids = job.request_ids or new_request_ids(len(job.rows))
+            for rid in ids:
+                entries.append(
+                    {
+                        "time": stamp,  # first key: not a prediction (RequestIndex.load)
+                        "request_id": rid,
+                        "release": served.release,
+                        "bundle": served.bundle_id,
+                        "rollout": job.tag,
+                        "error": f"{type(exc).__name__}: {exc}"[:500],
+                    }
+                )
+        if entries:
+            self.predlog.extend(entries)
+
+    def _after_resolve(self, jobs: Sequence[Job]) -> None:
+        """Model thread, after the responses: the shadow model scores the rows its jobs held
+        back, and their entries are logged with its prediction (or its error) beside."""
+        held = [job for job in jobs if job.shadow is not None and job.entries is not None]
+        if not held:
+            return
+        groups: dict[int, list[Job]] = {}
+        for job in held:
+            groups.setdefault(id(job.shadow), []).append(job)
+        for group in groups.values():
+            shadow = group[0].shadow
+            assert shadow is not None
+            rows = [row for job in group for row in job.rows]
+            self.batcher.limit(shadow.bundle.model)
+            started = time.perf_counter()
+            try:
+                predictions, proba = score(shadow, rows, want_proba=False)
+                failed = None
+            except Exception as exc:  # noqa: BLE001 - the shadow never affects serving
+                predictions, proba, failed = [], None, f"{type(exc).__name__}: {exc}"[:500]
+            model_ms = round((time.perf_counter() - started) * 1000.0, 3)
+            entries = [entry for job in group for entry in job.entries or ()]
+            for i, entry in enumerate(entries):
+                shadow_entry: dict[str, Any] = {"release": shadow.release}
+                if failed is None:
+                    shadow_entry.update(prediction=predictions[i], model_ms=model_ms)
+                else:
+                    shadow_entry["error"] = failed
+                entry["shadow"] = shadow_entry
+            for job in group:
+                job.entries = None
+            self.predlog.extend(entries)
+            del proba
 
     def _observe_batch(self, records: int, requests: int, seconds: float) -> None:
         self.metrics.batch_records.observe(records)
@@ -239,7 +324,8 @@ class Service:
 
     # --------------------------------------------------------------------------- handlers
     async def predict(self, request: Request) -> Response:
-        served = self.slot.current  # read once: this request is validated and scored by it
+        # read once: this request is validated and scored by this pair
+        served, routing = self.slot.state
         if served is None:
             raise HTTPError(
                 503, f"no release: deploy/{self.settings.target}.json declares none that loads"
@@ -260,6 +346,8 @@ class Service:
             else (parse_json(body))
         )
         records = self._records(payload)
+        if routing is not None:
+            return await self._predict_rollout(served, routing, records, proba)
         self.batcher.arriving()
         submitted = False
         try:
@@ -297,6 +385,84 @@ class Service:
             },
             headers={"X-Mlops-Release": result.release or ""},
         )
+
+    async def _predict_rollout(
+        self, served: Served, routing: Routing, records: list[Any], proba: bool
+    ) -> Response:
+        """/predict during a rollout: validated by the stable release's signature, then scored
+        by the stable (shadow: and by the candidate, after the response) or, canary, each record
+        by the release its routing hash picks."""
+        checked = await self._checked(served, records)
+        n = len(records)
+        candidate = routing.candidate
+        same_inputs = candidate.bundle.signature.names == served.bundle.signature.names
+        if not routing.canary or not same_inputs:
+            plan = [(served, list(range(n)), routing.tag("stable"))]
+            shadow = candidate if not routing.canary and same_inputs else None
+            ids: list[str] | None = None
+        else:
+            ids = new_request_ids(n)
+            key = routing.key
+            to_candidate = [
+                routing.to_candidate(_route_value(records[i], key, ids[i])) for i in range(n)
+            ]
+            plan = [
+                (served, [i for i in range(n) if not to_candidate[i]], routing.tag("stable")),
+                (candidate, [i for i in range(n) if to_candidate[i]], routing.tag("candidate")),
+            ]
+            plan = [p for p in plan if p[1]]
+            shadow = None
+        futures = []
+        for model, index, tag in plan:
+            self.batcher.arriving()
+            try:
+                futures.append(
+                    self.batcher.submit(
+                        model,
+                        [checked.rows[i] for i in index],
+                        [checked.flags[i] for i in index],
+                        proba,
+                        [checked.passthrough[i] for i in index] if checked.passthrough else None,
+                        request_ids=None if ids is None else [ids[i] for i in index],
+                        tag=tag,
+                        shadow=shadow,
+                    )
+                )
+            except RuntimeError as exc:
+                raise HTTPError(503, str(exc)) from None
+        self.metrics.request_records.observe(n)
+        results: list[RequestScores] = list(await asyncio.gather(*futures))
+        items: list[dict[str, Any] | None] = [None] * n
+        for (_model, index, _tag), result in zip(plan, results, strict=True):
+            flags = [checked.flags[i] for i in index]
+            for i, item in zip(index, _predictions(result, flags), strict=True):
+                if routing.canary:
+                    item["release"] = result.release
+                items[i] = item
+        first = results[0] if len(results) == 1 else None
+        release = served.release if first is None else first.release
+        bundle = served.bundle_id if first is None else first.bundle
+        return json_response(
+            {"release": release, "bundle": bundle, "predictions": items},
+            headers={"X-Mlops-Release": release or ""},
+        )
+
+    async def _checked(self, served: Served, records: list[Any]) -> Any:
+        """Records checked by `served`'s signature (422 with every error)."""
+        sig = served.bundle.signature
+        reject = self.settings.reject_unseen
+        if len(records) > OFFLOAD_RECORDS:
+            checked = await asyncio.to_thread(sig.check, records, reject_unseen=reject)
+        else:
+            checked = sig.check(records, reject_unseen=reject)
+        if checked.errors:
+            raise HTTPError(
+                422,
+                f"{len({e['index'] for e in checked.errors})} of {len(records)} record(s) "
+                "do not match the model's input signature",
+                checked.errors,
+            )
+        return checked
 
     def _records(self, payload: Any) -> list[Any]:
         if isinstance(payload, dict):
@@ -393,7 +559,8 @@ class Service:
             status = "no release"
         else:
             status = "ok"
-        return {
+        routing = slot.rollout
+        answer: dict[str, Any] = {
             "status": status,
             "model_loaded": served is not None,
             "release": None if served is None else served.release,
@@ -405,6 +572,22 @@ class Service:
             "log_backlog": self.predlog.backlog,
             "log_error": log_error,
         }
+        if routing is not None:
+            answer["rollout"] = {
+                "strategy": routing.strategy,
+                "step": routing.step,
+                "weight": routing.weight,
+                "candidate": routing.candidate.release,
+            }
+        return answer
+
+
+def _route_value(record: Any, key: str | None, request_id: str) -> Any:
+    """What canary routing hashes for one record: its declared key field, else (no key
+    declared, or the record has none) its request id."""
+    if key is None or not isinstance(record, dict) or record.get(key) is None:
+        return request_id
+    return record[key]
 
 
 def _predictions(result: RequestScores, flags: Sequence[Sequence[str]]) -> list[dict[str, Any]]:

@@ -17,6 +17,13 @@ body is parsed until a batch takes them), so waiting is only ever done for reque
 come. Under load most batching is free anyway: requests queue while the previous call runs.
 Requests are never split across calls, so a request larger than `max_batch` is scored alone.
 
+During a rollout a job may carry its request ids (canary routing hashes them before
+scoring), a tag naming the rollout step and arm it belongs to, and a shadow model: after the
+batch's futures are handed back to the event loop, `after_resolve` runs in the model thread
+(the shadow scoring: responses never wait for it, and the next batch waits only as long as it
+takes, which bounds its work without a queue). A group whose model call fails is reported to
+`on_failed` (the log records the failure for the rollout analysis) and its requests fail.
+
 Timestamps are taken in the model thread, once per batch, clamped never to go backwards; entries
 are queued to the prediction log in that order, which makes the log sorted by time.
 """
@@ -38,6 +45,7 @@ from pipeline.deploy.service.releases import Served
 
 LOG = logging.getLogger("mlops.serve")
 ID_BYTES = 16  # request ids: 32 hex characters
+LIMITED_MODELS = 4  # models whose thread limits are known to be applied (stable, candidate, ...)
 
 
 @dataclass
@@ -53,6 +61,10 @@ class Job:
     error: BaseException | None = None
     # per row: the declared pass-through fields the record carried (ids, ...), logged only
     passthrough: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: list[str] | None = None  # given when routing needed them first (canary)
+    tag: dict[str, Any] | None = None  # the rollout step and arm this job belongs to
+    shadow: Served | None = None  # also scored by this model, after the response (shadow)
+    entries: list[dict[str, Any]] | None = None  # log entries held back for the shadow's
 
 
 @dataclass
@@ -67,9 +79,11 @@ class RequestScores:
     predictions: list[Any]  # class labels (text) or values
     proba: list[dict[str, float]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    model_ms: float = 0.0  # the model call that scored it (its whole group), milliseconds
 
 
 OnScored = Callable[[Served, Sequence[Job], str], None]
+OnFailed = Callable[[Served, Sequence[Job], BaseException, str], None]
 
 
 class MicroBatcher:
@@ -81,12 +95,16 @@ class MicroBatcher:
         threads: int,
         on_scored: OnScored | None = None,
         observe_batch: Callable[[int, int, float], None] | None = None,
+        on_failed: OnFailed | None = None,
+        after_resolve: Callable[[Sequence[Job]], None] | None = None,
     ) -> None:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.threads = threads
         self.on_scored = on_scored  # model thread: log entries, metrics, request index
         self.observe_batch = observe_batch  # (records, requests, seconds) per model call
+        self.on_failed = on_failed  # model thread: a group's model call raised
+        self.after_resolve = after_resolve  # model thread, after the responses: shadow work
         self._pending: deque[Job] = deque()
         self._cond = threading.Condition()
         self._outstanding = 0
@@ -120,6 +138,10 @@ class MicroBatcher:
         flags: list[list[str]],
         proba: bool,
         passthrough: list[dict[str, Any]] | None = None,
+        *,
+        request_ids: list[str] | None = None,
+        tag: dict[str, Any] | None = None,
+        shadow: Served | None = None,
     ) -> asyncio.Future[RequestScores]:
         """Queue an `arriving` request's rows; the future resolves to its `RequestScores`."""
         assert self._loop is not None, "start() the batcher first"
@@ -128,7 +150,17 @@ class MicroBatcher:
             if self._stopping:
                 self._outstanding -= 1
                 raise RuntimeError("the service is shutting down")
-            job = Job(served, rows, flags, proba, future, passthrough=passthrough or [])
+            job = Job(
+                served,
+                rows,
+                flags,
+                proba,
+                future,
+                passthrough=passthrough or [],
+                request_ids=request_ids,
+                tag=tag,
+                shadow=shadow,
+            )
             self._pending.append(job)
             self._cond.notify()
         return future
@@ -195,6 +227,11 @@ class MicroBatcher:
                 self._loop.call_soon_threadsafe(_resolve, batch)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 return
+            if self.after_resolve is not None:
+                try:
+                    self.after_resolve(batch)
+                except Exception:  # shadow work never stops the model thread
+                    LOG.exception("model thread: work after the responses failed")
 
     def _now(self) -> str:
         now = max(time.time(), self._last_time)
@@ -214,36 +251,35 @@ class MicroBatcher:
                 LOG.exception("release %s: model call failed", served.release)
                 for job in jobs:
                     job.error = exc
+                if self.on_failed is not None:
+                    self.on_failed(served, jobs, exc, self._now())
                 continue
             if self.observe_batch is not None:
                 records = sum(len(j.rows) for j in jobs)
                 self.observe_batch(records, len(jobs), time.perf_counter() - started)
 
-    def _score_group(self, served: Served, jobs: list[Job]) -> None:
-        model = served.bundle.model
+    def limit(self, model: Any) -> None:
+        """Apply the thread limits for `model` in the model thread (OpenMP limits are per
+        thread, and a new bundle may have loaded new libraries)."""
         if id(model) not in self._limited:
-            # OpenMP limits are per thread, and a new bundle may have loaded new libraries.
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(limits=self.threads)
-            self._limited = {id(model)}
-        rows = [row for job in jobs for row in job.rows]
-        frame = served.bundle.signature.frame(rows)
-        want_proba = served.classifier and any(job.proba for job in jobs)
-        if want_proba:
-            from pipeline.deploy.scoring import predict
+            if len(self._limited) >= LIMITED_MODELS:  # ids of unloaded models may be reused
+                self._limited.clear()
+            # kept for every model served: a rollout alternates two models, and re-applying
+            # the limits (threadpoolctl inspects every loaded library) cost a millisecond
+            self._limited.add(id(model))
 
-            pred, proba = predict(model, frame, "classification")
-            predictions = pred.tolist()
-        else:
-            raw = model.predict(frame)
-            proba = None
-            predictions = (
-                raw.astype(str).tolist() if served.classifier else raw.astype(float).tolist()
-            )
+    def _score_group(self, served: Served, jobs: list[Job]) -> None:
+        model = served.bundle.model
+        self.limit(model)
+        rows = [row for job in jobs for row in job.rows]
+        started = time.perf_counter()
+        predictions, proba = score(served, rows, any(job.proba for job in jobs))
+        model_ms = (time.perf_counter() - started) * 1000.0
         stamp = self._now()
-        ids = os.urandom(ID_BYTES * len(rows)).hex()
-        width = 2 * ID_BYTES
+        ids = new_request_ids(len(rows))
         start = 0
         classes = served.classes or ()
         for job in jobs:
@@ -253,15 +289,37 @@ class MicroBatcher:
                 served.release,
                 served.bundle_id,
                 stamp,
-                [ids[i * width : (i + 1) * width] for i in range(start, end)],
+                job.request_ids if job.request_ids is not None else ids[start:end],
                 predictions[start:end],
                 None
                 if proba is None or not job.proba
                 else [dict(zip(classes, p, strict=True)) for p in proba[start:end].tolist()],
+                model_ms=model_ms,
             )
             start = end
         if self.on_scored is not None:
             self.on_scored(served, jobs, stamp)
+
+
+def score(served: Served, rows: list[list[Any]], want_proba: bool) -> tuple[list[Any], Any]:
+    """One model call on checked rows: (predictions as labels or values, probabilities or
+    None). The one scoring path of the service, for the served and the shadow model alike."""
+    model = served.bundle.model
+    frame = served.bundle.signature.frame(rows)
+    if served.classifier and want_proba:
+        from pipeline.deploy.scoring import predict
+
+        pred, proba = predict(model, frame, "classification")
+        return pred.tolist(), proba
+    raw = model.predict(frame)
+    return (raw.astype(str).tolist() if served.classifier else raw.astype(float).tolist()), None
+
+
+def new_request_ids(n: int) -> list[str]:
+    """`n` random request ids (32 hex characters each)."""
+    ids = os.urandom(ID_BYTES * n).hex()
+    width = 2 * ID_BYTES
+    return [ids[i * width : (i + 1) * width] for i in range(n)]
 
 
 def _resolve(batch: Sequence[Job]) -> None:

@@ -39,6 +39,11 @@ class Prediction(BaseModel):
     proba: dict[str, float] | None = Field(
         None, description="Class probabilities, with ?proba=true (classifiers only)"
     )
+    release: str | None = Field(
+        None,
+        description="During a canary rollout: the release that scored this record (the stable "
+        "or the candidate, picked by a hash of the declared key or the request id)",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -73,10 +78,21 @@ class BundleRef(BaseModel):
     sha256: str
 
 
+class RolloutRef(BaseModel):
+    strategy: str = Field(description="shadow | canary")
+    step: int
+    weight: float = Field(description="The candidate's share of traffic (shadow: 0)")
+    candidate: str | None = Field(description="The candidate release")
+    bundle: BundleRef | None = None
+
+
 class VersionResponse(BaseModel):
     release: str | None
     bundle: BundleRef | None
     target: str
+    rollout: RolloutRef | None = Field(
+        None, description="Only while a rollout runs: the candidate loaded beside the release"
+    )
 
 
 class HealthResponse(BaseModel):
@@ -93,6 +109,7 @@ class HealthResponse(BaseModel):
     uptime_seconds: float
     log_backlog: int
     log_error: str | None = Field(description="Why the prediction or feedback log is not written")
+    rollout: RolloutRef | None = Field(None, description="Only while a rollout runs")
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -9,6 +9,15 @@ watcher thread polls the file's stat (and, when that changed, its content) every
 file system, and a poll of one stat per second costs nothing). Loading happens in the watcher
 thread, never on the event loop.
 
+During a rollout (`rollout` in the record, `pipeline/release_record.py`) the slot holds the
+stable release and a `Routing` beside it: the candidate's loaded bundle, the strategy, step,
+weight and routing key, swapped together with the stable in one assignment, so a request reads
+one consistent pair. A model already loaded is never loaded twice: the candidate of a promoted
+rollout becomes the stable without a reload, and at most `CACHED_RELEASES` models are kept
+besides the ones serving (one fewer while a candidate is loaded), so memory stays bounded by
+three bundles. A candidate that fails to load leaves the stable release serving everything,
+with the error reported, and is retried like any refused release.
+
 Refusal is the safe default: a bundle whose digest differs from the one in the deploy file, a
 bundle that fails to load or to score one record, or an unreadable deploy file leaves the
 current model serving; the error is logged and shown by /health and /metrics, and the load is
@@ -46,12 +55,25 @@ def deploy_file(root: Path, target: str) -> Path:
 
 
 @dataclass(frozen=True)
+class DesiredRollout:
+    """The running rollout a deploy file declares: the candidate and where routing is."""
+
+    strategy: str  # shadow | canary
+    step: int
+    weight: float
+    key: str | None
+    candidate: Desired
+
+
+@dataclass(frozen=True)
 class Desired:
-    """What `deploy/<target>.json` declares: a release (and its bundle) or none."""
+    """What `deploy/<target>.json` declares: a release (and its bundle) or none, and a running
+    rollout beside it, if any."""
 
     release: str | None
     sha256: str | None = None
     path: Path | None = None
+    rollout: DesiredRollout | None = None
 
     @property
     def bundle_id(self) -> str | None:
@@ -64,8 +86,26 @@ class Desired:
         record = parse_record(content, source, target)
         if record.release is None:
             return cls(None)
+        running = record.running_rollout
+        rollout = None
+        if running is not None:
+            candidate = running.candidate
+            rollout = DesiredRollout(
+                running.strategy,
+                running.step,
+                running.weight,
+                running.key,
+                cls(
+                    candidate.release,
+                    candidate.bundle_sha256,
+                    root / released_bundle(str(candidate.bundle_id)),
+                ),
+            )
         return cls(
-            record.release, record.bundle_sha256, root / released_bundle(str(record.bundle_id))
+            record.release,
+            record.bundle_sha256,
+            root / released_bundle(str(record.bundle_id)),
+            rollout,
         )
 
 
@@ -88,6 +128,51 @@ class Served:
 
     def version(self) -> dict[str, Any]:
         return {"id": self.bundle.id, "sha256": self.bundle.digest}
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A running rollout as the service applies it (immutable: a step swaps a new one in)."""
+
+    strategy: str  # shadow | canary
+    step: int
+    weight: float  # canary: the candidate's share; shadow: 0 (it answers nobody)
+    key: str | None  # canary: the record field hashed to route; None: the request id
+    candidate: Served
+
+    @property
+    def canary(self) -> bool:
+        return self.strategy == "canary"
+
+    def tag(self, arm: str) -> dict[str, Any]:
+        """What a log entry records of the rollout that scored it (`arm`: stable | candidate)."""
+        return {"candidate": self.candidate.release, "step": self.step, "arm": arm}
+
+    def same(self, desired: DesiredRollout) -> bool:
+        want = desired.candidate
+        return (self.strategy, self.step, self.weight, self.key) == (
+            desired.strategy,
+            desired.step,
+            desired.weight,
+            desired.key,
+        ) and (self.candidate.release, self.candidate.digest) == (want.release, want.sha256)
+
+    def to_candidate(self, value: Any) -> bool:
+        """Canary routing: whether the record whose key (or request id) is `value` goes to the
+        candidate. A hash of the value, so the same caller always lands on the same side, and a
+        caller on the candidate stays there as the weight rises (`route_point`)."""
+        return self.canary and route_point(value) < self.weight
+
+
+def route_point(value: Any) -> float:
+    """A value's fixed point in [0, 1): the first 8 bytes of the sha256 of its text (a string
+    as it is, anything else as canonical JSON), so routing is the same in every process."""
+    import hashlib
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def load_served(desired: Desired, threads: int) -> Served:
@@ -163,37 +248,66 @@ def limit_threads(threads: int) -> Any:
 
 @dataclass
 class ReleaseSlot:
-    """The served model (one reference, swapped atomically) and what the deploy file wants."""
+    """The served model and the rollout beside it (one reference to the pair, swapped
+    atomically) and what the deploy file wants."""
 
     target: str
-    current: Served | None = None
+    state: tuple[Served | None, Routing | None] = (None, None)
     desired: Desired | None = None
     error: str | None = None
     on_change: list[Callable[[ReleaseSlot], None]] = field(default_factory=list)
+
+    @property
+    def current(self) -> Served | None:
+        """The stable release (every request's, outside a canary's share)."""
+        return self.state[0]
+
+    @property
+    def rollout(self) -> Routing | None:
+        return self.state[1]
 
     @property
     def in_sync(self) -> bool:
         want = self.desired
         if want is None:
             return False
-        have = self.current
+        have, routing = self.state
         if want.release is None:
             return have is None
-        return have is not None and have.release == want.release and have.digest == want.sha256
+        if want.rollout is None:
+            stable_rollout = routing is None
+        else:
+            stable_rollout = routing is not None and routing.same(want.rollout)
+        return (
+            have is not None
+            and have.release == want.release
+            and have.digest == want.sha256
+            and stable_rollout
+        )
 
-    def swap(self, served: Served | None) -> None:
-        self.current = served  # the one assignment requests observe
+    def swap(self, served: Served | None, routing: Routing | None = None) -> None:
+        self.state = (served, routing)  # the one assignment requests observe
         for callback in self.on_change:
             callback(self)
 
     def version(self) -> dict[str, Any]:
-        """What GET /version answers (and `mlops status` reads): exactly these keys."""
-        served = self.current
-        return {
+        """What GET /version answers (and `mlops status` and `mlops sync` read): these keys,
+        and `rollout` while one runs."""
+        served, routing = self.state
+        answer: dict[str, Any] = {
             "release": None if served is None else served.release,
             "bundle": None if served is None else served.version(),
             "target": self.target,
         }
+        if routing is not None:
+            answer["rollout"] = {
+                "strategy": routing.strategy,
+                "step": routing.step,
+                "weight": routing.weight,
+                "candidate": routing.candidate.release,
+                "bundle": routing.candidate.version(),
+            }
+        return answer
 
 
 class ReleaseWatcher:
@@ -310,7 +424,7 @@ class ReleaseWatcher:
         return content
 
     def _follow(self, desired: Desired) -> bool:
-        current = self.slot.current
+        current, routing = self.slot.state
         if desired.release is None:
             self.slot.error = None
             if current is None:
@@ -319,39 +433,93 @@ class ReleaseWatcher:
             self.slot.swap(None)
             return True
         assert desired.sha256 is not None
-        if current is not None and (current.release, current.digest) == (
-            desired.release,
-            desired.sha256,
-        ):
-            self.slot.error = None
-            self.slot.swap(current)  # refresh listeners (in sync again)
+        loaded = {
+            (s.release, s.digest): s
+            for s in (current, None if routing is None else routing.candidate)
+            if s is not None
+        }
+        stable, problem = self._obtain(desired, loaded)
+        if stable is None:
+            self._fail(
+                f"release {desired.release} refused: {problem}; "
+                + (f"still serving {current.release}" if current is not None else "serving nothing")
+            )
             return False
-        key = (desired.release, desired.sha256)
-        served = self._cache.get(key)
-        if served is None:
-            LOG.info("loading release %s (bundle %s)", desired.release, desired.bundle_id)
-            try:
-                served = self.loader(desired, self.threads)
-            except Exception as exc:  # noqa: BLE001 - a bad bundle must never stop the service
-                message = exc.render() if isinstance(exc, ArtifactError) else repr(exc)
-                self._fail(
-                    f"release {desired.release} refused: {message}; "
-                    + (
-                        f"still serving {current.release}"
-                        if current is not None
-                        else "serving nothing"
+        new_routing, error = None, None
+        want = desired.rollout
+        if want is not None:
+            if routing is not None and routing.same(want) and stable is current:
+                new_routing = routing
+            else:
+                candidate, problem = self._obtain(want.candidate, loaded)
+                if candidate is None:
+                    error = (
+                        f"rollout candidate {want.candidate.release} refused: {problem}; "
+                        f"{stable.release} serves every request"
                     )
-                )
+                else:
+                    new_routing = Routing(
+                        want.strategy, want.step, want.weight, want.key, candidate
+                    )
+        if stable is current and new_routing is routing:
+            if error is not None:
+                self._fail(error)
                 return False
-        if current is not None:
-            self._cache[(current.release, current.digest)] = current
-        self._cache.pop(key, None)
-        while len(self._cache) > CACHED_RELEASES:
-            self._cache.popitem(last=False)
-        self.slot.error = None
-        self.slot.swap(served)
-        LOG.info("serving release %s (bundle %s)", served.release, served.bundle_id)
+            self.slot.error = None
+            self.slot.swap(current, routing)  # refresh listeners (in sync again)
+            return False
+        self._keep(loaded, stable, new_routing)
+        self.slot.swap(stable, new_routing)
+        if error is not None:
+            self._fail(error)
+        else:
+            self.slot.error = None
+        LOG.info(
+            "serving release %s (bundle %s)%s",
+            stable.release,
+            stable.bundle_id,
+            ""
+            if new_routing is None
+            else f"; {new_routing.strategy} rollout of {new_routing.candidate.release} "
+            f"at step {new_routing.step} (weight {new_routing.weight})",
+        )
         return True
+
+    def _obtain(
+        self, desired: Desired, loaded: dict[tuple[str | None, str], Served]
+    ) -> tuple[Served | None, str | None]:
+        """The loaded model `desired` names (already serving, cached, or loaded now), or None
+        and why it was refused."""
+        key = (desired.release, str(desired.sha256))
+        served = loaded.get(key) or self._cache.get(key)
+        if served is not None:
+            return served, None
+        LOG.info("loading release %s (bundle %s)", desired.release, desired.bundle_id)
+        try:
+            served = self.loader(desired, self.threads)
+        except Exception as exc:  # noqa: BLE001 - a bad bundle must never stop the service
+            return None, exc.render() if isinstance(exc, ArtifactError) else repr(exc)
+        loaded[key] = served
+        return served, None
+
+    def _keep(
+        self,
+        loaded: dict[tuple[str | None, str], Served],
+        stable: Served,
+        routing: Routing | None,
+    ) -> None:
+        """Cache what no longer serves (newest last), bounded: at most CACHED_RELEASES models
+        besides the serving ones, one fewer while a candidate is loaded."""
+        serving = {id(stable), id(routing.candidate) if routing is not None else 0}
+        for key, served in loaded.items():
+            if id(served) not in serving:
+                self._cache.pop(key, None)
+                self._cache[key] = served
+        for key in [k for k, v in self._cache.items() if id(v) in serving]:
+            del self._cache[key]
+        limit = CACHED_RELEASES - (routing is not None)
+        while len(self._cache) > limit:
+            self._cache.popitem(last=False)
 
     def _fail(self, message: str) -> None:
         if message != self.slot.error:
@@ -360,4 +528,4 @@ class ReleaseWatcher:
                 self.on_failure(message)
         self.slot.error = message
         self._failed_polls = 0
-        self.slot.swap(self.slot.current)  # listeners see the error (in_sync, health)
+        self.slot.swap(*self.slot.state)  # listeners see the error (in_sync, health)

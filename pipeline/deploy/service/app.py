@@ -351,19 +351,7 @@ class Service:
         self.batcher.arriving()
         submitted = False
         try:
-            sig = served.bundle.signature
-            reject = self.settings.reject_unseen
-            if len(records) > OFFLOAD_RECORDS:
-                checked = await asyncio.to_thread(sig.check, records, reject_unseen=reject)
-            else:
-                checked = sig.check(records, reject_unseen=reject)
-            if checked.errors:
-                raise HTTPError(
-                    422,
-                    f"{len({e['index'] for e in checked.errors})} of {len(records)} record(s) "
-                    "do not match the model's input signature",
-                    checked.errors,
-                )
+            checked = await self._checked(served, records)
             try:
                 future = self.batcher.submit(
                     served, checked.rows, checked.flags, proba, checked.passthrough
@@ -573,12 +561,7 @@ class Service:
             "log_error": log_error,
         }
         if routing is not None:
-            answer["rollout"] = {
-                "strategy": routing.strategy,
-                "step": routing.step,
-                "weight": routing.weight,
-                "candidate": routing.candidate.release,
-            }
+            answer["rollout"] = routing.summary()
         return answer
 
 

@@ -144,6 +144,18 @@ class Routing:
     def canary(self) -> bool:
         return self.strategy == "canary"
 
+    def summary(self, *, bundle: bool = False) -> dict[str, Any]:
+        """The rollout as `/health` shows it (and `/version`, with the candidate's bundle)."""
+        shown: dict[str, Any] = {
+            "strategy": self.strategy,
+            "step": self.step,
+            "weight": self.weight,
+            "candidate": self.candidate.release,
+        }
+        if bundle:
+            shown["bundle"] = self.candidate.version()
+        return shown
+
     def tag(self, arm: str) -> dict[str, Any]:
         """What a log entry records of the rollout that scored it (`arm`: stable | candidate)."""
         return {"candidate": self.candidate.release, "step": self.step, "arm": arm}
@@ -300,13 +312,7 @@ class ReleaseSlot:
             "target": self.target,
         }
         if routing is not None:
-            answer["rollout"] = {
-                "strategy": routing.strategy,
-                "step": routing.step,
-                "weight": routing.weight,
-                "candidate": routing.candidate.release,
-                "bundle": routing.candidate.version(),
-            }
+            answer["rollout"] = routing.summary(bundle=True)
         return answer
 
 

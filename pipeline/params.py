@@ -367,6 +367,7 @@ class StrategySpec:
     kind: Literal["direct", "shadow", "canary"]
     key: str | None  # canary routing field; None: the request id
     steps: tuple[StepSpec, ...]
+    propose: Literal["pull_request", "commit"]  # how rollout.yml proposes a step
     analysis: AnalysisSpec
 
     @property
@@ -379,6 +380,7 @@ class StrategySpec:
             kind=spec["kind"],
             key=spec["key"],
             steps=tuple(StepSpec.from_params(s) for s in spec["steps"]),
+            propose=spec["propose"],
             analysis=AnalysisSpec.from_params(spec["analysis"]),
         )
 

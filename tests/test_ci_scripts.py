@@ -268,6 +268,39 @@ def test_nothing_changed_opens_nothing(repo: Path, hosted: tuple[Path, Path, dic
     assert not state.exists() or json.loads(state.read_text())["prs"] == []
 
 
+def test_a_step_declared_to_commit_is_pushed_to_the_default_branch_without_a_pull_request(
+    repo: Path, hosted: tuple[Path, Path, dict[str, str]]
+) -> None:
+    """rollout.yml for a target with `propose: commit`: the pipeline's paths are committed and
+    pushed onto main (never forced), and no pull request is opened; nothing changed, nothing
+    pushed."""
+    origin, state, env = hosted
+    (repo / "deploy").mkdir(exist_ok=True)
+    (repo / "deploy/local.json").write_text('{"step": 1}\n')
+    (repo / "notes.txt").write_text("not the pipeline's\n")
+    pushed = run("open_pr.sh", repo, "--commit-to", "main", "Rollout: local: advance", env=env)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "committed to main: Rollout: local: advance" in pushed.stdout
+    assert git(origin, "show", "main:deploy/local.json").strip() == '{"step": 1}'
+    assert git(origin, "log", "-1", "--format=%s", "main").strip() == "Rollout: local: advance"
+    assert "notes.txt" not in git(origin, "ls-tree", "-r", "--name-only", "main")
+    assert not state.exists() or json.loads(state.read_text())["prs"] == []
+    again = run("open_pr.sh", repo, "--commit-to", "main", "Rollout: again", env=env)
+    assert again.returncode == 0 and "nothing changed" in again.stdout
+    # main moved meanwhile (a person merged something): the push is refused, never forced
+    other = repo.parent / "other"
+    git(repo.parent, "clone", "-q", str(origin), str(other))
+    (other / "MOVED.md").write_text("moved\n")
+    git(other, "add", "MOVED.md")
+    git(other, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "moved")
+    git(other, "push", "-q", "origin", "main")
+    (repo / "deploy/local.json").write_text('{"step": 2}\n')
+    refused = run("open_pr.sh", repo, "--commit-to", "main", "Rollout: local: promote", env=env)
+    assert refused.returncode != 0
+    assert git(origin, "show", "main:MOVED.md").strip() == "moved"
+    assert git(origin, "show", "main:deploy/local.json").strip() == '{"step": 1}'
+
+
 # --------------------------------------------------------------------- open_issue.sh
 def test_a_closed_alert_issue_is_not_raised_again(
     repo: Path, hosted: tuple[Path, Path, dict[str, str]]

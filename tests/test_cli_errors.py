@@ -116,6 +116,7 @@ REPRODUCED: list[Case] = [
     (["select", "train.cv=3"], "train.cv: not a config group chosen"),
     (["compose", "dataset=nope"], "Could not find 'dataset/nope'"),
     (["compose", "train.cv=0"], "train.cv"),
+    (["sweep", "nope"], "no sweep 'nope': conf/experiment/nope.yaml does not exist"),
 ]
 
 # commands that take no input a user could get wrong

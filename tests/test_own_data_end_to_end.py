@@ -27,7 +27,8 @@ import pandas as pd
 import pytest
 
 from scripts import own_data
-from tests.conftest import BIN, dvc, env, mlops, sh
+from tests.conftest import BIN, copy_built, dvc, env, mlops, sh
+from tests.deploy import conftest as deploy_fixtures
 from tests.deploy.serving import free_port
 
 pytestmark = pytest.mark.integration
@@ -232,13 +233,14 @@ def own_data_flow(project: Path, case: Case, tmp_path: Path) -> None:
     mlops("compose", "--check", cwd=project)
 
 
+history = deploy_fixtures.history  # the session's release history, built once for all workers
+
+
 @pytest.fixture
-def released_demo(project: Path) -> Path:
-    """The template project with the demo model released and committed (as after `make run`)."""
-    mlops("release", cwd=project)
-    dvc("repro", cwd=project)
-    commit(project, "release the demo")
-    return project
+def released_demo(history: Path, tmp_path: Path) -> Path:
+    """A project whose demo model is released and committed (as after `make run`): a copy of the
+    session's shared release history, whose HEAD releases the template's champion."""
+    return copy_built(history, tmp_path / "project")
 
 
 @pytest.mark.long(120)  # seconds on CI: handed out early

@@ -92,6 +92,12 @@ def test_a_declared_canary_and_shadow_compose() -> None:
         ),
         ([f"~{BASE}"], BASE, "required key is missing"),
         (
+            [f"{BASE}.propose=merge"],
+            f"{BASE}.propose",
+            "expected one of: 'pull_request', 'commit'",
+        ),
+        ([f"~{BASE}.propose"], f"{BASE}.propose", "required key is missing"),
+        (
             ["+deploy.targets.batch.strategy={kind: direct}"],
             "deploy.targets.batch.strategy",
             "this value is not allowed here",
@@ -121,3 +127,5 @@ def test_the_typed_strategy_reads_every_declared_value() -> None:
         {"weight": 0.5, "hold": {"requests": 1000}},
     ]
     assert spec.analysis.max_error_rate == 0.01 and spec.analysis.min_labelled == 50
+    assert spec.propose == "pull_request"
+    assert StrategySpec.from_params({**strategy, "propose": "commit"}).propose == "commit"

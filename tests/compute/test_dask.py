@@ -142,6 +142,33 @@ def scoring_input(tmp_path_factory: pytest.TempPathFactory, template_project: Pa
     return path
 
 
+def score_local_and_on_dask(
+    cluster: distributed.Client, project: Path, source: Path, tmp_path: Path, on_bad_rows: str
+) -> dict[str, tuple[str, str, dict[str, object]]]:
+    """`source` scored in this process and on the cluster: per kind, ("written", the output's
+    digest, the result) or ("refused", the message, the result), with no output left behind
+    by a refusal. The cluster really ran the dask one (at least 4 tasks: 7,080 rows / 2,000)."""
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
+    bundle = load_bundle(project / "models/bundle")
+    settings = BatchSettings(on_bad_rows, "reject", 1_000)
+    outcomes = {}
+    for kind in ("local", "dask"):
+        out = tmp_path / f"{kind}.parquet"
+        before = tasks_run(cluster)
+        try:
+            where = spec(cluster) if kind == "dask" else None
+            result = batch.predict_file(bundle, source, out, settings, None, where)
+            outcomes[kind] = ("written", sha(out), result.to_dict())
+        except batch.BadRowsError as exc:
+            assert not out.exists()
+            outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
+        ran = tasks_run(cluster) - before
+        assert ran >= (4 if kind == "dask" else 0), (kind, ran)
+    return outcomes
+
+
 @pytest.mark.parametrize("on_bad_rows", ["skip", "fail"])
 def test_batch_scoring_on_dask_is_byte_identical(
     cluster: distributed.Client,
@@ -150,24 +177,9 @@ def test_batch_scoring_on_dask_is_byte_identical(
     tmp_path: Path,
     on_bad_rows: str,
 ) -> None:
-    from pipeline.deploy import batch
-    from pipeline.deploy.bundle import load_bundle
-
-    bundle = load_bundle(template_project / "models/bundle")
-    settings = BatchSettings(on_bad_rows, "reject", 1_000)
-    outcomes = {}
-    for kind in ("local", "dask"):
-        out = tmp_path / f"{kind}.parquet"
-        before = tasks_run(cluster)
-        try:
-            where = spec(cluster) if kind == "dask" else None
-            result = batch.predict_file(bundle, scoring_input, out, settings, None, where)
-            outcomes[kind] = ("written", sha(out), result.to_dict())
-        except batch.BadRowsError as exc:
-            assert not out.exists()
-            outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
-        ran = tasks_run(cluster) - before
-        assert ran >= (4 if kind == "dask" else 0), (kind, ran)  # 7,080 rows / 2,000 a task
+    outcomes = score_local_and_on_dask(
+        cluster, template_project, scoring_input, tmp_path, on_bad_rows
+    )
     assert outcomes["dask"] == outcomes["local"]
     assert outcomes["local"][0] == ("written" if on_bad_rows == "skip" else "refused")
     assert outcomes["local"][2]["rows"] == 7_080
@@ -202,24 +214,9 @@ def test_a_folder_is_scored_as_one_dataset_the_same_on_dask(
     each bad row named by its file and its row there (as well as its row in the folder)."""
     import pyarrow.parquet as pq
 
-    from pipeline.deploy import batch
-    from pipeline.deploy.bundle import load_bundle
-
-    bundle = load_bundle(template_project / "models/bundle")
-    settings = BatchSettings(on_bad_rows, "reject", 1_000)
-    outcomes = {}
-    for kind in ("local", "dask"):
-        out = tmp_path / f"{kind}.parquet"
-        before = tasks_run(cluster)
-        try:
-            where = spec(cluster) if kind == "dask" else None
-            result = batch.predict_file(bundle, scoring_folder, out, settings, None, where)
-            outcomes[kind] = ("written", sha(out), result.to_dict())
-        except batch.BadRowsError as exc:
-            assert not out.exists()
-            outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
-        ran = tasks_run(cluster) - before
-        assert ran >= (4 if kind == "dask" else 0), (kind, ran)
+    outcomes = score_local_and_on_dask(
+        cluster, template_project, scoring_folder, tmp_path, on_bad_rows
+    )
     assert outcomes["dask"] == outcomes["local"]
     status, _, report = outcomes["local"]
     assert report["rows"] == 7_080
@@ -232,8 +229,14 @@ def test_a_folder_is_scored_as_one_dataset_the_same_on_dask(
         assert on_bad_rows == "fail"
         assert "row 4001 (part-2.parquet row 1001): " in outcomes["local"][1]
         return
+    from pipeline.deploy import batch
+    from pipeline.deploy.bundle import load_bundle
+
     single = tmp_path / "single.parquet"
-    batch.predict_file(bundle, scoring_input, single, settings)
+    settings = BatchSettings(on_bad_rows, "reject", 1_000)
+    batch.predict_file(
+        load_bundle(template_project / "models/bundle"), scoring_input, single, settings
+    )
     assert pq.read_table(tmp_path / "local.parquet").equals(pq.read_table(single))
 
 

@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install run loop test test-slow test-all lint format typecheck bench lock clean-venv
+.PHONY: help install install-deploy-tools run loop test test-slow test-all lint format typecheck bench lock clean-venv
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,16 @@ $(VENV)/.compute-%-installed: requirements/compute-%.lock $(VENV)/.run-installed
 .PRECIOUS: $(VENV)/.compute-%-installed
 install-compute-%: $(VENV)/.compute-%-installed
 	@echo "the $* compute engine is installed"
+
+# Static checks of rendered deployments (checkov, kubernetes-validate, hadolint) in a venv of their
+# own: checkov's pins conflict with dvc's. Tests that need them skip, saying so, until it exists.
+TOOLS_VENV := .venv-deploy-tools
+$(TOOLS_VENV)/.installed: requirements/deploy-tools.lock
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -r $<
+	@touch $@
+
+install-deploy-tools: $(TOOLS_VENV)/.installed  ## checkov, kubernetes-validate, hadolint (own venv)
 
 run: $(VENV)/.run-installed  ## compose-check, dvc repro on the default dataset, release, summary
 	$(BIN)/mlops compose --check
@@ -88,6 +98,7 @@ lock: $(VENV)/.dev-installed  ## re-resolve the lock files (a change re-trains: 
 	  $(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra $$type -c requirements/run.lock -o requirements/remote-$$type.lock pyproject.toml; \
 	done
 	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe --extra dask -c requirements/run.lock -o requirements/compute-dask.lock pyproject.toml
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe -o requirements/deploy-tools.lock requirements/deploy-tools.in
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TOOLS_VENV)

@@ -20,9 +20,10 @@ Argo Rollouts canary run the new template; the stable pods keep the old one). Re
 only: until the image of a new release is recorded, the rendered workload keeps serving the
 release its image was built for, so the cluster never runs a release without its image.
 
-Strict: unknown keys, a digest that is not `sha256:<64 lowercase hex>`, an image outside the
-target's declared repository or a bundle that does not match the release id are refused (exit 2,
-naming the file and key), and every write is atomic. JSON Schema:
+Strict: unknown keys, a digest that is not `sha256:<64 lowercase hex>`, an image that is not
+`<repository>@sha256:<hex>` or a bundle that does not match the release id are refused (exit 2,
+naming the file and key), and every write is atomic. An image recorded in another repository
+than the target now declares is still rendered (it exists there), with a note. JSON Schema:
 pipeline/schemas/image_record.schema.json.
 """
 
@@ -40,7 +41,7 @@ from pipeline.errors import ArtifactError, ConfigError, GateError
 from pipeline.io import atomic_write_text, dumps_json
 from pipeline.params import ImageSpec, TargetSpec
 from pipeline.paths import image_record_path, release_path
-from pipeline.release_record import ReleaseRecord, parse_release_id, read_record
+from pipeline.release_record import ReleaseRecord, parse_release_id
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 SCHEMA_FILE = "image_record.schema.json"
@@ -189,13 +190,6 @@ def build_record(spec: TargetSpec, record: ReleaseRecord, digest: str) -> ImageR
         image.bundle,
         f"{image.repository}@{digest}",
     )
-
-
-def record_image(root: Path, spec: TargetSpec, digest: str) -> ImageRecord:
-    """Build the record for the target's current workload release and return it (written by
-    the caller, in the transaction that also re-renders the environment: `write_image`)."""
-    record = read_record(root / release_path(spec.name), spec.name)
-    return build_record(spec, record, digest)
 
 
 def write_image(root: Path, image: ImageRecord) -> None:

@@ -24,15 +24,22 @@ from __future__ import annotations
 import difflib
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from pipeline.deploy.environments import kubernetes, systemd
-from pipeline.deploy.image import read_image, workload_release
+from pipeline.deploy.image import (
+    ImageRecord,
+    build_record,
+    read_image,
+    workload_release,
+    write_image,
+)
 from pipeline.errors import ConfigError
 from pipeline.io import atomic_write_text
+from pipeline.journal import Journal, transaction
 from pipeline.params import ENVIRONMENT_KINDS, Params, TargetSpec
 from pipeline.paths import image_record_path, release_path
 from pipeline.release_record import ReleaseRecord, read_record
@@ -54,6 +61,7 @@ class Rendering:
     notes: tuple[str, ...] = ()  # what is not rendered (yet), and why
     release: str | None = None  # the release the rendered workload serves
     declared: str | None = None  # the release the record declares for the workload
+    written: tuple[str, ...] = ()  # what `apply` changed (`differences` before the write)
 
 
 def environment_targets(params: Params, only: Sequence[str] | None = None) -> list[str]:
@@ -208,3 +216,107 @@ def write(root: Path, rendering: Rendering) -> list[str]:
 
 def render_all(root: Path, params: Params, only: Sequence[str] | None = None) -> list[Rendering]:
     return [render(root, params, t) for t in environment_targets(params, only)]
+
+
+def apply(root: Path, params: Params, targets: Sequence[str], journal: Journal) -> list[Rendering]:
+    """Render `targets` (those of them that are environment targets) into the repository inside
+    the caller's transaction: each folder is journaled before it changes."""
+    renderings = []
+    for target in targets:
+        if params.deploy.target(target).kind not in ENVIRONMENT_KINDS:
+            continue
+        rendering = render(root, params, target)
+        if differences(root, rendering):
+            _journal(root, rendering, journal)
+            rendering = replace(rendering, written=tuple(write(root, rendering)))
+        renderings.append(rendering)
+    return renderings
+
+
+def _journal(root: Path, rendering: Rendering, journal: Journal) -> None:
+    """Journal what `write` may change: a new folder whole, or each file of an existing one
+    (the journal saves files; an existing directory it cannot)."""
+    folder = root / rendering.path
+    if not folder.is_dir():
+        journal.file(rendering.path)
+        return
+    for name in sorted({*on_disk(root, rendering), *rendering.files}):
+        journal.file(rendering.path / name)
+
+
+def render_targets(root: Path, targets: Sequence[str] | None, *, check: bool) -> list[Rendering]:
+    """`mlops render`: render every environment target (or `targets`) all or nothing; with
+    `check`, write nothing (the caller compares with `differences`)."""
+    from pipeline.config import load_config
+
+    params = load_config(root, hyperparameters=False)
+    names = environment_targets(params, targets)
+    if check:
+        return [render(root, params, t) for t in names]
+    with transaction(root, "mlops render") as journal:
+        return apply(root, params, names, journal)
+
+
+def record_image(root: Path, target: str, digest: str) -> tuple[ImageRecord, Rendering]:
+    """`mlops image record`: write the image record of the target's workload release and
+    re-render the target, in one transaction (both or neither change)."""
+    from pipeline.config import load_config
+
+    params = load_config(root, hyperparameters=False)
+    spec = params.deploy.target(target)
+    image = build_record(spec, read_record(root / release_path(target), target), digest)
+    with transaction(root, "mlops image record") as journal:
+        journal.file(image_record_path(target))
+        write_image(root, image)
+        (rendering,) = apply(root, params, [target], journal)
+    return image, rendering
+
+
+@dataclass(frozen=True)
+class Installed:
+    path: Path
+    action: str  # installed | unchanged | replaced
+
+
+def install_units(root: Path, target: str, directory: Path, *, force: bool) -> list[Installed]:
+    """`mlops install-units`: write the systemd target's units into `directory` (e.g.
+    /etc/systemd/system), each atomically. A unit file already there with other content is
+    refused unless `force`, and then nothing is written: every check runs before any write."""
+    from pipeline.config import load_config
+
+    params = load_config(root, hyperparameters=False)
+    spec = params.deploy.target(target)
+    if spec.kind != "systemd":
+        raise ConfigError(
+            f"deploy.targets.{target} is a {spec.kind} target, not a systemd target",
+            hint="units are installed for targets of kind systemd (conf/deploy/onprem.yaml)",
+        )
+    if not directory.is_dir():
+        raise ConfigError(
+            f"--dir {directory}: not a directory",
+            hint="name the unit directory, e.g. /etc/systemd/system (or ~/.config/systemd/user)",
+        )
+    rendering = render(root, params, target)
+    plan = []
+    for name, text in sorted(rendering.files.items()):
+        path = directory / name
+        try:
+            current: str | None = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current == text:
+            plan.append(Installed(path, "unchanged"))
+        elif current is None:
+            plan.append(Installed(path, "installed"))
+        elif force:
+            plan.append(Installed(path, "replaced"))
+        else:
+            raise ConfigError(
+                f"{path} exists with other content: not overwritten (nothing was installed)",
+                hint="compare it with the rendering (`mlops render --target "
+                f"{target}` writes {rendering.path}/{name}); pass --force to replace it",
+            )
+    for item in plan:
+        if item.action != "unchanged":
+            atomic_write_text(item.path, rendering.files[item.path.name])
+    return plan

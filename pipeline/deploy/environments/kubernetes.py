@@ -37,6 +37,18 @@ from typing import Any
 from pipeline.deploy.image import ImageRecord
 from pipeline.params import TargetSpec
 
+# every file a rendering may hold (readers that cannot list a folder, such as the pull-request
+# report reading a git revision, look for these)
+FILES = (
+    "deployment.yaml",
+    "rollout.yaml",
+    "service.yaml",
+    "hpa.yaml",
+    "pdb.yaml",
+    "networkpolicy.yaml",
+    "inferenceservice.yaml",
+    "kustomization.yaml",
+)
 ANNOTATION = "gitops-mlops"  # annotation prefix: gitops-mlops/release, ...
 CONTAINER = "service"
 HTTP = "http"

@@ -60,10 +60,17 @@ def app_name(target: str) -> str:
     return "mlops-" + target.replace("_", "-")
 
 
-def _labels(target: str) -> dict[str, str]:
+KSERVE = "-kserve"  # the InferenceService's pods: their own instance, out of the Service
+
+
+PART_OF = "app.kubernetes.io/part-of"  # every pod of the target: what the NetworkPolicy selects
+
+
+def _labels(target: str, suffix: str = "") -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "gitops-mlops",
-        "app.kubernetes.io/instance": app_name(target),
+        "app.kubernetes.io/instance": app_name(target) + suffix,
+        PART_OF: app_name(target),
         "app.kubernetes.io/component": "model-service",
         "app.kubernetes.io/managed-by": "mlops-render",
     }
@@ -73,12 +80,14 @@ def _selector(target: str) -> dict[str, str]:
     return {"app.kubernetes.io/instance": app_name(target)}
 
 
-def _metadata(spec: TargetSpec, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _metadata(
+    spec: TargetSpec, annotations: dict[str, str] | None = None, suffix: str = ""
+) -> dict[str, Any]:
     assert spec.kubernetes is not None
     meta: dict[str, Any] = {
-        "name": app_name(spec.name),
+        "name": app_name(spec.name) + suffix,
         "namespace": spec.kubernetes.namespace,
-        "labels": _labels(spec.name),
+        "labels": _labels(spec.name, suffix),
     }
     if annotations:
         meta["annotations"] = annotations
@@ -309,6 +318,11 @@ def disruption_budget(spec: TargetSpec) -> dict[str, Any]:
     }
 
 
+def _policy_selector(spec: TargetSpec) -> dict[str, Any]:
+    """The target's pods, and the InferenceService's (part of the same target)."""
+    return {"matchLabels": {PART_OF: app_name(spec.name)}}
+
+
 def network_policy(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
     """Ingress: the service port, from this namespace's pods and the declared namespaces.
     Egress: DNS; HTTPS to the declared CIDRs only when the bundle is fetched at start."""
@@ -337,7 +351,7 @@ def network_policy(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
         "kind": "NetworkPolicy",
         "metadata": _metadata(spec),
         "spec": {
-            "podSelector": {"matchLabels": _selector(spec.name)},
+            "podSelector": _policy_selector(spec),
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": spec.serve.port}]}],
             "egress": egress,
@@ -369,10 +383,7 @@ def inference_service(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {
-            **_metadata(spec, annotations(image)),
-            "name": app_name(spec.name) + "-kserve",
-        },
+        "metadata": _metadata(spec, annotations(image), KSERVE),
         "spec": {"predictor": predictor},
     }
 

@@ -18,8 +18,10 @@ The pods run the image by digest (`deploy/images/<target>.json`), as a non-root 
 read-only root filesystem, no capabilities, the runtime's default seccomp profile and no
 service-account token; writable paths are emptyDir volumes (/tmp, the prediction log, and the
 bundle cache when the bundle is fetched). The release, bundle digest and image digest are
-annotations of the workload and of its pod template (a new release rolls the pods), and
-MLOPS_TARGET / MLOPS_RELEASE / MLOPS_BUNDLE_SHA256 tell the container what to serve and check.
+annotations of the workload and of its pod template (a new release rolls the pods), and the
+container's environment says what to serve and check: MLOPS_TARGET, MLOPS_RELEASE,
+MLOPS_BUNDLE_SHA256, MLOPS_BUNDLE_MODE, and MLOPS_HOST / MLOPS_PORT (serve.host, serve.port).
+The image's own entrypoint (the Dockerfile's) starts the service: no command is rendered.
 
 A canary strategy's steps map to Argo Rollouts steps: each `weight` becomes `setWeight` (percent)
 followed by a `pause`, of the hold's `seconds` when it declares some, else indefinite (a hold in

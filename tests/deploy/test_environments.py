@@ -194,6 +194,45 @@ def test_a_bad_environment_config_is_refused_with_its_key(
     assert any(k == key and message in m for k, m in issues), issues
 
 
+@pytest.mark.parametrize(
+    ("changes", "key", "message"),
+    [
+        (
+            {f"{K}__kubernetes__resources__requests__memory": "2Gi"},
+            "deploy.targets.k8s.kubernetes.resources.requests.memory",
+            "more than its limit (1Gi)",
+        ),
+        (
+            {f"{K}__kubernetes__resources__requests__cpu": "1500m"},
+            "deploy.targets.k8s.kubernetes.resources.requests.cpu",
+            "more than its limit (1)",
+        ),
+        (
+            {f"{K}__kubernetes__autoscaling__min_replicas": 7},
+            "deploy.targets.k8s.kubernetes.autoscaling.min_replicas",
+            "more than max_replicas (6)",
+        ),
+        (
+            {f"{S}__systemd__path": "deploy/k8s"},
+            "deploy.targets.onprem.systemd.path",
+            "deploy/k8s overlaps deploy/k8s/k8s, where target k8s renders",
+        ),
+    ],
+)
+def test_what_the_schema_cannot_say_is_refused_too(
+    composed: dict, changes: dict[str, Any], key: str, message: str
+) -> None:
+    issues = _issues(composed, **changes)
+    assert any(k == key and message in m for k, m in issues), issues
+
+
+def test_quantities_are_read_as_kubernetes_reads_them() -> None:
+    from pipeline.validation import quantity
+
+    assert quantity("500m") == 0.5 and quantity("1.5") == 1.5 and quantity("2") == 2
+    assert quantity("512Mi") == 512 * 2**20 and quantity("1G") == 1e9 and quantity("3k") == 3e3
+
+
 def test_compose_refuses_a_bad_quantity_naming_key_and_file(project: Path) -> None:
     before = (project / "params.yaml").read_bytes()
     conf = project / "conf/deploy/kubernetes.yaml"

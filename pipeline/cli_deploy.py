@@ -234,7 +234,7 @@ def _render(args: argparse.Namespace) -> int:
             else:
                 print(f"{rendering.target}: {where} is up to date")
         elif rendering.files:
-            state = f"{len(changed)} file(s) written" if changed else "unchanged"
+            state = f"{len(changed)} file(s) changed" if changed else "unchanged"
             print(f"{rendering.target}: {where} {state} ({len(rendering.files)} file(s))")
         elif changed:
             print(f"{rendering.target}: {where} removed")

@@ -21,8 +21,8 @@
 #   REVISION, VERSION, CREATED  OCI labels (the workflow passes the commit, release and time)
 #
 # Run it read-only; the writable paths are the declared volumes (a tmpfs each, or emptyDir):
-#   docker run --read-only --tmpfs /tmp --tmpfs /app/logs \
-#     --tmpfs /app/bundles --tmpfs /app/.dvc/tmp -p 8000:8000 mlops-service   # fetch
+#   docker run --read-only --tmpfs /tmp --tmpfs /app/logs --tmpfs /app/bundles \
+#     --tmpfs /app/.dvc/cache --tmpfs /app/.dvc/tmp -p 8000:8000 mlops-service   # fetch
 #   docker run --read-only --tmpfs /tmp --tmpfs /app/logs -p 8000:8000 mlops-service  # baked
 # Fetch mode reads the DVC remote from the project's .dvc/config, or from a DVC config file
 # mounted in $DVC_GLOBAL_CONFIG_DIR (/etc/mlops/dvc-remote/config: a Kubernetes secret, with
@@ -42,11 +42,15 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 # The lock has no hashes (run.lock is a dependency of every training stage: adding them would
-# re-train); --no-deps installs exactly its pins and nothing it does not list.
+# re-train); --no-deps installs exactly its pins and nothing it does not list, and the one sdist
+# is built with the lock's own setuptools (installed first), not one fetched for the build.
 COPY requirements/run.lock requirements/remote-*.lock requirements/
-RUN /opt/venv/bin/pip install --no-deps -r requirements/run.lock \
+RUN grep '^setuptools==' requirements/run.lock > /tmp/setuptools.txt \
+    && /opt/venv/bin/pip install --no-deps -r /tmp/setuptools.txt \
+    && /opt/venv/bin/pip install --no-deps --no-build-isolation -r requirements/run.lock \
     && if [ -n "${DVC_REMOTE_TYPE}" ]; then \
-         /opt/venv/bin/pip install --no-deps -r "requirements/remote-${DVC_REMOTE_TYPE}.lock"; \
+         /opt/venv/bin/pip install --no-deps --no-build-isolation \
+           -r "requirements/remote-${DVC_REMOTE_TYPE}.lock"; \
        fi
 COPY pyproject.toml README.md ./
 COPY pipeline/ pipeline/
@@ -104,9 +108,9 @@ FROM runtime AS bundle-fetch
 # The release's DVC pointers, read-only: bundles/ is the bundle cache volume, which hides
 # what the image holds there, so the entrypoint restores a missing pointer from this copy.
 COPY bundles/*.dvc /opt/mlops/pointers/
-RUN mkdir -p /app/bundles /app/.dvc/tmp /app/logs \
-    && chown 10001:10001 /app/bundles /app/.dvc/tmp /app/logs
-VOLUME ["/app/bundles", "/app/.dvc/tmp", "/app/logs", "/tmp"]
+RUN mkdir -p /app/bundles /app/.dvc/cache /app/.dvc/tmp /app/logs \
+    && chown 10001:10001 /app/bundles /app/.dvc/cache /app/.dvc/tmp /app/logs
+VOLUME ["/app/bundles", "/app/.dvc/cache", "/app/.dvc/tmp", "/app/logs", "/tmp"]
 USER 10001:10001
 ENTRYPOINT ["mlops", "serve", "--bundle", "fetch", "--pointers", "/opt/mlops/pointers"]
 

@@ -8,6 +8,7 @@ pay for FastAPI, pandas or scikit-learn.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,15 +46,15 @@ ENV_TARGET, ENV_HOST, ENV_PORT, ENV_BUNDLE = (
     "MLOPS_TARGET",
     "MLOPS_HOST",
     "MLOPS_PORT",
-    "MLOPS_BUNDLE",
+    "MLOPS_BUNDLE_MODE",
 )
+# What a Kubernetes manifest expects the image to serve (checked with --bundle).
+ENV_RELEASE, ENV_SHA256 = "MLOPS_RELEASE", "MLOPS_BUNDLE_SHA256"
 
 
 def _from_env(name: str, parse: Any) -> Any:
     """The value of environment variable `name` read by `parse`, None when unset or empty; a
     bad value is a user error naming the variable."""
-    import os
-
     from pipeline.errors import ConfigError
 
     text = os.environ.get(name, "").strip()
@@ -92,10 +93,12 @@ def _serve(args: argparse.Namespace) -> int:
     on disk and reports a missing bundle on /health.
 
     Environment (the image sets them; a flag wins): MLOPS_TARGET (--target), MLOPS_HOST
-    (--host), MLOPS_PORT (--port), MLOPS_BUNDLE (--bundle).
+    (--host), MLOPS_PORT (--port), MLOPS_BUNDLE_MODE (--bundle). With --bundle, MLOPS_RELEASE
+    and MLOPS_BUNDLE_SHA256 (set by a rendered Kubernetes manifest) name the release and bundle
+    digest the deployment expects: an image that declares neither is refused.
     """
     root = args.root
-    target = args.target or _from_env(ENV_TARGET, str) or "local"
+    target = args.target
     settings, _ = _load(root, target)
     host = args.host or _from_env(ENV_HOST, str) or settings.host
     port = args.port
@@ -108,7 +111,15 @@ def _serve(args: argparse.Namespace) -> int:
     if mode is not None:
         from pipeline.deploy.entrypoint import prepare
 
-        for line in prepare(root, target, mode, dvc_remote=args.dvc_remote, pointers=args.pointers):
+        for line in prepare(
+            root,
+            target,
+            mode,
+            dvc_remote=args.dvc_remote,
+            pointers=args.pointers,
+            expect_release=_from_env(ENV_RELEASE, str),
+            expect_sha256=_from_env(ENV_SHA256, str),
+        ):
             print(f"{target}: {line}", flush=True)
     from pipeline.deploy.service.server import serve
 
@@ -263,8 +274,7 @@ def _import(args: argparse.Namespace) -> int:
 def add_commands(subparsers: Any) -> None:
     """Register `serve` and `logs` on the `mlops` parser."""
     p = command(subparsers, "serve", _serve)
-    add_target(p, "local")
-    p.set_defaults(target=None)  # resolved in _serve: --target, else $MLOPS_TARGET, else local
+    add_target(p, os.environ.get(ENV_TARGET, "").strip() or "local")  # the image sets it
     p.add_argument("--host", help="bind address (default: $MLOPS_HOST, else serve.host)")
     p.add_argument(
         "--port",
@@ -277,7 +287,7 @@ def add_commands(subparsers: Any) -> None:
         metavar="{baked,fetch}",
         help="before listening, check the declared bundles (baked) or pull and check them "
         "(fetch); refuse to serve on a missing bundle or a digest mismatch "
-        "(default: $MLOPS_BUNDLE, else neither)",
+        "(default: $MLOPS_BUNDLE_MODE, else neither)",
     )
     p.add_argument(
         "--pointers",

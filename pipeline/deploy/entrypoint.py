@@ -62,6 +62,26 @@ def restore_pointer(root: Path, record: ReleaseRecord, pointers: Path | None) ->
     return True
 
 
+def check_expected(
+    records: list[ReleaseRecord], target: str, release: str | None, sha256: str | None
+) -> None:
+    """The release (and bundle digest) the deployment expects the image to serve, when it says
+    (a Kubernetes manifest sets MLOPS_RELEASE and MLOPS_BUNDLE_SHA256), must be one the image
+    declares: an image of another release is refused rather than served under a wrong name."""
+    if release is None and sha256 is None:
+        return
+    found = [r for r in records if release in (None, r.release)]
+    found = [r for r in found if sha256 in (None, r.bundle_sha256)]
+    if not found:
+        have = ", ".join(f"{r.release} (bundle sha256 {r.bundle_sha256})" for r in records)
+        want = " with bundle sha256 ".join(x for x in (release, sha256) if x is not None)
+        raise ArtifactError(
+            f"{target}: the deployment expects {want}; this image declares {have or 'no release'}",
+            hint="the manifest and the image are of different releases: run the image "
+            "workflow for the release and `mlops image record`, then render again",
+        )
+
+
 def prepare(
     root: Path,
     target: str,
@@ -69,14 +89,19 @@ def prepare(
     *,
     dvc_remote: str | None = None,
     pointers: Path | None = None,
+    expect_release: str | None = None,
+    expect_sha256: str | None = None,
 ) -> list[str]:
     """Make every declared bundle of `target` present and verified (see the module docstring);
     returns what was done, one line each. Raises ArtifactError (exit 2) instead of serving a
-    bundle that is missing or is not the bytes its release record names."""
+    bundle that is missing or is not the bytes its release record names, or a release other
+    than the one expected (`check_expected`)."""
     if mode not in MODES:
         raise ValueError(f"unknown bundle mode {mode!r}")  # argparse's choices keep it out
+    records = declared(root, target)
+    check_expected(records, target, expect_release, expect_sha256)
     done: list[str] = []
-    for record in declared(root, target):
+    for record in records:
         if mode == FETCH and restore_pointer(root, record, pointers):
             done.append(f"restored pointer {bundle_pointer(str(record.bundle_id))}")
         try:

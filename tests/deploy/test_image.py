@@ -24,14 +24,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, ROOT, dvc, env
+from pipeline.deploy.entrypoint import check_expected
+from pipeline.errors import ArtifactError
+from pipeline.release_record import ReleaseRecord
+from tests.conftest import BIN, ROOT, dvc, env, mlops
 from tests.deploy.conftest import record
 from tests.deploy.serving import free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
 HADOLINT = ROOT / ".venv-deploy-tools/bin/hadolint"
 DVC_SYSTEM_CONFIG = ROOT / "docker/dvc-system.config"
-IMAGE_ROOT = "/app"  # the image's project root (WORKDIR)
 POINTERS = "/opt/mlops/pointers"
 
 
@@ -123,9 +125,7 @@ def test_the_image_is_pinned_unprivileged_and_without_build_tools() -> None:
     fetch_volumes = json.loads(
         next(rest for word, rest in by_name["bundle-fetch"] if word == "VOLUME")
     )
-    assert {"/app/bundles", "/app/.dvc/tmp"} <= set(fetch_volumes)
-    # DVC's cache lives in the bundle cache volume, not in the read-only image
-    assert re.search(r"^\s*dir = /app/bundles/", DVC_SYSTEM_CONFIG.read_text(), flags=re.M)
+    assert {"/app/bundles", "/app/.dvc/cache", "/app/.dvc/tmp"} <= set(fetch_volumes)
     assert any(w == "EXPOSE" and r == "8000" for w, r in served["fetch"])
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[ignored.index("*") - 1].startswith("#") and "*" in ignored  # an allow-list
@@ -156,15 +156,12 @@ def image_layout(project: Path, dest: Path, *, baked: bool) -> tuple[Path, Path]
 
 
 def image_env(root: Path, dest: Path, target: str, port: int) -> dict[str, str]:
-    """The environment the Dockerfile sets, with this layout's paths for the image's: DVC's
-    system configuration is the image's file with /app/ read as `root`."""
+    """What the Dockerfile adds to the environment, with this layout's paths for the image's
+    (DVC's system configuration: the image's file)."""
     system = dest / "dvc-system"
     system.mkdir(exist_ok=True)
-    (system / "config").write_text(
-        DVC_SYSTEM_CONFIG.read_text().replace(f"{IMAGE_ROOT}/", f"{root}/")
-    )
+    shutil.copy(DVC_SYSTEM_CONFIG, system / "config")
     return {
-        **env(),
         "DVC_SYSTEM_CONFIG_DIR": str(system),
         "DVC_GLOBAL_CONFIG_DIR": str(dest / "dvc-remote"),  # nothing mounted
         "DVC_SITE_CACHE_DIR": str(dest / "tmp/dvc"),
@@ -191,7 +188,7 @@ def serving(
     url = f"http://127.0.0.1:{environ['MLOPS_PORT']}"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [*prefix, str(BIN / "mlops"), *args], cwd=cwd, env=dict(environ), stdout=out,
+            [*prefix, str(BIN / "mlops"), *args], cwd=cwd, env={**env(), **environ}, stdout=out,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
     try:
@@ -221,14 +218,18 @@ def check_serves(url: str, project: Path, release: str) -> None:
     assert response.json()["release"] == release
 
 
+@pytest.mark.long(15)
 def test_baked_the_entrypoint_checks_the_bundle_and_serves_it(
     history: Path, tmp_path: Path
 ) -> None:
     """`mlops serve --bundle baked` with the image's environment (target, host and port from
     MLOPS_*), on 127.0.0.1 and an ephemeral port: /health, /version and /predict."""
     root, _ = image_layout(history, tmp_path, baked=True)
-    released = record(history, "local")["release"]
+    declared = record(history, "local")
+    released = declared["release"]
     environ = image_env(root, tmp_path, "local", free_port())
+    # what a rendered Kubernetes manifest adds: the release and bundle it expects
+    environ |= {"MLOPS_RELEASE": released, "MLOPS_BUNDLE_SHA256": declared["bundle"]["sha256"]}
     log = tmp_path / "serve.log"
     with serving(["serve", "--bundle", "baked"], root, environ, log) as url:
         check_serves(url, history, released)
@@ -238,29 +239,71 @@ def test_baked_the_entrypoint_checks_the_bundle_and_serves_it(
                                                       "logs", "params.yaml"]  # fmt: skip
 
 
-def test_baked_refuses_a_missing_or_altered_bundle(history: Path, tmp_path: Path) -> None:
+def test_baked_refuses_a_missing_or_altered_bundle(
+    history: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root, _ = image_layout(history, tmp_path, baked=True)
     released = record(history, "local")
     bundle = root / released["bundle"]["path"]
     environ = image_env(root, tmp_path, "local", free_port())
+    other = "r0001-" + "0" * 16
+    refused = _refused(
+        ["serve", "--bundle", "baked"], root, environ | {"MLOPS_RELEASE": other}, monkeypatch
+    )
+    assert f"local: the deployment expects {other}; this image declares " in refused
+    assert f"{released['release']} (bundle sha256 {released['bundle']['sha256']})" in refused
+    monkeypatch.delenv("MLOPS_RELEASE")
     (bundle / "signature.json").write_text("{}")
-    refused = _refused(["serve", "--bundle", "baked"], root, environ)
+    refused = _refused(["serve", "--bundle", "baked"], root, environ, monkeypatch)
     assert f"local: refusing to serve {released['release']}" in refused
     assert "signature.json" in refused
     assert "hint: rebuild the image from a checkout where `mlops verify` passes" in refused
     shutil.rmtree(bundle)
-    assert "refusing to serve" in _refused(["serve", "--bundle", "baked"], root, environ)
+    assert "refusing to serve" in _refused(
+        ["serve", "--bundle", "baked"], root, environ, monkeypatch
+    )
 
 
-def _refused(args: list[str], cwd: Path, environ: Mapping[str, str]) -> str:
-    """Run the entrypoint expecting exit 2 before it listens (a timeout: it served)."""
-    proc = subprocess.run(
-        [str(BIN / "mlops"), *args], cwd=cwd, env=dict(environ), capture_output=True, text=True,
-        timeout=120, check=False,
-    )  # fmt: skip
+def _refused(
+    args: list[str], cwd: Path, environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Run the entrypoint command (in this process: no interpreter start-up) expecting exit 2
+    before it listens; its stderr."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    proc = mlops(*args, cwd=cwd, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and "Uvicorn running" not in proc.stderr
     return proc.stderr
+
+
+def _declared(release: str, sha: str) -> ReleaseRecord:
+    bundle = {"id": sha[:16], "sha256": sha, "path": f"bundles/{sha[:16]}"}
+    return ReleaseRecord("k8s", release, {"target": "k8s", "release": release, "bundle": bundle})
+
+
+@pytest.mark.parametrize(
+    ("release", "sha256", "refused"),
+    [
+        (None, None, False),
+        ("r0002-" + "b" * 16, None, False),  # the candidate of a running rollout
+        ("r0002-" + "b" * 16, "b" * 64, False),
+        (None, "a" * 64, False),
+        ("r0003-" + "c" * 16, None, True),
+        ("r0001-" + "a" * 16, "b" * 64, True),  # both declared, but not together
+    ],
+)
+def test_the_release_a_manifest_expects_must_be_one_the_image_declares(
+    release: str | None, sha256: str | None, refused: bool
+) -> None:
+    records = [_declared("r0001-" + "a" * 16, "a" * 64), _declared("r0002-" + "b" * 16, "b" * 64)]
+    if not refused:
+        check_expected(records, "k8s", release, sha256)
+        return
+    with pytest.raises(ArtifactError, match="k8s: the deployment expects r000") as caught:
+        check_expected(records, "k8s", release, sha256)
+    assert "this image declares r0001-aaaaaaaaaaaaaaaa (bundle sha256 aaaa" in str(caught.value)
+    assert "run the image workflow for the release" in (caught.value.hint or "")
 
 
 @pytest.fixture
@@ -274,8 +317,9 @@ def pushed(history_copy: Path, tmp_path: Path) -> Path:
     return history_copy
 
 
+@pytest.mark.long(20)
 def test_fetch_pulls_verifies_and_serves_from_an_empty_bundle_cache(
-    pushed: Path, tmp_path: Path
+    pushed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, pointers = image_layout(pushed, tmp_path / "image", baked=False)
     released = record(pushed, "local")
@@ -289,15 +333,20 @@ def test_fetch_pulls_verifies_and_serves_from_an_empty_bundle_cache(
     assert f"local: restored pointer bundles/{bundle}.dvc" in printed
     assert f"local: pulled bundle {bundle}" in printed
     assert f"local: verified {released['release']}" in printed
-    assert (root / "bundles/.dvc-cache").is_dir()  # DVC's cache: in the bundle cache volume
-    # a restart finds the bundle cached and verified: nothing is pulled again
-    environ = {**environ, "MLOPS_PORT": str(free_port())}
-    with serving(args, root, environ, log) as url:
-        check_serves(url, pushed, released["release"])
-    assert "pulled bundle" not in log.read_text()
+    assert (root / ".dvc/cache").is_dir() and (root / ".dvc/tmp").is_dir()  # DVC's volumes
+    # a restart finds the bundle in the cache, verifies it and pulls nothing
+    from pipeline.deploy.entrypoint import prepare
+
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert prepare(root, "local", "fetch", pointers=pointers) == [
+        f"verified {released['release']} (bundle {bundle})"
+    ]
 
 
-def test_fetch_refuses_bytes_that_are_not_the_released_bundle(pushed: Path, tmp_path: Path) -> None:
+def test_fetch_refuses_bytes_that_are_not_the_released_bundle(
+    pushed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The DVC remote serves a changed model file under the released bundle's address (DVC
     does not check what it downloads): the record's digest catches it and nothing is served."""
     released = record(pushed, "local")
@@ -309,21 +358,23 @@ def test_fetch_refuses_bytes_that_are_not_the_released_bundle(pushed: Path, tmp_
     stored.write_bytes(stored.read_bytes() + b"tampered")
     root, pointers = image_layout(pushed, tmp_path / "image", baked=False)
     environ = image_env(root, tmp_path / "image", "local", free_port())
-    refused = _refused(["serve", "--bundle", "fetch", "--pointers", str(pointers)], root, environ)
+    args = ["serve", "--bundle", "fetch", "--pointers", str(pointers)]
+    refused = _refused(args, root, environ, monkeypatch)
     assert f"local: refusing to serve {released['release']}" in refused
     assert "model.skops" in refused
     assert "hint: the bytes pulled are not the released bundle" in refused
 
 
 def test_fetch_without_a_pointer_or_a_remote_is_a_clear_error(
-    history: Path, tmp_path: Path
+    history: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, pointers = image_layout(history, tmp_path, baked=False)
     released = record(history, "local")["release"]
     environ = image_env(root, tmp_path, "local", free_port())
-    no_pointer = _refused(["serve", "--bundle", "fetch"], root, environ)
+    no_pointer = _refused(["serve", "--bundle", "fetch"], root, environ, monkeypatch)
     assert f"{released}: no DVC pointer for bundle" in no_pointer
-    no_remote = _refused(["serve", "--bundle", "fetch", "--pointers", str(pointers)], root, environ)
+    args = ["serve", "--bundle", "fetch", "--pointers", str(pointers)]
+    no_remote = _refused(args, root, environ, monkeypatch)
     assert f"local: cannot fetch {released}" in no_remote
     assert "hint: configure the DVC remote" in no_remote
 
@@ -332,15 +383,13 @@ def test_fetch_without_a_pointer_or_a_remote_is_a_clear_error(
     ("name", "value", "expected"),
     [
         ("MLOPS_PORT", "eighty", "environment variable MLOPS_PORT: expected a port number"),
-        ("MLOPS_BUNDLE", "both", "environment variable MLOPS_BUNDLE: expected one of baked, fetch"),
+        ("MLOPS_BUNDLE_MODE", "both", "variable MLOPS_BUNDLE_MODE: expected one of baked, fetch"),
         ("MLOPS_TARGET", "nope", "no deployment target 'nope'"),
     ],
 )
 def test_bad_image_environment_is_refused_with_the_variable_named(
     template: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
 ) -> None:
-    from tests.conftest import mlops
-
     monkeypatch.setenv(name, value)
     refused = mlops("serve", cwd=template, check=False)
     assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
@@ -358,6 +407,7 @@ def _can_mount() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 def test_fetch_runs_with_a_read_only_project_and_only_the_declared_volumes_writable(
     pushed: Path, tmp_path: Path
 ) -> None:
@@ -368,11 +418,11 @@ def test_fetch_runs_with_a_read_only_project_and_only_the_declared_volumes_writa
         pytest.skip("needs root and `unshare --mount` to mount the project read-only")
     dest = tmp_path / "image"
     root, pointers = image_layout(pushed, dest, baked=False)
-    (root / ".dvc/tmp").mkdir()
-    (root / "logs").mkdir()
+    for volume in (".dvc/cache", ".dvc/tmp", "logs"):
+        (root / volume).mkdir()
     (dest / "tmp").mkdir()
     environ = image_env(root, dest, "local", free_port())
-    volumes = [root / "bundles", root / ".dvc/tmp", root / "logs", dest / "tmp"]
+    volumes = [root / v for v in ("bundles", ".dvc/cache", ".dvc/tmp", "logs")] + [dest / "tmp"]
     script = "; ".join(
         [
             "set -e",
@@ -389,7 +439,7 @@ def test_fetch_runs_with_a_read_only_project_and_only_the_declared_volumes_writa
     args = ["serve", "--bundle", "fetch", "--pointers", str(pointers)]
     with serving(args, root, environ, tmp_path / "serve.log", prefix) as url:
         check_serves(url, pushed, released)
-    assert not (root / "bundles" / ".dvc-cache").exists()  # it was written to the tmpfs only
+    assert not list((root / ".dvc/cache").iterdir())  # written to the tmpfs only
 
 
 # ------------------------------------------------------------------ the image, for real

@@ -8,8 +8,8 @@
 #   BUNDLE          fetch (default): the image holds the release record and the bundle's DVC
 #                   pointer; at start the bundle is pulled from the DVC remote into the bundle
 #                   cache volume and verified against the record's digest (refused on mismatch).
-#                   baked: the released bundle (bundles/<id>/, present in the build context:
-#                   `mlops sync --no-fetch --target T` pulls and verifies it) is copied in and
+#                   baked: the released bundle (bundles/<id>/, present in the build context: the
+#                   image workflow pulls and verifies it as fetch mode does) is copied in and
 #                   verified at start; no DVC remote is needed at run time.
 #   TARGET          the deployment target served (deploy/<TARGET>.json); default local
 #   DVC_REMOTE_TYPE s3 | gs | azure | ssh: the DVC plugin fetch mode needs for the remote

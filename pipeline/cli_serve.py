@@ -95,7 +95,8 @@ def _serve(args: argparse.Namespace) -> int:
     Environment (the image sets them; a flag wins): MLOPS_TARGET (--target), MLOPS_HOST
     (--host), MLOPS_PORT (--port), MLOPS_BUNDLE_MODE (--bundle). With --bundle, MLOPS_RELEASE
     and MLOPS_BUNDLE_SHA256 (set by a rendered Kubernetes manifest) name the release and bundle
-    digest the deployment expects: an image that declares neither is refused.
+    digest the deployment expects: an image that declares neither is refused, and the pod
+    serves that release alone (a canary's split is the cluster's, not the pod's).
     """
     root = args.root
     target = args.target
@@ -108,6 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
         port = settings.port
     mode = args.bundle or _from_env(ENV_BUNDLE, _bundle_mode)
     _check_bind(host, port)
+    # A pod of a Kubernetes workload serves the one release its manifest names: the cluster
+    # (an Argo Rollout's stable and canary pods) splits the traffic, not each pod.
+    only = _from_env(ENV_RELEASE, str) if mode is not None else None
     if mode is not None:
         from pipeline.deploy.entrypoint import prepare
 
@@ -117,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
             mode,
             dvc_remote=args.dvc_remote,
             pointers=args.pointers,
-            expect_release=_from_env(ENV_RELEASE, str),
+            expect_release=only,
             expect_sha256=_from_env(ENV_SHA256, str),
         ):
             print(f"{target}: {line}", flush=True)
@@ -130,6 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         poll_seconds=args.poll_seconds,
         log_level=args.log_level,
+        only_release=only,
     )
     return EXIT_OK
 

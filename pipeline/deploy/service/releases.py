@@ -424,9 +424,7 @@ class ReleaseWatcher:
         return self._follow(desired)
 
     def _parse(self, content: bytes) -> Desired:
-        return Desired.parse(
-            content, self.root, self.slot.target, str(self.path), only=self.only
-        )
+        return Desired.parse(content, self.root, self.slot.target, str(self.path), only=self.only)
 
     def _settled(self, read: Callable[[], Any]) -> Any:
         """`read()`, retried while it fails: the file may be mid-rewrite (see SETTLE_SECONDS)."""

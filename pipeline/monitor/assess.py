@@ -370,9 +370,14 @@ def describe(window: MonitorWindow) -> dict[str, Any]:
 def scenario_of(window: MonitorWindow, scenarios: Mapping[str, Any]) -> Any:
     """What the simulator injected into the window's rows, when they all come from one
     simulated file (scenarios are recorded per window file)."""
-    if window.source != "simulated":
+    return scenario_for(window.source, window.files, scenarios)
+
+
+def scenario_for(source: str, files: Sequence[str], scenarios: Mapping[str, Any]) -> Any:
+    """`scenario_of` a window given by its source and file names (a kept result's)."""
+    if source != "simulated":
         return None
-    found = {Path(name).stem for name in window.files}
+    found = {Path(name).stem for name in files}
     if len(found) != 1:
         return None
     return scenarios.get(found.pop())

@@ -1,0 +1,164 @@
+"""Kept monitoring results (pipeline.monitor.kept): after every kind of input change, the
+reports from kept results are byte-identical to a full recomputation, and only what changed is
+read and assessed again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import DataError
+from pipeline.monitor.assess import build_context
+from pipeline.monitor.engine import monitor
+from pipeline.monitor.kept import KeptStore
+from pipeline.monitor.monitored_bundle import read_bundle
+from pipeline.monitor.windowing import collect, survey
+from pipeline.params import MonitorSettings
+from pipeline.windows import write_window
+from tests.monitor import fakes
+
+OUTPUTS = ("report.json", "report.html", "history.csv", "metrics.json")
+
+
+def _run(ctx, production: Path, out: Path, store: KeptStore) -> dict[str, bytes]:
+    traffic = survey({"production": production}, ctx.settings.windows, kept=store)
+    monitor(traffic, ctx, out, kept=store)
+    store.prune()
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
+
+
+def _same_as_full(ctx, production: Path, tmp: Path, kept: Path, code: str = "v1") -> KeptStore:
+    """Run with the kept folder and without (a forced full recomputation); assert the four
+    outputs are byte-identical; return the kept run's store (its hits and misses)."""
+    store = KeptStore(kept, code=code)
+    incremental = _run(ctx, production, tmp / "incremental", store)
+    full = _run(ctx, production, tmp / "full", KeptStore(None))
+    for name in OUTPUTS:
+        assert incremental[name] == full[name], name
+    return store
+
+
+def _context(tmp: Path, name: str = "bundle", seed: int = 1, **monitor):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    fakes.write_bundle(tmp / name, rng.choice(fakes.CLASSES, 300, p=[0.7, 0.3]).tolist())
+    settings = MonitorSettings.from_params(fakes.params(**monitor))
+    bundle = read_bundle(tmp / name, source="champion", location="models/bundle")
+    return build_context(settings, bundle.reference(), bundle)
+
+
+def _day(day: int) -> str:
+    return f"2025-03-{day:02d}T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        pytest.param({"by": "rows", "rows": 100, "min_rows": 50}, marks=pytest.mark.slow),
+        {"by": "rows", "rows": 150, "min_rows": 50},  # windows across files
+        pytest.param({"by": "time", "span": "6h", "min_rows": 20}, marks=pytest.mark.slow),
+    ],
+    ids=["rows-per-file", "rows-across-files", "time"],
+)
+def test_kept_reports_equal_a_full_recomputation_after_every_change(
+    tmp_path: Path, windows: dict
+) -> None:
+    production, kept = tmp_path / "production", tmp_path / "kept"
+    production.mkdir()
+    for day in (1, 2, 3):
+        write_window(fakes.traffic(100, seed=day, start=_day(day)), production)
+    ctx = _context(tmp_path, windows=windows)
+
+    first = _same_as_full(ctx, production, tmp_path, kept)
+    assert first.misses > 0 and first.hits == 0
+    again = _same_as_full(ctx, production, tmp_path, kept)
+    assert again.misses == 0  # nothing read, nothing assessed
+
+    # a new window: one file summarised, one cluster pooled, its window(s) assessed
+    write_window(fakes.traffic(100, seed=4, start=_day(4), shift=2.0), production)
+    new = _same_as_full(ctx, production, tmp_path, kept)
+    assert 0 < new.misses <= 4 and new.hits >= 6
+
+    # a late file between two others, overlapping nothing: only windows after it move
+    write_window(fakes.traffic(40, seed=9, start="2025-03-02T12:00:00+00:00"), production)
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    # an overlapping snapshot repeating rows: pooled with the file it overlaps
+    write_window(fakes.traffic(100, seed=1, start=_day(1)).iloc[:30], production)
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    # changed threshold and changed method: files and clusters reused, windows re-judged
+    for changed in (
+        _context(tmp_path, windows=windows, drift={"drift_share": 0.9}),
+        _context(tmp_path, windows=windows, drift={"numeric": {"method": "psi", "threshold": None}}),
+        _context(tmp_path, "other", seed=7, windows=windows),  # a new release's bundle
+    ):
+        store = _same_as_full(changed, production, tmp_path, kept)
+        assert store.hits > 0  # file and cluster summaries
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    # an edited window (same name, other rows) and a removed one
+    files = sorted(production.glob("*.parquet"))
+    edited = fakes.traffic(100, seed=11, start=_day(3))
+    edited.to_parquet(files[-2])
+    files[0].unlink()
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    # a code version bump: nothing kept is used, everything recomputed, same reports
+    bumped = _same_as_full(ctx, production, tmp_path, kept, code="v2")
+    assert bumped.hits == 0
+    # pruned to this run's entries: the v1 entries are gone
+    entries = {p for p in kept.rglob("*.json")}
+    assert entries == bumped.used
+
+
+def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch) -> None:
+    production, kept = tmp_path / "production", tmp_path / "kept"
+    production.mkdir()
+    for day in (1, 2):
+        write_window(fakes.traffic(100, seed=day, start=_day(day)), production)
+    ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50})
+    _run(ctx, production, tmp_path / "out", KeptStore(kept, code="v1"))
+
+    import pandas as pd
+
+    parsed: list[object] = []
+    read_parquet = pd.read_parquet
+
+    def counting(source, *args, **kwargs):
+        parsed.append(source)
+        return read_parquet(source, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_parquet", counting)
+    write_window(fakes.traffic(100, seed=3, start=_day(3)), production)
+    store = KeptStore(kept, code="v1")
+    _run(ctx, production, tmp_path / "out", store)
+    assert len(parsed) == 1  # the new file only, once (it is also the newest window)
+    assert store.misses == 3  # its summary, its cluster's, its result
+
+
+def test_collect_is_unchanged_by_a_kept_store(tmp_path: Path) -> None:
+    production = tmp_path / "production"
+    production.mkdir()
+    for day in (1, 2):
+        write_window(fakes.traffic(120, seed=day, start=_day(day)), production)
+    spec = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 10}).settings
+    store = KeptStore(tmp_path / "kept", code="v1")
+    plain = collect({"production": production}, spec.windows)
+    for _ in range(2):
+        kept = collect({"production": production}, spec.windows, kept=store)
+        assert [(w.id, w.files, len(w.frame)) for w in kept] == [
+            (w.id, w.files, len(w.frame)) for w in plain
+        ]
+
+
+def test_a_broken_kept_entry_is_a_clear_error(tmp_path: Path) -> None:
+    store = KeptStore(tmp_path / "kept", code="v1")
+    store.put("files", "abc", {"rows": 1})
+    (path,) = (tmp_path / "kept").rglob("*.json")
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="kept monitoring entry that is not JSON") as caught:
+        KeptStore(tmp_path / "kept", code="v1").get("files", "abc")
+    assert "dvc repro monitor" in (caught.value.hint or "")

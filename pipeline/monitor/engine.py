@@ -11,17 +11,21 @@ listed as not judged.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.monitor.assess import (
+    PERFORMANCE_CHECKS,
     Context,
     assess,
     build_context,
     features_frame,
+    measure,
+    measured,
     read_scenarios,
     refused_context,
+    rejudge,
     scenario_for,
 )
 from pipeline.monitor.compat import refusal
@@ -94,15 +98,17 @@ def monitor(
 
 
 def context_digest(ctx: Context) -> str:
-    """Everything of the context a window's assessment depends on: the monitored bundle (its
-    digest covers the drift reference, the test predictions and metrics it carries), how it
-    is named in notes, the settings, the project's declared columns and types, and a refusal.
-    The simulator's scenarios are not: they are attached to a result after it is kept."""
+    """Everything of the context a window's kept statistics depend on: the monitored bundle
+    (its digest covers the drift reference, the test predictions and metrics it carries), how
+    it is named in notes, the settings but the thresholds (`assess.measured`: a kept result
+    is judged again under the current ones, `assess.rejudge`), the project's declared
+    columns and types, and a refusal. The simulator's scenarios are not: they are attached
+    to a result after it is kept."""
     bundle = ctx.bundle
     return digest(
         [
             "context",
-            repr(ctx.settings),
+            repr(measured(ctx.settings)),
             bundle.digest,
             bundle.label,
             bundle.source,
@@ -128,15 +134,18 @@ def assess_kept(
     keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
     found = [kept.get("results", key) for key in keys]
     missing = [i for i, result in enumerate(found) if result is None]
-    fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute)
+    fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
     for index, result in zip(missing, fresh, strict=True):
         stored = dict(result, scenario=None)  # a function of the key: scenarios are attached
         kept.put("results", keys[index], stored)
         found[index] = json.loads(json.dumps(stored, allow_nan=False))
     results: list[dict[str, Any]] = []
     plans: dict[int, WindowPlan] = {}
-    for plan, result in zip(traffic.plans, found, strict=True):
-        assert result is not None
+    for plan, stored in zip(traffic.plans, found, strict=True):
+        assert stored is not None
+        # judged under this run's thresholds: the same verdict as measuring again
+        result = rejudge(stored, ctx)
+        result.pop(PERFORMANCE_CHECKS, None)
         result["scenario"] = scenario_for(result["source"], result["files"], ctx.scenarios)
         results.append(result)
         plans[id(result)] = plan
@@ -145,7 +154,10 @@ def assess_kept(
 
 
 def assess_all(
-    windows: Sequence[MonitorWindow], ctx: Context, compute: ComputeSpec | None = None
+    windows: Sequence[MonitorWindow],
+    ctx: Context,
+    compute: ComputeSpec | None = None,
+    how: Callable[[MonitorWindow, Context], dict[str, Any]] = assess,
 ) -> list[dict[str, Any]]:
     """Every window's verdict, in window order.
 
@@ -164,7 +176,7 @@ def assess_all(
         and len(windows) > 0
     )
     if not distribute:
-        return [assess(window, ctx) for window in windows]
+        return [how(window, ctx) for window in windows]
     assert compute is not None
     from pipeline.compute import ordered_map, session
 
@@ -172,4 +184,4 @@ def assess_all(
         assert client is not None
         shared = client.scatter(ctx, broadcast=True, hash=False)
         items = [(window, shared) for window in windows]
-        return list(ordered_map(client, assess, items, name="mlops-monitor"))
+        return list(ordered_map(client, how, items, name="mlops-monitor"))

@@ -89,14 +89,26 @@ def test_kept_reports_equal_a_full_recomputation_after_every_change(
     write_window(fakes.traffic(100, seed=1, start=_day(1)).iloc[:30], production)
     _same_as_full(ctx, production, tmp_path, kept)
 
-    # changed threshold and changed method: files and clusters reused, windows re-judged
+    # changed thresholds: every kept statistic judged again, nothing read nor recomputed
+    for thresholds in (
+        {"drift": {"drift_share": 0.1}},
+        {"drift": {"numeric": {"method": "auto", "threshold": 0.3}}},
+        {"drift": {"columns": {"x": {"threshold": 0.5, "null_share_max_increase": 0.0}}}},
+        {"null_share": {"max_increase": 0.0}},
+        {"prediction": {"method": "auto", "threshold": 0.5}},
+    ):
+        changed = _context(tmp_path, windows=windows, **thresholds)
+        store = _same_as_full(changed, production, tmp_path, kept)
+        assert store.misses == 0, thresholds
+    # a changed method or setting, a new release: files and clusters reused, windows measured
+    psi = {"numeric": {"method": "psi", "threshold": None}}
     for changed in (
-        _context(tmp_path, windows=windows, drift={"drift_share": 0.9}),
-        _context(tmp_path, windows=windows, drift={"numeric": {"method": "psi", "threshold": None}}),
+        _context(tmp_path, windows=windows, drift=psi),
+        _context(tmp_path, windows=windows, drift={"numeric_low_cardinality": 2}),
         _context(tmp_path, "other", seed=7, windows=windows),  # a new release's bundle
     ):
         store = _same_as_full(changed, production, tmp_path, kept)
-        assert store.hits > 0  # file and cluster summaries
+        assert store.hits > 0 and store.misses > 0
     _same_as_full(ctx, production, tmp_path, kept)
 
     # an edited window (same name, other rows) and a removed one

@@ -20,8 +20,10 @@ and pushes it), so a fresh CI runner gets it with `dvc pull`; without it the sta
 everything and writes the same entries. `rm -rf reports/monitor/kept && dvc repro -f monitor`
 forces a full recomputation.
 
-Entries are spread over 256 sub-folders (two hex digits) so that no folder grows past a few
-dozen files per thousand windows: every atomic write lists its folder for stale temporaries.
+Entries are written atomically but not fsynced (thousands of them in a first run): one lost
+or torn by a power cut reads as missing and is computed again. They are spread over 256
+sub-folders (two hex digits) so that no folder grows past a few dozen files per thousand
+windows: every atomic write lists its folder for stale temporaries.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DataError
 from pipeline.io import atomic_write_text
 
 KINDS = ("files", "clusters", "results")
@@ -115,12 +116,11 @@ class KeptStore:
             return None
         try:
             value = json.loads(text)
-        except ValueError as exc:
-            raise DataError(
-                f"{path}: a kept monitoring entry that is not JSON ({exc})",
-                hint=f"remove {self.directory} and run `dvc repro monitor` again (it is "
-                "recomputed from the windows)",
-            ) from exc
+        except ValueError:  # torn by a power cut (entries are not fsynced): computed again
+            value = None
+        if not isinstance(value, dict):
+            self.misses += 1
+            return None
         self.used.add(path)
         self.hits += 1
         return dict(value)
@@ -132,7 +132,7 @@ class KeptStore:
         # insertion order kept (not sorted): a kept result reads back as the dict it was
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            atomic_write_text(path, text)
+            atomic_write_text(path, text, durable=False)  # a lost entry is recomputed
         self.used.add(path)
 
     def prune(self) -> int:

@@ -32,6 +32,7 @@ from pipeline.params import WindowSpec
 from pipeline.windows import (
     PREDICTION,
     REQUEST_ID,
+    REQUIRED,
     RESERVED,
     SOURCE_FILE,
     TIME,
@@ -169,13 +170,18 @@ class WindowPlan:
 
 def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) -> FileInfo:
     """Summarise a window file read as `frame` (raises DataError as pooling would)."""
-    canon = normalise(frame)
-    times = canon[TIME].astype("int64").to_numpy()
+    import pandas as pd
+
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:  # as `normalise` says it when the file is pooled
+        raise DataError(f"a production window needs the columns {', '.join(missing)}")
+    stamps = pd.to_datetime(frame[TIME], utc=True).astype("datetime64[ns, UTC]")
+    times = stamps.astype("int64").to_numpy()
     return FileInfo(
         name=name,
         path=path,
         digest=digest,
-        rows=len(canon),
+        rows=len(frame),
         first=int(times.min()) if len(times) else None,
         last=int(times.max()) if len(times) else None,
         line=_line_key(frame),

@@ -44,7 +44,7 @@ from pipeline.monitor.drift import (
 from pipeline.monitor.monitored_bundle import BundleInfo
 from pipeline.monitor.task_metrics import label_metrics
 from pipeline.monitor.windowing import MonitorWindow
-from pipeline.params import MonitorSettings, PerformanceSpec
+from pipeline.params import MonitorSettings, PerformanceSpec, ReportSpec
 from pipeline.profile.reference import ColumnKind, Reference, build_reference
 from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
@@ -481,8 +481,9 @@ def judge(
 
 def measured(settings: MonitorSettings) -> MonitorSettings:
     """`settings` without what only judges a statistic (the drift and null-share thresholds,
-    the dataset drift share, the prediction threshold): a window's kept statistics depend on
-    these settings only, and `rejudge` applies the rest."""
+    the dataset drift share, the prediction threshold) or only bounds the reports and the raw
+    windows: a window's kept statistics depend on these settings only, and `rejudge` applies
+    the thresholds."""
     drift = settings.drift
     return dataclasses.replace(
         settings,
@@ -499,6 +500,8 @@ def measured(settings: MonitorSettings) -> MonitorSettings:
             null_share_max_increase=0.0,
         ),
         prediction=dataclasses.replace(settings.prediction, threshold=None),
+        report=ReportSpec(0, 0),  # what the reports show and keep: never a statistic
+        keep_raw_days=None,
     )
 
 

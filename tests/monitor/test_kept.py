@@ -194,3 +194,38 @@ def test_a_torn_kept_entry_is_computed_again(tmp_path: Path) -> None:
         assert again.get("files", "abc") is None and again.misses == 1
         again.put("files", "abc", {"rows": 1})
         assert KeptStore(tmp_path / "kept", code="v1").get("files", "abc") == {"rows": 1}
+
+
+def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:
+    """report.json and report.html detail the latest windows and summarise the rest in a
+    bounded number of buckets: their size does not grow with the history; history.csv keeps
+    one row per window."""
+    import json
+
+    production = tmp_path / "production"
+    production.mkdir()
+    ctx = _context(
+        tmp_path,
+        windows={"by": "rows", "rows": 20, "min_rows": 1000},  # insufficient data: no tests
+        report={"detail_windows": 2, "history_buckets": 3},
+    )
+    sizes = {}
+    for count in (6, 12):
+        for index in range(count):
+            start = f"2025-03-{1 + index // 24:02d}T{index % 24:02d}:00:00+00:00"  # hourly
+            write_window(fakes.traffic(20, seed=index, start=start), production)
+        out = tmp_path / f"out{count}"
+        _run(ctx, production, out, KeptStore(None))
+        document = json.loads((out / "report.json").read_text())
+        assert [w["id"] for w in document["windows"]] == [
+            p.stem for p in sorted(production.glob("*.parquet"))[-2:]
+        ]
+        history = document["history"]
+        assert history["windows"] == count and history["detailed"] == 2
+        assert len(history["buckets"]) <= 3
+        assert sum(b["windows"] for b in history["buckets"]) == history["windows"]
+        html = (out / "report.html").read_text()
+        assert "id='buckets'" in html and html.count("<tr") <= 2 + 1 + 3 + 1 + 20
+        assert len((out / "history.csv").read_text().splitlines()) == history["windows"] + 1
+        sizes[count] = (len((out / "report.json").read_bytes()), len(html))
+    assert abs(sizes[24][0] - sizes[12][0]) < 300 and abs(sizes[24][1] - sizes[12][1]) < 300

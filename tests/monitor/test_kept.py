@@ -228,4 +228,4 @@ def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:
         assert "id='buckets'" in html and html.count("<tr") <= 2 + 1 + 3 + 1 + 20
         assert len((out / "history.csv").read_text().splitlines()) == history["windows"] + 1
         sizes[count] = (len((out / "report.json").read_bytes()), len(html))
-    assert abs(sizes[24][0] - sizes[12][0]) < 300 and abs(sizes[24][1] - sizes[12][1]) < 300
+    assert abs(sizes[12][0] - sizes[6][0]) < 300 and abs(sizes[12][1] - sizes[6][1]) < 300

@@ -92,8 +92,11 @@ class KeptStore:
 
     `directory=None` keeps nothing: every lookup misses (a full recomputation)."""
 
-    def __init__(self, directory: Path | None, code: str | None = None) -> None:
+    def __init__(
+        self, directory: Path | None, code: str | None = None, *, read_only: bool = False
+    ) -> None:
         self.directory = directory
+        self.read_only = read_only  # a reader of the monitor stage's entries (maintain)
         self.code = code_version() if code is None else code
         self.used: set[Path] = set()
         self.hits = 0
@@ -126,7 +129,7 @@ class KeptStore:
         return dict(value)
 
     def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
-        if self.directory is None:
+        if self.directory is None or self.read_only:
             return
         path = self._path(kind, key)
         # insertion order kept (not sorted): a kept result reads back as the dict it was
@@ -137,7 +140,7 @@ class KeptStore:
 
     def prune(self) -> int:
         """Remove every entry this run did not use (and emptied sub-folders); how many."""
-        if self.directory is None or not self.directory.is_dir():
+        if self.directory is None or self.read_only or not self.directory.is_dir():
             return 0
         removed = 0
         for entry in sorted(self.directory.iterdir()):

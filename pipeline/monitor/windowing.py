@@ -30,7 +30,9 @@ import numpy as np
 from pipeline.errors import DataError
 from pipeline.params import WindowSpec
 from pipeline.windows import (
+    LABEL,
     PREDICTION,
+    RELEASE,
     REQUEST_ID,
     REQUIRED,
     RESERVED,
@@ -139,6 +141,7 @@ class FileInfo:
     first: int | None  # first and last time, ns since the epoch (None: no rows)
     last: int | None
     line: str  # the line of releases: feature columns and prediction kind
+    labelled: Mapping[str, int]  # labelled rows per release that scored them (maintenance)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,10 @@ def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) ->
         raise DataError(f"a production window needs the columns {', '.join(missing)}")
     stamps = pd.to_datetime(frame[TIME], utc=True).astype("datetime64[ns, UTC]")
     times = stamps.astype("int64").to_numpy()
+    labelled: dict[str, int] = {}
+    if LABEL in frame.columns and RELEASE in frame.columns:
+        scored = frame.loc[frame[LABEL].notna() & frame[RELEASE].notna(), RELEASE]
+        labelled = {str(k): int(v) for k, v in sorted(scored.astype(str).value_counts().items())}
     return FileInfo(
         name=name,
         path=path,
@@ -185,6 +192,7 @@ def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) ->
         first=int(times.min()) if len(times) else None,
         last=int(times.max()) if len(times) else None,
         line=_line_key(frame),
+        labelled=labelled,
     )
 
 
@@ -349,6 +357,17 @@ class Traffic:
     spec: WindowSpec
     pooled: dict[int, pd.DataFrame]  # id(cluster) -> its pooled rows, once read
 
+    def labelled_by(self, release: str) -> list[MonitorWindow]:
+        """The windows that may hold labelled rows scored by `release` (a file of theirs has
+        some), ordered by (id, source) as `collect` orders them: the others hold none, so
+        maintenance reads the live release's traffic, not the whole history."""
+        wanted = [
+            plan
+            for plan in self.plans
+            if any(f.labelled.get(release) for c in plan.clusters for f in c.files)
+        ]
+        return sorted(self.read(wanted), key=lambda w: (w.id, w.source))
+
     def read(self, wanted: Sequence[WindowPlan]) -> list[MonitorWindow]:
         """The windows of `wanted`, reading each cluster they need once."""
         out = []
@@ -409,7 +428,13 @@ def survey(
                 kept.put(
                     "files",
                     digest,
-                    {"rows": info.rows, "first": info.first, "last": info.last, "line": info.line},
+                    {
+                        "rows": info.rows,
+                        "first": info.first,
+                        "last": info.last,
+                        "line": info.line,
+                        "labelled": dict(info.labelled),
+                    },
                 )
             else:
                 info = FileInfo(
@@ -420,6 +445,7 @@ def survey(
                     found["first"],
                     found["last"],
                     str(found["line"]),
+                    {str(k): int(v) for k, v in found["labelled"].items()},
                 )
             infos.append(info)
         for line in sorted({i.line for i in infos}):

@@ -58,6 +58,7 @@ def monitor(
     out_dir: Path,
     compute: ComputeSpec | None = None,
     kept: KeptStore | None = None,
+    archived: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Assess every window and write the reports into `out_dir`; returns the report document
     and the per-window results (ordered by id, then source). In sketch mode with `compute` of
@@ -65,20 +66,26 @@ def monitor(
 
     Given planned `Traffic` and a `kept` store, a window whose result is kept is not read nor
     assessed again (`assess_kept`); only the newest window of each group is read for the
-    HTML report's charts."""
+    HTML report's charts. `archived`: the results of retired windows
+    (`pipeline.monitor.retention`), listed as they were archived unless the window is back."""
     from pipeline.monitor.html import render
     from pipeline.monitor.report import newest, report_document, split, write_reports
 
     if isinstance(windows, Traffic):
         results, plans = assess_kept(windows, ctx, compute, kept or KeptStore(None))
+        live = {(r["id"], r["source"]) for r in results}
+        results += [dict(r) for r in archived if (r["id"], r["source"]) not in live]
+        results.sort(key=lambda r: (r["id"], r["source"]))
 
-        def frame_of(result: Mapping[str, Any]) -> MonitorWindow:
+        def frame_of(result: Mapping[str, Any]) -> MonitorWindow | None:
+            if id(result) not in plans:  # archived: its rows are gone
+                return None
             (window,) = windows.read([plans[id(result)]])
             return window
     else:
         results = assess_all(windows, ctx, compute)
 
-        def frame_of(result: Mapping[str, Any]) -> MonitorWindow:
+        def frame_of(result: Mapping[str, Any]) -> MonitorWindow | None:
             (window,) = [w for w in windows if (w.id, w.source) == (result["id"], result["source"])]
             return window
 
@@ -89,6 +96,8 @@ def monitor(
         if latest is None or latest["drift"] is None:
             continue
         window = frame_of(latest)
+        if window is None:
+            continue
         frame, _ = features_frame(window.frame, list(ctx.reference.columns), ctx.types)
         frame[PREDICTION] = window.frame[PREDICTION].to_numpy()
         frames[group] = frame

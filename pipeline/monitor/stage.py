@@ -20,8 +20,10 @@ from typing import Any
 from pipeline.config import load_config
 from pipeline.monitor.engine import load_context, monitor
 from pipeline.monitor.kept import KeptStore
+from pipeline.monitor.retention import read_archive
 from pipeline.monitor.windowing import survey
 from pipeline.paths import (
+    MONITOR_ARCHIVE,
     MONITOR_KEPT,
     MONITOR_REPORTS,
     PRODUCTION_DIR,
@@ -65,7 +67,8 @@ def main(argv: Sequence[str]) -> None:
         also={"simulated": (SCENARIOS_FILE,)},
         kept=kept,
     )
-    document, _ = monitor(traffic, ctx, MONITOR_REPORTS, params.compute, kept)
+    archived = read_archive(MONITOR_ARCHIVE)
+    document, _ = monitor(traffic, ctx, MONITOR_REPORTS, params.compute, kept, archived)
     kept.prune()
     log(log_line(document))
     log(f"monitor: {kept.hits} kept entries reused, {kept.misses} computed")

@@ -191,10 +191,18 @@ def _retain(args: argparse.Namespace) -> int:
     pipeline/monitor/retention.py). A dry run unless --apply; the change is one transaction
     (restored whole when interrupted): commit it, then `dvc repro`."""
     from pipeline import config
+    from pipeline.errors import ConfigError
     from pipeline.monitor.retention import apply, plan
 
     root = args.root
     params = config.load_config(root, hyperparameters=False)
+    if params.monitor.keep_raw_days is None:
+        raise ConfigError(
+            "monitor.retention.keep_raw_days is null: no retention is declared, every raw "
+            "window is kept",
+            hint="declare how long raw windows stay in conf/monitor/ (retention: "
+            "{keep_raw_days: 90}), run `mlops compose`, then `mlops windows retain`",
+        )
     retired, why = plan(root, params)
     print(f"retention: {why}")
     if not retired:

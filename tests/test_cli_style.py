@@ -342,6 +342,7 @@ NESTED: list[tuple[list[str], str]] = [
     (["rollout", "promote", "--target", "nope"], "no deployment target 'nope'"),
     (["rollout", "advance", "--target", "batch"], "target 'batch' is of kind 'batch'"),
     (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
+    (["windows", "retain"], "monitor.retention.keep_raw_days is null"),
 ]
 
 

@@ -13,7 +13,14 @@ monitoring *windows* are what a verdict is given on, cut from the pooled traffic
 A window's id is `pipeline.windows.window_id` of its rows: the same rows always give the same
 id, so monitoring the same traffic twice changes nothing. A window made of exactly one whole
 file keeps that file's id (`write_window` named it from the same rows), so a history row names
-its file. Rows repeated across files (same `__request_id__`) count once.
+its file.
+
+Files whose time ranges overlap (or touch) are pooled together, as one *cluster*: rows repeated
+across them (same `__request_id__`) count once, and the cluster reports how many were dropped
+on the window holding its first row. Clusters never share a time, so a line's pooled traffic
+is its clusters one after the other; `survey` plans the cut from kept file and cluster
+summaries (`pipeline.monitor.kept`) and reads only the windows it is asked for, so a window
+whose files did not change is recognised without parsing them.
 """
 
 from __future__ import annotations

@@ -144,10 +144,10 @@ def assess_kept(
     found = [kept.get("results", key) for key in keys]
     missing = [i for i, result in enumerate(found) if result is None]
     fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
-    for index, result in zip(missing, fresh, strict=True):
-        stored = dict(result, scenario=None)  # a function of the key: scenarios are attached
-        kept.put("results", keys[index], stored)
-        found[index] = json.loads(json.dumps(stored, allow_nan=False))
+    for index, measured_now in zip(missing, fresh, strict=True):
+        entry = dict(measured_now, scenario=None)  # a function of the key: scenarios attached
+        kept.put("results", keys[index], entry)
+        found[index] = json.loads(json.dumps(entry, allow_nan=False))
     results: list[dict[str, Any]] = []
     plans: dict[int, WindowPlan] = {}
     for plan, stored in zip(traffic.plans, found, strict=True):

@@ -5,10 +5,11 @@ read and assessed again."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pipeline.monitor.assess import build_context
+from pipeline.monitor.assess import Context, build_context
 from pipeline.monitor.engine import monitor
 from pipeline.monitor.kept import KeptStore
 from pipeline.monitor.monitored_bundle import read_bundle
@@ -20,14 +21,16 @@ from tests.monitor import fakes
 OUTPUTS = ("report.json", "report.html", "history.csv", "metrics.json")
 
 
-def _run(ctx, production: Path, out: Path, store: KeptStore) -> dict[str, bytes]:
+def _run(ctx: Context, production: Path, out: Path, store: KeptStore) -> dict[str, bytes]:
     traffic = survey({"production": production}, ctx.settings.windows, kept=store)
     monitor(traffic, ctx, out, kept=store)
     store.prune()
     return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 
-def _same_as_full(ctx, production: Path, tmp: Path, kept: Path, code: str = "v1") -> KeptStore:
+def _same_as_full(
+    ctx: Context, production: Path, tmp: Path, kept: Path, code: str = "v1"
+) -> KeptStore:
     """Run with the kept folder and without (a forced full recomputation); assert the four
     outputs are byte-identical; return the kept run's store (its hits and misses)."""
     store = KeptStore(kept, code=code)
@@ -38,7 +41,7 @@ def _same_as_full(ctx, production: Path, tmp: Path, kept: Path, code: str = "v1"
     return store
 
 
-def _context(tmp: Path, name: str = "bundle", seed: int = 1, **monitor):
+def _context(tmp: Path, name: str = "bundle", seed: int = 1, **monitor: Any) -> Context:
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -143,7 +146,7 @@ def test_kept_reports_equal_a_full_recomputation_quick(tmp_path: Path) -> None:
     assert _same_as_full(ctx, production, tmp_path, kept).misses > 0
 
 
-def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch) -> None:
+def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     production, kept = tmp_path / "production", tmp_path / "kept"
     production.mkdir()
     for day in (1, 2):
@@ -156,7 +159,7 @@ def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch) -> None:
     parsed: list[object] = []
     read_parquet = pd.read_parquet
 
-    def counting(source, *args, **kwargs):
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
         parsed.append(source)
         return read_parquet(source, *args, **kwargs)
 
@@ -232,7 +235,7 @@ def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:
 
 
 def test_maintenance_reads_only_the_windows_the_live_release_labelled(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The rollback policy's rows (labelled, scored by the live release) come from the windows
     whose kept file summaries say they hold some: the others are never parsed, and the rows
@@ -258,7 +261,7 @@ def test_maintenance_reads_only_the_windows_the_live_release_labelled(
     parsed: list[object] = []
     read_parquet = pd.read_parquet
 
-    def counting(source, *args, **kwargs):
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
         parsed.append(source)
         return read_parquet(source, *args, **kwargs)
 

@@ -1,4 +1,5 @@
-"""The deploy commands of `mlops`: release, rollback, unpin, gate, predict, status.
+"""The deploy commands of `mlops`: release, rollback, unpin, gate, predict, status, and the
+deployment environments' render, image record and install-units.
 
 Registered by `pipeline.cli.build_parser` through `add_commands`. Each handler imports what it
 needs when it runs, so other commands never pay for pandas or scikit-learn. Errors a user can
@@ -21,6 +22,7 @@ from pipeline.cli_args import (
     add_target,
     add_targets,
     command,
+    command_group,
     positive_int,
 )
 from pipeline.errors import DataError
@@ -50,6 +52,8 @@ def _release(args: argparse.Namespace) -> int:
             print(f"{o.target}: blocked, nothing released: {o.detail}")
         else:
             print(f"{o.target}: nothing to release ({o.detail})")
+        for note in o.notes:
+            print(f"  {note}")
     if any(o.action == "rolling_out" for o in outcomes):
         print(
             "the rollout's steps follow with `mlops rollout analyze --apply` (or advance, "
@@ -197,8 +201,90 @@ def _status(args: argparse.Namespace) -> int:
 
     from pipeline.deploy.status import render_status
 
+    kubeconfig = None if args.kubeconfig is None else Path(args.kubeconfig)
     with httpx.Client() as client:
-        print(render_status(args.root, client=client))
+        print(render_status(args.root, client=client, kubeconfig=kubeconfig))
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    """render kubernetes and systemd targets' desired state into the repository
+
+    Write each kubernetes target's manifests (deploy/k8s/<target>/: Deployment or Argo Rollouts
+    Rollout, Service, HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy, optionally a
+    KServe InferenceService, and a kustomization.yaml) and each systemd target's units
+    (deploy/systemd/<target>/), from the target's config, its release record and its image
+    record (deploy/images/<target>.json). Deterministic: the same inputs give the same bytes.
+    `mlops release` and `mlops image record` render too; this command catches up after a config
+    change. --check writes nothing and exits 1 when a rendering differs from what is committed.
+    """
+    from pipeline.deploy.environments import differences, render_targets
+
+    renderings = render_targets(args.root, args.target, check=args.check)
+    stale = 0
+    for rendering in renderings:
+        changed = differences(args.root, rendering) if args.check else list(rendering.written)
+        where = f"{rendering.path}/"
+        if args.check:
+            if changed:
+                stale += 1
+                print(f"{rendering.target}: {where} is STALE:")
+                for line in changed:
+                    print(f"  - {line}")
+            else:
+                print(f"{rendering.target}: {where} is up to date")
+        elif rendering.files:
+            state = f"{len(changed)} file(s) changed" if changed else "unchanged"
+            print(f"{rendering.target}: {where} {state} ({len(rendering.files)} file(s))")
+        elif changed:
+            print(f"{rendering.target}: {where} removed")
+        for note in rendering.notes:
+            print(f"  note: {note}")
+    if not renderings:
+        print("no kubernetes or systemd targets are declared: nothing to render")
+    if stale:
+        print(f"{stale} target(s) stale: run `mlops render` and commit", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def _image_record(args: argparse.Namespace) -> int:
+    """record the image digest that serves a kubernetes target's release, and re-render it
+
+    Check the digest (sha256:<64 hex>), read the target's release record and write
+    deploy/images/<target>.json ({target, release, bundle, image: <repository>@<digest>}) for
+    its workload release (the candidate of a running canary rollout, else the release), then
+    re-render the target's manifests with the image: one transaction, both or neither change.
+    .github/workflows/image.yml runs this after pushing the image.
+    """
+    from pipeline.deploy.environments import record_image
+    from pipeline.paths import image_record_path
+
+    image, rendering = record_image(args.root, args.target, args.digest)
+    print(f"{args.target}: {image.release} is served by {image.image}")
+    print(f"wrote {image_record_path(args.target)}; rendered {rendering.path}/")
+    for note in rendering.notes:
+        print(f"  note: {note}")
+    print(f"next: commit {image_record_path(args.target)} and {rendering.path}/")
+    return EXIT_OK
+
+
+def _install_units(args: argparse.Namespace) -> int:
+    """install a systemd target's units into a directory (e.g. /etc/systemd/system)
+
+    Write the units `mlops render` renders for a systemd target (mlops-<target>-serve.service,
+    mlops-<target>-sync.service) into --dir, each atomically; a unit already there with other
+    content is refused (nothing is written) unless --force. Then, as root:
+    `systemctl daemon-reload && systemctl enable --now <units>`.
+    """
+    from pipeline.deploy.environments import install_units
+
+    installed = install_units(args.root, args.target, Path(args.dir), force=args.force)
+    for item in installed:
+        print(f"{item.path}: {item.action}")
+    names = " ".join(item.path.name for item in installed)
+    if any(item.action != "unchanged" for item in installed):
+        print(f"next (as root): systemctl daemon-reload && systemctl enable --now {names}")
     return EXIT_OK
 
 
@@ -244,4 +330,36 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--chunk-rows", type=positive_int, help="override batch.chunk_rows")
     p.add_argument("--report", type=Path, help="write a JSON report (every bad row) here")
 
-    command(sub, "status", _status)
+    p = command(sub, "status", _status)
+    p.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="read the live release of kubernetes targets from this cluster (with kubectl); "
+        "without it they are not checked",
+    )
+
+    p = command(sub, "render", _render)
+    add_check(p, "a rendered environment differs from what the repository holds")
+    add_targets(p, "every kubernetes and systemd target")
+
+    p = command(
+        command_group(sub, "image", help="container images of kubernetes targets"),
+        "record",
+        _image_record,
+    )
+    add_target(p)
+    p.add_argument(
+        "--digest",
+        required=True,
+        metavar="sha256:HEX",
+        help="the pushed image's digest, sha256:<64 hex> (never a tag)",
+    )
+
+    p = command(sub, "install-units", _install_units)
+    add_target(p)
+    p.add_argument(
+        "--dir", required=True, help="where to write the units, e.g. /etc/systemd/system"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace unit files that differ from the rendering"
+    )

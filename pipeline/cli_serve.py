@@ -8,12 +8,14 @@ pay for FastAPI, pandas or scikit-learn.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.cli_args import (
     EXIT_OK,
     MONITORED,
+    add_dvc_remote,
     add_out,
     add_target,
     command,
@@ -39,6 +41,42 @@ def _load(root: Path, target: str | None) -> tuple[Any, Params]:
     return params.deploy.service(target_or_monitored(target, params)), params
 
 
+# The container image sets these (Dockerfile); a flag given on the command line wins.
+ENV_TARGET, ENV_HOST, ENV_PORT, ENV_BUNDLE = (
+    "MLOPS_TARGET",
+    "MLOPS_HOST",
+    "MLOPS_PORT",
+    "MLOPS_BUNDLE_MODE",
+)
+# What a Kubernetes manifest expects the image to serve (checked with --bundle).
+ENV_RELEASE, ENV_SHA256 = "MLOPS_RELEASE", "MLOPS_BUNDLE_SHA256"
+
+
+def _from_env(name: str, parse: Any) -> Any:
+    """The value of environment variable `name` read by `parse`, None when unset or empty; a
+    bad value is a user error naming the variable."""
+    from pipeline.errors import ConfigError
+
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise ConfigError(
+            f"environment variable {name}: {exc}",
+            hint=f"fix or unset {name} (a command-line flag overrides it)",
+        ) from exc
+
+
+def _bundle_mode(text: str) -> str:
+    from pipeline.deploy.entrypoint import MODES
+
+    if text not in MODES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(MODES)} (got {text!r})")
+    return text
+
+
 def _serve(args: argparse.Namespace) -> int:
     """serve the release in deploy/<target>.json over HTTP (hot-swapped on change)
 
@@ -47,14 +85,48 @@ def _serve(args: argparse.Namespace) -> int:
     follows the file: a new release (or a rollback) is loaded, verified and swapped in without
     dropping requests. The bearer token for /feedback is read from the environment variable
     named in auth.token_env (or auth.token_file).
+
+    --bundle is what the container image runs (Dockerfile): `baked` checks that every declared
+    bundle is on disk with the digest its release record names, `fetch` first pulls it from
+    the DVC remote (as `mlops sync` does) and verifies it; either refuses to serve (exit 2)
+    rather than start without the declared model. Without --bundle the service serves what is
+    on disk and reports a missing bundle on /health.
+
+    Environment (the image sets them; a flag wins): MLOPS_TARGET (--target), MLOPS_HOST
+    (--host), MLOPS_PORT (--port), MLOPS_BUNDLE_MODE (--bundle). With --bundle, MLOPS_RELEASE
+    and MLOPS_BUNDLE_SHA256 (set by a rendered Kubernetes manifest) name the release and bundle
+    digest the deployment expects: an image that declares neither is refused, and the pod
+    serves that release alone (a canary's split is the cluster's, not the pod's).
     """
+    root = args.root
+    target = args.target
+    settings, _ = _load(root, target)
+    host = args.host or _from_env(ENV_HOST, str) or settings.host
+    port = args.port
+    if port is None:
+        port = _from_env(ENV_PORT, port_number)
+    if port is None:
+        port = settings.port
+    mode = args.bundle or _from_env(ENV_BUNDLE, _bundle_mode)
+    _check_bind(host, port)
+    # A pod of a Kubernetes workload serves the one release its manifest names: the cluster
+    # (an Argo Rollout's stable and canary pods) splits the traffic, not each pod.
+    only = _from_env(ENV_RELEASE, str) if mode is not None else None
+    if mode is not None:
+        from pipeline.deploy.entrypoint import prepare
+
+        for line in prepare(
+            root,
+            target,
+            mode,
+            dvc_remote=args.dvc_remote,
+            pointers=args.pointers,
+            expect_release=only,
+            expect_sha256=_from_env(ENV_SHA256, str),
+        ):
+            print(f"{target}: {line}", flush=True)
     from pipeline.deploy.service.server import serve
 
-    root = args.root
-    settings, _ = _load(root, args.target)
-    host = args.host or settings.host
-    port = settings.port if args.port is None else args.port
-    _check_bind(host, port)
     serve(
         settings,
         root,
@@ -62,6 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         poll_seconds=args.poll_seconds,
         log_level=args.log_level,
+        only_release=only,
     )
     return EXIT_OK
 
@@ -206,11 +279,29 @@ def _import(args: argparse.Namespace) -> int:
 def add_commands(subparsers: Any) -> None:
     """Register `serve` and `logs` on the `mlops` parser."""
     p = command(subparsers, "serve", _serve)
-    add_target(p, "local")
-    p.add_argument("--host", help="bind address (default: serve.host)")
+    add_target(p, os.environ.get(ENV_TARGET, "").strip() or "local")  # the image sets it
+    p.add_argument("--host", help="bind address (default: $MLOPS_HOST, else serve.host)")
     p.add_argument(
-        "--port", type=port_number, help="port (default: serve.port; 0 picks a free one)"
+        "--port",
+        type=port_number,
+        help="port (default: $MLOPS_PORT, else serve.port; 0 picks a free one)",
     )
+    p.add_argument(
+        "--bundle",
+        type=_bundle_mode,
+        metavar="{baked,fetch}",
+        help="before listening, check the declared bundles (baked) or pull and check them "
+        "(fetch); refuse to serve on a missing bundle or a digest mismatch "
+        "(default: $MLOPS_BUNDLE_MODE, else neither)",
+    )
+    p.add_argument(
+        "--pointers",
+        type=Path,
+        metavar="DIR",
+        help="--bundle fetch: a folder holding the releases' bundles/<id>.dvc pointers, "
+        "restored from there when bundles/ is an empty volume (the image's bundle cache)",
+    )
+    add_dvc_remote(p, "to pull bundles from with --bundle fetch (default: the default remote)")
     p.add_argument(
         "--poll-seconds",
         type=positive_float,

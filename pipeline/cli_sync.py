@@ -35,13 +35,14 @@ def _params(root: Path) -> dict[str, Any]:
 
 
 def service_url(params: dict[str, Any], target: str) -> str | None:
-    """http://host:port of a service target (a bind-all host is asked on loopback); None for a
-    target without a service (batch: sync checks out its release and bundle only)."""
+    """http://host:port of a service or systemd target (a bind-all host is asked on loopback);
+    None for a target without a service on this machine (batch: sync checks out its release
+    and bundle only; kubernetes: the cluster's GitOps controller runs it)."""
     from pipeline.deploy.live import service_url as url_of
     from pipeline.params import target_params
 
     spec = target_params(params, target)
-    if spec["kind"] != "service":
+    if spec["kind"] not in ("service", "systemd"):
         return None
     return url_of(spec["serve"]["host"], spec["serve"]["port"])
 

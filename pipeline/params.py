@@ -28,7 +28,8 @@ import them (the deploy, monitor and maintain modules re-export their own):
                       CompareSpec, smoke: SmokeSpec), pin, rejected, digest,
                       serve: ServeSettings | None, batch: BatchSettings | None,
                       strategy: StrategySpec (steps: StepSpec, analysis: AnalysisSpec)
-                      | None)}
+                      | None, image: ImageSpec | None, kubernetes: KubernetesSpec | None,
+                      systemd: SystemdSpec | None)}
       monitor         MonitorSettings (windows: WindowSpec, drift: DriftSettings,
                       prediction: MethodChoice, performance: PerformanceSpec)
       simulate        SimulateSettings (scenarios: Scenario, selectors: Selector)
@@ -43,12 +44,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, Literal
 
 from pipeline.errors import ConfigError
 from pipeline.io import dumps_json, sha256_bytes
+from pipeline.paths import environment_dir
 from pipeline.release_record import parse_release_id
 from pipeline.settings import (
     Amount,
@@ -158,6 +160,112 @@ class ServeSettings:
         )
 
 
+# ------------------------------------------------------------------ deployment environments
+# Kinds of target that run `mlops serve` (same gates, serve settings and strategy): a service on
+# this machine, or the same service rendered as the desired state of an environment (manifests
+# for a Kubernetes cluster's GitOps controller, units for on-premise machines).
+SERVED_KINDS = ("service", "kubernetes", "systemd")
+ENVIRONMENT_KINDS = ("kubernetes", "systemd")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """The container image of a kubernetes target (`image`): where it is pushed, and whether the
+    released bundle is fetched from the DVC remote at start or baked into the image. Its digest
+    is not config: `mlops image record` writes it beside the release (`pipeline.deploy.image`)."""
+
+    repository: str
+    bundle: Literal["fetch", "baked"]
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesSpec:
+    """What a kubernetes target's manifests declare (`kubernetes`; meanings in
+    conf/deploy/kubernetes.yaml and the schema). `path` is relative to the project root."""
+
+    path: Path
+    namespace: str
+    project_dir: str
+    log_dir: str  # serve.log.dir inside the container (under project_dir when relative)
+    run_as_user: int
+    replicas: int
+    requests: Mapping[str, str]  # cpu, memory: Kubernetes quantities as declared
+    limits: Mapping[str, str]
+    autoscaling: Mapping[str, int] | None  # min_replicas, max_replicas, cpu_utilization
+    min_available: int
+    probe_period: int
+    probe_failures: int
+    startup_seconds: int
+    service_type: str
+    service_port: int
+    ingress_namespaces: tuple[str, ...]
+    egress_https_cidrs: tuple[str, ...]
+    secret: str | None
+    kserve: bool
+
+    @classmethod
+    def from_params(cls, target: str, spec: Mapping[str, Any], log_dir: str) -> KubernetesSpec:
+        """`log_dir`: the target's serve.log.dir, as declared."""
+        probes, network = spec["probes"], spec["network"]
+        scaling = spec["autoscaling"]
+        return cls(
+            path=Path(spec["path"]) if spec["path"] else environment_dir("kubernetes", target),
+            namespace=spec["namespace"],
+            project_dir=spec["project_dir"],
+            log_dir=str(PurePosixPath(spec["project_dir"]) / log_dir),
+            run_as_user=int(spec["run_as_user"]),
+            replicas=int(spec["replicas"]),
+            requests=MappingProxyType(dict(spec["resources"]["requests"])),
+            limits=MappingProxyType(dict(spec["resources"]["limits"])),
+            autoscaling=None if scaling is None else MappingProxyType(dict(scaling)),
+            min_available=int(spec["disruption"]["min_available"]),
+            probe_period=int(probes["period_seconds"]),
+            probe_failures=int(probes["failure_threshold"]),
+            startup_seconds=int(probes["startup_seconds"]),
+            service_type=spec["service"]["type"],
+            service_port=int(spec["service"]["port"]),
+            ingress_namespaces=tuple(network["ingress_namespaces"]),
+            egress_https_cidrs=tuple(network["egress_https_cidrs"]),
+            secret=spec["secret"],
+            kserve=bool(spec["kserve"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SystemdSpec:
+    """What a systemd target's units declare (`systemd`; meanings in conf/deploy/onprem.yaml
+    and the schema). `path` is relative to the project root; the others are paths on the
+    machine the units run on."""
+
+    path: Path
+    checkout: str
+    log_dir: str  # serve.log.dir on the machine (under checkout when relative)
+    mlops: str
+    user: str
+    group: str
+    environment_file: str | None
+    sync_remote: str
+    sync_branch: str
+    sync_interval: float
+
+    @classmethod
+    def from_params(cls, target: str, spec: Mapping[str, Any], log_dir: str) -> SystemdSpec:
+        """`log_dir`: the target's serve.log.dir, as declared."""
+        sync = spec["sync"]
+        return cls(
+            path=Path(spec["path"]) if spec["path"] else environment_dir("systemd", target),
+            checkout=spec["checkout"],
+            log_dir=str(PurePosixPath(spec["checkout"]) / log_dir),
+            mlops=spec["mlops"],
+            user=spec["user"],
+            group=spec["group"],
+            environment_file=spec["environment_file"],
+            sync_remote=sync["remote"],
+            sync_branch=sync["branch"],
+            sync_interval=float(sync["interval"]),
+        )
+
+
 def _personal(dataset: DatasetSpec) -> tuple[str, ...]:
     return tuple(c.name for c in dataset.columns if c.personal)
 
@@ -201,11 +309,11 @@ def _check_service(kinds: Mapping[str, str], name: str) -> None:
             f"no deployment target {name!r} in params.yaml",
             hint="declared targets: " + ", ".join(sorted(kinds)),
         )
-    if kinds[name] != "service":
+    if kinds[name] not in SERVED_KINDS:
         raise ConfigError(
             f"target {name!r} is of kind {kinds[name]!r}, not a service",
-            hint="`mlops serve` serves targets of kind service; batch targets are scored "
-            "with `mlops predict`",
+            hint="`mlops serve` serves targets of kind " + ", ".join(SERVED_KINDS) + "; batch "
+            "targets are scored with `mlops predict`",
         )
 
 
@@ -395,29 +503,44 @@ class TargetSpec:
     gates: GateSpec
     pin: str | None
     rejected: tuple[str, ...]
-    serve: ServeSettings | None  # kind service
+    serve: ServeSettings | None  # the served kinds (SERVED_KINDS)
     batch: BatchSettings | None  # kind batch
     digest: str  # sha256 of the declared kind, gates, pin and rejected (see `settings_digest`)
-    strategy: StrategySpec | None  # kind service (a batch target has no traffic to shift)
+    strategy: StrategySpec | None  # the served kinds (a batch target has no traffic to shift)
+    image: ImageSpec | None  # kind kubernetes
+    kubernetes: KubernetesSpec | None  # kind kubernetes
+    systemd: SystemdSpec | None  # kind systemd
 
     @classmethod
     def build(
         cls, name: str, spec: Mapping[str, Any], dataset: DatasetSpec, root: Path
     ) -> TargetSpec:
         kind = spec["kind"]
+        served = kind in SERVED_KINDS
+        image = spec.get("image")
         return cls(
             name,
             kind,
             GateSpec.from_params(spec["gates"]),
             spec["pin"],
             tuple(spec["rejected"]),
-            ServeSettings.build(name, spec["serve"], _personal(dataset), root)
-            if kind == "service"
-            else None,
+            ServeSettings.build(name, spec["serve"], _personal(dataset), root) if served else None,
             BatchSettings.build(spec["batch"]) if kind == "batch" else None,
             settings_digest(spec),
-            StrategySpec.from_params(spec["strategy"]) if kind == "service" else None,
+            StrategySpec.from_params(spec["strategy"]) if served else None,
+            ImageSpec(image["repository"], image["bundle"]) if image else None,
+            KubernetesSpec.from_params(name, spec["kubernetes"], spec["serve"]["log"]["dir"])
+            if kind == "kubernetes"
+            else None,
+            SystemdSpec.from_params(name, spec["systemd"], spec["serve"]["log"]["dir"])
+            if kind == "systemd"
+            else None,
         )
+
+    @property
+    def served(self) -> bool:
+        """Whether the target runs `mlops serve` (a service, or one an environment runs)."""
+        return self.kind in SERVED_KINDS
 
     @property
     def rejected_bundles(self) -> dict[str, str]:

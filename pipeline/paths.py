@@ -118,6 +118,26 @@ def rollout_report_path(target: str) -> Path:
     return ROLLOUT_REPORTS / f"{target}.json"
 
 
+# Deployment environments (pipeline/deploy/environments/): the image record of a target whose
+# service runs from a container image (`mlops image record` writes it, rendering reads it), and
+# the default folder each kind of environment renders its desired state into (a target may
+# declare another under deploy/: `kubernetes.path`, `systemd.path`).
+IMAGES_DIR = DEPLOY_DIR / "images"
+ENVIRONMENT_DIRS = {"kubernetes": DEPLOY_DIR / "k8s", "systemd": DEPLOY_DIR / "systemd"}
+
+
+def image_record_path(target: str) -> Path:
+    """deploy/images/<target>.json: the image that serves the target's release
+    (`pipeline.deploy.image`)."""
+    return IMAGES_DIR / f"{target}.json"
+
+
+def environment_dir(kind: str, target: str) -> Path:
+    """deploy/k8s/<target> or deploy/systemd/<target>: where a target's environment is
+    rendered unless its config declares another path."""
+    return ENVIRONMENT_DIRS[kind] / target
+
+
 def released_bundle(bundle_id: str) -> Path:
     """Where the bundle `bundle_id` of a release lives (relative to the project root)."""
     return BUNDLES_DIR / bundle_id

@@ -2,8 +2,9 @@
 
 Compares two revisions of the repository (the pull request's base and the working tree after
 `dvc repro`): the params that changed, the stages that re-ran (their entries in dvc.lock
-differ), the metrics diff, the gate verdicts with their intervals, the monitoring verdict and,
-when the `maintain` stage has written one, the maintenance decision. Missing reports are said,
+differ), the metrics diff, the gate verdicts with their intervals, the rendered desired state
+of kubernetes and systemd targets (a diff of their manifests and units), the monitoring verdict
+and, when the `maintain` stage has written one, the maintenance decision. Missing reports are said,
 never guessed; table cells are escaped (a `|` in a reason must not break the table).
 It reads committed files only (`git show BASE:path` and the working tree), so it runs and is
 tested locally exactly as CI runs it.
@@ -352,6 +353,60 @@ def rollout_section(base: Reader, head: Reader) -> list[str]:
 MAX_VIOLATIONS = 10
 
 
+# ----------------------------------------------------------------------- environments
+DIFF_LINES = 150  # per target: a long rendering diff is cut, the files stay in the PR's diff
+
+
+def _environment_files(params: Mapping[str, Any], target: str) -> list[str]:
+    """The files a kubernetes or systemd target's rendering may hold, by path."""
+    from pipeline.deploy.environments import kubernetes, systemd
+    from pipeline.paths import environment_dir
+
+    spec = ((params.get("deploy") or {}).get("targets") or {}).get(target) or {}
+    kind = spec.get("kind")
+    if kind not in ("kubernetes", "systemd"):
+        return []
+    folder = (spec.get(kind) or {}).get("path") or environment_dir(kind, target).as_posix()
+    names = kubernetes.FILES if kind == "kubernetes" else systemd.unit_names(target)
+    return [f"{folder}/{name}" for name in names]
+
+
+def environments_section(base: Reader, head: Reader) -> list[str]:
+    """The rendered desired state of kubernetes and systemd targets, as a diff from the base
+    (what the cluster's GitOps controller or the machines' reconciler will apply)."""
+    import difflib
+
+    out: list[str] = []
+    params = [_yaml(read(PARAMS_FILE)) or {} for read in (base, head)]
+    for target in _targets(head, base):
+        paths = list(
+            dict.fromkeys(
+                _environment_files(params[1], target) + _environment_files(params[0], target)
+            )
+        )
+        lines: list[str] = []
+        for path in paths:
+            before, after = base(path), head(path)
+            if before == after:
+                continue
+            lines += difflib.unified_diff(
+                (before or "").splitlines(),
+                (after or "").splitlines(),
+                fromfile="/dev/null" if before is None else f"a/{path}",
+                tofile="/dev/null" if after is None else f"b/{path}",
+                lineterm="",
+            )
+        if not lines:
+            continue
+        cut = len(lines) > DIFF_LINES
+        out += [f"**{_cell(target)}**", "", "```diff", *lines[:DIFF_LINES]]
+        out += [f"... ({len(lines) - DIFF_LINES} more lines)"] if cut else []
+        out += ["```", ""]
+    if not out:
+        return []
+    return ["### Deployment environments (rendered desired state)", "", *out]
+
+
 def monitor_section(base: Reader, head: Reader) -> list[str]:
     """What monitoring judged, the newest production window's verdict, its violations and the
     counts per status; the simulated scenarios in one line apart (they never count)."""
@@ -481,6 +536,7 @@ def render(
     parts += metrics_section(base, head)
     parts += gates_section(base, head)
     parts += rollout_section(base, head)
+    parts += environments_section(base, head)
     parts += monitor_section(base, head)
     parts += maintain_section(head, decision)
     for section in extra or []:

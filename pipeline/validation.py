@@ -376,6 +376,59 @@ def _deploy_issues(data: Mapping[str, Any], locate: Locate) -> list[Issue]:
             )
         if "strategy" in target:
             issues += _strategy_issues(target["strategy"], name, data, locate)
+    issues += _environment_issues(data["deploy"]["targets"], locate)
+    return issues
+
+
+_QUANTITY = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_QUANTITY.update({"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40})
+
+
+def quantity(text: str) -> float:
+    """The value of a Kubernetes CPU or memory quantity the schema admitted (500m, 1.5, 512Mi)."""
+    number = text.rstrip("kKMGTim")
+    suffix = text[len(number) :]
+    return float(number) * _QUANTITY.get(suffix, 1.0)
+
+
+def _environment_issues(targets: Mapping[str, Any], locate: Locate) -> list[Issue]:
+    """What the schema cannot say about kubernetes and systemd targets: no two render into the
+    same folder, a request is within its limit, autoscaling's minimum is within its maximum."""
+    from pipeline.paths import environment_dir
+
+    issues, folders = [], {}
+    for name, target in targets.items():
+        kind = target.get("kind")
+        if kind not in ("kubernetes", "systemd") or kind not in target:
+            continue
+        base = f"deploy.targets.{name}.{kind}"
+        folder = target[kind]["path"] or environment_dir(kind, name).as_posix()
+        for other, used in folders.items():
+            if folder == used or folder.startswith(used + "/") or used.startswith(folder + "/"):
+                issues.append(
+                    Issue(
+                        locate(f"{base}.path"),
+                        f"{base}.path",
+                        f"{folder} overlaps {used}, where target {other} renders; every "
+                        "target needs a folder of its own",
+                        target[kind]["path"],
+                    )
+                )
+        folders[name] = folder
+        if kind != "kubernetes":
+            continue
+        spec = target[kind]
+        for resource in ("cpu", "memory"):
+            request = spec["resources"]["requests"][resource]
+            limit = spec["resources"]["limits"][resource]
+            if quantity(request) > quantity(limit):
+                key = f"{base}.resources.requests.{resource}"
+                issues.append(Issue(locate(key), key, f"more than its limit ({limit})", request))
+        scaling = spec.get("autoscaling")
+        if scaling and scaling["min_replicas"] > scaling["max_replicas"]:
+            key = f"{base}.autoscaling.min_replicas"
+            message = f"more than max_replicas ({scaling['max_replicas']})"
+            issues.append(Issue(locate(key), key, message, scaling["min_replicas"]))
     return issues
 
 

@@ -59,6 +59,7 @@ USAGE: list[Case] = [
     (["compose", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["schema"], "the following arguments are required"),
+    (["image", "record", "--target", "local"], "the following arguments are required: --digest"),
 ]
 
 # in a project that was composed but never reproduced
@@ -71,6 +72,12 @@ UNREPRODUCED: list[Case] = [
     (["predict", "--input", "x.csv", "--output", "y.csv", "--bundle", "models/bundle"], "bundle"),
     (["rollback", "--target", "local"], "nothing has been released to local"),
     (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
+    (["render", "--target", "local"], "deploy.targets.local is a service target: it has no"),
+    (
+        ["image", "record", "--target", "local", "--digest", "sha256:" + "0" * 64],
+        "deploy.targets.local is a service target: a service target has no image",
+    ),
+    (["install-units", "--target", "batch", "--dir", "."], "not a systemd target"),
 ]
 
 # in a reproduced project

@@ -194,6 +194,9 @@ TARGETS = {
     ("rollout", "advance"): ("once", "required"),
     ("rollout", "promote"): ("once", "required"),
     ("rollout", "abort"): ("once", "required"),
+    ("render",): ("many", None),
+    ("image", "record"): ("once", "required"),
+    ("install-units",): ("once", "required"),
 }
 
 
@@ -235,6 +238,7 @@ def test_check_has_one_meaning() -> None:
         ("sync",),
         ("maintain",),
         ("rollout", "analyze"),
+        ("render",),
     }
     for path, text in checks.items():
         assert text and text.startswith("change nothing; exit 1 when "), (path, text)
@@ -342,6 +346,10 @@ NESTED: list[tuple[list[str], str]] = [
     (["rollout", "promote", "--target", "nope"], "no deployment target 'nope'"),
     (["rollout", "advance", "--target", "batch"], "target 'batch' is of kind 'batch'"),
     (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
+    (
+        ["image", "record", "--target", "local", "--digest", "sha256:" + "0" * 64],
+        "deploy.targets.local is a service target: a service target has no image",
+    ),
     (["windows", "retain"], "monitor.retention.keep_raw_days is null"),
 ]
 

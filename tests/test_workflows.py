@@ -36,9 +36,15 @@ PINS = {
     "actions/setup-python": ("a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0"),
     "actions/cache": ("5a3ec84eff668545956fd18022155c47e93e2684", "v4.2.3"),
     "actions/upload-artifact": ("ea165f8d65b6e75b540449e92b4886f43607fa02", "v4.6.2"),
+    # image.yml builds and pushes the service image (each tag resolved to its commit in the
+    # action's own repository)
+    "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+    "docker/build-push-action": ("53b7df96c91f9c12dcc8a07bcb9ccacbed38856a", "v7.3.0"),
 }
+PUBLISHERS = ("docker/build-push-action@",)  # what publishes a runtime artifact
 # What a job may widen beyond `contents: read`; anything else needs a reason to add here.
-WRITABLE = {"contents", "pull-requests", "issues"}
+# packages: image.yml's image job pushes the service image to ghcr.io with the job's token.
+WRITABLE = {"contents", "pull-requests", "issues", "packages"}
 SAME_REPO = "${{ github.event.pull_request.head.repo.full_name == github.repository }}"
 OPERATORS = {";", "&&", "||", "|", "&", ">", ">>", "<", "(", ")", "2>", "2>&1"}
 
@@ -88,7 +94,7 @@ def test_actionlint_finds_nothing() -> None:
         timeout=120,
     )
     findings = json.loads(proc.stdout)
-    shown = [f"{f['filepath']}:{f['line']}: {f['message']} [{f['kind']}]" for f in findings]
+    shown = [f"{f['file']}:{f['line']}: {f['message']} [{f['kind']}]" for f in findings]
     assert findings == [], "\n".join(shown)
 
 
@@ -178,13 +184,23 @@ def test_secrets_reach_only_the_steps_that_use_them(path: Path) -> None:
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=ids(WORKFLOWS))
 def test_caches(path: Path) -> None:
-    """pip through setup-python; the DVC cache wherever DVC runs."""
+    """pip through setup-python; the DVC cache wherever DVC runs. A job that publishes an
+    image caches nothing (zizmor's cache-poisoning: a poisoned cache would reach the image)."""
     doc = load(path)
-    pythons = [s for _, _, s in steps(doc) if s.get("uses", "").startswith("actions/setup-python")]
+
+    def publishes(job: dict[str, Any]) -> bool:
+        return any(s.get("uses", "").startswith(PUBLISHERS) for s in job["steps"])
+
+    pythons = [
+        (job, s) for _, job, s in steps(doc) if s.get("uses", "").startswith("actions/setup-python")
+    ]
     assert pythons, "every workflow installs the project"
-    for step in pythons:
-        assert step["with"].get("cache") == "pip", step
-    texts = scripts(doc)
+    for job, step in pythons:
+        assert step["with"].get("cache") == (None if publishes(job) else "pip"), step
+    for _, job, step in steps(doc):
+        if publishes(job):
+            assert not step.get("uses", "").startswith("actions/cache@"), step
+    texts = [step["run"] for _, job, step in steps(doc) if "run" in step and not publishes(job)]
     for script in list(texts):  # and the helper scripts it calls that move DVC data
         for called in re.findall(r"\.github/scripts/[\w.-]+", script):
             if not called.endswith(("dvc_remote.sh", "run_step.sh")):

@@ -16,6 +16,10 @@ release
     aborts it (`pipeline/deploy/rollout.py`). Starting is releasing: the same proposal, bundle
     copy, `dvc add` and journal, so one command owns both.
 
+    A kubernetes or systemd target's environment is rendered in the same transaction
+    (`pipeline.deploy.environments`: manifests under deploy/k8s/<target>/, units under
+    deploy/systemd/<target>/), so the release commit carries the desired state reviewers read.
+
     All or nothing: every path is journaled before it changes (`pipeline.journal`), the bundle
     is copied to a temporary directory, verified and renamed into place, then `dvc add`, then
     the release records of every target; if any step fails, what was done is undone and every
@@ -57,7 +61,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +109,8 @@ class Outcome:
     action: str  # released | rolling_out | already_released | blocked | nothing
     release: str | None
     detail: str
+    # what rendering the target's environment (kubernetes, systemd) wrote or left out
+    notes: list[str] = field(default_factory=list)
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -247,21 +253,38 @@ def _release(
             plans.append((target, report))
         else:
             outcomes.append(_rolling(root, target))
+    renderings = {}
     if plans:
         _apply(root, plans, dvc, journal, params)
+        # the environments of the released targets, rendered in the same transaction
+        from pipeline.deploy.environments import apply as render_environments
+
+        released = [target for target, _ in plans]
+        renderings = {r.target: r for r in render_environments(root, params, released, journal)}
     for target, report in plans:
         proposal = report["proposal"]
         detail = f"bundle {proposal['bundle']['id']}, parent {proposal['parent'] or '(none)'}"
         if new_line_text(proposal):
             detail += f"; {new_line_text(proposal)}"
         rollout = read_record(root / release_path(target), target).running_rollout
+        notes = _rendered(renderings.get(target))
         if rollout is not None:
             detail = f"{rollout.strategy} rollout started against {proposal['parent']} ({detail})"
-            outcomes.append(Outcome(target, "rolling_out", proposal["release"], detail))
+            outcomes.append(Outcome(target, "rolling_out", proposal["release"], detail, notes))
         else:
-            outcomes.append(Outcome(target, "released", proposal["release"], detail))
+            outcomes.append(Outcome(target, "released", proposal["release"], detail, notes))
     order = {t: i for i, t in enumerate(params.deploy.targets)}
     return sorted(outcomes, key=lambda o: order.get(o.target, len(order)))
+
+
+def _rendered(rendering: Any) -> list[str]:
+    """What rendering a released target's environment did (`pipeline.deploy.environments`)."""
+    if rendering is None:
+        return []
+    notes = list(rendering.notes)
+    if rendering.written:
+        notes.insert(0, f"rendered {rendering.path}/ ({len(rendering.written)} file(s) changed)")
+    return notes
 
 
 def _check_rollout(root: Path, target: str, report: dict[str, Any], spec: TargetSpec) -> bool:

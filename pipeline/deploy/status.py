@@ -8,7 +8,11 @@
   `GET http://<host>:<port>/version` (`pipeline.deploy.live`, the one client):
   "in sync" when both name the same release and bundle, "out of sync" otherwise,
   "unreachable" when the service does not answer within the timeout; during a rollout, the
-  candidate, step and weight too, and the last step's decision.
+  candidate, step and weight too, and the last step's decision. A systemd target's service
+  is asked the same way. A kubernetes target shows the release its rendered workload serves
+  (deploy/k8s/<target>/) against the declared one, and against the live one only when a
+  kubeconfig is given (`--kubeconfig`: the workload's release annotation through
+  `kubectl get -o json`; "not checked" without one, or without kubectl).
 
 Nothing here writes a file. The HTTP client and the `dvc status` call are parameters, so tests
 can use stand-ins (httpx.MockTransport) and the real thing alike.
@@ -17,7 +21,7 @@ can use stand-ins (httpx.MockTransport) and the real thing alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,9 @@ if TYPE_CHECKING:
     import httpx
 
 StagesCheck = Callable[[Path], str]
+# runs `kubectl ARGS` in the root: its stdout, None when kubectl is not installed, a ToolError
+# when it fails (a parameter, so tests can stand in for a cluster)
+Kubectl = Callable[[Sequence[str], Path], "str | None"]
 
 
 def dvc_stages(root: Path) -> str:
@@ -64,7 +71,12 @@ def _short(release: str | None) -> str:
 
 
 def target_lines(
-    root: Path, name: str, spec: Mapping[str, Any], client: httpx.Client | None
+    root: Path,
+    name: str,
+    spec: Mapping[str, Any],
+    client: httpx.Client | None,
+    kubeconfig: Path | None = None,
+    kubectl: Kubectl | None = None,
 ) -> list[str]:
     # the one release-record parser: a truncated or hand-edited record is an error (exit 2),
     # never shown as "declared (none)"
@@ -75,7 +87,7 @@ def target_lines(
     lines = [f"{head}: declared {_short(declared)}"]
     if spec.get("pin"):
         lines[0] += f", pinned to {spec['pin']} (rollback)"
-    if spec["kind"] == "service" and client is not None:
+    if spec["kind"] in ("service", "systemd") and client is not None:
         serve = spec["serve"]
         live = read_version(service_url(serve["host"], serve["port"]), client=client)
         where = f"{serve['host']}:{serve['port']}"
@@ -84,6 +96,8 @@ def target_lines(
         else:
             verdict = "in sync" if serves_record(live, record) else "OUT OF SYNC"
             lines.append(f"      live: {describe(live)} at {where} — {verdict}")
+    if spec["kind"] == "kubernetes":
+        lines += kubernetes_lines(root, name, spec, record, kubeconfig, kubectl)
     lines += rollout_lines(root, name, record)
     decision = report.get("decision")
     if decision is None:
@@ -97,6 +111,99 @@ def target_lines(
         lines.append(f"      gate: BLOCKED: {reasons[0] if reasons else '?'}{more}")
     else:
         lines.append(f"      gate: {decision}")
+    return lines
+
+
+def run_kubectl(args: Sequence[str], root: Path) -> str | None:
+    """`kubectl args` (stdout), or None when kubectl is not installed; a ToolError when it
+    fails (an unreachable cluster, a missing object)."""
+    if vcs.find("kubectl") is None:
+        return None
+    return vcs.run("kubectl", root, list(args), timeout=30).stdout
+
+
+def rendered_workload(root: Path, name: str, spec: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """(kind, object) of the workload rendered for a kubernetes target (deployment.yaml or
+    rollout.yaml in its folder), or None when none is rendered."""
+    import yaml
+
+    from pipeline.paths import environment_dir
+
+    folder = root / (spec.get("kubernetes", {}).get("path") or environment_dir("kubernetes", name))
+    for file, kind in (("deployment.yaml", "deployment"), ("rollout.yaml", "rollout")):
+        try:
+            return kind, yaml.safe_load((folder / file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _annotation(obj: Any, key: str) -> str | None:
+    try:
+        value = obj["metadata"]["annotations"][key]
+    except (KeyError, TypeError):
+        return None
+    return str(value)
+
+
+def kubernetes_lines(
+    root: Path,
+    name: str,
+    spec: Mapping[str, Any],
+    record: ReleaseRecord,
+    kubeconfig: Path | None,
+    kubectl: Kubectl | None,
+) -> list[str]:
+    """The rendered manifests' release against the declared one (the workload release: the
+    candidate of a running canary rollout, else the release), and against the live one only
+    when a kubeconfig is given: the workload's release annotation, read with kubectl."""
+    from pipeline.deploy.environments.kubernetes import ANNOTATION, app_name
+    from pipeline.deploy.image import workload_release
+
+    key = f"{ANNOTATION}/release"
+    serving = workload_release(record)
+    declared = None if serving is None else serving.release
+    found = rendered_workload(root, name, spec)
+    if found is None:
+        lines = [
+            "      rendered: nothing yet (no image recorded: `mlops image record --target "
+            f"{name} --digest sha256:...`)"
+        ]
+        kind = None
+        rendered = None
+    else:
+        kind, obj = found
+        rendered = _annotation(obj, key)
+        verdict = (
+            "matches the declared release"
+            if rendered == declared
+            else (f"WAITING: {_short(declared)} is declared (its image is not recorded yet)")
+        )
+        lines = [f"      rendered: {_short(rendered)} ({kind}) — {verdict}"]
+    if kubeconfig is None:
+        lines.append("      live: not checked (give --kubeconfig to read the cluster)")
+        return lines
+    if kind is None:
+        lines.append("      live: not checked (no workload rendered)")
+        return lines
+    namespace = (spec.get("kubernetes") or {}).get("namespace", "default")
+    args = ["--kubeconfig", str(kubeconfig), "--namespace", namespace, "get", kind]
+    args += [app_name(name), "--output", "json", "--request-timeout", "20s"]
+    try:
+        out = (kubectl or run_kubectl)(args, root)
+    except ToolError as exc:
+        first = str(exc).splitlines()[0]
+        lines.append(f"      live: unknown ({first})")
+        return lines
+    if out is None:
+        lines.append("      live: not checked (no kubectl)")
+        return lines
+    try:
+        live = _annotation(json.loads(out), key)
+    except ValueError:
+        live = None
+    verdict = "in sync" if live == rendered else "OUT OF SYNC"
+    lines.append(f"      live: {_short(live)} ({kind}/{app_name(name)} in {namespace}) — {verdict}")
     return lines
 
 
@@ -128,6 +235,8 @@ def render_status(
     *,
     client: httpx.Client | None = None,
     stages: StagesCheck | None = dvc_stages,
+    kubeconfig: Path | None = None,
+    kubectl: Kubectl | None = None,
 ) -> str:
     from pipeline import config
 
@@ -154,5 +263,5 @@ def render_status(
     params = config.read_yaml(root / config.PARAMS_FILE)
     lines.append("targets:")
     for name, spec in params["deploy"]["targets"].items():
-        lines += target_lines(root, name, spec, client)
+        lines += target_lines(root, name, spec, client, kubeconfig, kubectl)
     return "\n".join(lines)

@@ -97,3 +97,19 @@ def test_an_inconsistent_rollout_is_refused(change: Any, message: str) -> None:
 def test_a_record_without_a_rollout_is_unchanged_by_this_format() -> None:
     data = candidate_record()
     assert "rollout" not in data and _check(data).rollout is None
+
+
+@pytest.mark.parametrize("only", [STABLE, CANDIDATE])
+def test_a_pod_that_serves_one_release_does_not_route_again(tmp_path: Any, only: str) -> None:
+    """A Kubernetes pod (MLOPS_RELEASE) serves its release alone: the Argo Rollout splits the
+    traffic between stable and canary pods, so a candidate pod routing again would halve it."""
+    from pipeline.deploy.service.releases import Desired
+
+    text = json.dumps(rollout_record())
+    everything = Desired.parse(text, tmp_path, "local", "deploy/local.json")
+    assert everything.release == STABLE and everything.rollout is not None
+    alone = Desired.parse(text, tmp_path, "local", "deploy/local.json", only=only)
+    assert alone.release == only and alone.rollout is None
+    assert alone.path == tmp_path / "bundles" / str(alone.bundle_id)
+    with pytest.raises(ArtifactError, match=r"declares no release r0009-c+ \(this process"):
+        Desired.parse(text, tmp_path, "local", "deploy/local.json", only="r0009-" + "c" * 16)

@@ -122,6 +122,7 @@ class Service:
         poll_seconds: float = 1.0,
         loader: Callable[..., Served] = load_served,
         redactor: Redactor | None = None,
+        only_release: str | None = None,
     ) -> None:
         if settings.auth.predict_requires_token and token is None:
             raise ConfigError(
@@ -145,6 +146,7 @@ class Service:
             poll_seconds=poll_seconds,
             on_failure=lambda _msg: self.metrics.load_failures.inc(),
             loader=loader,
+            only=only_release,
         )
         self.index = RequestIndex()
         self.predlog = JsonLinesLog(

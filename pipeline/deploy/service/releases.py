@@ -80,10 +80,28 @@ class Desired:
         return None if self.sha256 is None else bundle_id(self.sha256)
 
     @classmethod
-    def parse(cls, content: str | bytes, root: Path, target: str, source: str) -> Desired:
+    def parse(
+        cls, content: str | bytes, root: Path, target: str, source: str, *, only: str | None = None
+    ) -> Desired:
         """Read a deploy file's content with the one release-record parser every reader uses
-        (`parse_record`: ids matched whole, bundle.path must be bundles/<bundle id>)."""
+        (`parse_record`: ids matched whole, bundle.path must be bundles/<bundle id>).
+
+        `only` names the one release this process serves, whatever the record's rollout says:
+        a pod of a Kubernetes Deployment or Argo Rollout (MLOPS_RELEASE), where the cluster
+        splits traffic between the stable and the candidate pods. Routing again inside each pod
+        would split the candidate's share a second time. A record that declares neither as the
+        release nor as the running rollout's candidate is refused (ArtifactError)."""
         record = parse_record(content, source, target)
+        if only is not None:
+            running = record.running_rollout
+            for one in (record, None if running is None else running.candidate):
+                if one is not None and one.release == only:
+                    return cls(
+                        one.release, one.bundle_sha256, root / released_bundle(str(one.bundle_id))
+                    )
+            raise ArtifactError(
+                f"{source}: declares no release {only} (this process serves only that one)"
+            )
         if record.release is None:
             return cls(None)
         running = record.running_rollout
@@ -329,8 +347,10 @@ class ReleaseWatcher:
         poll_seconds: float = 1.0,
         on_failure: Callable[[str], None] | None = None,
         loader: Callable[[Desired, int], Served] = load_served,
+        only: str | None = None,
     ) -> None:
         self.path = path
+        self.only = only  # serve this release alone (Desired.parse)
         self.root = root
         self.slot = slot
         self.threads = threads
@@ -404,7 +424,7 @@ class ReleaseWatcher:
         return self._follow(desired)
 
     def _parse(self, content: bytes) -> Desired:
-        return Desired.parse(content, self.root, self.slot.target, str(self.path))
+        return Desired.parse(content, self.root, self.slot.target, str(self.path), only=self.only)
 
     def _settled(self, read: Callable[[], Any]) -> Any:
         """`read()`, retried while it fails: the file may be mid-rewrite (see SETTLE_SECONDS)."""

@@ -47,14 +47,22 @@ def tune_interpreter() -> None:
 
 
 def build(
-    settings: ServeSettings, root: Path, *, poll_seconds: float = 1.0, token: Any = None
+    settings: ServeSettings,
+    root: Path,
+    *,
+    poll_seconds: float = 1.0,
+    token: Any = None,
+    only_release: str | None = None,
 ) -> Any:
-    """The FastAPI app for one target (the token from the environment unless given)."""
+    """The FastAPI app for one target (the token from the environment unless given);
+    `only_release`: serve that release alone (`Desired.parse`)."""
     from pipeline.deploy.service.app import Service, create_app
 
     if token is None:
         token = resolve_token(settings.auth)
-    service = Service(settings, root, token=token or None, poll_seconds=poll_seconds)
+    service = Service(
+        settings, root, token=token or None, poll_seconds=poll_seconds, only_release=only_release
+    )
     if service.token is None:
         logging.getLogger("mlops.serve").warning(
             "no bearer token in $%s%s: POST /feedback answers 503 until one is set",
@@ -88,13 +96,14 @@ def serve(
     port: int | None = None,
     poll_seconds: float = 1.0,
     log_level: str = "info",
+    only_release: str | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM; shutdown drains requests, the model thread and the logs."""
     import uvicorn
 
     configure_logging(log_level)
     tune_interpreter()
-    app = build(settings, root, poll_seconds=poll_seconds)
+    app = build(settings, root, poll_seconds=poll_seconds, only_release=only_release)
     server = uvicorn.Server(
         uvicorn_config(
             app, host or settings.host, settings.port if port is None else port, log_level=log_level

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from pipeline.monitor.engine import load_context, monitor
+from pipeline.monitor.kept import KeptStore
 from pipeline.monitor.retention import apply, plan, read_archive
 from pipeline.monitor.windowing import survey
-from pipeline.paths import CHAMPION_BUNDLE, MONITOR_ARCHIVE, PRODUCTION_DIR
+from pipeline.paths import CHAMPION_BUNDLE, MONITOR_ARCHIVE, MONITOR_KEPT, PRODUCTION_DIR
 from pipeline.windows import write_window
 from tests.monitor import fakes
 
@@ -42,9 +43,12 @@ def _project(root: Path, keep_raw_days: int | None) -> SimpleNamespace:
 
 
 def _reports(root: Path, params: SimpleNamespace, out: Path) -> dict[str, bytes]:
+    """The monitor stage's outputs (with its kept results, which `plan` then reuses)."""
     ctx = load_context(root, params.monitor, params.dataset)
-    traffic = survey({"production": root / PRODUCTION_DIR}, ctx.settings.windows)
-    monitor(traffic, ctx, out, archived=read_archive(root / MONITOR_ARCHIVE))
+    kept = KeptStore(root / MONITOR_KEPT)
+    traffic = survey({"production": root / PRODUCTION_DIR}, ctx.settings.windows, kept=kept)
+    monitor(traffic, ctx, out, kept=kept, archived=read_archive(root / MONITOR_ARCHIVE))
+    kept.prune()
     return {name: (out / name).read_bytes() for name in OUTPUTS}
 
 

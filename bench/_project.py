@@ -22,6 +22,7 @@ ITEMS = (
     ".dvcignore",
     "data/external",
     "scripts",
+    "monitor",  # monitor/archive: a dependency of the `monitor` stage
 )
 
 

@@ -21,6 +21,7 @@ from pipeline.cli_args import (
     add_check,
     add_out,
     command,
+    command_group,
     project_path,
 )
 
@@ -143,8 +144,10 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Register `mlops monitor` on the subparsers of `mlops`."""
+    """Register `mlops monitor` and `mlops windows` on the subparsers of `mlops`."""
     from pipeline.paths import MANUAL_REPORTS, MONITOR_REPORT
+
+    add_window_commands(sub)
 
     p = command(sub, "monitor", _monitor)
     mode = p.add_mutually_exclusive_group()
@@ -176,6 +179,61 @@ def add_commands(sub: Any) -> None:
         "--time",
         help="one time (ISO 8601) for every row of a file without a time column "
         "(default: file order)",
+    )
+
+
+def _retain(args: argparse.Namespace) -> int:
+    """Retire raw production windows older than monitor.retention.keep_raw_days.
+
+    A window that ended more than keep_raw_days days before the newest production row (the
+    data's time, not the clock) leaves data/production/ (its file and DVC pointer); its verdict
+    is archived in monitor/archive/ so the history and the reports still show it (see
+    pipeline/monitor/retention.py). A dry run unless --apply; the change is one transaction
+    (restored whole when interrupted): commit it, then `dvc repro`."""
+    from pipeline import config
+    from pipeline.errors import ConfigError
+    from pipeline.monitor.retention import apply, plan
+
+    root = args.root
+    params = config.load_config(root, hyperparameters=False)
+    if params.monitor.keep_raw_days is None:
+        raise ConfigError(
+            "monitor.retention.keep_raw_days is null: no retention is declared, every raw "
+            "window is kept",
+            hint="declare how long raw windows stay in conf/monitor/ (retention: "
+            "{keep_raw_days: 90}), run `mlops compose`, then `mlops windows retain`",
+        )
+    retired, why = plan(root, params)
+    print(f"retention: {why}")
+    if not retired:
+        print("nothing to retire")
+        return EXIT_OK
+    for window in retired:
+        names = ", ".join(p.name for p in window.files)
+        print(f"  {window.id} (ended {window.end}, {window.result['status']}): {names}")
+    files = sorted({p for w in retired for p in w.files})
+    if not args.apply:
+        print(
+            f"dry run: {len(retired)} window(s), {len(files)} file(s) would be retired; "
+            "run again with --apply"
+        )
+        return EXIT_OK
+    apply(root, retired)
+    print(
+        f"retired {len(retired)} window(s): {len(files)} file(s) removed, verdicts archived "
+        "in monitor/archive/; review and commit, then `dvc repro`"
+    )
+    return EXIT_OK
+
+
+def add_window_commands(sub: Any) -> None:
+    """Register `mlops windows retain`."""
+    windows = command_group(sub, "windows", help="production window tools")
+    p = command(windows, "retain", _retain)
+    p.add_argument(
+        "--apply",
+        action="store_true",
+        help="remove the windows and archive their verdicts (default: a dry run)",
     )
 
 

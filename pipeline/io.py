@@ -30,8 +30,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of `path` for writing; rename it into place only on success."""
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "wb", *, durable: bool = True
+) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; rename it into place only on success.
+
+    `durable=False` skips the fsyncs, for files that are recomputed when missing (the rename
+    stays atomic: a reader sees the old file or the new one, never part of one)."""
     if mode not in {"wb", "w"}:
         raise ValueError(f"atomic_open supports 'wb' and 'w', not {mode!r}")
     target = Path(path)
@@ -46,13 +51,15 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with os.fdopen(fd, mode, **text) as fh:  # type: ignore[call-overload]
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         # mkstemp creates 0600 files; artifacts are ordinary files, so honour the umask.
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
         tmp.replace(target)
-        _fsync_dir(target.parent)
+        if durable:
+            _fsync_dir(target.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -83,8 +90,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         fh.write(data)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    with atomic_open(path, "w") as fh:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
+    with atomic_open(path, "w", durable=durable) as fh:
         fh.write(text)
 
 

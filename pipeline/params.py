@@ -702,6 +702,15 @@ class PerformanceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ReportSpec:
+    """How much report.json and report.html hold (`monitor.report`): the latest
+    `detail_windows` windows one by one, the whole history in `history_buckets` buckets."""
+
+    detail_windows: int
+    history_buckets: int
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorSettings:
     """Everything the `monitor` stage decides with."""
 
@@ -711,12 +720,21 @@ class MonitorSettings:
     drift: DriftSettings
     prediction: MethodChoice
     performance: PerformanceSpec
+    report: ReportSpec
+    keep_raw_days: int | None  # `monitor.retention`: raw windows kept this long (None: all)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> MonitorSettings:
         """From validated params (the `monitor` section and `task`)."""
+        from pipeline.validation import schema_defaults
+
         monitor = params["monitor"]
         perf = monitor["performance"]
+        report = {**schema_defaults("monitor", "$defs", "report"), **(monitor.get("report") or {})}
+        retention = {
+            **schema_defaults("monitor", "$defs", "retention"),
+            **(monitor.get("retention") or {}),
+        }
         return cls(
             target=monitor["target"],
             task=params["task"],
@@ -732,6 +750,8 @@ class MonitorSettings:
                     k: float(v) for k, v in (perf["max_drop_by_metric"] or {}).items()
                 },
             ),
+            report=ReportSpec(**report),
+            keep_raw_days=retention["keep_raw_days"],
         )
 
 

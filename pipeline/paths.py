@@ -69,6 +69,10 @@ MONITOR_REPORT = MONITOR_REPORTS / REPORT_JSON
 MONITOR_HTML = MONITOR_REPORTS / REPORT_HTML
 MONITOR_METRICS = MONITOR_REPORTS / METRICS_JSON
 MONITOR_HISTORY = MONITOR_REPORTS / HISTORY_CSV
+# what monitoring keeps between runs (`pipeline.monitor.kept`; a persisted DVC output)
+MONITOR_KEPT = MONITOR_REPORTS / "kept"
+# retired production windows' verdicts (`mlops windows retain --apply`; git-tracked, a monitor dep)
+MONITOR_ARCHIVE = Path("monitor/archive")
 MANUAL_REPORTS = Path("reports/monitor-manual")  # `mlops monitor --input` (outside the graph)
 DECISION = Path("reports/maintain/decision.json")  # the `maintain` stage's output
 ROLLOUT_REPORTS = Path("reports/rollout")  # `mlops rollout analyze --apply` (outside the graph)

@@ -177,6 +177,20 @@ def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
     return sorted(found, key=lambda w: (w.id, str(w.path)))
 
 
+def remove_windows(paths: Iterable[Path]) -> list[Path]:
+    """Remove window files and their DVC pointers (`<file>.dvc`); what was removed. The one
+    way a window leaves the workspace (retention, `pipeline.monitor.retention`): a layout that
+    tracks windows otherwise changes this function, not its callers. Callers that must be able
+    to undo it journal the paths first (`pipeline.journal`)."""
+    removed = []
+    for path in paths:
+        for each in (path, path.with_name(path.name + POINTER)):
+            if each.is_file():
+                each.unlink()
+                removed.append(each)
+    return removed
+
+
 def _foreign_hint(foreign: list[Path]) -> str:
     data = [p for p in foreign if p.suffix.lower() in (".csv", ".parquet")]
     where = foreign[0].parent

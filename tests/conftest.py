@@ -44,6 +44,7 @@ PROJECT_ITEMS = (
     ".gitignore",
     "data/external",
     "scripts",
+    "monitor",  # monitor/archive: retired windows' verdicts, a dependency of `monitor`
 )
 
 

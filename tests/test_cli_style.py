@@ -350,6 +350,7 @@ NESTED: list[tuple[list[str], str]] = [
         ["image", "record", "--target", "local", "--digest", "sha256:" + "0" * 64],
         "deploy.targets.local is a service target: a service target has no image",
     ),
+    (["windows", "retain"], "monitor.retention.keep_raw_days is null"),
 ]
 
 

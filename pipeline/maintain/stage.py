@@ -4,7 +4,8 @@ Reads the monitoring history (reports/monitor/history.csv: production windows on
 monitor's report.json (only to say why no window counts: monitoring skipped, simulated windows
 that never count), the ledger of applied decisions (maintain/ledger.json, committed), the live
 release (deploy/<target>.json) and, for the rollback policy, the labelled production rows the
-live release scored, rescored by the live and the previous release's bundles. Writes
+live release scored, rescored by the live and the previous release's bundles (only the windows
+that hold such rows are read: the monitor's kept file summaries say which). Writes
 reports/maintain/decision.json: the action, every policy evaluated with its evidence, and the
 inputs it used. Nothing here reads the clock.
 """
@@ -27,6 +28,7 @@ from pipeline.paths import (
     DECISION,
     LEDGER,
     MONITOR_HISTORY,
+    MONITOR_KEPT,
     MONITOR_REPORT,
     PRODUCTION_DIR,
     release_path,
@@ -64,12 +66,18 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
 
 
 def labelled_rows(windows: WindowSpec, release: str) -> Any:
-    """Labelled production rows scored by `release`, from the production windows."""
+    """Labelled production rows scored by `release`, from the production windows that hold
+    some: the summaries the monitor stage keeps (reports/monitor/kept) say which files do
+    without parsing them, so the cost follows the live release's traffic, not the history's
+    length (with nothing kept, every file is read once to find out)."""
     import pandas as pd
 
-    from pipeline.monitor.windowing import collect
+    from pipeline.monitor.kept import KeptStore
+    from pipeline.monitor.windowing import survey
 
-    frames = [w.frame for w in collect({"production": PRODUCTION_DIR}, windows)]
+    kept = KeptStore(MONITOR_KEPT, read_only=True)
+    traffic = survey({"production": PRODUCTION_DIR}, windows, kept=kept)
+    frames = [w.frame for w in traffic.labelled_by(release)]
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)

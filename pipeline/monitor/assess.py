@@ -33,11 +33,18 @@ from pipeline import metrics
 from pipeline.floors import Baseline, Floor, binding
 from pipeline.floors import resolve as resolve_floors
 from pipeline.monitor.compat import Refusal, scored_by, window_problem
-from pipeline.monitor.drift import ColumnDrift, DriftReport, DriftSettings, compute_drift
+from pipeline.monitor.drift import (
+    ColumnDrift,
+    DriftReport,
+    DriftSettings,
+    compute_drift,
+    rejudged,
+    summarise,
+)
 from pipeline.monitor.monitored_bundle import BundleInfo
 from pipeline.monitor.task_metrics import label_metrics
 from pipeline.monitor.windowing import MonitorWindow
-from pipeline.params import MonitorSettings, PerformanceSpec
+from pipeline.params import MonitorSettings, PerformanceSpec, ReportSpec
 from pipeline.profile.reference import ColumnKind, Reference, build_reference
 from pipeline.values import canonical_category
 from pipeline.windows import LABEL, PREDICTION, RELEASE, TIME
@@ -370,9 +377,14 @@ def describe(window: MonitorWindow) -> dict[str, Any]:
 def scenario_of(window: MonitorWindow, scenarios: Mapping[str, Any]) -> Any:
     """What the simulator injected into the window's rows, when they all come from one
     simulated file (scenarios are recorded per window file)."""
-    if window.source != "simulated":
+    return scenario_for(window.source, window.files, scenarios)
+
+
+def scenario_for(source: str, files: Sequence[str], scenarios: Mapping[str, Any]) -> Any:
+    """`scenario_of` a window given by its source and file names (a kept result's)."""
+    if source != "simulated":
         return None
-    found = {Path(name).stem for name in window.files}
+    found = {Path(name).stem for name in files}
     if len(found) != 1:
         return None
     return scenarios.get(found.pop())
@@ -393,6 +405,14 @@ def _no_verdict(result: dict[str, Any], status: str, notes: list[str]) -> dict[s
 
 def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
     """The full verdict for one window (see the module docstring)."""
+    result = measure(window, ctx)
+    result.pop(PERFORMANCE_CHECKS, None)
+    return result
+
+
+def measure(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
+    """`assess`'s verdict in the form it is kept in: with the performance checks in their
+    order (PERFORMANCE_CHECKS), which `rejudge` needs to judge it again."""
     result = describe(window)
     result["scenario"] = scenario_of(window, ctx.scenarios)
     if ctx.refusal is not None:
@@ -427,6 +447,23 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
         ctx.settings.performance,
         ctx.bundle.meta.get("baseline"),
     )
+    result["performance_checks"] = perf_checks
+    return judge(result, drift, pred, perf, notes)
+
+
+PERFORMANCE_CHECKS = "performance_checks"  # a kept result's performance checks, in order
+
+
+def judge(
+    result: dict[str, Any],
+    drift: DriftReport,
+    pred: ColumnDrift,
+    perf: dict[str, Any],
+    notes: list[str],
+) -> dict[str, Any]:
+    """The window's checks, violations and status from its drift and performance findings
+    (`result` carries the performance checks in their order under PERFORMANCE_CHECKS)."""
+    perf_checks = list(result[PERFORMANCE_CHECKS])
     checks = drift_checks(drift) + prediction_checks(pred) + perf_checks
     checks.sort(key=lambda c: {False: 0, None: 1, True: 2}[c["ok"]])  # violations first
     found = violations(checks)
@@ -440,6 +477,49 @@ def assess(window: MonitorWindow, ctx: Context) -> dict[str, Any]:
         notes=notes,
     )
     return result
+
+
+def measured(settings: MonitorSettings) -> MonitorSettings:
+    """`settings` without what only judges a statistic (the drift and null-share thresholds,
+    the dataset drift share, the prediction threshold) or only bounds the reports and the raw
+    windows: a window's kept statistics depend on these settings only, and `rejudge` applies
+    the thresholds."""
+    drift = settings.drift
+    return dataclasses.replace(
+        settings,
+        drift=dataclasses.replace(
+            drift,
+            numeric=dataclasses.replace(drift.numeric, threshold=None),
+            categorical=dataclasses.replace(drift.categorical, threshold=None),
+            columns={  # an override of thresholds only measures as no override
+                name: dataclasses.replace(over, threshold=None, null_share_max_increase=None)
+                for name, over in drift.columns.items()
+                if over.method is not None
+            },
+            drift_share=0.0,
+            null_share_max_increase=0.0,
+        ),
+        prediction=dataclasses.replace(settings.prediction, threshold=None),
+        report=ReportSpec(0, 0),  # what the reports show and keep: never a statistic
+        keep_raw_days=None,
+    )
+
+
+def rejudge(kept: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """A kept assessment (`measure`'s result) judged again under `ctx`'s thresholds, without
+    touching the window's rows: `measure` under `ctx` when only what `measured` leaves out
+    differs."""
+    result = dict(kept)
+    if result.get("drift") is None:  # no verdict: nothing a threshold decides
+        return result
+    settings = ctx.settings
+    columns = [
+        rejudged(ColumnDrift(**column), settings.drift)
+        for column in result["drift"]["columns"].values()
+    ]
+    drift = summarise(columns, settings.drift)
+    pred = rejudged(ColumnDrift(**result["prediction"]), prediction_settings(settings))
+    return judge(result, drift, pred, result["performance"], list(result["notes"]))
 
 
 def read_scenarios(directory: Path) -> dict[str, Any]:

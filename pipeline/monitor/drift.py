@@ -39,6 +39,7 @@ from pipeline.monitor.drift_evaluation import (
     default_method,
     evaluate_column,
     exact_drift,
+    rejudged,
     run_parallel,
     union_distinct,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "exact_drift",
     "get_method",
     "method_names",
+    "rejudged",
     "run_parallel",
     "settings_problems",
     "summarise",

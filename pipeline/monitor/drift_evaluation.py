@@ -4,6 +4,7 @@ exact mode over a DataFrame, and what sketch mode shares with it (`check_inputs`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -184,6 +185,26 @@ def _run_method(
         drifted=drifted,
         error_bound=score.error_bound,
     )
+
+
+def rejudged(column: ColumnDrift, settings: DriftSettings) -> ColumnDrift:
+    """`column`'s verdict again under `settings`' thresholds, from its kept statistic: the
+    statistic depends on the method and the data, never on a threshold, so this equals
+    evaluating the column again with the same method (`evaluate_column`: the same rules)."""
+    _, threshold, limit = settings.choice_for(column.column, column.kind)
+    increase = column.null_share_increase
+    changes: dict[str, Any] = dict(
+        null_share_max_increase=limit,
+        null_share_drifted=False if increase is None else bool(increase > limit),
+    )
+    if column.method is not None:  # a method ran: its threshold, and its verdict on a value
+        method = get_method(column.method)
+        threshold = method.default_threshold if threshold is None else threshold
+        changes["threshold"] = threshold
+        if column.status in ("ok", "drift") and column.statistic is not None:
+            drifted = bool(method.drifted(float(column.statistic), threshold))
+            changes.update(drifted=drifted, status="drift" if drifted else "ok")
+    return dataclasses.replace(column, **changes)
 
 
 # --------------------------------------------------------------------------------------------

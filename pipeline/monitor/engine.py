@@ -10,22 +10,29 @@ listed as not judged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.monitor.assess import (
+    PERFORMANCE_CHECKS,
     Context,
     assess,
     build_context,
     features_frame,
+    measure,
+    measured,
     read_scenarios,
     refused_context,
+    rejudge,
+    scenario_for,
 )
 from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
+from pipeline.monitor.kept import KeptStore, digest
 from pipeline.monitor.monitored_bundle import monitored_bundle
-from pipeline.monitor.windowing import MonitorWindow
+from pipeline.monitor.windowing import MonitorWindow, Traffic, WindowPlan
 from pipeline.params import ComputeSpec, MonitorSettings
 from pipeline.paths import SIMULATED_DIR
 from pipeline.settings import DatasetSpec
@@ -46,25 +53,51 @@ def load_context(root: Path, settings: MonitorSettings, dataset: DatasetSpec) ->
 
 
 def monitor(
-    windows: Sequence[MonitorWindow],
+    windows: Sequence[MonitorWindow] | Traffic,
     ctx: Context,
     out_dir: Path,
     compute: ComputeSpec | None = None,
+    kept: KeptStore | None = None,
+    archived: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Assess every window and write the reports into `out_dir`; returns the report document
-    and the per-window results (in window order). In sketch mode with `compute` of kind dask,
-    the windows are assessed on the cluster (`assess_all`)."""
+    and the per-window results (ordered by id, then source). In sketch mode with `compute` of
+    kind dask, the windows are assessed on the cluster (`assess_all`).
+
+    Given planned `Traffic` and a `kept` store, a window whose result is kept is not read nor
+    assessed again (`assess_kept`); only the newest window of each group is read for the
+    HTML report's charts. `archived`: the results of retired windows
+    (`pipeline.monitor.retention`), listed as they were archived unless the window is back."""
     from pipeline.monitor.html import render
     from pipeline.monitor.report import newest, report_document, split, write_reports
 
-    results = assess_all(windows, ctx, compute)
+    if isinstance(windows, Traffic):
+        results, plans = assess_kept(windows, ctx, compute, kept or KeptStore(None))
+        live = {(r["id"], r["source"]) for r in results}
+        results += [dict(r) for r in archived if (r["id"], r["source"]) not in live]
+        results.sort(key=lambda r: (r["id"], r["source"]))
+
+        def frame_of(result: Mapping[str, Any]) -> MonitorWindow | None:
+            if id(result) not in plans:  # archived: its rows are gone
+                return None
+            (window,) = windows.read([plans[id(result)]])
+            return window
+    else:
+        results = assess_all(windows, ctx, compute)
+
+        def frame_of(result: Mapping[str, Any]) -> MonitorWindow | None:
+            (window,) = [w for w in windows if (w.id, w.source) == (result["id"], result["source"])]
+            return window
+
     document = report_document(results, ctx)
     frames = {}
     for group, members in split(results).items():
         latest = newest(members)
         if latest is None or latest["drift"] is None:
             continue
-        (window,) = [w for w in windows if (w.id, w.source) == (latest["id"], latest["source"])]
+        window = frame_of(latest)
+        if window is None:
+            continue
         frame, _ = features_frame(window.frame, list(ctx.reference.columns), ctx.types)
         frame[PREDICTION] = window.frame[PREDICTION].to_numpy()
         frames[group] = frame
@@ -73,8 +106,67 @@ def monitor(
     return document, results
 
 
+def context_digest(ctx: Context) -> str:
+    """Everything of the context a window's kept statistics depend on: the monitored bundle
+    (its digest covers the drift reference, the test predictions and metrics it carries), how
+    it is named in notes, the settings but the thresholds (`assess.measured`: a kept result
+    is judged again under the current ones, `assess.rejudge`), the project's declared
+    columns and types, and a refusal. The simulator's scenarios are not: they are attached
+    to a result after it is kept."""
+    bundle = ctx.bundle
+    return digest(
+        [
+            "context",
+            repr(measured(ctx.settings)),
+            bundle.digest,
+            bundle.label,
+            bundle.source,
+            bundle.release,
+            bundle.task,
+            sorted(ctx.declared),
+            sorted(ctx.types.items()),
+            None if ctx.refusal is None else ctx.refusal.to_dict(),
+            ctx.reference.rows,
+            ctx.reference.mode,
+        ]
+    )
+
+
+def assess_kept(
+    traffic: Traffic, ctx: Context, compute: ComputeSpec | None, kept: KeptStore
+) -> tuple[list[dict[str, Any]], dict[int, WindowPlan]]:
+    """Every planned window's result, ordered by (id, source): kept ones read back, the others
+    read, assessed (`assess_all`) and kept. Returns the results and, by `id()` of each result,
+    the plan it came from. A result is kept as JSON and read back the same way whether it was
+    just computed or kept, so both paths give the same values."""
+    context = context_digest(ctx)
+    keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
+    found = [kept.get("results", key) for key in keys]
+    missing = [i for i, result in enumerate(found) if result is None]
+    fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
+    for index, measured_now in zip(missing, fresh, strict=True):
+        entry = dict(measured_now, scenario=None)  # a function of the key: scenarios attached
+        kept.put("results", keys[index], entry)
+        found[index] = json.loads(json.dumps(entry, allow_nan=False))
+    results: list[dict[str, Any]] = []
+    plans: dict[int, WindowPlan] = {}
+    for plan, stored in zip(traffic.plans, found, strict=True):
+        assert stored is not None
+        # judged under this run's thresholds: the same verdict as measuring again
+        result = rejudge(stored, ctx)
+        result.pop(PERFORMANCE_CHECKS, None)
+        result["scenario"] = scenario_for(result["source"], result["files"], ctx.scenarios)
+        results.append(result)
+        plans[id(result)] = plan
+    results.sort(key=lambda r: (r["id"], r["source"]))
+    return results, plans
+
+
 def assess_all(
-    windows: Sequence[MonitorWindow], ctx: Context, compute: ComputeSpec | None = None
+    windows: Sequence[MonitorWindow],
+    ctx: Context,
+    compute: ComputeSpec | None = None,
+    how: Callable[[MonitorWindow, Context], dict[str, Any]] = assess,
 ) -> list[dict[str, Any]]:
     """Every window's verdict, in window order.
 
@@ -93,7 +185,7 @@ def assess_all(
         and len(windows) > 0
     )
     if not distribute:
-        return [assess(window, ctx) for window in windows]
+        return [how(window, ctx) for window in windows]
     assert compute is not None
     from pipeline.compute import ordered_map, session
 
@@ -101,4 +193,4 @@ def assess_all(
         assert client is not None
         shared = client.scatter(ctx, broadcast=True, hash=False)
         items = [(window, shared) for window in windows]
-        return list(ordered_map(client, assess, items, name="mlops-monitor"))
+        return list(ordered_map(client, how, items, name="mlops-monitor"))

@@ -230,7 +230,9 @@ def checks_table(latest: Mapping[str, Any], prefix: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------- the history
-def trend_svg(results: Sequence[Mapping[str, Any]], task: str, prefix: str = "") -> str:
+def trend_svg(
+    results: Sequence[Mapping[str, Any]], task: str, prefix: str = "", offset: int = 0
+) -> str:
     """Drift share and the headline metric per window (x: window order), coloured by status."""
     width, height, left, right, top, bottom = 760, 210, 40, 12, 14, 30
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -281,7 +283,8 @@ def trend_svg(results: Sequence[Mapping[str, Any]], task: str, prefix: str = "")
             )
         if n <= 40 or i % max(1, n // 20) == 0:
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="middle">{i + 1}</text>'
+                f'<text x="{x(i):.1f}" y="{height - 10}" text-anchor="middle">'
+                f"{offset + i + 1}</text>"
             )
     parts.append("</svg>")
     legend = (
@@ -305,7 +308,9 @@ def _perf(result: Mapping[str, Any], metric: str) -> float | None:
     return perf.get(metric, {}).get("value")
 
 
-def history_table(results: Sequence[Mapping[str, Any]], task: str, prefix: str = "") -> str:
+def history_table(
+    results: Sequence[Mapping[str, Any]], task: str, prefix: str = "", offset: int = 0
+) -> str:
     metric = HEADLINE_METRIC[task]
     rows = [
         f"<table id='{prefix}windows'><tr><th>#</th><th>window</th><th>source</th><th>scenario</th>"
@@ -318,12 +323,35 @@ def history_table(results: Sequence[Mapping[str, Any]], task: str, prefix: str =
         if r["status"] == NOT_JUDGED:
             checks = "; ".join(r.get("notes") or [])
         rows.append(
-            f"<tr{' class=bad' if r['status'] == BREACH else ''}><td>{i + 1}</td>"
+            f"<tr{' class=bad' if r['status'] == BREACH else ''}><td>{offset + i + 1}</td>"
             f"<td><code>{escape(r['id'])}</code></td><td>{escape(r['source'])}</td>"
             f"<td>{escape(scenario)}</td><td class=num>{r['rows']}</td>"
             f"<td class=num>{r['labelled']}</td><td>{badge(r['status'])}</td>"
             f"<td class=num>{fmt(_dataset(r).get('share'), '.2f')}</td>"
             f"<td class=num>{fmt(_perf(r, metric))}</td><td>{escape(checks)}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
+def buckets_table(history: Mapping[str, Any], prefix: str = "") -> str:
+    """report.json's `history` buckets: consecutive windows, counted and summarised."""
+    rows = [
+        f"<p class='muted'>{history['windows']} windows in buckets of {history['bucket_windows']}"
+        " consecutive windows; history.csv lists every production window.</p>"
+        f"<table id='{prefix}buckets'><tr><th>windows</th><th>from</th><th>to</th><th>rows</th>"
+        "<th>ok</th><th>breach</th><th>insufficient</th><th>not judged</th>"
+        "<th>dataset drift</th><th>drift share (mean / max)</th></tr>"
+    ]
+    for b in history["buckets"]:
+        by = b["by_status"]
+        rows.append(
+            f"<tr><td class=num>{b['windows']}</td><td><code>{escape(b['first'])}</code></td>"
+            f"<td><code>{escape(b['last'])}</code></td><td class=num>{b['rows']}</td>"
+            f"<td class=num>{by[OK]}</td><td class=num>{by[BREACH]}</td>"
+            f"<td class=num>{by[INSUFFICIENT]}</td><td class=num>{by[NOT_JUDGED]}</td>"
+            f"<td class=num>{b['dataset_drift']}</td><td class=num>"
+            f"{fmt(b['drift_share_mean'], '.2f')} / {fmt(b['drift_share_max'], '.2f')}</td></tr>"
         )
     rows.append("</table>")
     return "".join(rows)
@@ -547,10 +575,20 @@ def group_body(
     if latest is None:
         return body
     body += [f"<h3>Checks · newest {what} window</h3>", checks_table(latest, prefix)]
+    history = part["history"]
+    shown = results[len(results) - history["detailed"] :]
+    offset = len(results) - len(shown)
+    if offset:  # more windows than the report details: the whole history, summarised
+        body += [
+            f"<h3>Whole history · {what} windows</h3>",
+            buckets_table(history, prefix),
+            f"<h3>History · latest {len(shown)} of {len(results)} {what} windows</h3>",
+        ]
+    else:
+        body.append(f"<h3>History · {what} windows</h3>")
     body += [
-        f"<h3>History · {what} windows</h3>",
-        trend_svg(results, task, prefix),
-        history_table(results, task, prefix),
+        trend_svg(shown, task, prefix, offset),
+        history_table(shown, task, prefix, offset),
     ]
     if latest.get("drift"):
         body += [

@@ -9,13 +9,18 @@ default data of `make run`) are a labelled section of their own and never count:
 
 * `report.json` - what was judged (target, release, bundle, its reference) or why nothing was
   (`skipped`: the bundle cannot judge this project's traffic); then the production windows: the
-  newest one's full verdict, a one-line summary of every window and the counts per status; then
-  `simulated`: the same for the simulated scenarios;
+  newest one's full verdict, a one-line summary of each of the latest `monitor.report.
+  detail_windows` windows, the counts per status and the whole history in at most
+  `monitor.report.history_buckets` buckets (`history`); then `simulated`: the same for the
+  simulated scenarios. Its size is bounded whatever the history's length: about 1 KB per
+  detailed window and 0.4 KB per bucket per group, plus the newest window in full;
 * `metrics.json` - DVC metrics of the newest production window (drift share, drifted columns,
   performance on labelled rows, breach flag) and the number of breaching production windows;
 * `history.csv` - one row per production window, keyed and ordered by window id, the maintain
   stage's input and a DVC plot. It is recomputed from every window on each run (the stage stays
-  pure), so a new window adds exactly one row and leaves the others byte-identical;
+  pure), so a new window adds exactly one row and leaves the others byte-identical. It stays
+  one row per window (about 200 bytes): it is the history itself, what maintenance and
+  `dvc plots` read, and writing it from kept results costs no assessment;
 * `report.html` - see `pipeline.monitor.html`.
 
 Nothing here reads the clock: the same windows and settings give the same bytes.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 from pipeline.io import atomic_write_text, write_json
 from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, STATUSES, Context
 from pipeline.monitor.task_metrics import HEADLINE_METRIC, label_metrics
+from pipeline.params import ReportSpec
 from pipeline.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
 
 FORMAT = "gitops-mlops/monitor-report"
@@ -105,10 +112,13 @@ def counts(results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
 
 
-def section(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One group's part of report.json: counts, the newest window in full, every window in a
-    line."""
+def section(results: Sequence[Mapping[str, Any]], bound: ReportSpec) -> dict[str, Any]:
+    """One group's part of report.json: counts, the newest window in full, the latest
+    `bound.detail_windows` windows in a line each, the whole history in at most
+    `bound.history_buckets` buckets (`history_summary`): its size does not grow with the
+    history."""
     latest = newest(results)
+    shown = results[-bound.detail_windows :]
     return {
         "summary": {
             "windows": len(results),
@@ -117,8 +127,46 @@ def section(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "newest_status": None if latest is None else latest["status"],
         },
         "newest": latest,
-        "windows": [summary_line(r) for r in results],
+        "windows": [summary_line(r) for r in shown],
+        "history": history_summary(results, bound),
     }
+
+
+def history_summary(results: Sequence[Mapping[str, Any]], bound: ReportSpec) -> dict[str, Any]:
+    """The whole history (in window order) in at most `bound.history_buckets` buckets of
+    consecutive windows, each with its span, counts per status and drift share (mean and
+    largest over the windows that have one)."""
+    size = max(1, math.ceil(len(results) / bound.history_buckets))
+    buckets = []
+    for start in range(0, len(results), size):
+        part = results[start : start + size]
+        shares = [s for s in (_share(r) for r in part) if s is not None]
+        buckets.append(
+            {
+                "first": part[0]["id"],
+                "last": part[-1]["id"],
+                "start": part[0]["start"],
+                "end": part[-1]["end"],
+                "windows": len(part),
+                "rows": sum(int(r["rows"]) for r in part),
+                "labelled": sum(int(r["labelled"]) for r in part),
+                "by_status": counts(part),
+                "dataset_drift": sum(1 for r in part if "dataset_drift" in violated(r)),
+                "drift_share_mean": sum(shares) / len(shares) if shares else None,
+                "drift_share_max": max(shares) if shares else None,
+            }
+        )
+    return {
+        "windows": len(results),
+        "detailed": min(len(results), bound.detail_windows),
+        "bucket_windows": size,
+        "buckets": buckets,
+    }
+
+
+def _share(result: Mapping[str, Any]) -> float | None:
+    value = (((result.get("drift") or {}).get("dataset")) or {}).get("share")
+    return None if value is None else float(value)
 
 
 def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[str, Any]:
@@ -150,8 +198,8 @@ def report_document(results: Sequence[Mapping[str, Any]], ctx: Context) -> dict[
             "span": ctx.settings.windows.span,
             "min_rows": ctx.settings.windows.min_rows,
         },
-        **section(groups[PRODUCTION]),
-        SIMULATED: {"note": SIMULATED_NOTE, **section(groups[SIMULATED])},
+        **section(groups[PRODUCTION], ctx.settings.report),
+        SIMULATED: {"note": SIMULATED_NOTE, **section(groups[SIMULATED], ctx.settings.report)},
     }
 
 

@@ -19,8 +19,17 @@ from typing import Any
 
 from pipeline.config import load_config
 from pipeline.monitor.engine import load_context, monitor
-from pipeline.monitor.windowing import collect
-from pipeline.paths import MONITOR_REPORTS, PRODUCTION_DIR, SCENARIOS_FILE, SIMULATED_DIR
+from pipeline.monitor.kept import KeptStore
+from pipeline.monitor.retention import read_archive
+from pipeline.monitor.windowing import survey
+from pipeline.paths import (
+    MONITOR_ARCHIVE,
+    MONITOR_KEPT,
+    MONITOR_REPORTS,
+    PRODUCTION_DIR,
+    SCENARIOS_FILE,
+    SIMULATED_DIR,
+)
 from pipeline.stage import log, run
 
 
@@ -51,13 +60,18 @@ def log_line(document: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str]) -> None:
     params = load_config(hyperparameters=False)
     ctx = load_context(Path.cwd(), params.monitor, params.dataset)
-    windows = collect(
+    kept = KeptStore(MONITOR_KEPT)
+    traffic = survey(
         {"production": PRODUCTION_DIR, "simulated": SIMULATED_DIR},
         ctx.settings.windows,
         also={"simulated": (SCENARIOS_FILE,)},
+        kept=kept,
     )
-    document, _ = monitor(windows, ctx, MONITOR_REPORTS, params.compute)
+    archived = read_archive(MONITOR_ARCHIVE)
+    document, _ = monitor(traffic, ctx, MONITOR_REPORTS, params.compute, kept, archived)
+    kept.prune()
     log(log_line(document))
+    log(f"monitor: {kept.hits} kept entries reused, {kept.misses} computed")
     if ctx.refusal is not None:
         for difference in ctx.refusal.differences:
             log(f"  - {difference}")

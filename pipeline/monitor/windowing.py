@@ -13,23 +13,35 @@ monitoring *windows* are what a verdict is given on, cut from the pooled traffic
 A window's id is `pipeline.windows.window_id` of its rows: the same rows always give the same
 id, so monitoring the same traffic twice changes nothing. A window made of exactly one whole
 file keeps that file's id (`write_window` named it from the same rows), so a history row names
-its file. Rows repeated across files (same `__request_id__`) count once.
+its file.
+
+Files whose time ranges overlap (or touch) are pooled together, as one *cluster*: rows repeated
+across them (same `__request_id__`) count once, and the cluster reports how many were dropped
+on the window holding its first row. Clusters never share a time, so a line's pooled traffic
+is its clusters one after the other; `survey` plans the cut from kept file and cluster
+summaries (`pipeline.monitor.kept`) and reads only the windows it is asked for, so a window
+whose files did not change is recognised without parsing them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from pipeline.errors import DataError
 from pipeline.params import WindowSpec
 from pipeline.windows import (
+    LABEL,
     PREDICTION,
+    RELEASE,
     REQUEST_ID,
+    REQUIRED,
     RESERVED,
     SOURCE_FILE,
     TIME,
@@ -115,68 +127,289 @@ def cut(frame: pd.DataFrame, spec: WindowSpec) -> list[pd.DataFrame]:
     return [frame.iloc[s:e].reset_index(drop=True) for s, e in zip(starts, ends, strict=True)]
 
 
-def windows_of(
-    source: str, frames: Sequence[pd.DataFrame], names: Sequence[str], spec: WindowSpec
-) -> list[MonitorWindow]:
-    """The monitoring windows of one source stream (its files' frames and names), oldest first.
-
-    Files of different lines of releases (other feature columns, or predictions of another
-    kind: labels of a classifier, numbers of a regressor) are pooled and cut separately: after
-    a new dataset is selected, `data/production/` holds both lines' traffic, and one window
-    must never mix them (monitoring then judges one line and lists the other as not judged)."""
-    out: list[MonitorWindow] = []
-    for members in _lines(frames):
-        out += _windows(source, [frames[i] for i in members], [names[i] for i in members], spec)
-    return sorted(out, key=lambda w: w.id)
+# ---------------------------------------------------------------------------- incremental plan
+# A source's traffic is cut without parsing a file whose result is already kept: each file is
+# summarised once (rows, first and last time, line) under the digest of its bytes, files whose
+# time ranges overlap (or touch) form a *cluster* that is pooled as one (its repeated request
+# ids dropped, its rows sorted), clusters never overlap, so a line's pooled traffic is its
+# clusters' rows one after the other, and a monitoring window is named by the slices of the
+# clusters it takes (`WindowPlan.key`): the same files, cut the same way, give the same key
+# without being read. Only the clusters of a window whose result is not kept are read.
 
 
-def _lines(frames: Sequence[pd.DataFrame]) -> list[list[int]]:
-    """Indices of `frames` grouped by line (feature columns and prediction kind), in order."""
+@dataclass(frozen=True)
+class FileInfo:
+    """What planning needs of one window file, kept under the digest of its bytes."""
+
+    name: str
+    path: Path | None
+    digest: str
+    rows: int
+    first: int | None  # first and last time, ns since the epoch (None: no rows)
+    last: int | None
+    line: str  # the line of releases: feature columns and prediction kind
+    labelled: Mapping[str, int]  # labelled rows per release that scored them (maintenance)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Files of one line whose time ranges overlap, pooled as one, with what pooling found."""
+
+    files: tuple[FileInfo, ...]  # in name order (the order they are pooled in)
+    rows: int  # after repeated request ids are dropped
+    duplicates: int
+    buckets: tuple[tuple[int, int], ...]  # by: time - (bucket, rows) of every non-empty bucket
+
+    @property
+    def first(self) -> int:
+        return min(f.first for f in self.files if f.first is not None)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """One monitoring window before it is read: its source, the slices of clusters it takes
+    (`(cluster, start, stop)` rows for by: rows, `(cluster, bucket, 0)` for by: time), the
+    duplicates reported on it, and the key its rows are kept under."""
+
+    source: str
+    clusters: tuple[Cluster, ...]
+    slices: tuple[tuple[int, int, int], ...]
+    duplicates: int
+    key: str
+
+
+def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) -> FileInfo:
+    """Summarise a window file read as `frame` (raises DataError as pooling would)."""
     import pandas as pd
 
-    groups: dict[tuple[object, ...], list[int]] = {}
-    for index, frame in enumerate(frames):
-        features = tuple(sorted(str(c) for c in frame.columns if c not in RESERVED))
-        predictions = frame[PREDICTION] if PREDICTION in frame.columns else pd.Series([])
-        numeric = bool(pd.api.types.is_numeric_dtype(predictions.dtype)) and len(predictions) > 0
-        groups.setdefault((features, numeric), []).append(index)
-    return list(groups.values())
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:  # as `normalise` says it when the file is pooled
+        raise DataError(f"a production window needs the columns {', '.join(missing)}")
+    stamps = pd.to_datetime(frame[TIME], utc=True).astype("datetime64[ns, UTC]")
+    times = stamps.astype("int64").to_numpy()
+    labelled: dict[str, int] = {}
+    if LABEL in frame.columns and RELEASE in frame.columns:
+        scored = frame.loc[frame[LABEL].notna() & frame[RELEASE].notna(), RELEASE]
+        labelled = {str(k): int(v) for k, v in sorted(scored.astype(str).value_counts().items())}
+    return FileInfo(
+        name=name,
+        path=path,
+        digest=digest,
+        rows=len(frame),
+        first=int(times.min()) if len(times) else None,
+        last=int(times.max()) if len(times) else None,
+        line=_line_key(frame),
+        labelled=labelled,
+    )
 
 
-def _windows(
-    source: str, frames: Sequence[pd.DataFrame], names: Sequence[str], spec: WindowSpec
-) -> list[MonitorWindow]:
+def _line_key(frame: pd.DataFrame) -> str:
+    """Feature columns and prediction kind: windows of different lines are never pooled."""
+    import pandas as pd
+
+    features = sorted(str(c) for c in frame.columns if c not in RESERVED)
+    predictions = frame[PREDICTION] if PREDICTION in frame.columns else pd.Series([])
+    numeric = bool(pd.api.types.is_numeric_dtype(predictions.dtype)) and len(predictions) > 0
+    return json.dumps([features, numeric])
+
+
+def clusters_of(files: Sequence[FileInfo]) -> list[list[FileInfo]]:
+    """Files of one line grouped by overlapping (or touching) time ranges, oldest first; files
+    without rows contribute nothing and are left out."""
+    timed = sorted((f for f in files if f.first is not None), key=lambda f: (f.first, f.name))
+    groups: list[list[FileInfo]] = []
+    last = None
+    for info in timed:
+        assert info.first is not None and info.last is not None
+        if groups and last is not None and info.first <= last:
+            groups[-1].append(info)
+            last = max(last, info.last)
+        else:
+            groups.append([info])
+            last = info.last
+    return [sorted(g, key=lambda f: f.name) for g in groups]
+
+
+def cluster_key(files: Sequence[FileInfo], spec: WindowSpec) -> str:
+    return _digest(["cluster", [[f.name, f.digest] for f in files], _cut_of(spec)])
+
+
+def _cut_of(spec: WindowSpec) -> list[object]:
+    return ["rows", spec.rows] if spec.by == "rows" else ["time", spec.span_seconds]
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def pooled_cluster(
+    files: Sequence[FileInfo], frames: Sequence[pd.DataFrame], spec: WindowSpec
+) -> tuple[pd.DataFrame, Cluster]:
+    """A cluster's rows pooled (with the helper column naming each row's file by index) and
+    what planning keeps of it."""
     frame, duplicates = pool(frames)
+    buckets: tuple[tuple[int, int], ...] = ()
+    if spec.by == "time" and len(frame):
+        values, numbers = np.unique(_buckets(frame, spec), return_counts=True)
+        buckets = tuple((int(b), int(n)) for b, n in zip(values, numbers, strict=True))
+    return frame, Cluster(tuple(files), len(frame), duplicates, buckets)
+
+
+def _buckets(frame: pd.DataFrame, spec: WindowSpec) -> np.ndarray:
+    seconds = frame[TIME].astype("datetime64[ns, UTC]").astype("int64").to_numpy() // 10**9
+    return np.floor_divide(seconds, spec.span_seconds)
+
+
+def plan(source: str, clusters: Sequence[Cluster], spec: WindowSpec) -> list[WindowPlan]:
+    """The windows of one line's clusters (time-ordered, disjoint), as declared by `spec`."""
+    slices: list[list[tuple[int, int, int]]] = []
+    if spec.by == "rows":
+        total = sum(c.rows for c in clusters)
+        offsets = np.cumsum([0, *[c.rows for c in clusters]])
+        for start in range(0, total, spec.rows):
+            stop = min(start + spec.rows, total)
+            parts = []
+            for index in range(len(clusters)):
+                lo, hi = max(start, offsets[index]), min(stop, offsets[index + 1])
+                if lo < hi:
+                    parts.append((index, int(lo - offsets[index]), int(hi - offsets[index])))
+            slices.append(parts)
+    else:
+        by_bucket: dict[int, list[tuple[int, int, int]]] = {}
+        for index, cluster in enumerate(clusters):
+            for bucket, _ in cluster.buckets:
+                by_bucket.setdefault(bucket, []).append((index, bucket, 0))
+        slices = [by_bucket[b] for b in sorted(by_bucket)]
     out = []
-    for number, part in enumerate(cut(frame, spec)):
-        indices = sorted(set(part[_FILE].tolist()))
-        rows = part.drop(columns=[_FILE])
-        whole_file = len(indices) == 1 and len(rows) == len(frames[indices[0]])
-        name = Path(names[indices[0]]).name
-        out.append(
-            MonitorWindow(
-                id=Path(name).stem if whole_file and is_window_name(name) else window_id(rows),
-                source=source,
-                frame=rows,
-                files=tuple(sorted(names[i] for i in indices)),
-                duplicates=duplicates if number == 0 else 0,
-            )
+    for parts in slices:
+        used = sorted({index for index, _, _ in parts})
+        firsts = {  # clusters whose first row is in this window: it reports their duplicates
+            index
+            for index, lo, _ in parts
+            if (lo == 0 if spec.by == "rows" else clusters[index].buckets[0][0] == lo)
+        }
+        key = _digest(
+            [
+                "window",
+                source,
+                _cut_of(spec),
+                [
+                    [[[f.name, f.digest] for f in clusters[index].files], lo, hi]
+                    for index, lo, hi in parts
+                ],
+            ]
         )
+        mine = tuple(clusters[i] for i in used)
+        local = tuple((used.index(index), lo, hi) for index, lo, hi in parts)
+        duplicates = sum(clusters[i].duplicates for i in firsts)
+        out.append(WindowPlan(source, mine, local, duplicates, key))
     return out
 
 
-def collect(
+def materialise(
+    window: WindowPlan, pooled: Sequence[pd.DataFrame], spec: WindowSpec
+) -> MonitorWindow:
+    """The window's rows, from its clusters' pooled frames (in `window.clusters` order)."""
+    import pandas as pd
+
+    parts = []
+    names: list[str] = []
+    sizes: list[int] = []
+    for index, lo, hi in window.slices:
+        frame = pooled[index]
+        rows_mode = spec.by == "rows"
+        part = frame.iloc[lo:hi] if rows_mode else frame.loc[_buckets(frame, spec) == lo]
+        files = window.clusters[index].files
+        part = part.assign(**{_FILE: part[_FILE].to_numpy() + len(names)})
+        names += [f.name for f in files]
+        sizes += [f.rows for f in files]
+        parts.append(part)
+    rows_with_file = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    rows_with_file = rows_with_file.reset_index(drop=True)
+    indices = sorted(set(rows_with_file[_FILE].tolist()))
+    rows = rows_with_file.drop(columns=[_FILE])
+    whole_file = len(indices) == 1 and len(rows) == sizes[indices[0]]
+    name = Path(names[indices[0]]).name
+    return MonitorWindow(
+        id=Path(name).stem if whole_file and is_window_name(name) else window_id(rows),
+        source=window.source,
+        frame=rows,
+        files=tuple(sorted(names[i] for i in indices)),
+        duplicates=window.duplicates,
+    )
+
+
+# ------------------------------------------------------------------------------------ surveying
+class Kept(Protocol):
+    """Where summaries of files and clusters are kept between runs (`pipeline.monitor.kept`)."""
+
+    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None: ...
+
+
+class _Nothing:
+    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        return None
+
+    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+        return None
+
+
+@dataclass
+class Traffic:
+    """Every monitoring window of the sources, planned; rows are read only when asked for."""
+
+    plans: list[WindowPlan]
+    spec: WindowSpec
+    pooled: dict[int, pd.DataFrame]  # id(cluster) -> its pooled rows, once read
+
+    def labelled_by(self, release: str) -> list[MonitorWindow]:
+        """The windows that may hold labelled rows scored by `release` (a file of theirs has
+        some), ordered by (id, source) as `collect` orders them: the others hold none, so
+        maintenance reads the live release's traffic, not the whole history."""
+        wanted = [
+            plan
+            for plan in self.plans
+            if any(f.labelled.get(release) for c in plan.clusters for f in c.files)
+        ]
+        return sorted(self.read(wanted), key=lambda w: (w.id, w.source))
+
+    def read(self, wanted: Sequence[WindowPlan]) -> list[MonitorWindow]:
+        """The windows of `wanted`, reading each cluster they need once."""
+        out = []
+        for window in wanted:
+            frames = [self._pooled(cluster) for cluster in window.clusters]
+            out.append(materialise(window, frames, self.spec))
+        return out
+
+    def _pooled(self, cluster: Cluster) -> pd.DataFrame:
+        if id(cluster) not in self.pooled:
+            paths = [f.path for f in cluster.files]
+            assert all(p is not None for p in paths)
+            frame, _ = pool(read_files([p for p in paths if p is not None]))
+            self.pooled[id(cluster)] = frame
+        return self.pooled[id(cluster)]
+
+
+def survey(
     directories: Mapping[str, Path],
     spec: WindowSpec,
     also: Mapping[str, Iterable[str]] | None = None,
-) -> list[MonitorWindow]:
-    """Every monitoring window of every source directory, ordered by id (time, then content).
+    kept: Kept | None = None,
+) -> Traffic:
+    """Plan every monitoring window of every source directory (see `collect` for the errors).
 
-    Raises DataError for a file in a directory that is not a window (`also` names a source's
-    other files, e.g. the simulator's manifest) and for a tracked window that was not fetched
-    (`dvc pull`): monitoring part of the traffic without saying so would be worse than stopping.
-    """
-    found: list[MonitorWindow] = []
+    A file is parsed only when its summary (under the digest of its bytes) is not `kept`, a
+    cluster pooled only when its summary is not: with everything kept, the cost is reading
+    each file's bytes to digest them, never parsing them."""
+    import io as _io
+
+    import pandas as pd
+
+    kept = kept or _Nothing()
+    plans: list[WindowPlan] = []
+    pooled: dict[int, pd.DataFrame] = {}
     for source, directory in directories.items():
         windows = list_windows(directory, also=(also or {}).get(source, ()))
         missing = unfetched(directory)
@@ -186,6 +419,111 @@ def collect(
                 + ", ".join(missing[:5]),
                 hint="run `dvc pull` (or `dvc checkout`) before monitoring",
             )
-        paths = [w.path for w in windows]
-        found.extend(windows_of(source, read_files(paths), [p.name for p in paths], spec))
-    return sorted(found, key=lambda w: (w.id, w.source))
+        infos: list[FileInfo] = []
+        frames: dict[str, pd.DataFrame] = {}
+        for window in windows:
+            raw = window.path.read_bytes()
+            digest = hashlib.sha256(raw).hexdigest()
+            found = kept.get("files", digest)
+            if found is None:
+                try:
+                    frame = pd.read_parquet(_io.BytesIO(raw))
+                except Exception as exc:
+                    raise DataError(f"{window.path}: not a readable Parquet window: {exc}") from exc
+                info = file_info(window.path.name, window.path, digest, frame)
+                frames[window.path.name] = frame
+                kept.put(
+                    "files",
+                    digest,
+                    {
+                        "rows": info.rows,
+                        "first": info.first,
+                        "last": info.last,
+                        "line": info.line,
+                        "labelled": dict(info.labelled),
+                    },
+                )
+            else:
+                info = FileInfo(
+                    window.path.name,
+                    window.path,
+                    digest,
+                    int(found["rows"]),
+                    found["first"],
+                    found["last"],
+                    str(found["line"]),
+                    {str(k): int(v) for k, v in found["labelled"].items()},
+                )
+            infos.append(info)
+        for line in sorted({i.line for i in infos}):
+            clusters = []
+            for members in clusters_of([i for i in infos if i.line == line]):
+                key = cluster_key(members, spec)
+                summary = kept.get("clusters", key)
+                if summary is None:
+                    got = [
+                        frames[m.name] if m.name in frames else read_files([m.path])[0]  # type: ignore[list-item]
+                        for m in members
+                    ]
+                    frame, cluster = pooled_cluster(members, got, spec)
+                    pooled[id(cluster)] = frame
+                    kept.put(
+                        "clusters",
+                        key,
+                        {
+                            "rows": cluster.rows,
+                            "duplicates": cluster.duplicates,
+                            "buckets": [list(b) for b in cluster.buckets],
+                        },
+                    )
+                else:
+                    cluster = Cluster(
+                        tuple(members),
+                        int(summary["rows"]),
+                        int(summary["duplicates"]),
+                        tuple((int(b), int(n)) for b, n in summary["buckets"]),
+                    )
+                clusters.append(cluster)
+            plans += plan(source, clusters, spec)
+    return Traffic(plans, spec, pooled)
+
+
+def windows_of(
+    source: str, frames: Sequence[pd.DataFrame], names: Sequence[str], spec: WindowSpec
+) -> list[MonitorWindow]:
+    """The monitoring windows of one source stream (its files' frames and names), oldest first.
+
+    Files of different lines of releases (other feature columns, or predictions of another
+    kind: labels of a classifier, numbers of a regressor) are pooled and cut separately: after
+    a new dataset is selected, `data/production/` holds both lines' traffic, and one window
+    must never mix them (monitoring then judges one line and lists the other as not judged).
+    The same rules as `survey`, in memory (`mlops monitor --input`)."""
+    infos = [file_info(n, None, "", f) for n, f in zip(names, frames, strict=True)]
+    by_name = dict(zip(names, frames, strict=True))
+    plans: list[WindowPlan] = []
+    pooled: dict[int, pd.DataFrame] = {}
+    for line in sorted({i.line for i in infos}):
+        clusters = []
+        for members in clusters_of([i for i in infos if i.line == line]):
+            frame, cluster = pooled_cluster(members, [by_name[m.name] for m in members], spec)
+            pooled[id(cluster)] = frame
+            clusters.append(cluster)
+        plans += plan(source, clusters, spec)
+    windows = Traffic(plans, spec, pooled).read(plans)
+    return sorted(windows, key=lambda w: w.id)
+
+
+def collect(
+    directories: Mapping[str, Path],
+    spec: WindowSpec,
+    also: Mapping[str, Iterable[str]] | None = None,
+    kept: Kept | None = None,
+) -> list[MonitorWindow]:
+    """Every monitoring window of every source directory, ordered by id (time, then content).
+
+    Raises DataError for a file in a directory that is not a window (`also` names a source's
+    other files, e.g. the simulator's manifest) and for a tracked window that was not fetched
+    (`dvc pull`): monitoring part of the traffic without saying so would be worse than stopping.
+    """
+    traffic = survey(directories, spec, also, kept)
+    return sorted(traffic.read(traffic.plans), key=lambda w: (w.id, w.source))

@@ -89,6 +89,8 @@ def params(**monitor: Any) -> dict[str, Any]:
         "windows": {"by": "rows", "rows": 200, "span": "1d", "min_rows": 50},
         "drift": committed["drift"],
         "null_share": committed["null_share"],
+        "report": committed["report"],
+        "retention": committed["retention"],
         "prediction": {"method": "auto", "threshold": None},
         "performance": {
             "min_labelled": 30,

@@ -57,9 +57,9 @@ def local_config(count: int, fast: bool) -> dict | None:
     return {"defaults": [*defaults, "_self_"], **body}
 
 
-def prepare(dest: Path, count: int, fast: bool) -> Path:
-    """A fresh git copy of the project declaring `count` candidates."""
-    project = copy_project(dest)
+def prepare(dest: Path, count: int, fast: bool, source: Path = ROOT) -> Path:
+    """A fresh git copy of the project (of `source`) declaring `count` candidates."""
+    project = copy_project(dest, source)
     local = local_config(count, fast)
     if local is not None:
         text = "# @package _global_\n" + yaml.safe_dump(local, sort_keys=False)
@@ -72,17 +72,28 @@ def _runs(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
 
 
+def _graph(project: Path) -> float:
+    return run([str(BIN / "mlops"), "compose", "--check"], project) + run(
+        [str(BIN / "dvc"), "repro", "--no-run-cache", "evaluate"], project
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--candidates", default="3", help="comma-separated counts, e.g. 3,6,10")
     parser.add_argument("--fast", action="store_true", help="use the fast experiment settings")
     parser.add_argument("--rest", action="store_true", help="also time the rest of the graph")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (e.g. the main branch): its graph is timed too, interleaved, "
+        "so that a change is measured before and after in one run",
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.candidates.split(",")]
-    times: dict[int, dict[str, list[float]]] = {
-        n: {"script": [], "pipeline": [], "rest": []} for n in counts
-    }
+    kinds = ["script", "pipeline", *(["against"] if args.against else []), "rest"]
+    times = {n: {kind: [] for kind in kinds} for n in counts}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             for n in counts:
@@ -90,25 +101,33 @@ def main() -> None:
                 script = [str(BIN / "python"), str(ROOT / "bench/_plain_script.py")]
                 script.append(str(project / "params.yaml"))
                 times[n]["script"].append(run(script, ROOT))
-                times[n]["pipeline"].append(
-                    run([str(BIN / "mlops"), "compose", "--check"], project)
-                    + run([str(BIN / "dvc"), "repro", "--no-run-cache", "evaluate"], project)
-                )
+                times[n]["pipeline"].append(_graph(project))
+                if args.against:
+                    other = prepare(Path(tmp) / f"a{i}-{n}", n, args.fast, args.against)
+                    times[n]["against"].append(_graph(other))
                 if args.rest:
                     times[n]["rest"].append(
                         run([str(BIN / "dvc"), "repro", "--no-run-cache"], project)
                     )
+                done = ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times[n].items() if v)
+                print(f"run {i + 1}, {n} candidates: {done}", flush=True)
     which = "fast experiment" if args.fast else "default config"
     print(f"{which}, {args.repeat} run(s) each, interleaved")
     for n in counts:
-        p, s = median(times[n]["pipeline"]), median(times[n]["script"])
+        s = median(times[n]["script"])
         print(f"{n} candidates:")
-        script, pipeline = _runs(times[n]["script"]), _runs(times[n]["pipeline"])
-        print(f"  plain script, same scikit-learn work:   median {s:6.2f} s  {script}")
-        print(f"  compose --check && dvc repro evaluate:  median {p:6.2f} s  {pipeline}")
-        print(f"  ratio pipeline / script: {p / s:.2f}x (goal <= 1.5x); overhead {p - s:+.2f} s")
+        runs = _runs(times[n]["script"])
+        print(f"  {'plain script, same scikit-learn work:':39s} median {s:6.2f} s  {runs}")
+        shown = [("pipeline", "compose --check && dvc repro evaluate")]
+        if args.against:
+            shown.append(("against", f"the same with {args.against}"))
+        for kind, label in shown:
+            p = median(times[n][kind])
+            print(f"  {label + ':':39s} median {p:6.2f} s  {_runs(times[n][kind])}")
+            print(f"    ratio to the script: {p / s:.2f}x (goal <= 1.5x); overhead {p - s:+.2f} s")
         if args.rest:
             r = median(times[n]["rest"])
+            p = median(times[n]["pipeline"])
             print(
                 f"  then the rest of the graph (package, deploy@*, simulate, monitor, "
                 f"maintain): median {r:.2f} s; whole graph {p + r:.2f} s"

@@ -33,7 +33,10 @@ def env() -> dict[str, str]:
     return out
 
 
-def copy_project(dest: Path) -> Path:
+def copy_project(dest: Path, source: Path = ROOT) -> Path:
+    """A fresh git repository at `dest` holding the project of `source` (by default this
+    checkout; another one to compare its code in the same run)."""
+
     def ignore(directory: str, names: list[str]) -> set[str]:
         skip = {n for n in names if n == "__pycache__"}
         if Path(directory).name == "local":
@@ -42,7 +45,7 @@ def copy_project(dest: Path) -> Path:
 
     dest.mkdir(parents=True)
     for item in ITEMS:
-        src = ROOT / item
+        src = source / item
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=ignore)
         elif src.exists():
@@ -51,14 +54,14 @@ def copy_project(dest: Path) -> Path:
     for folder in ("deploy", "bundles", "data/production", "data/feedback"):
         (dest / folder).mkdir(parents=True, exist_ok=True)
         (dest / folder / ".gitkeep").touch()
-    for record in sorted((ROOT / "deploy").glob("*.json")):
+    for record in sorted((source / "deploy").glob("*.json")):
         (dest / "deploy" / record.name).write_text(
             f'{{\n  "release": null,\n  "target": "{record.stem}"\n}}\n'
         )
     (dest / "maintain").mkdir()
     (dest / "maintain" / "ledger.json").write_text('{\n  "entries": []\n}\n')
     shutil.copytree(
-        ROOT / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "*.lock")
+        source / ".dvc", dest / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp", "*.lock")
     )
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "add", "-A"], dest)

@@ -642,3 +642,17 @@ def test_a_remembered_composition_follows_every_conf_edit(tmp_path: Path) -> Non
     assert config.compose(project, ["train.cv=4"]).data["train"]["cv"] == 4
     (project / "conf/local/default.yaml").unlink()
     assert config.compose(project).data["train"]["cv"] == 5
+
+
+def test_a_candidate_stage_checks_only_its_own_hyperparameters(tmp_path: Path) -> None:
+    """`train@<name>` loads params with `hyperparameters=[name]`: N candidate stages check one
+    candidate's constraints each, not all N each (the graph's cost stays linear in N), and a
+    bad value is still refused by the stage that builds it, with its message."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["candidates"]["random_forest"]["n_estimators"] = -3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    config.load_params(tmp_path, hyperparameters=["logistic_regression"])
+    config.load_params(tmp_path, hyperparameters=False)
+    for checked in (["random_forest"], True):
+        with pytest.raises(ConfigError, match=r"candidates\.random_forest\.n_estimators: "):
+            config.load_params(tmp_path, hyperparameters=checked)

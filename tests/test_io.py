@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from pipeline.errors import ArtifactError
 from pipeline.io import (
     atomic_open,
+    dumps_indented,
     load_model,
     loads_model,
     model_bytes,
@@ -44,6 +45,73 @@ def test_model_bytes_are_reproducible_and_load_back(tmp_path: Path) -> None:
     assert (model.predict_proba(X) == fitted().predict_proba(X)).all()
     names = zipfile.ZipFile(io.BytesIO(first)).infolist()
     assert {i.date_time for i in names} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def _rewritten_skops_dumps(model: object) -> bytes:
+    """model_bytes as it was written first, through skops's public `dumps` and a parse of its
+    indented schema: the bytes every recorded model (dvc.lock) was made of."""
+    import skops.io as sio
+
+    raw = zipfile.ZipFile(io.BytesIO(sio.dumps(model)))
+    schema = json.loads(raw.read("schema.json"))
+    ids: dict[int, int] = {}
+    names: dict[str, str] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "__loader__" in node:
+                if "__id__" in node:
+                    node["__id__"] = ids.setdefault(node["__id__"], len(ids))
+                if node["__loader__"] == "NdArrayNode" and isinstance(node.get("file"), str):
+                    old = node["file"]
+                    node["file"] = names.setdefault(old, f"{len(names)}{Path(old).suffix}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        entries = [("schema.json", json.dumps(schema, indent=2).encode())]
+        entries += sorted((new, raw.read(old)) for old, new in names.items())
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data, compresslevel=6)
+    return out.getvalue()
+
+
+def test_model_bytes_are_those_of_skops_public_dumps_rewritten() -> None:
+    """The faster path (skops's state without its indented schema, `dumps_indented`) writes
+    the very bytes of the first one, so recorded model digests (dvc.lock) stay valid."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    for model in (
+        fitted(),
+        RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y),
+        HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(X, y),
+    ):
+        assert model_bytes(model) == _rewritten_skops_dumps(model)
+
+
+def test_dumps_indented_is_json_dumps_indent_2() -> None:
+    values = {
+        "a": [1, -2, 2.5, -0.0, 1e-05, 1e20, 1.5e300, float("nan"), float("inf"), float("-inf")],
+        "b": [True, False, None, "", 'é\n"x\u2028', [], {}, {"c": [[]]}],
+        "ü": {},
+    }
+    assert dumps_indented(values) == json.dumps(values, indent=2)
+    for scalar in (1, 0.1, "x", None, [], {}):
+        assert dumps_indented(scalar) == json.dumps(scalar, indent=2)
+    with pytest.raises(TypeError, match="key 1 is not a string"):
+        dumps_indented({1: 2})
 
 
 def test_tampered_model_is_refused(tmp_path: Path) -> None:

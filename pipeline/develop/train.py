@@ -188,7 +188,8 @@ def main(argv: Sequence[str]) -> None:
         print("usage: python -m pipeline.develop.train CANDIDATE", file=sys.stderr)
         raise SystemExit(2)
     name = argv[0]
-    params = load_config()
+    # this candidate's hyperparameters only: every other one is checked by its own stage
+    params = load_config(hyperparameters=[name])
     specs = params.candidates
     if name not in specs:
         raise ConfigError(

@@ -271,12 +271,14 @@ def compute_drift_parquet(
         )
         return exact_drift(reference, frame, settings)
     rows = batch_rows or settings.sketch.batch_rows
-    items = [(reference, str(f), settings, rows) for f in files]
     from pipeline.compute import on_cluster, ordered_map, session
 
     total = sum(handle.metadata.num_rows for handle in handles)
     summaries: dict[str, Summary] | None = None
     with session(compute if on_cluster(compute, total) else _LOCAL) as client:
+        # the reference (its sketches: megabytes) goes to each worker once, not with each task
+        ref = reference if client is None else client.scatter(reference, broadcast=True, hash=False)
+        items = [(ref, str(f), settings, rows) for f in files]
         for part in ordered_map(client, summarise_file, items, name="mlops-sketch"):
             summaries = part if summaries is None else merge_summaries(summaries, part)
     assert summaries is not None

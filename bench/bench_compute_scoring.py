@@ -142,8 +142,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
         out.unlink()
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(work / "local.parquet").metadata
-    arrow = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    scored = pq.ParquetFile(work / "local.parquet")
+    first = scored.read_row_group(0)  # as Arrow, as the tasks send the scored rows back
+    arrow = first.nbytes / first.num_rows * args.rows
     tasks = -(-args.rows // (max(1, args.partition_rows // args.chunk_rows) * args.chunk_rows))
     print(
         f"tasks: {tasks} of {args.partition_rows:,} rows; sent back to this process: "

@@ -39,6 +39,11 @@ from bench_drift import SEED, _reset_peak, _status_kib, drift_settings, kinds, m
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS since it started its program: VmHWM, which exec resets (a
+    worker's `ru_maxrss` would carry the RSS of the process that spawned it: here, the client)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -9,7 +9,7 @@ same run, interleaved:
                   before the clock (how a team runs it: a scheduler that is already up);
 each dask mode twice: with `compute.min_rows` as declared in conf/compute/dask.yaml (work on
 fewer rows stays in the stage's process and never contacts the cluster: the default data's
-training stages, 455 rows, run as with compute: local) and forced to 0 (every training stage's
+training stages, 354 rows, run as with compute: local) and forced to 0 (every training stage's
 folds on the cluster: the overhead of the cluster itself).
 
     .venv/bin/python bench/bench_compute_pipeline.py [--repeat 1]
@@ -126,18 +126,18 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-        params = yaml.safe_load((project / "params.yaml").read_text())
-        stages, threshold = params["candidates"], params["compute"]["min_rows"]
+        stages = yaml.safe_load((project / "params.yaml").read_text())["candidates"]
+        threshold = yaml.safe_load((project / "conf/compute/dask.yaml").read_text())["min_rows"]
         train_rows = len(pd.read_parquet(project / "data/prepared/train.parquet"))
     start_stop = median([cluster_start_stop() for _ in range(2)])
     loc = median(times["local"])
     print(f"default pipeline, `dvc repro` from scratch, {args.repeat} run(s) each, interleaved")
-    print(f"compute: local                                median {loc:6.1f} s  {times['local']}")
+    print(f"compute: local{'':<41} median {loc:6.1f} s  {times['local']}")
     for mode in MODES:
         t = median(times[mode])
         label = mode.replace("own", "LocalCluster per stage").replace("shared", "shared cluster")
         print(
-            f"compute: dask, {label:<31}median {t:6.1f} s  {times[mode]}  "
+            f"compute: dask, {label:<40} median {t:6.1f} s  {times[mode]}  "
             f"ratio {t / loc:.2f}x (goal <= 1.2x)  outputs identical: {same[mode]}"
         )
     used = len(stages) if train_rows >= threshold else 0

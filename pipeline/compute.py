@@ -16,7 +16,7 @@ The cluster is used where it pays (`on_cluster`): work on fewer than `compute.mi
 rows stays in this process, and such work never starts, connects to or imports the cluster.
 Starting a LocalCluster and warming its workers costs seconds, and a fold on a few hundred rows
 costs milliseconds against Dask's per-task overhead and the scattering of its data; the
-default pipeline's training stages (455 rows) therefore run exactly as with `compute: local`.
+default pipeline's training stages (354 rows) therefore run exactly as with `compute: local`.
 Where the work runs never changes a byte of its result, so the threshold is free to move.
 """
 

@@ -6,13 +6,18 @@ same run, interleaved:
 * dask, own:      compute: dask, address null: every stage that computes on the cluster starts
                   (and stops) its own 2-worker LocalCluster, inside the timed run;
 * dask, shared:   compute: dask, address = a 2-worker LocalCluster this script starts once,
-                  before the clock (how a team runs it: a scheduler that is already up).
+                  before the clock (how a team runs it: a scheduler that is already up);
+each dask mode twice: with `compute.min_rows` as declared in conf/compute/dask.yaml (work on
+fewer rows stays in the stage's process and never contacts the cluster: the default data's
+training stages, 354 rows, run as with compute: local) and forced to 0 (every training stage's
+folds on the cluster: the overhead of the cluster itself).
 
     .venv/bin/python bench/bench_compute_pipeline.py [--repeat 1]
 
 Goal: dask / local at most 1.2x. Also printed, to say where the overhead goes: how long one
-LocalCluster takes to start and stop here, and how many stages start one (the training stages:
-the default monitoring is exact mode, which stays local; batch scoring is not a stage).
+LocalCluster takes to start and stop here, and how many stages use one (the training stages
+whose train split has at least min_rows rows: the default monitoring is exact mode, which stays
+local; batch scoring is not a stage).
 Every run's outputs (models, reports, bundle id) are compared with the local run's: they must
 be the same bytes.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -36,6 +42,12 @@ defaults:
 compute:
   address: {address}
 """
+MODES = {  # name: (address null?, min_rows forced to 0?)
+    "own": (True, False),
+    "shared": (False, False),
+    "own, min_rows 0": (True, True),
+    "shared, min_rows 0": (False, True),
+}
 
 
 def digests(project: Path) -> dict[str, str]:
@@ -50,8 +62,10 @@ def digests(project: Path) -> dict[str, str]:
 def prepared(tmp: Path, name: str, mode: str, address: str) -> Path:
     project = copy_project(tmp / name)
     if mode != "local":
+        own, everything = MODES[mode]
         (project / "conf/local/default.yaml").write_text(
-            DASK.format(address="null" if mode == "own" else address)
+            DASK.format(address="null" if own else address)
+            + ("  min_rows: 0\n" if everything else "")
         )
     run([str(BIN / "mlops"), "compose"], project)
     return project
@@ -78,12 +92,13 @@ def cluster_start_stop() -> float:
 
 def main() -> None:
     import distributed
+    import pandas as pd
     import yaml
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    modes = ("local", "own", "shared")
+    modes = ("local", *MODES)
     times: dict[str, list[float]] = {m: [] for m in modes}
     same: dict[str, bool] = {m: True for m in modes}
     with (
@@ -100,27 +115,38 @@ def main() -> None:
         for i in range(args.repeat):
             reference: dict[str, str] | None = None
             for mode in modes:
-                project = prepared(Path(tmp), f"{mode}{i}", mode, shared.scheduler_address)
+                name = f"{mode.replace(', ', '-').replace(' ', '')}{i}"
+                project = prepared(Path(tmp), name, mode, shared.scheduler_address)
                 times[mode].append(run([str(BIN / "dvc"), "repro", "--no-run-cache"], project))
                 found = digests(project)
                 reference = reference or found
                 same[mode] = same[mode] and found == reference
-                print(f"run {i} {mode}: {times[mode][-1]:.1f} s", file=sys.stderr, flush=True)
+                print(
+                    f"run {i} {mode}: {times[mode][-1]:.1f} s (load {os.getloadavg()[0]:.1f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
         stages = yaml.safe_load((project / "params.yaml").read_text())["candidates"]
+        threshold = yaml.safe_load((project / "conf/compute/dask.yaml").read_text())["min_rows"]
+        train_rows = len(pd.read_parquet(project / "data/prepared/train.parquet"))
     start_stop = median([cluster_start_stop() for _ in range(2)])
     loc = median(times["local"])
     print(f"default pipeline, `dvc repro` from scratch, {args.repeat} run(s) each, interleaved")
-    print(f"compute: local                              median {loc:6.1f} s  {times['local']}")
-    for mode, label in (("own", "LocalCluster per stage"), ("shared", "shared 2-worker cluster")):
+    print(f"compute: local{'':<41} median {loc:6.1f} s  {times['local']}")
+    for mode in MODES:
         t = median(times[mode])
+        label = mode.replace("own", "LocalCluster per stage").replace("shared", "shared cluster")
         print(
-            f"compute: dask, {label:<28} median {t:6.1f} s  {times[mode]}  "
+            f"compute: dask, {label:<40} median {t:6.1f} s  {times[mode]}  "
             f"ratio {t / loc:.2f}x (goal <= 1.2x)  outputs identical: {same[mode]}"
         )
+    used = len(stages) if train_rows >= threshold else 0
     print(
-        f"one 2-worker LocalCluster start + stop here: {start_stop:.1f} s; stages that start "
-        f"one with address null: {len(stages)} (train@{', train@'.join(stages)})"
+        f"one 2-worker LocalCluster start + stop here: {start_stop:.1f} s; training stages: "
+        f"{len(stages)} on {train_rows} rows; on the cluster with min_rows {threshold}: {used}, "
+        f"with min_rows 0: {len(stages)}"
     )
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Batch scoring on a 2-worker Dask LocalCluster against local scoring, same run, same file.
+"""Batch scoring on a Dask LocalCluster of 1 and of 2 workers against local scoring, same run,
+same file.
 
     .venv/bin/python bench/bench_compute_scoring.py --bundle models/bundle            # 2M rows
     .venv/bin/python bench/bench_compute_scoring.py --bundle models/bundle --rows 20000000
@@ -7,9 +8,12 @@ The input is `--rows` rows of the bundle's 30 feature columns (the breast-cancer
 issue's 20M x 30), drawn with replacement (fixed seed) from the prepared train split and
 written once as Parquet (row groups of 1Mi rows), generated block by block so the generator
 never holds the whole table. Reported: rows/s of `predict_file` with `compute: local` and with
-`compute: dask` (2 workers x 1 thread, LocalCluster on 127.0.0.1, started before the clock), the
-ratio, whether the two outputs are byte-identical, and the peak RSS of this process (local) and
-of each worker process (dask: `ru_maxrss` read inside each worker after the run).
+`compute: dask` (`--workers` counts, default 1 and 2, x 1 thread: a fresh LocalCluster on
+127.0.0.1 each, started before the clock), the ratios, whether the outputs are byte-identical,
+and the peak RSS of this process (local) and of each worker process (dask: `ru_maxrss` read
+inside each worker after the run). For the scaling model in bench/README.md: the tasks and the
+bytes they send back (the scored rows, as Arrow: the output's uncompressed size). The input is
+written under `--workdir` (default: a temporary folder under /tmp, deleted at the end).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -25,6 +31,11 @@ from pathlib import Path
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS since it started its program: VmHWM, which exec resets (a
+    worker's `ru_maxrss` would carry the RSS of the process that spawned it: here, the client)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -60,16 +71,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument("--partition-rows", type=int, default=500_000)
-    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workdir", type=Path, help="keep the input here (default: a tmp dir)")
     args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-compute-", dir="/tmp"))
+    try:
+        run(args, work)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     import distributed
 
     from pipeline.deploy import batch
     from pipeline.deploy.bundle import load_bundle
     from pipeline.params import BatchSettings, ComputeSpec, LocalClusterSpec
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-compute-"))
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"input-{args.rows}.parquet"
     if not source.exists():
@@ -84,39 +104,61 @@ def main() -> None:
     batch.predict_file(bundle, source, work / "local.parquet", settings)
     local_s = time.perf_counter() - t
     local_rss = peak_rss_mib()
-
-    with (
-        distributed.LocalCluster(
-            host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-            dashboard_address="127.0.0.1:0",  # ephemeral: its HTTP server always starts
-            silence_logs=logging.ERROR, memory_limit="4GiB",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):  # fmt: skip
-        client.run(lambda: __import__("pipeline.deploy.batch"))  # imports before the clock
-        spec = ComputeSpec(
-            "dask", cluster.scheduler_address, 10.0, LocalClusterSpec(2, 1, "4GiB"),
-            args.partition_rows,
-        )  # fmt: skip
-        t = time.perf_counter()
-        batch.predict_file(bundle, source, work / "dask.parquet", settings, None, spec)
-        dask_s = time.perf_counter() - t
-        workers_rss = client.run(peak_rss_mib)
-    client_rss = peak_rss_mib()
+    print(
+        f"local: {args.rows / local_s:,.0f} rows/s ({local_s:.1f}s), peak RSS {local_rss:.0f} MiB"
+        f"  load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     def digest(p: Path) -> str:
         return hashlib.sha256(p.read_bytes()).hexdigest()
 
-    same = digest(work / "local.parquet") == digest(work / "dask.parquet")
+    expected = digest(work / "local.parquet")
+    same_all = True
+    for n in args.workers:
+        with (
+            distributed.LocalCluster(
+                host="127.0.0.1", n_workers=n, threads_per_worker=1, processes=True,
+                dashboard_address="127.0.0.1:0",  # ephemeral: its HTTP server always starts
+                silence_logs=logging.ERROR, memory_limit="4GiB",
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):  # fmt: skip
+            client.run(lambda: __import__("pipeline.deploy.batch"))  # imports before the clock
+            spec = ComputeSpec(
+                "dask", cluster.scheduler_address, 10.0, LocalClusterSpec(n, 1, "4GiB"),
+                args.partition_rows, 0,
+            )  # fmt: skip
+            out = work / f"dask-{n}.parquet"
+            t = time.perf_counter()
+            batch.predict_file(bundle, source, out, settings, None, spec)
+            dask_s = time.perf_counter() - t
+            workers_rss = client.run(peak_rss_mib)
+        same = digest(out) == expected
+        same_all &= same
+        print(
+            f"dask ({n} worker(s) x 1 thread): {args.rows / dask_s:,.0f} rows/s ({dask_s:.1f}s); "
+            f"local/dask time {local_s / dask_s:.2f}x; byte-identical: {same}"
+            f"  load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        for worker, rss in workers_rss.items():
+            print(f"  worker {worker}: peak RSS {rss:.0f} MiB (goal <= 1024)")
+        out.unlink()
+    import pyarrow.parquet as pq
+
+    scored = pq.ParquetFile(work / "local.parquet")
+    first = scored.read_row_group(0)  # as Arrow, as the tasks send the scored rows back
+    arrow = first.nbytes / first.num_rows * args.rows
+    tasks = -(-args.rows // (max(1, args.partition_rows // args.chunk_rows) * args.chunk_rows))
     print(
-        f"local: {args.rows / local_s:,.0f} rows/s ({local_s:.1f}s), peak RSS {local_rss:.0f} MiB"
+        f"tasks: {tasks} of {args.partition_rows:,} rows; sent back to this process: "
+        f"{arrow / 2**20:.0f} MiB of scored rows ({arrow / args.rows:.0f} B/row, "
+        f"{arrow / tasks / 2**20:.0f} MiB per task); input {source.stat().st_size / 2**20:.0f} MiB"
     )
-    print(f"dask (2 workers x 1 thread): {args.rows / dask_s:,.0f} rows/s ({dask_s:.1f}s)")
-    print(f"ratio dask/local throughput: {local_s / dask_s:.2f}x; outputs byte-identical: {same}")
-    for worker, rss in workers_rss.items():
-        print(f"  worker {worker}: peak RSS {rss:.0f} MiB (goal <= 1024)")
-    print(f"  client (this process, both runs): peak RSS {client_rss:.0f} MiB")
-    if not same:
+    print(f"  client (this process, all runs): peak RSS {peak_rss_mib():.0f} MiB")
+    print(f"load average at the end: {os.getloadavg()}")
+    if not same_all:
         sys.exit(1)
 
 

@@ -11,6 +11,13 @@ among its params), and `compute: local` never imports dask.
 
 A scheduler at `compute.address` must see the same files as this process (a shared filesystem,
 or the S3 remote): tasks name paths, they do not ship data.
+
+The cluster is used where it pays (`on_cluster`): work on fewer than `compute.min_rows` input
+rows stays in this process, and such work never starts, connects to or imports the cluster.
+Starting a LocalCluster and warming its workers costs seconds, and a fold on a few hundred rows
+costs milliseconds against Dask's per-task overhead and the scattering of its data; the
+default pipeline's training stages (354 rows) therefore run exactly as with `compute: local`.
+Where the work runs never changes a byte of its result, so the threshold is free to move.
 """
 
 from __future__ import annotations
@@ -88,15 +95,23 @@ def session(spec: ComputeSpec) -> Iterator[Client | None]:
         yield client
 
 
+def on_cluster(spec: ComputeSpec | None, rows: int) -> bool:
+    """Whether work on `rows` input rows goes to the cluster: `compute: dask` and at least
+    `compute.min_rows` rows. Below it the caller computes in this process (and never calls
+    `session`): the cluster would cost more than the work (see the module docstring)."""
+    return spec is not None and spec.kind == "dask" and rows >= spec.min_rows
+
+
 def training_workers(
-    spec: ComputeSpec, n_jobs: int | None
+    spec: ComputeSpec, n_jobs: int | None, rows: int
 ) -> contextlib.AbstractContextManager[object]:
-    """Where a training stage's parallel fits (cross-validation folds, search candidates) run:
-    `compute: local` keeps `pipeline.run.fold_workers` (the runner's fork server or joblib's own
-    workers); `compute: dask` hands them to the cluster through joblib's Dask backend. The final
-    refit stays in the stage's process either way, and the folds' scores are the same numbers,
-    so the model file and the candidate record are byte-identical."""
-    if spec.kind == "local":
+    """Where a training stage's parallel fits (cross-validation folds, search candidates) on
+    `rows` training rows run: `compute: local`, or fewer rows than `compute.min_rows`, keeps
+    `pipeline.run.fold_workers` (the runner's fork server or joblib's own workers); otherwise
+    `compute: dask` hands them to the cluster through joblib's Dask backend. The final refit
+    stays in the stage's process either way, and the folds' scores are the same numbers, so
+    the model file and the candidate record are byte-identical."""
+    if not on_cluster(spec, rows):
         return fold_workers(n_jobs)
     return _dask_joblib(spec)
 

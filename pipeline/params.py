@@ -900,17 +900,19 @@ class ComputeSpec:
     connect_timeout_s: float
     local_cluster: LocalClusterSpec | None  # kind dask
     partition_rows: int | None  # kind dask: rows per batch-scoring task
+    min_rows: int  # kind dask: work on fewer input rows stays in this process (local: 0)
 
     @classmethod
     def from_params(cls, spec: Mapping[str, Any]) -> ComputeSpec:
         if spec["kind"] == "local":
-            return cls("local", None, 0.0, None, None)
+            return cls("local", None, 0.0, None, None, 0)
         return cls(
             "dask",
             spec["address"],
             float(spec["connect_timeout_s"]),
             LocalClusterSpec(**spec["local_cluster"]),
             int(spec["partition_rows"]),
+            int(spec["min_rows"]),
         )
 
 

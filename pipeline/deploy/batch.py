@@ -515,7 +515,8 @@ def predict_file(
     a file); every file must have the same schema; a bad row is numbered over the folder and
     also named by its file and row there.
 
-    With `compute` of kind dask, a Parquet source is scored on the cluster: whole chunks in
+    With `compute` of kind dask, a Parquet source of at least `compute.min_rows` rows is
+    scored on the cluster (a smaller one here, without connecting to it): whole chunks in
     partitions of about `compute.partition_rows` rows, each task reading only its row groups;
     the scored chunks come back in file order, a bounded number at a time, and are written
     here exactly as the local run writes them (same file, same bytes). A CSV is scored here."""
@@ -539,12 +540,16 @@ def predict_file(
         out_fmt=out_fmt,
     )
     distributed = compute is not None and compute.kind == "dask" and not csv_in
+    if distributed:
+        from pipeline.compute import on_cluster
+
+        if not folder:  # a folder's files were checked by _folder_files
+            _check_parquet(source, bundle)
+        distributed = on_cluster(compute, _parquet_rows(files))
     with contextlib.ExitStack() as stack:
         failing = [False]
         if distributed:
             assert compute is not None and compute.partition_rows is not None
-            if not folder:  # a folder's files were checked by _folder_files
-                _check_parquet(source, bundle)
             from pipeline.compute import session
 
             client = stack.enter_context(session(compute))
@@ -554,6 +559,13 @@ def predict_file(
         else:
             chunks = _local_chunks(bundle, files, folder, how, settings.chunk_rows, failing)
         return _write_chunks(chunks, source, output, settings, bundle, failing)
+
+
+def _parquet_rows(files: list[Path]) -> int:
+    """Rows of checked Parquet files, from their footers (no data is read)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
 
 def _check_parquet(source: Path, bundle: Bundle) -> pa.Schema:

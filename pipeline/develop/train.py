@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import metrics
-from pipeline.compute import training_workers
+from pipeline.compute import on_cluster, training_workers
 from pipeline.config import load_config
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.errors import ConfigError, DataError
@@ -205,7 +205,7 @@ def main(argv: Sequence[str]) -> None:
     log(
         f"train {name}: {candidate.target} on {len(frame)} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
-        + (" on a Dask cluster" if params.compute.kind == "dask" else "")
+        + (" on a Dask cluster" if on_cluster(params.compute, len(frame)) else "")
     )
     fitted = fit_candidate(
         candidate,
@@ -218,7 +218,7 @@ def main(argv: Sequence[str]) -> None:
         cv=make_cv(task, split, train),
         train=train,
         groups=groups,
-        workers=training_workers(params.compute, train.n_jobs),
+        workers=training_workers(params.compute, train.n_jobs, len(frame)),
     )
     write_candidate(name, candidate, fitted, task)
     primary = fitted.cv[selection.metric]

@@ -175,11 +175,13 @@ def assess_all(
     verdict (the context, with the reference, is sent to every worker once). A window is the
     unit of a verdict, so a worker runs exactly the code a local run does on exactly the same
     rows, and the verdicts and certified bounds are the same numbers wherever and on however
-    many workers they ran. Exact mode (the default, small windows) and a refused context stay
-    here: there the task would cost more than the test."""
+    many workers they ran. Exact mode (the default, small windows), windows of fewer rows in all
+    than `compute.min_rows` and a refused context stay here: there the task would cost more
+    than the test."""
+    from pipeline.compute import on_cluster, ordered_map, session
+
     distribute = (
-        compute is not None
-        and compute.kind == "dask"
+        on_cluster(compute, sum(len(window.frame) for window in windows))
         and ctx.settings.drift.mode == "sketch"
         and ctx.refusal is None
         and len(windows) > 0
@@ -187,7 +189,6 @@ def assess_all(
     if not distribute:
         return [how(window, ctx) for window in windows]
     assert compute is not None
-    from pipeline.compute import ordered_map, session
 
     with session(compute) as client:
         assert client is not None

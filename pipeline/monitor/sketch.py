@@ -262,20 +262,23 @@ def compute_drift_parquet(
     """
     files = _parquet_files(Path(path))
     names = list(reference.columns)
-    schemas = [_open(f).schema_arrow.names for f in files]
-    for columns in schemas:
-        check_inputs(reference, columns, settings)
+    handles = [_open(f) for f in files]
+    for handle in handles:
+        check_inputs(reference, handle.schema_arrow.names, settings)
     if settings.mode == "exact":
         frame = pd.concat(
             [_open(f).read(columns=names).to_pandas() for f in files], ignore_index=True
         )
         return exact_drift(reference, frame, settings)
     rows = batch_rows or settings.sketch.batch_rows
-    items = [(reference, str(f), settings, rows) for f in files]
-    from pipeline.compute import ordered_map, session
+    from pipeline.compute import on_cluster, ordered_map, session
 
+    total = sum(handle.metadata.num_rows for handle in handles)
     summaries: dict[str, Summary] | None = None
-    with session(compute or _LOCAL) as client:
+    with session(compute if on_cluster(compute, total) else _LOCAL) as client:
+        # the reference (its sketches: megabytes) goes to each worker once, not with each task
+        ref = reference if client is None else client.scatter(reference, broadcast=True, hash=False)
+        items = [(ref, str(f), settings, rows) for f in files]
         for part in ordered_map(client, summarise_file, items, name="mlops-sketch"):
             summaries = part if summaries is None else merge_summaries(summaries, part)
     assert summaries is not None
@@ -288,7 +291,7 @@ def compute_drift_parquet(
             pool.shutdown()
 
 
-_LOCAL = ComputeSpec("local", None, 0.0, None, None)
+_LOCAL = ComputeSpec("local", None, 0.0, None, None, 0)
 
 
 def _parquet_files(path: Path) -> list[Path]:

@@ -63,10 +63,23 @@ def cluster() -> Iterator[distributed.Client]:
         yield client
 
 
-def spec(client: distributed.Client, partition_rows: int = 2_000) -> ComputeSpec:
+def spec(client: distributed.Client, partition_rows: int = 2_000, min_rows: int = 0) -> ComputeSpec:
+    """`compute: dask` at the test cluster; `min_rows` 0: every piece of work goes to it."""
     return ComputeSpec(
-        "dask", client.scheduler.address, 10.0, LocalClusterSpec(2, 1, "1GiB"), partition_rows
+        "dask",
+        client.scheduler.address,
+        10.0,
+        LocalClusterSpec(2, 1, "1GiB"),
+        partition_rows,
+        min_rows,
     )
+
+
+def unreachable() -> str:
+    """The address of a free port on 127.0.0.1 nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def sha(path: Path) -> str:
@@ -95,12 +108,9 @@ def test_no_stage_reads_compute() -> None:
 
 
 def test_an_unreachable_scheduler_is_a_config_error_naming_the_address() -> None:
-    with socket.socket() as probe:  # a free port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    unreachable = ComputeSpec("dask", f"tcp://127.0.0.1:{port}", 0.5, None, 1000)
+    nobody = ComputeSpec("dask", unreachable(), 0.5, None, 1000, 0)
     refused = pytest.raises(ConfigError, match=r"compute\.address: cannot reach the Dask scheduler")
-    with refused, compute.session(unreachable):
+    with refused, compute.session(nobody):
         pass
 
 
@@ -110,7 +120,7 @@ def test_without_dask_installed_the_error_names_the_make_target(
     import sys
 
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
-    dask = ComputeSpec("dask", None, 1.0, LocalClusterSpec(1, 1, "1GiB"), 1)
+    dask = ComputeSpec("dask", None, 1.0, LocalClusterSpec(1, 1, "1GiB"), 1, 0)
     with pytest.raises(ConfigError, match="not installed") as caught, compute.session(dask):
         pass
     assert "make install-compute-dask" in (caught.value.hint or "")
@@ -122,11 +132,76 @@ def test_local_compute_never_imports_dask() -> None:
 
     code = (
         "import sys; from pipeline import compute; from pipeline.params import ComputeSpec\n"
-        "with compute.session(ComputeSpec('local', None, 0.0, None, None)) as c: assert c is None\n"
-        "with compute.training_workers(ComputeSpec('local', None, 0.0, None, None), 2): pass\n"
+        "local = ComputeSpec('local', None, 0.0, None, None, 0)\n"
+        "with compute.session(local) as c: assert c is None\n"
+        "with compute.training_workers(local, 2, 10**9): pass\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("-1", "expected a number >= 0 (got -1)"),
+        ("lots", "expected a value of type integer (got 'lots')"),
+        ("0.5", "expected a value of type integer (got 0.5)"),
+    ],
+)
+def test_min_rows_is_validated_with_the_key_named(value: str, expected: str) -> None:
+    from pipeline import config
+    from pipeline.validation import validate_params
+
+    composed = config.compose(ROOT, ["compute=dask", f"compute.min_rows={value}"])
+    issues = validate_params(composed.data, composed.locate, root=ROOT, missing=composed.missing)
+    message = ConfigError(issues).render()
+    assert f"override 'compute.min_rows={value}': compute.min_rows: {expected}" in message
+
+
+def test_min_rows_decides_where_training_runs(cluster: distributed.Client) -> None:
+    """Fewer training rows than `compute.min_rows`: the fits stay here, and the scheduler
+    (unreachable) is never contacted; from `min_rows` rows on they are tasks on the cluster."""
+    import joblib
+    from joblib.parallel import get_active_backend
+
+    nobody = ComputeSpec("dask", unreachable(), 0.5, None, 1000, 456)
+    assert not compute.on_cluster(nobody, 455) and compute.on_cluster(nobody, 456)
+    with compute.training_workers(nobody, 2, 455):
+        assert "Dask" not in type(get_active_backend()[0]).__name__
+        assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+    ran = tasks_run(cluster)
+    with compute.training_workers(spec(cluster, min_rows=455), 2, 455):
+        assert "Dask" in type(get_active_backend()[0]).__name__
+        assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+    assert tasks_run(cluster) - ran >= 1
+
+
+def test_a_training_stage_below_min_rows_never_contacts_the_cluster(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The default threshold with an unreachable scheduler: the stage (a few hundred rows)
+    computes in its own process, says nothing of a cluster, and writes the bytes it wrote
+    before. (Run in this process: the stage's `main`, without an interpreter's start-up.)"""
+    from pipeline.develop import train
+
+    outputs = ("models/candidates/**/*",)
+    before = digests(project, outputs)
+    overrides = project / "conf/local/default.yaml"
+    overrides.write_text(
+        overrides.read_text().replace(
+            "# @package _global_\n",
+            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
+            f"compute:\n  address: {unreachable()}\n  connect_timeout_s: 0.5\n",
+        )
+    )
+    mlops("compose", cwd=project)
+    assert "compute:\n  kind: dask" in (project / "params.yaml").read_text()
+    monkeypatch.chdir(project)
+    train.main(["logistic_regression"])
+    said = capfd.readouterr()
+    assert "train logistic_regression: " in said.err
+    assert "Dask" not in said.err + said.out
+    assert digests(project, outputs) == before
 
 
 # --------------------------------------------------------------------------------- batch scoring
@@ -145,27 +220,33 @@ def scoring_input(tmp_path_factory: pytest.TempPathFactory, template_project: Pa
 def score_local_and_on_dask(
     cluster: distributed.Client, project: Path, source: Path, tmp_path: Path, on_bad_rows: str
 ) -> dict[str, tuple[str, str, dict[str, object]]]:
-    """`source` scored in this process and on the cluster: per kind, ("written", the output's
-    digest, the result) or ("refused", the message, the result), with no output left behind
-    by a refusal. The cluster really ran the dask one (at least 4 tasks: 7,080 rows / 2,000)."""
+    """`source` scored in this process, on the cluster, and with a `compute.min_rows` one
+    above its rows (small: an unreachable scheduler, never contacted): per kind, ("written",
+    the output's digest, the result) or ("refused", the message, the result), with no output
+    left behind by a refusal. The cluster really ran the dask one (at least 4 tasks: 7,080
+    rows / 2,000), and nothing else."""
     from pipeline.deploy import batch
     from pipeline.deploy.bundle import load_bundle
 
     bundle = load_bundle(project / "models/bundle")
     settings = BatchSettings(on_bad_rows, "reject", 1_000)
+    where = {
+        "local": None,
+        "dask": spec(cluster, min_rows=7_080),  # as many rows as the source: on the cluster
+        "small": ComputeSpec("dask", unreachable(), 0.5, None, 2_000, 7_081),  # one too few
+    }
     outcomes = {}
-    for kind in ("local", "dask"):
+    for kind, compute_spec in where.items():
         out = tmp_path / f"{kind}.parquet"
         before = tasks_run(cluster)
         try:
-            where = spec(cluster) if kind == "dask" else None
-            result = batch.predict_file(bundle, source, out, settings, None, where)
+            result = batch.predict_file(bundle, source, out, settings, None, compute_spec)
             outcomes[kind] = ("written", sha(out), result.to_dict())
         except batch.BadRowsError as exc:
             assert not out.exists()
             outcomes[kind] = ("refused", str(exc), exc.result.to_dict())
         ran = tasks_run(cluster) - before
-        assert ran >= (4 if kind == "dask" else 0), (kind, ran)
+        assert ran >= 4 if kind == "dask" else ran == 0, (kind, ran)
     return outcomes
 
 
@@ -180,7 +261,7 @@ def test_batch_scoring_on_dask_is_byte_identical(
     outcomes = score_local_and_on_dask(
         cluster, template_project, scoring_input, tmp_path, on_bad_rows
     )
-    assert outcomes["dask"] == outcomes["local"]
+    assert outcomes["dask"] == outcomes["local"] == outcomes["small"]
     assert outcomes["local"][0] == ("written" if on_bad_rows == "skip" else "refused")
     assert outcomes["local"][2]["rows"] == 7_080
 
@@ -217,7 +298,7 @@ def test_a_folder_is_scored_as_one_dataset_the_same_on_dask(
     outcomes = score_local_and_on_dask(
         cluster, template_project, scoring_folder, tmp_path, on_bad_rows
     )
-    assert outcomes["dask"] == outcomes["local"]
+    assert outcomes["dask"] == outcomes["local"] == outcomes["small"]
     status, _, report = outcomes["local"]
     assert report["rows"] == 7_080
     assert report["skipped_rows"] == [6, 4_001]
@@ -290,7 +371,8 @@ def test_mlops_predict_and_training_on_dask_rerun_nothing_and_match(
         overrides.read_text().replace(
             "# @package _global_\n",
             "# @package _global_\ndefaults:\n  - override /compute: dask\n"
-            f"compute:\n  address: {cluster.scheduler.address}\n  partition_rows: 2000\n",
+            f"compute:\n  address: {cluster.scheduler.address}\n  partition_rows: 2000\n"
+            "  min_rows: 0\n",
         )
     )
     mlops("compose", cwd=project)
@@ -340,9 +422,17 @@ def test_sketch_drift_on_dask_equals_local(cluster: distributed.Client, tmp_path
     settings = drift_settings(mode="sketch", sketch=sketch)
     local = compute_drift_parquet(reference, folder, settings)
     ran = tasks_run(cluster)
-    on_dask = compute_drift_parquet(reference, folder, settings, compute=spec(cluster))
+    at_threshold = spec(cluster, min_rows=60_000)  # the folder's rows: on the cluster
+    on_dask = compute_drift_parquet(reference, folder, settings, compute=at_threshold)
     assert tasks_run(cluster) - ran >= 4  # one task per file
     assert on_dask.to_dict() == local.to_dict()
+    below = ComputeSpec("dask", unreachable(), 0.5, None, 1000, 60_001)  # never contacted
+    ran = tasks_run(cluster)
+    assert (
+        compute_drift_parquet(reference, folder, settings, compute=below).to_dict()
+        == local.to_dict()
+    )
+    assert tasks_run(cluster) == ran
     assert local.by_column["x"].error_bound > 0  # x was sketched: its bound is certified, not 0
 
 
@@ -373,16 +463,23 @@ def test_monitoring_in_sketch_mode_on_dask_gives_the_local_report(
         drift=replace(params.monitor.drift, mode="sketch", sketch=SketchSettings(64, 8, 500, 16)),
     )
     reports = {}
-    for kind in ("local", "dask"):
+    rows = len(pd.read_parquet(scored, columns=[]))  # the windows' rows in all
+    where = {
+        "local": None,
+        "dask": spec(cluster, min_rows=rows),  # as many rows as the windows: on the cluster
+        "small": ComputeSpec("dask", unreachable(), 0.5, None, 1000, rows + 1),  # not contacted
+    }
+    for kind, compute_spec in where.items():
         out = tmp_path / kind
         ran = tasks_run(cluster)
-        where = spec(cluster) if kind == "dask" else None
         monitor_files(
-            template_project, settings, params.dataset, [scored], Columns(), out, compute=where
-        )
-        assert tasks_run(cluster) - ran >= (4 if kind == "dask" else 0)  # 4 windows, 1 each
+            template_project, settings, params.dataset, [scored], Columns(), out,
+            compute=compute_spec,
+        )  # fmt: skip
+        ran = tasks_run(cluster) - ran
+        assert ran >= 4 if kind == "dask" else ran == 0  # 4 windows, 1 task each
         reports[kind] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
-    assert reports["dask"] == reports["local"]
+    assert reports["dask"] == reports["local"] == reports["small"]
     assert {"report.json", "report.html", "metrics.json"} <= set(reports["local"])
     # the per-window results themselves (the report shows a part): bounds certified, equal
     ctx = load_context(template_project, settings, params.dataset)
@@ -480,7 +577,7 @@ def test_a_worker_killed_during_training_leaves_the_stage_output_exact(
         overrides.read_text().replace(
             "# @package _global_\n",
             "# @package _global_\ndefaults:\n  - override /compute: dask\n"
-            f"compute:\n  address: {cluster.scheduler.address}\n",
+            f"compute:\n  address: {cluster.scheduler.address}\n  min_rows: 0\n",
         )
     )
     mlops("compose", cwd=project)

@@ -97,11 +97,12 @@ def _snapshot(args: argparse.Namespace) -> int:
     waits for the next run (or --flush). Idempotent: records already in a window under --out are
     skipped, so running it twice writes nothing new; it is safe while the service is writing.
 
-    Track the windows with DVC afterwards (monitoring depends on them):
-        dvc add data/production/<id>.parquet ...
-        git add data/production/<id>.parquet.dvc ... data/production/.gitignore
-    (one pointer per window: branches adding windows never conflict on a shared .dvc file; `dvc
-    add data/production` itself fails, the folder being tracked by git)
+    Windows land in their month's folder, data/production/<YYYY-MM>/. Track the months that
+    changed with DVC afterwards (monitoring depends on them), as printed:
+        dvc add data/production/<YYYY-MM> ...
+        git add data/production/<YYYY-MM>.dvc ... data/production/.gitignore
+    (one pointer per month, so their number stays small as history grows; two branches adding
+    windows to the same month merge with DVC's merge driver, which `make install` configures)
     """
     from pipeline.config import relpath
     from pipeline.deploy.service.snapshot import snapshot
@@ -134,13 +135,50 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 
 def _print_next(written: list[str], out: str) -> None:
-    """How to track new window files: one `dvc add` per file (`dvc add <folder>` fails: the
-    folder is tracked by git), then commit the pointers."""
+    """How to track new window files: `dvc add` each month folder they landed in (one DVC
+    output per month, `pipeline.windows`), then commit the pointers."""
     if not written:
         return
-    print("next: track the new window(s) with DVC and commit their pointers:")
-    print("  dvc add " + " ".join(written))
-    print("  git add " + " ".join(f"{w}.dvc" for w in written) + f" {out}/.gitignore")
+    months = sorted({str(Path(w).parent) for w in written})
+    print("next: track the month(s) with new windows with DVC and commit their pointers:")
+    print("  dvc add " + " ".join(months))
+    print("  git add " + " ".join(f"{m}.dvc" for m in months) + f" {out}/.gitignore")
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """windows of one .dvc file each -> one DVC output per month
+
+    Move the window files of the earlier layout (data/production/<id>.parquet, each tracked by
+    its own <id>.parquet.dvc) into their month's folder, data/production/<YYYY-MM>/, drop the
+    per-window pointers and their .gitignore lines, and track each month as one output
+    (`dvc add`). Without --apply, prints what it would do and writes nothing. Needs every
+    window in the workspace (`dvc pull data/production` first); on failure every file is put
+    back as it was. Commit the result: `git add -A data/production`.
+    """
+    from pipeline.config import relpath
+    from pipeline.windows import apply_migration, plan_migration
+
+    root = args.root
+    out = project_path(root, args.out, PRODUCTION_DIR)
+    plan = plan_migration(out)
+    if not plan.moves and not plan.pointers:
+        print(f"{relpath(out, root)}: nothing to migrate (no window outside a month's folder)")
+        return EXIT_OK
+    months = [relpath(f, root) for f in plan.partitions]
+    verb = "moved" if args.apply else "would move"
+    print(
+        f"{relpath(out, root)}: {verb} {len(plan.moves)} window(s) into {len(months)} month "
+        f"folder(s) ({', '.join(months)}) and "
+        + ("dropped" if args.apply else "would drop")
+        + f" {len(plan.pointers)} per-window pointer(s)"
+    )
+    if not args.apply:
+        print("dry run: nothing written; run again with --apply")
+        return EXIT_OK
+    apply_migration(plan)
+    print(f"tracked: {', '.join(m + '.dvc' for m in months)}")
+    print(f"next: git add -A {relpath(out, root)} && git commit -m 'windows: one output a month'")
+    return EXIT_OK
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -165,9 +203,10 @@ def _import(args: argparse.Namespace) -> int:
     drop). Bad values are listed by column and row, and nothing is written. One window file per
     input, named by its data: importing the same rows again writes nothing.
 
-    Then track each new window and commit the pointers, as printed:
-        dvc add data/production/<id>.parquet
-        git add data/production/<id>.parquet.dvc data/production/.gitignore
+    Windows land in their month's folder; then track the months and commit the pointers, as
+    printed:
+        dvc add data/production/<YYYY-MM>
+        git add data/production/<YYYY-MM>.dvc data/production/.gitignore
     """
     from pipeline import config
     from pipeline.config import relpath
@@ -264,6 +303,12 @@ def add_commands(subparsers: Any) -> None:
     q.add_argument("--time", help="one time (ISO 8601) for every row of a file without times")
     q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
     add_out(q, PRODUCTION_DIR, "the window directory")
+
+    q = command(
+        command_group(subparsers, "windows", help="production window layout"), "migrate", _migrate
+    )
+    add_out(q, PRODUCTION_DIR, "the window directory")
+    q.add_argument("--apply", action="store_true", help="carry it out (default: a dry run)")
 
     from pipeline.cli_logship import add_log_commands
 

@@ -38,6 +38,7 @@ from pipeline.windows import (
     normalise,
     window_id,
 )
+from pipeline.windows import unfetched as windows_unfetched
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,14 +58,9 @@ class MonitorWindow:
 
 
 def unfetched(directory: Path) -> list[str]:
-    """Window files DVC tracks (`<id>.parquet.dvc`) that are not in the workspace."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p.name[: -len(".dvc")]
-        for p in directory.glob("*.parquet.dvc")
-        if not (directory / p.name[: -len(".dvc")]).is_file()
-    )
+    """Partitions (and windows of the earlier layout) DVC tracks that are not in the workspace
+    (`pipeline.windows.unfetched`, the owner of the layout)."""
+    return windows_unfetched(directory)
 
 
 def read_files(paths: Sequence[Path]) -> list[pd.DataFrame]:

@@ -145,6 +145,44 @@ def _print_next(written: list[str], out: str) -> None:
     print("  git add " + " ".join(f"{m}.dvc" for m in months) + f" {out}/.gitignore")
 
 
+def _seal(args: argparse.Namespace) -> int:
+    """pack closed days and months of windows; track every month with DVC
+
+    Pack the windows of every day before the newest window's day into that day's pack
+    (<YYYY-MM>/<YYYYMMDD>.zip) and those of every month before the newest window's month into
+    that month's pack (<YYYY-MM>/<YYYYMM>.zip), then `dvc add` every month folder (new windows
+    included). Packs hold the window files byte for byte: the windows, their ids and what
+    monitoring reads do not change; what changes is that DVC sees about one file a day instead
+    of one a window, so `dvc status` and `dvc repro` stay flat as history grows. Without
+    --apply, prints what it would do and writes nothing; on failure nothing changes. Run it on
+    the default branch (the monitor workflow does): two branches sealing the same day do not
+    merge. Commit the result: `git add data/production`.
+    """
+    from pipeline.config import relpath
+    from pipeline.windows import apply_seal, partitions, plan_seal
+
+    root = args.root
+    out = project_path(root, args.out, PRODUCTION_DIR)
+    plan = plan_seal(out)
+    changes = plan.changes
+    for folder, target in changes.items():
+        packs = sorted(k for k, v in target.items() if k is not None and v)
+        loose = len(target.get(None, ()))
+        print(
+            f"{relpath(folder, root)}: {sum(len(v) for v in target.values())} window(s) as "
+            f"{len(packs)} pack(s) ({', '.join(packs) or '-'}) and {loose} loose"
+        )
+    if not changes:
+        print(f"{relpath(out, root)}: sealed already (nothing to pack)")
+    if not args.apply:
+        print("dry run: nothing written; run again with --apply (it also `dvc add`s each month)")
+        return EXIT_OK
+    apply_seal(plan)
+    print(f"tracked: {', '.join(relpath(f, root) + '.dvc' for f in partitions(out)) or '-'}")
+    print(f"next: git add {relpath(out, root)} && git commit")
+    return EXIT_OK
+
+
 def _migrate(args: argparse.Namespace) -> int:
     """windows of one .dvc file each -> one DVC output per month
 
@@ -304,11 +342,11 @@ def add_commands(subparsers: Any) -> None:
     q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
     add_out(q, PRODUCTION_DIR, "the window directory")
 
-    q = command(
-        command_group(subparsers, "windows", help="production window layout"), "migrate", _migrate
-    )
-    add_out(q, PRODUCTION_DIR, "the window directory")
-    q.add_argument("--apply", action="store_true", help="carry it out (default: a dry run)")
+    windows_sub = command_group(subparsers, "windows", help="production window layout")
+    for name, handler in (("seal", _seal), ("migrate", _migrate)):
+        q = command(windows_sub, name, handler)
+        add_out(q, PRODUCTION_DIR, "the window directory")
+        q.add_argument("--apply", action="store_true", help="carry it out (default: a dry run)")
 
     from pipeline.cli_logship import add_log_commands
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,13 +55,33 @@ def is_reserved(column: object) -> bool:
 
 @dataclass(frozen=True)
 class Window:
+    """A window file: `path` is the file itself, or the pack holding it (`member` then names it
+    inside; see "Packs" below). Read it through `read`, `data` or `source`, never `path`."""
+
     id: str
     path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The window file's name, `<id>.parquet`, wherever it is stored."""
+        return f"{self.id}.parquet"
+
+    def data(self) -> bytes:
+        """The window file's bytes (the same whether loose or packed)."""
+        if self.member is None:
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as pack:
+            return pack.read(self.member)
+
+    def source(self) -> Path | io.BytesIO:
+        """Something pandas and pyarrow read as the window's Parquet file."""
+        return self.path if self.member is None else io.BytesIO(self.data())
 
     def read(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.read_parquet(self.path)
+        return pd.read_parquet(self.source())
 
 
 def _canonical_parquet(frame: pd.DataFrame) -> bytes:
@@ -95,28 +116,54 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out[[*features, *RESERVED]]
 
 
-def window_id(frame: pd.DataFrame) -> str:
-    """`<first time, UTC, to the second>-<12 hex of the content digest>`: sortable by time,
-    unique by content."""
+def encode_window(frame: pd.DataFrame) -> tuple[str, bytes]:
+    """A window's id and file bytes: `<first time, UTC, to the second>-<12 hex of the digest of
+    the bytes>`, sortable by time, unique by content."""
     canon = normalise(frame)
     if len(canon) == 0:
         raise DataError("an empty window has no id")
     start = canon[TIME].iloc[0].strftime("%Y%m%dT%H%M%S")
-    return f"{start}-{hashlib.sha256(_canonical_parquet(canon)).hexdigest()[:12]}"
+    data = _canonical_parquet(canon)
+    return f"{start}-{hashlib.sha256(data).hexdigest()[:12]}", data
 
 
-# Layout of a window folder (data/production/, data/simulated/): one partition per month of the
-# windows' first times, `<folder>/<YYYY-MM>/<id>.parquet`. DVC tracks each production partition
-# as one directory output (`dvc add data/production/<YYYY-MM>` writes `<YYYY-MM>.dvc` beside it),
-# so the pointers number months, not windows; two branches adding windows to the same month both
-# change its pointer, which DVC's merge driver merges (`make install` configures it for git,
-# `.gitattributes` assigns it). Files of the earlier layout (`<id>.parquet` and its
-# `<id>.parquet.dvc` at the top of the folder) are still read; `mlops windows migrate` moves them.
+def window_id(frame: pd.DataFrame) -> str:
+    """The id a window of `frame` gets (`encode_window`)."""
+    return encode_window(frame)[0]
+
+
+# Layout of a window folder (data/production/, data/simulated/), owned here:
+#
+#   <folder>/<YYYY-MM>/<id>.parquet    a window file, in the partition of its first time's month
+#   <folder>/<YYYY-MM>/<YYYYMMDD>.zip  a day pack: the windows of a day, byte for byte
+#   <folder>/<YYYY-MM>/<YYYYMM>.zip    a month pack: the windows of a month
+#   <folder>/<YYYY-MM>.dvc             the partition's DVC pointer (production: one output a month)
+#
+# Writers only ever add window files. `mlops windows seal` packs what is closed: every window of a
+# month before the newest window's month into that month's pack, every window of a day before the
+# newest window's day into that day's pack (no clock: "newest" comes from the data), so a folder
+# holds, whatever its history, about one file a month plus one a day of the newest month plus the
+# newest day's windows. That is what keeps DVC flat: `dvc status` and a no-op `dvc repro` stat and
+# look up every file of a tracked directory (its state cache spares the hashing, not the walk:
+# about 0.5 ms a file, measured in bench/bench_history.py), so 10,000 loose windows cost seconds on
+# every call however they are tracked, and one pointer each costs more. A pack is uncompressed
+# zip with fixed metadata and sorted members: the same windows always give the same bytes, and a
+# window keeps its bytes (and so its id) whether loose or packed.
+#
+# Two branches adding windows to the same month both change its pointer; DVC's merge driver merges
+# the two listings (`scripts/git_merge_drivers.sh`, run by `make install`; `.gitattributes`). Seal
+# on one branch (the default one, as the monitor workflow does): two branches sealing the same
+# day both remove its loose windows, which the driver refuses to merge.
+#
+# Files of the earlier layout (`<id>.parquet` with its `<id>.parquet.dvc` at the top of the
+# folder) are still read; `mlops windows migrate` moves them into partitions.
 _PARTITION = re.compile(r"\d{4}-\d{2}")
+_PACK = re.compile(r"(\d{6}|\d{8})\.zip")
+PACK_TIME = (1980, 1, 1, 0, 0, 0)  # every member's zip timestamp: packs are reproducible
 
 
 def partition_of(wid: str) -> str:
-    """The partition (`YYYY-MM`) of a window id: the month of its first time."""
+    """The partition (`YYYY-MM`) of a window id (or window file name): its first time's month."""
     return f"{wid[:4]}-{wid[4:6]}"
 
 
@@ -125,30 +172,42 @@ def is_partition_name(name: str) -> bool:
     return bool(_PARTITION.fullmatch(name))
 
 
+def is_pack_name(name: str, partition: str) -> bool:
+    """Whether `name` is a day or month pack of `partition` (`YYYYMMDD.zip`, `YYYYMM.zip`)."""
+    return bool(_PACK.fullmatch(name)) and name[:6] == partition.replace("-", "")
+
+
 def window_path(directory: Path, wid: str) -> Path:
-    """Where the window `wid` is written under `directory` (its month's partition)."""
+    """Where the window `wid` is written under `directory` (loose, in its month's partition)."""
     return directory / partition_of(wid) / f"{wid}.parquet"
 
 
-def find_window(directory: Path, wid: str) -> Path | None:
-    """The file of window `wid` under `directory`, in its partition or (earlier layout) at the
-    top; None when it was never written."""
+def _packs_of(directory: Path, wid: str) -> list[Path]:
+    folder = directory / partition_of(wid)
+    return [folder / f"{wid[:8]}.zip", folder / f"{wid[:6]}.zip"]
+
+
+def find_window(directory: Path, wid: str) -> Window | None:
+    """The window `wid` under `directory`: loose in its partition, in its day's or month's
+    pack, or (earlier layout) at the top; None when it was never written."""
     for path in (window_path(directory, wid), directory / f"{wid}.parquet"):
         if path.is_file():
-            return path
+            return Window(wid, path)
+    for pack in _packs_of(directory, wid):
+        if pack.is_file() and f"{wid}.parquet" in _members(pack):
+            return Window(wid, pack, f"{wid}.parquet")
     return None
 
 
 def write_window(frame: pd.DataFrame, directory: Path) -> Window:
-    """Write a window atomically as `<partition>/<id>.parquet`; an existing window (in either
-    layout) is never rewritten."""
-    canon = normalise(frame)
-    wid = window_id(canon)
+    """Write a window atomically as `<partition>/<id>.parquet`; an existing window (loose,
+    packed, or in the earlier layout) is never rewritten."""
+    wid, data = encode_window(frame)
     existing = find_window(directory, wid)
     if existing is not None:
-        return Window(wid, existing)
+        return existing
     path = window_path(directory, wid)
-    atomic_write_bytes(path, _canonical_parquet(canon))
+    atomic_write_bytes(path, data)
     return Window(wid, path)
 
 
@@ -163,14 +222,22 @@ def _window_folders(directory: Path) -> list[Path]:
     return [directory, *partitions(directory)] if directory.is_dir() else []
 
 
+def _is_partial(name: str) -> bool:
+    """A temporary file `pipeline.io.atomic_open` left for a window or pack (`.<name>.*.tmp`)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    target = name[1:].rsplit(".", 2)[0]
+    return is_window_name(target) or bool(_PACK.fullmatch(target))
+
+
 def sweep_partial_windows(directory: Path) -> None:
-    """Remove the temporary files of windows whose writer was killed before its rename
-    (`pipeline.io.atomic_open`): the window writers (`mlops logs snapshot`, `logs import`)
-    call it before they read the folder, so a retry after a kill completes instead of
-    tripping over the leftover (`foreign_files`)."""
+    """Remove the temporary files of windows (and packs) whose writer was killed before its
+    rename (`pipeline.io.atomic_open`): the window writers (`mlops logs snapshot`, `logs
+    import`, `windows seal`) call it before they read the folder, so a retry after a kill
+    completes instead of tripping over the leftover (`foreign_files`)."""
     for folder in _window_folders(directory):
-        for path in folder.glob(".*.parquet.*.tmp"):
-            if path.is_file() and is_window_name(path.name[1:].rsplit(".", 2)[0]):
+        for path in folder.glob(".*.tmp"):
+            if path.is_file() and _is_partial(path.name):
                 path.unlink(missing_ok=True)
 
 
@@ -195,31 +262,52 @@ def _allowed_top(path: Path, allowed: set[str]) -> bool:
     return path.is_file() and is_window_name(name)
 
 
+def _allowed_in(path: Path, partition: str) -> bool:
+    if not path.is_file():
+        return False
+    if is_window_name(path.name):
+        return partition_of(path.name) == partition
+    return is_pack_name(path.name, partition)
+
+
+def _members(pack: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(pack) as archive:
+            return archive.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{pack}: not a readable window pack ({exc})",
+            hint="restore it with `dvc checkout` (packs are written by `mlops windows seal`)",
+        ) from exc
+
+
+def _bad_members(pack: Path) -> list[str]:
+    period = pack.name[: -len(".zip")]
+    return [m for m in _members(pack) if not (is_window_name(m) and m.startswith(period))]
+
+
 def foreign_files(directory: Path, also: Iterable[str] = ()) -> list[Path]:
-    """Everything in a window folder that is not a partition of window files, a DVC pointer, a
-    git file or one of the names in `also` (files the folder's writer owns, e.g. the simulator's
-    manifest): monitoring must never skip traffic silently, so these are errors. A window file
-    in another month's partition is foreign too (its partition names its month)."""
+    """Everything in a window folder that is not a partition of window files and packs, a DVC
+    pointer, a git file or one of the names in `also` (files the folder's writer owns, e.g. the
+    simulator's manifest): monitoring must never skip traffic silently, so these are errors. A
+    window or pack in another month's partition is foreign too (its partition names its month),
+    and so is a pack holding anything but windows of its day or month (`pack.zip:member`)."""
     allowed = {*GIT_FILES, *also}
     if not directory.is_dir():
         return []
     foreign = [p for p in directory.iterdir() if not _allowed_top(p, allowed)]
     for folder in partitions(directory):
-        foreign += [
-            path
-            for path in folder.iterdir()
-            if not (
-                path.is_file()
-                and is_window_name(path.name)
-                and partition_of(path.name) == folder.name
-            )
-        ]
+        for path in folder.iterdir():
+            if not _allowed_in(path, folder.name):
+                foreign.append(path)
+            elif path.suffix == ".zip":
+                foreign += [path.with_name(f"{path.name}:{m}") for m in _bad_members(path)]
     return sorted(foreign)
 
 
 def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
-    """Every window file under the given directories (in their partitions, or at the top in
-    the earlier layout), oldest first (ids sort by time).
+    """Every window under the given directories (loose or packed in their partitions, or at
+    the top in the earlier layout), oldest first (ids sort by time).
 
     Raises DataError naming any other file there (see `foreign_files`): a CSV or a Parquet
     file dropped into data/production/ is turned into windows by `mlops logs import`.
@@ -237,6 +325,8 @@ def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
         for folder in _window_folders(directory):
             for path in folder.glob("*.parquet"):
                 found.append(Window(path.stem, path))
+            for pack in folder.glob("*.zip"):
+                found += [Window(m[: -len(".parquet")], pack, m) for m in _members(pack)]
     return sorted(found, key=lambda w: (w.id, str(w.path)))
 
 
@@ -257,34 +347,125 @@ def unfetched(directory: Path) -> list[str]:
     return sorted(missing)
 
 
+HINT_PLACE = (
+    "only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet) and their packs (written by "
+    "`mlops windows seal`) in their month's folder (<YYYY-MM>/), the folders' .dvc pointers, "
+    ".gitignore and .gitkeep belong there"
+)
+
+
 def _foreign_hint(foreign: list[Path]) -> str:
     data = [p for p in foreign if p.suffix.lower() in (".csv", ".parquet")]
     where = foreign[0].parent
     if data:
         return (
             f"turn a file of traffic into windows with `mlops logs import {data[0]} "
-            "--time-column ...` and move the original out of "
-            f"{where}; only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet, written by "
-            "`mlops logs import` or `mlops logs snapshot`) in their month's folder "
-            "(<YYYY-MM>/), the folders' .dvc pointers, .gitignore and .gitkeep belong there"
+            "--time-column ...` (it writes windows where they belong) and move the original "
+            f"out of {where}; {HINT_PLACE}"
         )
-    return (
-        f"move it out of {where}: only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet) in "
-        "their month's folder (<YYYY-MM>/), the folders' .dvc pointers, .gitignore and .gitkeep "
-        "belong there"
-    )
+    return f"move it out of {where}: {HINT_PLACE}"
 
 
-# Tracking: the commands outside the graph that change which windows exist (migration,
-# retention) record the change in the partitions' DVC pointers themselves, so what they did is
-# a reviewable diff of `<YYYY-MM>.dvc` files. DVC is imported here only, lazily: stages never
-# call these.
+# Packs and tracking: the commands outside the graph that change how or which windows are stored
+# (seal, retention, migration) rewrite whole partitions through `_Undo`, so a failure leaves every
+# file as it was, and record the change in the partitions' DVC pointers, so what they did is a
+# reviewable diff of `<YYYY-MM>.dvc` files. DVC is imported here only, lazily: stages never call
+# these.
+
+
+def container_of(wid: str, newest: str) -> str | None:
+    """Where a sealed folder whose newest window is `newest` keeps window `wid`: its month's
+    pack for an earlier month, its day's pack for an earlier day, else loose (None)."""
+    if wid[:6] < newest[:6]:
+        return f"{wid[:6]}.zip"
+    if wid[:8] < newest[:8]:
+        return f"{wid[:8]}.zip"
+    return None
+
+
+def write_pack(path: Path, members: dict[str, bytes]) -> None:
+    """A pack, atomically: uncompressed zip (Parquet is compressed already), members sorted,
+    fixed timestamps and modes, so the same windows always make the same bytes."""
+    from pipeline.io import atomic_open
+
+    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as pack:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=PACK_TIME)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            pack.writestr(info, members[name])
+
+
+class _Undo:
+    """The bytes of every file a command is about to change, to put back on failure."""
+
+    def __init__(self) -> None:
+        self.saved: dict[Path, bytes | None] = {}
+
+    def save(self, path: Path) -> None:
+        if path not in self.saved:
+            self.saved[path] = path.read_bytes() if path.is_file() else None
+
+    def restore(self) -> None:
+        for path, data in self.saved.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(path, data)
+        for path in self.saved:
+            folder = path.parent
+            if is_partition_name(folder.name) and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _current(folder: Path) -> dict[str | None, set[str]]:
+    """A partition's containers: loose window ids (None) and each pack's window ids."""
+    out: dict[str | None, set[str]] = {None: set()}
+    if not folder.is_dir():
+        return out
+    out[None] = {p.stem for p in folder.glob("*.parquet")}
+    for pack in folder.glob("*.zip"):
+        out[pack.name] = {m[: -len(".parquet")] for m in _members(pack)}
+    return out
+
+
+def _rewrite(folder: Path, target: dict[str | None, set[str]], data: dict[str, bytes]) -> bool:
+    """Make partition `folder` hold exactly `target` (container -> window ids; None: loose),
+    writing what differs; whether anything changed. The caller's `_Undo` has saved every file."""
+    current = _current(folder)
+    target = {k: v for k, v in target.items() if v or k is None}
+    changed = False
+    for name, ids in target.items():
+        if name is not None and current.get(name) != ids:
+            write_pack(folder / name, {f"{i}.parquet": data[i] for i in ids})
+            changed = True
+    for wid in target.get(None, set()) - current[None]:
+        atomic_write_bytes(folder / f"{wid}.parquet", data[wid])
+        changed = True
+    for wid in current[None] - target.get(None, set()):
+        (folder / f"{wid}.parquet").unlink()
+        changed = True
+    for name in set(current) - set(target):
+        if name is not None:
+            (folder / name).unlink()
+            changed = True
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return changed
+
+
+def _saved(folder: Path, undo: _Undo) -> None:
+    if folder.is_dir():
+        for path in folder.iterdir():
+            undo.save(path)
+    pointer = folder.with_name(folder.name + POINTER)
+    undo.save(pointer)
+    undo.save(folder.parent / ".gitignore")
 
 
 def track_partitions(folders: Sequence[Path]) -> None:
     """Record each partition folder's content in its DVC pointer (`dvc add`); a partition left
-    without windows loses its pointer and folder (`dvc remove`), so no pointer names an empty
-    month."""
+    without windows loses its pointer (`dvc remove`), so no pointer names an empty month."""
     if not folders:
         return
     from dvc.repo import Repo
@@ -298,66 +479,100 @@ def track_partitions(folders: Sequence[Path]) -> None:
             pointer = folder.with_name(folder.name + POINTER)
             if pointer.exists():
                 repo.remove(str(pointer.resolve()))
-            if folder.is_dir():
-                folder.rmdir()
 
 
-def remove_windows(paths: Iterable[Path]) -> list[Path]:
-    """Remove window files and update their partitions' DVC pointers (a reviewable diff: the
-    `<YYYY-MM>.dvc` files change; commit them). Returns the partitions it re-tracked.
-
-    Refuses anything that is not a window file in its partition (DataError, nothing removed).
-    Atomic as a whole: the files are first moved aside (same file system); if DVC fails they are
-    moved back, so a failed removal leaves the windows and pointers as they were."""
-    import shutil
-    import tempfile
-
-    targets = sorted({Path(p) for p in paths})
-    wrong = [
-        p
-        for p in targets
-        if not (
-            p.is_file()
-            and is_window_name(p.name)
-            and is_partition_name(p.parent.name)
-            and partition_of(p.name) == p.parent.name
-        )
-    ]
-    if wrong:
-        raise DataError(
-            f"not window files in their partition: {', '.join(map(str, wrong[:5]))}",
-            hint="pass <folder>/<YYYY-MM>/<id>.parquet paths that exist (`list_windows`)",
-        )
-    if not targets:
-        return []
-    folders = sorted({p.parent for p in targets})
-    pointers = {f: f.with_name(f.name + POINTER) for f in folders}
-    before = {f: p.read_bytes() for f, p in pointers.items() if p.exists()}
-    ignore = folders[0].parent / ".gitignore"
-    ignore_before = ignore.read_bytes() if ignore.exists() else None
-    aside = Path(tempfile.mkdtemp(prefix=".removed-", dir=folders[0].parent.parent))
-    moved: list[tuple[Path, Path]] = []
+def _change(
+    directory: Path, targets: dict[Path, dict[str | None, set[str]]], track: bool
+) -> list[Path]:
+    """Rewrite the partitions in `targets` and track those that changed, all or nothing."""
+    sweep_partial_windows(directory)
+    data = {w.id: w.data() for w in list_windows(directory) if w.path.parent in targets}
+    undo = _Undo()
+    for folder in targets:
+        _saved(folder, undo)
     try:
-        for i, path in enumerate(targets):
-            parked = aside / f"{i}-{path.name}"
-            path.replace(parked)
-            moved.append((path, parked))
-        track_partitions(folders)
+        changed = [f for f, target in targets.items() if _rewrite(f, target, data)]
+        if track:
+            track_partitions(sorted({*changed, *(f for f in targets if f.is_dir())}))
     except BaseException:
-        for path, parked in moved:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            parked.replace(path)
-        for folder, pointer in pointers.items():
-            if folder in before:
-                atomic_write_bytes(pointer, before[folder])
-        if ignore_before is not None:
-            atomic_write_bytes(ignore, ignore_before)
-        else:
-            ignore.unlink(missing_ok=True)
+        undo.restore()
         raise
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
-    return folders
+    return changed
+
+
+@dataclass
+class Seal:
+    """What `mlops windows seal` does: per partition, the containers it will hold."""
+
+    directory: Path
+    targets: dict[Path, dict[str | None, set[str]]]
+
+    @property
+    def changes(self) -> dict[Path, dict[str | None, set[str]]]:
+        return {f: t for f, t in self.targets.items() if _current(f) != _normal(t)}
+
+
+def _normal(target: dict[str | None, set[str]]) -> dict[str | None, set[str]]:
+    return {k: v for k, v in target.items() if v or k is None}
+
+
+def plan_seal(directory: Path) -> Seal:
+    """The sealed layout of `directory` (`container_of` each window, the newest window's id as
+    the clock). Windows of the earlier layout are left to `mlops windows migrate`."""
+    windows = [w for w in list_windows(directory) if w.path.parent != directory]
+    targets: dict[Path, dict[str | None, set[str]]] = {}
+    if windows:
+        newest = windows[-1].id
+        for w in windows:
+            folder = directory / partition_of(w.id)
+            target = targets.setdefault(folder, {None: set()})
+            target.setdefault(container_of(w.id, newest), set()).add(w.id)
+    return Seal(directory, targets)
+
+
+def apply_seal(plan: Seal, *, track: bool = True) -> list[Path]:
+    """Carry out `plan` and `dvc add` every partition (new windows included); returns the
+    partitions rewritten. On failure every window, pack, pointer and .gitignore is restored."""
+    changes = plan.changes
+    if not track:
+        return _change(plan.directory, changes, track=False)
+    everything = {f: (changes.get(f) or _current(f)) for f in partitions(plan.directory)}
+    return _change(plan.directory, everything, track=True)
+
+
+def remove_windows(windows: Iterable[Window | Path]) -> list[Path]:
+    """Remove windows (loose files, or members of packs, which are rewritten without them) and
+    update their partitions' DVC pointers: a reviewable diff of `<YYYY-MM>.dvc` files (commit
+    them). Returns the partitions changed. Refuses anything that is not a window in its
+    partition (DataError, nothing removed); on failure every file is as it was."""
+    chosen: list[Window] = []
+    for item in windows:
+        window = item if isinstance(item, Window) else Window(Path(item).stem, Path(item))
+        folder = window.path.parent
+        if not (
+            is_window_name(window.name)
+            and is_partition_name(folder.name)
+            and partition_of(window.id) == folder.name
+            and (window.path.is_file() if window.member is None else True)
+        ):
+            raise DataError(
+                f"{window.path}: not a window in its partition",
+                hint="pass windows that `list_windows` returns (<folder>/<YYYY-MM>/...)",
+            )
+        chosen.append(window)
+    if not chosen:
+        return []
+    directory = chosen[0].path.parent.parent
+    targets: dict[Path, dict[str | None, set[str]]] = {}
+    for window in chosen:
+        folder = window.path.parent
+        if folder not in targets:
+            targets[folder] = _current(folder)
+        ids = targets[folder].get(window.member and window.path.name)
+        if ids is None or window.id not in ids:
+            raise DataError(f"{window.path}: no window {window.id} there", hint="list them again")
+        ids.discard(window.id)
+    return _change(directory, targets, track=True)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def unfetched(directory: Path) -> list[str]:
     return windows_unfetched(directory)
 
 
-def read_files(paths: Sequence[Path]) -> list[pd.DataFrame]:
+def read_files(paths: Sequence[Path | BinaryIO]) -> list[pd.DataFrame]:
     import pandas as pd
 
     frames = []
@@ -182,6 +182,6 @@ def collect(
                 + ", ".join(missing[:5]),
                 hint="run `dvc pull` (or `dvc checkout`) before monitoring",
             )
-        paths = [w.path for w in windows]
-        found.extend(windows_of(source, read_files(paths), [p.name for p in paths], spec))
+        frames = read_files([w.source() for w in windows])  # loose or packed (pipeline.windows)
+        found.extend(windows_of(source, frames, [w.name for w in windows], spec))
     return sorted(found, key=lambda w: (w.id, w.source))

@@ -482,18 +482,21 @@ def track_partitions(folders: Sequence[Path]) -> None:
 
 
 def _change(
-    directory: Path, targets: dict[Path, dict[str | None, set[str]]], track: bool
+    directory: Path,
+    targets: dict[Path, dict[str | None, set[str]]],
+    track: Sequence[Path] | None = None,
 ) -> list[Path]:
-    """Rewrite the partitions in `targets` and track those that changed, all or nothing."""
+    """Rewrite the partitions in `targets` (reading only their windows) and `dvc add` them and
+    the partitions in `track` (None: track nothing), all or nothing."""
     sweep_partial_windows(directory)
     data = {w.id: w.data() for w in list_windows(directory) if w.path.parent in targets}
     undo = _Undo()
-    for folder in targets:
+    for folder in {*targets, *(track or ())}:
         _saved(folder, undo)
     try:
         changed = [f for f, target in targets.items() if _rewrite(f, target, data)]
-        if track:
-            track_partitions(sorted({*changed, *(f for f in targets if f.is_dir())}))
+        if track is not None:
+            track_partitions(sorted({*changed, *(f for f in [*targets, *track] if f.is_dir())}))
     except BaseException:
         undo.restore()
         raise
@@ -532,12 +535,11 @@ def plan_seal(directory: Path) -> Seal:
 
 def apply_seal(plan: Seal, *, track: bool = True) -> list[Path]:
     """Carry out `plan` and `dvc add` every partition (new windows included); returns the
-    partitions rewritten. On failure every window, pack, pointer and .gitignore is restored."""
-    changes = plan.changes
-    if not track:
-        return _change(plan.directory, changes, track=False)
-    everything = {f: (changes.get(f) or _current(f)) for f in partitions(plan.directory)}
-    return _change(plan.directory, everything, track=True)
+    partitions rewritten. On failure every window, pack, pointer and .gitignore is restored.
+    Only the partitions that change are read and written: sealing costs the new windows, not
+    the history."""
+    every = partitions(plan.directory) if track else None
+    return _change(plan.directory, plan.changes, every)
 
 
 def remove_windows(windows: Iterable[Window | Path]) -> list[Path]:
@@ -572,7 +574,7 @@ def remove_windows(windows: Iterable[Window | Path]) -> list[Path]:
         if ids is None or window.id not in ids:
             raise DataError(f"{window.path}: no window {window.id} there", hint="list them again")
         ids.discard(window.id)
-    return _change(directory, targets, track=True)
+    return _change(directory, targets, [])
 
 
 @dataclass

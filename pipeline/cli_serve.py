@@ -145,6 +145,18 @@ def _print_next(written: list[str], out: str) -> None:
     print("  git add " + " ".join(f"{m}.dvc" for m in months) + f" {out}/.gitignore")
 
 
+def _window_folder(out: Path, root: Path) -> None:
+    """Refuse an --out that is not a folder: a typo must not read as "nothing to do"."""
+    if not out.is_dir():
+        from pipeline.config import relpath
+        from pipeline.errors import DataError
+
+        raise DataError(
+            f"{relpath(out, root)}: no such window folder",
+            hint="--out names the folder of production windows (default: data/production)",
+        )
+
+
 def _seal(args: argparse.Namespace) -> int:
     """pack closed days and months of windows; track every month with DVC
 
@@ -163,6 +175,7 @@ def _seal(args: argparse.Namespace) -> int:
 
     root = args.root
     out = project_path(root, args.out, PRODUCTION_DIR)
+    _window_folder(out, root)
     plan = plan_seal(out)
     changes = plan.changes
     for folder, target in changes.items():
@@ -198,6 +211,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     root = args.root
     out = project_path(root, args.out, PRODUCTION_DIR)
+    _window_folder(out, root)
     plan = plan_migration(out)
     if not plan.moves and not plan.pointers:
         print(f"{relpath(out, root)}: nothing to migrate (no window outside a month's folder)")

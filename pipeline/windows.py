@@ -454,8 +454,10 @@ def _rewrite(folder: Path, target: dict[str | None, set[str]], data: dict[str, b
     return changed
 
 
-def _saved(folder: Path, undo: _Undo) -> None:
-    if folder.is_dir():
+def _saved(folder: Path, undo: _Undo, *, content: bool) -> None:
+    """Save what a change of `folder` may touch: its files when it is rewritten (`content`),
+    always its pointer and the .gitignore beside it (`dvc add` writes both)."""
+    if content and folder.is_dir():
         for path in folder.iterdir():
             undo.save(path)
     pointer = folder.with_name(folder.name + POINTER)
@@ -492,7 +494,7 @@ def _change(
     data = {w.id: w.data() for w in list_windows(directory) if w.path.parent in targets}
     undo = _Undo()
     for folder in {*targets, *(track or ())}:
-        _saved(folder, undo)
+        _saved(folder, undo, content=folder in targets)
     try:
         changed = [f for f, target in targets.items() if _rewrite(f, target, data)]
         if track is not None:

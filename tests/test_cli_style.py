@@ -342,6 +342,8 @@ NESTED: list[tuple[list[str], str]] = [
     (["rollout", "promote", "--target", "nope"], "no deployment target 'nope'"),
     (["rollout", "advance", "--target", "batch"], "target 'batch' is of kind 'batch'"),
     (["rollout", "abort", "--target", "local"], "no rollout is running on local"),
+    (["windows", "seal", "--out", "nowhere"], "conf/nowhere: no such window folder"),
+    (["windows", "migrate", "--apply", "--out", "."], "file(s) that are not production windows"),
 ]
 
 

@@ -361,3 +361,21 @@ def test_a_killed_writer_leaves_no_window_visible(tmp_path: Path) -> None:
     assert len(list_windows(out.parent / "production")) == 0
     w = write_window(traffic(20, start="2026-05-02T08:00:00+00:00"), out)
     assert list_windows(out) == [w]
+
+
+def test_monitoring_reads_packed_windows_as_it_read_them_loose(tmp_path: Path) -> None:
+    """Sealing changes where windows are stored, never what monitoring sees."""
+    from pipeline.monitor.windowing import collect
+    from pipeline.params import WindowSpec
+
+    spec = WindowSpec(by="rows", rows=20, span="1d", min_rows=1)
+    for i, start in enumerate(["2026-04-10T08:00:00+00:00", "2026-05-01T08:00:00+00:00"]):
+        write_window(traffic(20, seed=i, start=start), tmp_path)
+    write_window(traffic(20, seed=9, start="2026-05-02T08:00:00+00:00"), tmp_path)
+    loose = collect({"production": tmp_path}, spec)
+    assert apply_seal(plan_seal(tmp_path), track=False)  # two months rewritten
+    assert len(list(tmp_path.rglob("*.zip"))) == 2
+    packed = collect({"production": tmp_path}, spec)
+    assert [(w.id, w.files) for w in packed] == [(w.id, w.files) for w in loose]
+    for a, b in zip(loose, packed, strict=True):
+        assert a.frame.equals(b.frame)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.windows import LABEL, REQUEST_ID, TIME, write_window
+from pipeline.windows import LABEL, REQUEST_ID, TIME, list_windows, write_window
 from tests.conftest import digests, dvc, mlops
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,8 @@ def simulated(project: Path) -> dict:
 
 def window_file(project: Path, scenario: str) -> Path:
     (wid,) = [w for w, rec in simulated(project)["windows"].items() if rec["scenario"] == scenario]
-    return project / "data/simulated" / f"{wid}.parquet"
+    (window,) = [w for w in list_windows(project / "data/simulated") if w.id == wid]
+    return window.path  # simulated windows stay loose (in their month's folder)
 
 
 def production_window(project: Path, scenario: str, start: str, rows: int | None = None) -> Path:
@@ -92,7 +93,8 @@ def test_monitoring_finds_exactly_what_each_scenario_injected(template: Path) ->
 
 def test_performance_counts_only_rows_whose_label_arrived(template: Path) -> None:
     newest = report(template)["simulated"]["newest"]
-    frame = pd.read_parquet(template / "data/simulated" / f"{newest['id']}.parquet")
+    (window,) = [w for w in list_windows(template / "data/simulated") if w.id == newest["id"]]
+    frame = window.read()
     labelled = int(frame[LABEL].notna().sum())
     assert 0 < labelled < len(frame)  # the simulator leaves a share of labels unarrived
     assert newest["performance"]["labelled"] == newest["labelled"] == labelled
@@ -303,7 +305,7 @@ def test_a_regression_dataset_on_a_classification_release_is_explained_not_crash
     by_hand = mlops(
         "monitor",
         "--input",
-        str(next((project / "data/simulated").glob("*.parquet"))),
+        str(list_windows(project / "data/simulated")[0].path),
         cwd=project,
         check=False,
     )

@@ -27,6 +27,7 @@ $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
 	@touch $@
 
 install: $(VENV)/.run-installed  ## create .venv and install the project from its lock file
+	@scripts/git_merge_drivers.sh "$(CURDIR)/$(BIN)/dvc"
 
 # A DVC remote type's plugin (s3, gs, azure, ssh), locked apart from run.lock and constrained by
 # it: `make install-remote-s3`. .github/scripts/dvc_remote.sh runs it for the remote's URL.

@@ -21,7 +21,6 @@ from pipeline.cli_args import (
     add_check,
     add_out,
     command,
-    command_group,
     project_path,
 )
 
@@ -144,10 +143,8 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Register `mlops monitor` and `mlops windows` on the subparsers of `mlops`."""
+    """Register `mlops monitor` on the subparsers of `mlops`."""
     from pipeline.paths import MANUAL_REPORTS, MONITOR_REPORT
-
-    add_window_commands(sub)
 
     p = command(sub, "monitor", _monitor)
     mode = p.add_mutually_exclusive_group()
@@ -211,7 +208,7 @@ def _retain(args: argparse.Namespace) -> int:
     for window in retired:
         names = ", ".join(p.name for p in window.files)
         print(f"  {window.id} (ended {window.end}, {window.result['status']}): {names}")
-    files = sorted({p for w in retired for p in w.files})
+    files = {p for w in retired for p in w.files}
     if not args.apply:
         print(
             f"dry run: {len(retired)} window(s), {len(files)} file(s) would be retired; "
@@ -226,9 +223,9 @@ def _retain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_window_commands(sub: Any) -> None:
-    """Register `mlops windows retain`."""
-    windows = command_group(sub, "windows", help="production window tools")
+def add_retain_command(windows: Any) -> None:
+    """Register `mlops windows retain` in the `windows` group (`pipeline.cli_serve` makes it,
+    beside `seal` and `migrate`)."""
     p = command(windows, "retain", _retain)
     p.add_argument(
         "--apply",

@@ -170,11 +170,12 @@ def _snapshot(args: argparse.Namespace) -> int:
     waits for the next run (or --flush). Idempotent: records already in a window under --out are
     skipped, so running it twice writes nothing new; it is safe while the service is writing.
 
-    Track the windows with DVC afterwards (monitoring depends on them):
-        dvc add data/production/<id>.parquet ...
-        git add data/production/<id>.parquet.dvc ... data/production/.gitignore
-    (one pointer per window: branches adding windows never conflict on a shared .dvc file; `dvc
-    add data/production` itself fails, the folder being tracked by git)
+    Windows land in their month's folder, data/production/<YYYY-MM>/. Track the months that
+    changed with DVC afterwards (monitoring depends on them), as printed:
+        dvc add data/production/<YYYY-MM> ...
+        git add data/production/<YYYY-MM>.dvc ... data/production/.gitignore
+    (one pointer per month, so their number stays small as history grows; two branches adding
+    windows to the same month merge with DVC's merge driver, which `make install` configures)
     """
     from pipeline.config import relpath
     from pipeline.deploy.service.snapshot import snapshot
@@ -207,13 +208,102 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 
 def _print_next(written: list[str], out: str) -> None:
-    """How to track new window files: one `dvc add` per file (`dvc add <folder>` fails: the
-    folder is tracked by git), then commit the pointers."""
+    """How to track new window files: `dvc add` each month folder they landed in (one DVC
+    output per month, `pipeline.windows`), then commit the pointers."""
     if not written:
         return
-    print("next: track the new window(s) with DVC and commit their pointers:")
-    print("  dvc add " + " ".join(written))
-    print("  git add " + " ".join(f"{w}.dvc" for w in written) + f" {out}/.gitignore")
+    months = sorted({str(Path(w).parent) for w in written})
+    print("next: track the month(s) with new windows with DVC and commit their pointers:")
+    print("  dvc add " + " ".join(months))
+    print("  git add " + " ".join(f"{m}.dvc" for m in months) + f" {out}/.gitignore")
+
+
+def _window_folder(out: Path, root: Path) -> None:
+    """Refuse an --out that is not a folder: a typo must not read as "nothing to do"."""
+    if not out.is_dir():
+        from pipeline.config import relpath
+        from pipeline.errors import DataError
+
+        raise DataError(
+            f"{relpath(out, root)}: no such window folder",
+            hint="--out names the folder of production windows (default: data/production)",
+        )
+
+
+def _seal(args: argparse.Namespace) -> int:
+    """pack closed days and months of windows; track every month with DVC
+
+    Pack the windows of every day before the newest window's day into that day's pack
+    (<YYYY-MM>/<YYYYMMDD>.zip) and those of every month before the newest window's month into
+    that month's pack (<YYYY-MM>/<YYYYMM>.zip), then `dvc add` every month folder (new windows
+    included). Packs hold the window files byte for byte: the windows, their ids and what
+    monitoring reads do not change; what changes is that DVC sees about one file a day instead
+    of one a window, so `dvc status` and `dvc repro` stay flat as history grows. Without
+    --apply, prints what it would do and writes nothing; on failure nothing changes. Run it on
+    the default branch (the monitor workflow does): two branches sealing the same day do not
+    merge. Commit the result: `git add data/production`.
+    """
+    from pipeline.config import relpath
+    from pipeline.windows import apply_seal, partitions, plan_seal
+
+    root = args.root
+    out = project_path(root, args.out, PRODUCTION_DIR)
+    _window_folder(out, root)
+    plan = plan_seal(out)
+    changes = plan.changes
+    for folder, target in changes.items():
+        packs = sorted(k for k, v in target.items() if k is not None and v)
+        loose = len(target.get(None, ()))
+        print(
+            f"{relpath(folder, root)}: {sum(len(v) for v in target.values())} window(s) as "
+            f"{len(packs)} pack(s) ({', '.join(packs) or '-'}) and {loose} loose"
+        )
+    if not changes:
+        print(f"{relpath(out, root)}: sealed already (nothing to pack)")
+    if not args.apply:
+        print("dry run: nothing written; run again with --apply (it also `dvc add`s each month)")
+        return EXIT_OK
+    apply_seal(plan)
+    print(f"tracked: {', '.join(relpath(f, root) + '.dvc' for f in partitions(out)) or '-'}")
+    print(f"next: git add {relpath(out, root)} && git commit")
+    return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """windows of one .dvc file each -> one DVC output per month
+
+    Move the window files of the earlier layout (data/production/<id>.parquet, each tracked by
+    its own <id>.parquet.dvc) into their month's folder, data/production/<YYYY-MM>/, drop the
+    per-window pointers and their .gitignore lines, and track each month as one output
+    (`dvc add`). Without --apply, prints what it would do and writes nothing. Needs every
+    window in the workspace (`dvc pull data/production` first); on failure every file is put
+    back as it was. Commit the result: `git add -A data/production`.
+    """
+    from pipeline.config import relpath
+    from pipeline.windows import apply_migration, plan_migration
+
+    root = args.root
+    out = project_path(root, args.out, PRODUCTION_DIR)
+    _window_folder(out, root)
+    plan = plan_migration(out)
+    if not plan.moves and not plan.pointers:
+        print(f"{relpath(out, root)}: nothing to migrate (no window outside a month's folder)")
+        return EXIT_OK
+    months = [relpath(f, root) for f in plan.partitions]
+    verb = "moved" if args.apply else "would move"
+    print(
+        f"{relpath(out, root)}: {verb} {len(plan.moves)} window(s) into {len(months)} month "
+        f"folder(s) ({', '.join(months)}) and "
+        + ("dropped" if args.apply else "would drop")
+        + f" {len(plan.pointers)} per-window pointer(s)"
+    )
+    if not args.apply:
+        print("dry run: nothing written; run again with --apply")
+        return EXIT_OK
+    apply_migration(plan)
+    print(f"tracked: {', '.join(m + '.dvc' for m in months)}")
+    print(f"next: git add -A {relpath(out, root)} && git commit -m 'windows: one output a month'")
+    return EXIT_OK
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -238,9 +328,10 @@ def _import(args: argparse.Namespace) -> int:
     drop). Bad values are listed by column and row, and nothing is written. One window file per
     input, named by its data: importing the same rows again writes nothing.
 
-    Then track each new window and commit the pointers, as printed:
-        dvc add data/production/<id>.parquet
-        git add data/production/<id>.parquet.dvc data/production/.gitignore
+    Windows land in their month's folder; then track the months and commit the pointers, as
+    printed:
+        dvc add data/production/<YYYY-MM>
+        git add data/production/<YYYY-MM>.dvc data/production/.gitignore
     """
     from pipeline import config
     from pipeline.config import relpath
@@ -347,7 +438,7 @@ def add_commands(subparsers: Any) -> None:
         help="hold back records younger than this (log time) so their feedback can arrive",
     )
 
-    from pipeline.cli_monitor import add_column_flags
+    from pipeline.cli_monitor import add_column_flags, add_retain_command
 
     q = command(logs_sub, "import", _import)
     q.add_argument("files", nargs="+", type=Path, metavar="FILE", help="CSV or Parquet files")
@@ -355,6 +446,15 @@ def add_commands(subparsers: Any) -> None:
     q.add_argument("--time", help="one time (ISO 8601) for every row of a file without times")
     q.add_argument("--release", help="the release that scored the rows (e.g. r0001-...)")
     add_out(q, PRODUCTION_DIR, "the window directory")
+
+    windows_sub = command_group(
+        subparsers, "windows", help="production windows: layout (seal, migrate) and retention"
+    )
+    for name, handler in (("seal", _seal), ("migrate", _migrate)):
+        q = command(windows_sub, name, handler)
+        add_out(q, PRODUCTION_DIR, "the window directory")
+        q.add_argument("--apply", action="store_true", help="carry it out (default: a dry run)")
+    add_retain_command(windows_sub)
 
     from pipeline.cli_logship import add_log_commands
 

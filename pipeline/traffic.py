@@ -454,7 +454,7 @@ def import_files(
     """Each file as one window under `out` (`pipeline.windows.write_window`: named by its
     data, so importing the same rows again writes nothing). Every file is read and checked
     before any window is written: a refused import writes nothing."""
-    from pipeline.windows import sweep_partial_windows, window_id, write_window
+    from pipeline.windows import find_window, sweep_partial_windows, window_id, write_window
 
     read = [
         read_traffic(p, dataset, task, columns, time=time, release=release, require_time=True)
@@ -463,7 +463,7 @@ def import_files(
     done = []
     sweep_partial_windows(out)  # what an import killed half-way left
     for traffic in read:
-        new = not (out / f"{window_id(traffic.frame)}.parquet").exists()
+        new = find_window(out, window_id(traffic.frame)) is None
         window = write_window(traffic.frame, out)
         done.append(
             Imported(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,13 +55,33 @@ def is_reserved(column: object) -> bool:
 
 @dataclass(frozen=True)
 class Window:
+    """A window file: `path` is the file itself, or the pack holding it (`member` then names it
+    inside; see "Packs" below). Read it through `read`, `data` or `source`, never `path`."""
+
     id: str
     path: Path
+    member: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The window file's name, `<id>.parquet`, wherever it is stored."""
+        return f"{self.id}.parquet"
+
+    def data(self) -> bytes:
+        """The window file's bytes (the same whether loose or packed)."""
+        if self.member is None:
+            return self.path.read_bytes()
+        with zipfile.ZipFile(self.path) as pack:
+            return pack.read(self.member)
+
+    def source(self) -> Path | io.BytesIO:
+        """Something pandas and pyarrow read as the window's Parquet file."""
+        return self.path if self.member is None else io.BytesIO(self.data())
 
     def read(self) -> pd.DataFrame:
         import pandas as pd
 
-        return pd.read_parquet(self.path)
+        return pd.read_parquet(self.source())
 
 
 def _canonical_parquet(frame: pd.DataFrame) -> bytes:
@@ -95,40 +116,133 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return out[[*features, *RESERVED]]
 
 
-def window_id(frame: pd.DataFrame) -> str:
-    """`<first time, UTC, to the second>-<12 hex of the content digest>`: sortable by time,
-    unique by content."""
+def encode_window(frame: pd.DataFrame) -> tuple[str, bytes]:
+    """A window's id and file bytes: `<first time, UTC, to the second>-<12 hex of the digest of
+    the bytes>`, sortable by time, unique by content."""
     canon = normalise(frame)
     if len(canon) == 0:
         raise DataError("an empty window has no id")
     start = canon[TIME].iloc[0].strftime("%Y%m%dT%H%M%S")
-    return f"{start}-{hashlib.sha256(_canonical_parquet(canon)).hexdigest()[:12]}"
+    data = _canonical_parquet(canon)
+    return f"{start}-{hashlib.sha256(data).hexdigest()[:12]}", data
+
+
+def window_id(frame: pd.DataFrame) -> str:
+    """The id a window of `frame` gets (`encode_window`)."""
+    return encode_window(frame)[0]
+
+
+# Layout of a window folder (data/production/, data/simulated/), owned here:
+#
+#   <folder>/<YYYY-MM>/<id>.parquet    a window file, in the partition of its first time's month
+#   <folder>/<YYYY-MM>/<YYYYMMDD>.zip  a day pack: the windows of a day, byte for byte
+#   <folder>/<YYYY-MM>/<YYYYMM>.zip    a month pack: the windows of a month
+#   <folder>/<YYYY-MM>.dvc             the partition's DVC pointer (production: one output a month)
+#
+# Writers only ever add window files. `mlops windows seal` packs what is closed: every window of a
+# month before the newest window's month into that month's pack, every window of a day before the
+# newest window's day into that day's pack (no clock: "newest" comes from the data), so a folder
+# holds, whatever its history, about one file a month plus one a day of the newest month plus the
+# newest day's windows. That is what keeps DVC flat: `dvc status` and a no-op `dvc repro` stat and
+# look up every file of a tracked directory (its state cache spares the hashing, not the walk:
+# about 0.5 ms a file, measured in bench/bench_history.py), so 10,000 loose windows cost seconds on
+# every call however they are tracked, and one pointer each costs more. A pack is uncompressed
+# zip with fixed metadata and sorted members: the same windows always give the same bytes, and a
+# window keeps its bytes (and so its id) whether loose or packed.
+#
+# Two branches adding windows to the same month both change its pointer; DVC's merge driver merges
+# the two listings (`scripts/git_merge_drivers.sh`, run by `make install`; `.gitattributes`). Seal
+# on one branch (the default one, as the monitor workflow does): two branches sealing the same
+# day both remove its loose windows, which the driver refuses to merge.
+#
+# Files of the earlier layout (`<id>.parquet` with its `<id>.parquet.dvc` at the top of the
+# folder) are still read; `mlops windows migrate` moves them into partitions.
+_PARTITION = re.compile(r"\d{4}-\d{2}")
+_PACK = re.compile(r"(\d{6}|\d{8})\.zip")
+PACK_TIME = (1980, 1, 1, 0, 0, 0)  # every member's zip timestamp: packs are reproducible
+
+
+def partition_of(wid: str) -> str:
+    """The partition (`YYYY-MM`) of a window id (or window file name): its first time's month."""
+    return f"{wid[:4]}-{wid[4:6]}"
+
+
+def is_partition_name(name: str) -> bool:
+    """Whether `name` is a partition folder's name (`YYYY-MM`)."""
+    return bool(_PARTITION.fullmatch(name))
+
+
+def is_pack_name(name: str, partition: str) -> bool:
+    """Whether `name` is a day or month pack of `partition` (`YYYYMMDD.zip`, `YYYYMM.zip`)."""
+    return bool(_PACK.fullmatch(name)) and name[:6] == partition.replace("-", "")
+
+
+def window_path(directory: Path, wid: str) -> Path:
+    """Where the window `wid` is written under `directory` (loose, in its month's partition)."""
+    return directory / partition_of(wid) / f"{wid}.parquet"
+
+
+def _packs_of(directory: Path, wid: str) -> list[Path]:
+    folder = directory / partition_of(wid)
+    return [folder / f"{wid[:8]}.zip", folder / f"{wid[:6]}.zip"]
+
+
+def find_window(directory: Path, wid: str) -> Window | None:
+    """The window `wid` under `directory`: loose in its partition, in its day's or month's
+    pack, or (earlier layout) at the top; None when it was never written."""
+    for path in (window_path(directory, wid), directory / f"{wid}.parquet"):
+        if path.is_file():
+            return Window(wid, path)
+    for pack in _packs_of(directory, wid):
+        if pack.is_file() and f"{wid}.parquet" in _members(pack):
+            return Window(wid, pack, f"{wid}.parquet")
+    return None
 
 
 def write_window(frame: pd.DataFrame, directory: Path) -> Window:
-    """Write a window atomically as `<id>.parquet`; an existing window is never rewritten."""
-    canon = normalise(frame)
-    wid = window_id(canon)
-    path = directory / f"{wid}.parquet"
-    if not path.exists():
-        atomic_write_bytes(path, _canonical_parquet(canon))
+    """Write a window atomically as `<partition>/<id>.parquet`; an existing window (loose,
+    packed, or in the earlier layout) is never rewritten."""
+    wid, data = encode_window(frame)
+    existing = find_window(directory, wid)
+    if existing is not None:
+        return existing
+    path = window_path(directory, wid)
+    atomic_write_bytes(path, data)
     return Window(wid, path)
 
 
-def sweep_partial_windows(directory: Path) -> None:
-    """Remove the temporary files of windows whose writer was killed before its rename
-    (`pipeline.io.atomic_open`): the window writers (`mlops logs snapshot`, `logs import`)
-    call it before they read the folder, so a retry after a kill completes instead of
-    tripping over the leftover (`foreign_files`)."""
+def partitions(directory: Path) -> list[Path]:
+    """The partition folders of a window folder, oldest first."""
     if not directory.is_dir():
-        return
-    for path in directory.glob(".*.parquet.*.tmp"):
-        if path.is_file() and is_window_name(path.name[1:].rsplit(".", 2)[0]):
-            path.unlink(missing_ok=True)
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_dir() and is_partition_name(p.name))
+
+
+def _window_folders(directory: Path) -> list[Path]:
+    return [directory, *partitions(directory)] if directory.is_dir() else []
+
+
+def _is_partial(name: str) -> bool:
+    """A temporary file `pipeline.io.atomic_open` left for a window or pack (`.<name>.*.tmp`)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    target = name[1:].rsplit(".", 2)[0]
+    return is_window_name(target) or bool(_PACK.fullmatch(target))
+
+
+def sweep_partial_windows(directory: Path) -> None:
+    """Remove the temporary files of windows (and packs) whose writer was killed before its
+    rename (`pipeline.io.atomic_open`): the window writers (`mlops logs snapshot`, `logs
+    import`, `windows seal`) call it before they read the folder, so a retry after a kill
+    completes instead of tripping over the leftover (`foreign_files`)."""
+    for folder in _window_folders(directory):
+        for path in folder.glob(".*.tmp"):
+            if path.is_file() and _is_partial(path.name):
+                path.unlink(missing_ok=True)
 
 
 GIT_FILES = (".gitkeep", ".gitignore")  # what git and `dvc add` keep in a window folder
-POINTER = ".dvc"  # `dvc add data/production/<id>.parquet` writes `<id>.parquet.dvc`
+POINTER = ".dvc"  # `dvc add data/production/<YYYY-MM>` writes `<YYYY-MM>.dvc`
 
 
 def is_window_name(name: str) -> bool:
@@ -136,26 +250,64 @@ def is_window_name(name: str) -> bool:
     return name.endswith(".parquet") and bool(_ID.fullmatch(name[: -len(".parquet")]))
 
 
+def _allowed_top(path: Path, allowed: set[str]) -> bool:
+    name = path.name
+    if name in allowed:
+        return True
+    if path.is_dir():
+        return is_partition_name(name)
+    if name.endswith(POINTER):  # a partition's pointer, or a window's (earlier layout)
+        stem = name[: -len(POINTER)]
+        return is_partition_name(stem) or is_window_name(stem)
+    return path.is_file() and is_window_name(name)
+
+
+def _allowed_in(path: Path, partition: str) -> bool:
+    if not path.is_file():
+        return False
+    if is_window_name(path.name):
+        return partition_of(path.name) == partition
+    return is_pack_name(path.name, partition)
+
+
+def _members(pack: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(pack) as archive:
+            return archive.namelist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{pack}: not a readable window pack ({exc})",
+            hint="restore it with `dvc checkout` (packs are written by `mlops windows seal`)",
+        ) from exc
+
+
+def _bad_members(pack: Path) -> list[str]:
+    period = pack.name[: -len(".zip")]
+    return [m for m in _members(pack) if not (is_window_name(m) and m.startswith(period))]
+
+
 def foreign_files(directory: Path, also: Iterable[str] = ()) -> list[Path]:
-    """Everything in a window folder that is not a window file, a window's DVC pointer, a git
-    file or one of the names in `also` (files the folder's writer owns, e.g. the simulator's
-    manifest): monitoring must never skip traffic silently, so these are errors."""
+    """Everything in a window folder that is not a partition of window files and packs, a DVC
+    pointer, a git file or one of the names in `also` (files the folder's writer owns, e.g. the
+    simulator's manifest): monitoring must never skip traffic silently, so these are errors. A
+    window or pack in another month's partition is foreign too (its partition names its month),
+    and so is a pack holding anything but windows of its day or month (`pack.zip:member`)."""
     allowed = {*GIT_FILES, *also}
     if not directory.is_dir():
         return []
-    return sorted(
-        path
-        for path in directory.iterdir()
-        if not (
-            path.name in allowed
-            or (path.is_file() and is_window_name(path.name))
-            or (path.name.endswith(POINTER) and is_window_name(path.name[: -len(POINTER)]))
-        )
-    )
+    foreign = [p for p in directory.iterdir() if not _allowed_top(p, allowed)]
+    for folder in partitions(directory):
+        for path in folder.iterdir():
+            if not _allowed_in(path, folder.name):
+                foreign.append(path)
+            elif path.suffix == ".zip":
+                foreign += [path.with_name(f"{path.name}:{m}") for m in _bad_members(path)]
+    return sorted(foreign)
 
 
 def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
-    """Every window file under the given directories, oldest first (ids sort by time).
+    """Every window under the given directories (loose or packed in their partitions, or at
+    the top in the earlier layout), oldest first (ids sort by time).
 
     Raises DataError naming any other file there (see `foreign_files`): a CSV or a Parquet
     file dropped into data/production/ is turned into windows by `mlops logs import`.
@@ -166,29 +318,40 @@ def list_windows(*directories: Path, also: Iterable[str] = ()) -> list[Window]:
         if foreign:
             raise DataError(
                 f"{directory}: {len(foreign)} file(s) that are not production windows: "
-                + ", ".join(p.name for p in foreign[:5])
+                + ", ".join(str(p.relative_to(directory)) for p in foreign[:5])
                 + (" ..." if len(foreign) > 5 else ""),
                 hint=_foreign_hint(foreign),
             )
-        if not directory.is_dir():
-            continue
-        for path in directory.glob("*.parquet"):
-            found.append(Window(path.stem, path))
+        for folder in _window_folders(directory):
+            for path in folder.glob("*.parquet"):
+                found.append(Window(path.stem, path))
+            for pack in folder.glob("*.zip"):
+                found += [Window(m[: -len(".parquet")], pack, m) for m in _members(pack)]
     return sorted(found, key=lambda w: (w.id, str(w.path)))
 
 
-def remove_windows(paths: Iterable[Path]) -> list[Path]:
-    """Remove window files and their DVC pointers (`<file>.dvc`); what was removed. The one
-    way a window leaves the workspace (retention, `pipeline.monitor.retention`): a layout that
-    tracks windows otherwise changes this function, not its callers. Callers that must be able
-    to undo it journal the paths first (`pipeline.journal`)."""
-    removed = []
-    for path in paths:
-        for each in (path, path.with_name(path.name + POINTER)):
-            if each.is_file():
-                each.unlink()
-                removed.append(each)
-    return removed
+def unfetched(directory: Path) -> list[str]:
+    """What DVC tracks under a window folder that is not in the workspace: a partition whose
+    pointer (`<YYYY-MM>.dvc`) has no folder, a window (earlier layout: `<id>.parquet.dvc`)
+    without its file. Monitoring stops on them (`dvc pull` brings them)."""
+    if not directory.is_dir():
+        return []
+    missing = []
+    for pointer in directory.glob("*" + POINTER):
+        stem = pointer.name[: -len(POINTER)]
+        target = directory / stem
+        if is_partition_name(stem) and not target.is_dir():
+            missing.append(stem + "/")
+        elif is_window_name(stem) and not target.is_file():
+            missing.append(stem)
+    return sorted(missing)
+
+
+HINT_PLACE = (
+    "only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet) and their packs (written by "
+    "`mlops windows seal`) in their month's folder (<YYYY-MM>/), the folders' .dvc pointers, "
+    ".gitignore and .gitkeep belong there"
+)
 
 
 def _foreign_hint(foreign: list[Path]) -> str:
@@ -197,12 +360,343 @@ def _foreign_hint(foreign: list[Path]) -> str:
     if data:
         return (
             f"turn a file of traffic into windows with `mlops logs import {data[0]} "
-            "--time-column ...` and move the original out of "
-            f"{where}; only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet, written by "
-            "`mlops logs import` or `mlops logs snapshot`), their .dvc pointers, .gitignore "
-            "and .gitkeep belong there"
+            "--time-column ...` (it writes windows where they belong) and move the original "
+            f"out of {where}; {HINT_PLACE}"
         )
-    return (
-        f"move it out of {where}: only window files (<YYYYmmddTHHMMSS>-<12 hex>.parquet), "
-        "their .dvc pointers, .gitignore and .gitkeep belong there"
+    return f"move it out of {where}: {HINT_PLACE}"
+
+
+# Packs and tracking: the commands outside the graph that change how or which windows are stored
+# (seal, retention, migration) rewrite whole partitions through `_Undo`, so a failure leaves every
+# file as it was, and record the change in the partitions' DVC pointers, so what they did is a
+# reviewable diff of `<YYYY-MM>.dvc` files. DVC is imported here only, lazily: stages never call
+# these.
+
+
+def container_of(wid: str, newest: str) -> str | None:
+    """Where a sealed folder whose newest window is `newest` keeps window `wid`: its month's
+    pack for an earlier month, its day's pack for an earlier day, else loose (None)."""
+    if wid[:6] < newest[:6]:
+        return f"{wid[:6]}.zip"
+    if wid[:8] < newest[:8]:
+        return f"{wid[:8]}.zip"
+    return None
+
+
+def write_pack(path: Path, members: dict[str, bytes]) -> None:
+    """A pack, atomically: uncompressed zip (Parquet is compressed already), members sorted,
+    fixed timestamps and modes, so the same windows always make the same bytes."""
+    from pipeline.io import atomic_open
+
+    with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as pack:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=PACK_TIME)
+            info.external_attr = 0o644 << 16
+            info.create_system = 3
+            pack.writestr(info, members[name])
+
+
+class _Undo:
+    """The bytes of every file a command is about to change, to put back on failure."""
+
+    def __init__(self) -> None:
+        self.saved: dict[Path, bytes | None] = {}
+
+    def save(self, path: Path) -> None:
+        if path not in self.saved:
+            self.saved[path] = path.read_bytes() if path.is_file() else None
+
+    def restore(self) -> None:
+        for path, data in self.saved.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(path, data)
+        for path in self.saved:
+            folder = path.parent
+            if is_partition_name(folder.name) and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _current(folder: Path) -> dict[str | None, set[str]]:
+    """A partition's containers: loose window ids (None) and each pack's window ids."""
+    out: dict[str | None, set[str]] = {None: set()}
+    if not folder.is_dir():
+        return out
+    out[None] = {p.stem for p in folder.glob("*.parquet")}
+    for pack in folder.glob("*.zip"):
+        out[pack.name] = {m[: -len(".parquet")] for m in _members(pack)}
+    return out
+
+
+def _rewrite(folder: Path, target: dict[str | None, set[str]], data: dict[str, bytes]) -> bool:
+    """Make partition `folder` hold exactly `target` (container -> window ids; None: loose),
+    writing what differs; whether anything changed. The caller's `_Undo` has saved every file."""
+    current = _current(folder)
+    target = {k: v for k, v in target.items() if v or k is None}
+    changed = False
+    for name, ids in target.items():
+        if name is not None and current.get(name) != ids:
+            write_pack(folder / name, {f"{i}.parquet": data[i] for i in ids})
+            changed = True
+    for wid in target.get(None, set()) - current[None]:
+        atomic_write_bytes(folder / f"{wid}.parquet", data[wid])
+        changed = True
+    for wid in current[None] - target.get(None, set()):
+        (folder / f"{wid}.parquet").unlink()
+        changed = True
+    for name in set(current) - set(target):
+        if name is not None:
+            (folder / name).unlink()
+            changed = True
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    return changed
+
+
+def _saved(folder: Path, undo: _Undo, *, content: bool) -> None:
+    """Save what a change of `folder` may touch: its files when it is rewritten (`content`),
+    always its pointer and the .gitignore beside it (`dvc add` writes both)."""
+    if content and folder.is_dir():
+        for path in folder.iterdir():
+            undo.save(path)
+    pointer = folder.with_name(folder.name + POINTER)
+    undo.save(pointer)
+    undo.save(folder.parent / ".gitignore")
+
+
+def track_partitions(folders: Sequence[Path]) -> None:
+    """Record each partition folder's content in its DVC pointer (`dvc add`); a partition left
+    without windows loses its pointer (`dvc remove`), so no pointer names an empty month."""
+    if not folders:
+        return
+    from dvc.repo import Repo
+
+    keep = [f for f in folders if f.is_dir() and any(f.iterdir())]
+    gone = [f for f in folders if f not in keep]
+    with Repo(str(folders[0].parent)) as repo:
+        if keep:
+            repo.add([str(f.resolve()) for f in keep])
+        for folder in gone:
+            pointer = folder.with_name(folder.name + POINTER)
+            if pointer.exists():
+                repo.remove(str(pointer.resolve()))
+
+
+def _change(
+    directory: Path,
+    targets: dict[Path, dict[str | None, set[str]]],
+    track: Sequence[Path] | None = None,
+) -> list[Path]:
+    """Rewrite the partitions in `targets` (reading only their windows) and `dvc add` them and
+    the partitions in `track` (None: track nothing), all or nothing."""
+    sweep_partial_windows(directory)
+    data = {w.id: w.data() for w in list_windows(directory) if w.path.parent in targets}
+    undo = _Undo()
+    for folder in {*targets, *(track or ())}:
+        _saved(folder, undo, content=folder in targets)
+    try:
+        changed = [f for f, target in targets.items() if _rewrite(f, target, data)]
+        if track is not None:
+            track_partitions(sorted({*changed, *(f for f in [*targets, *track] if f.is_dir())}))
+    except BaseException:
+        undo.restore()
+        raise
+    return changed
+
+
+@dataclass
+class Seal:
+    """What `mlops windows seal` does: per partition, the containers it will hold."""
+
+    directory: Path
+    targets: dict[Path, dict[str | None, set[str]]]
+
+    @property
+    def changes(self) -> dict[Path, dict[str | None, set[str]]]:
+        return {f: t for f, t in self.targets.items() if _current(f) != _normal(t)}
+
+
+def _normal(target: dict[str | None, set[str]]) -> dict[str | None, set[str]]:
+    return {k: v for k, v in target.items() if v or k is None}
+
+
+def plan_seal(directory: Path) -> Seal:
+    """The sealed layout of `directory` (`container_of` each window, the newest window's id as
+    the clock). Windows of the earlier layout are left to `mlops windows migrate`."""
+    windows = [w for w in list_windows(directory) if w.path.parent != directory]
+    targets: dict[Path, dict[str | None, set[str]]] = {}
+    if windows:
+        newest = windows[-1].id
+        for w in windows:
+            folder = directory / partition_of(w.id)
+            target = targets.setdefault(folder, {None: set()})
+            target.setdefault(container_of(w.id, newest), set()).add(w.id)
+    return Seal(directory, targets)
+
+
+def apply_seal(plan: Seal, *, track: bool = True) -> list[Path]:
+    """Carry out `plan` and `dvc add` every partition (new windows included); returns the
+    partitions rewritten. On failure every window, pack, pointer and .gitignore is restored.
+    Only the partitions that change are read and written: sealing costs the new windows, not
+    the history."""
+    every = partitions(plan.directory) if track else None
+    return _change(plan.directory, plan.changes, every)
+
+
+def remove_windows(windows: Iterable[Window | Path]) -> list[Path]:
+    """Remove windows (loose files, or members of packs, which are rewritten without them) and
+    update their partitions' DVC pointers: a reviewable diff of `<YYYY-MM>.dvc` files (commit
+    them). Returns the partitions changed. Refuses anything that is not a window in its
+    partition (DataError, nothing removed); on failure every file is as it was."""
+    chosen: list[Window] = []
+    for item in windows:
+        window = item if isinstance(item, Window) else Window(Path(item).stem, Path(item))
+        folder = window.path.parent
+        if not (
+            is_window_name(window.name)
+            and is_partition_name(folder.name)
+            and partition_of(window.id) == folder.name
+            and (window.path.is_file() if window.member is None else True)
+        ):
+            raise DataError(
+                f"{window.path}: not a window in its partition",
+                hint="pass windows that `list_windows` returns (<folder>/<YYYY-MM>/...)",
+            )
+        chosen.append(window)
+    if not chosen:
+        return []
+    directory = chosen[0].path.parent.parent
+    targets: dict[Path, dict[str | None, set[str]]] = {}
+    for window in chosen:
+        folder = window.path.parent
+        if folder not in targets:
+            targets[folder] = _current(folder)
+        ids = targets[folder].get(window.member and window.path.name)
+        if ids is None or window.id not in ids:
+            raise DataError(f"{window.path}: no window {window.id} there", hint="list them again")
+        ids.discard(window.id)
+    return _change(directory, targets, [])
+
+
+@dataclass
+class Migration:
+    """What `mlops windows migrate` does to a window folder of the earlier layout (one
+    `<id>.parquet.dvc` per window): each window moves into its month's partition, the per-window
+    pointers and their .gitignore lines go, and each partition is tracked as one output."""
+
+    directory: Path
+    moves: list[tuple[Path, Path]]
+    pointers: list[Path]
+
+    @property
+    def partitions(self) -> list[Path]:
+        return sorted({dst.parent for _, dst in self.moves})
+
+
+def plan_migration(directory: Path) -> Migration:
+    """The migration of `directory` (nothing to do: empty lists). Refuses, naming them, tracked
+    windows that are not in the workspace (`dvc pull` first) and windows whose file differs from
+    what its pointer recorded (a window never changes: DVC would lose the recorded one)."""
+    if not directory.is_dir():
+        return Migration(directory, [], [])
+    foreign = foreign_files(directory)
+    if foreign:
+        list_windows(directory)  # raises the error that names them
+    pointers = sorted(
+        p for p in directory.glob("*.parquet" + POINTER) if is_window_name(p.name[: -len(POINTER)])
     )
+    missing = [p.name[: -len(POINTER)] for p in pointers if not p.with_suffix("").is_file()]
+    if missing:
+        raise DataError(
+            f"{directory}: {len(missing)} tracked window(s) not in the workspace: "
+            + ", ".join(missing[:5]),
+            hint=f"run `dvc pull {directory}` first: migration moves every window file",
+        )
+    changed = [p.with_suffix("").name for p in pointers if not _matches_pointer(p)]
+    if changed:
+        raise DataError(
+            f"{directory}: {len(changed)} window file(s) differ from what their .dvc pointer "
+            "recorded: " + ", ".join(changed[:5]),
+            hint="a window never changes: restore them with `dvc checkout` before migrating",
+        )
+    moves = [
+        (path, window_path(directory, path.stem))
+        for path in sorted(directory.glob("*.parquet"))
+        if is_window_name(path.name)
+    ]
+    clash = [dst for _, dst in moves if dst.exists()]
+    if clash:
+        raise DataError(
+            f"{directory}: window(s) present in both layouts: "
+            + ", ".join(str(p) for p in clash[:5]),
+            hint="remove the copy at the top of the folder (the partition holds the same "
+            "window: its name is its content's digest)",
+        )
+    return Migration(directory, moves, pointers)
+
+
+def _matches_pointer(pointer: Path) -> bool:
+    import yaml
+
+    try:
+        outs = yaml.safe_load(pointer.read_text())["outs"]
+        recorded = outs[0]["md5"]
+    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError) as exc:
+        raise DataError(
+            f"{pointer}: not a DVC pointer ({exc})", hint="restore it with `git checkout`"
+        ) from exc
+    data = pointer.with_suffix("").read_bytes()
+    return hashlib.md5(data, usedforsecurity=False).hexdigest() == recorded
+
+
+def apply_migration(plan: Migration) -> None:
+    """Carry out `plan`: on any failure, the files, pointers and .gitignore are put back as
+    they were (DVC's cache may keep copies of the windows: harmless, content-addressed)."""
+    if not plan.moves and not plan.pointers:
+        return
+    ignore = plan.directory / ".gitignore"
+    ignore_before = ignore.read_bytes() if ignore.exists() else None
+    pointer_bytes = {p: p.read_bytes() for p in plan.pointers}
+    for folder in plan.partitions:  # partitions tracked already change too
+        if folder.with_name(folder.name + POINTER).exists():
+            pointer = folder.with_name(folder.name + POINTER)
+            pointer_bytes[pointer] = pointer.read_bytes()
+    new_pointers = [
+        f.with_name(f.name + POINTER)
+        for f in plan.partitions
+        if not f.with_name(f.name + POINTER).exists()
+    ]
+    new_folders = [f for f in plan.partitions if not f.exists()]
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for src, dst in plan.moves:
+            dst.parent.mkdir(exist_ok=True)
+            src.replace(dst)
+            moved.append((src, dst))
+        for pointer in plan.pointers:
+            pointer.unlink()
+        if ignore_before is not None:
+            names = {f"/{p.name[: -len(POINTER)]}" for p in plan.pointers}
+            kept = [
+                line
+                for line in ignore_before.decode().splitlines(keepends=True)
+                if line.strip() not in names
+            ]
+            atomic_write_bytes(ignore, "".join(kept).encode())
+        track_partitions(plan.partitions)
+    except BaseException:
+        for src, dst in reversed(moved):
+            dst.replace(src)
+        for pointer, data in pointer_bytes.items():
+            atomic_write_bytes(pointer, data)
+        for pointer in new_pointers:
+            pointer.unlink(missing_ok=True)
+        for folder in new_folders:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if ignore_before is not None:
+            atomic_write_bytes(ignore, ignore_before)
+        else:
+            ignore.unlink(missing_ok=True)
+        raise

@@ -187,10 +187,8 @@ def main() -> None:
         say("4. snapshot the prediction log into production windows")
         time.sleep(1.5)  # the log writer flushes in the background
         print(sh([mlops, "logs", "snapshot", "--target", "local", "--flush"], project, env).strip())
-        windows = sorted(
-            str(p.relative_to(project)) for p in (project / "data/production").glob("*.parquet")
-        )
-        sh([dvc, "add", "--quiet", *windows], project, env)
+        # one DVC output a month, closed days and months packed (pipeline/windows.py)
+        print(sh([mlops, "windows", "seal", "--apply"], project, env).strip())
 
         say("5. monitor and decide")
         sh([dvc, "repro"], project, env)

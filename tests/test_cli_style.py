@@ -351,6 +351,8 @@ NESTED: list[tuple[list[str], str]] = [
         "deploy.targets.local is a service target: a service target has no image",
     ),
     (["windows", "retain"], "monitor.retention.keep_raw_days is null"),
+    (["windows", "seal", "--out", "nowhere"], "conf/nowhere: no such window folder"),
+    (["windows", "migrate", "--apply", "--out", "."], "file(s) that are not production windows"),
 ]
 
 

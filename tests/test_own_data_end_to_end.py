@@ -207,10 +207,8 @@ def own_data_flow(project: Path, case: Case, tmp_path: Path) -> None:
         "logs", "import", str(scored), "--time-column", case.time_column, "--release", str(first),
         cwd=project,
     ).stdout  # fmt: skip
-    windows = re.findall(r"^  dvc add (data/production/\S+\.parquet)$", imported, re.M)
-    assert windows, imported
-    for window in windows:
-        dvc("add", window, cwd=project)
+    (months,) = re.findall(r"^  dvc add (data/production/\d{4}-\d{2}.*)$", imported, re.M)
+    dvc("add", *months.split(), cwd=project)  # each month folder with new windows
     commit(project, f"{case.name}: production traffic of a later period")
     dvc("repro", cwd=project)
     report = json.loads((project / "reports/monitor/report.json").read_text())

@@ -28,6 +28,7 @@ from pipeline.io import read_json, write_json
 from pipeline.monitor.kept import KeptStore
 from pipeline.monitor.windowing import WindowPlan, survey
 from pipeline.paths import MONITOR_ARCHIVE, MONITOR_KEPT, PRODUCTION_DIR
+from pipeline.windows import Window
 
 FORMAT = "gitops-mlops/monitor-archive"
 VERSION = 1
@@ -40,7 +41,7 @@ class Retired:
 
     id: str
     end: str
-    files: tuple[Path, ...]
+    files: tuple[Window, ...]  # loose or packed (`pipeline.windows` owns the layout)
     result: Mapping[str, Any]
 
 
@@ -86,7 +87,9 @@ def plan(root: Path, params: Any) -> tuple[list[Retired], str]:
         done = _oldest_run(line, cutoff)
         for window in line[:done]:
             result = by_plan[id(window)]
-            files = tuple(f.path for c in window.clusters for f in c.files if f.path is not None)
+            files = tuple(
+                f.window for c in window.clusters for f in c.files if f.window is not None
+            )
             retired.append(Retired(result["id"], result["end"], files, result))
     when = datetime.fromtimestamp(cutoff / 1e9, tz=UTC).isoformat()
     return retired, f"windows that ended before {when} ({days} days before the newest row)"
@@ -114,11 +117,15 @@ def _oldest_run(windows: Sequence[WindowPlan], cutoff: int) -> int:
 
 
 def apply(root: Path, retired: Sequence[Retired]) -> list[Path]:
-    """Archive every retired window's result, then remove its files, as one transaction."""
+    """Archive every retired window's result, then remove its files, as one transaction:
+    the journal holds every file `remove_windows` may rewrite (each partition's windows and
+    packs, its DVC pointer and the .gitignore beside it), so a kill restores them too.
+    Returns the partitions changed."""
     from pipeline.journal import transaction
     from pipeline.windows import POINTER, remove_windows
 
-    files = sorted({path for r in retired for path in r.files})
+    windows = sorted({w for r in retired for w in r.files}, key=lambda w: (w.id, str(w.path)))
+    folders = sorted({w.path.parent for w in windows})
     with transaction(root, "mlops windows retain --apply") as journal:
         for window in retired:
             target = journal.file(root / MONITOR_ARCHIVE / f"{window.id}.json")
@@ -127,14 +134,15 @@ def apply(root: Path, retired: Sequence[Retired]) -> list[Path]:
                 {
                     "format": FORMAT,
                     "version": VERSION,
-                    "files": sorted(p.name for p in window.files),
+                    "files": sorted(w.name for w in window.files),
                     "result": dict(window.result),
                 },
             )
-        for path in files:
-            journal.file(path)
-            pointer = path.with_name(path.name + POINTER)
-            if pointer.exists():
-                journal.file(pointer)
-        remove_windows(files)
-    return files
+        for folder in folders:
+            for path in sorted(folder.iterdir()):
+                if path.is_file():
+                    journal.file(path)
+            for path in (folder.with_name(folder.name + POINTER), folder.parent / ".gitignore"):
+                journal.file(path)
+        changed = remove_windows(windows)
+    return changed

@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -45,11 +45,13 @@ from pipeline.windows import (
     RESERVED,
     SOURCE_FILE,
     TIME,
+    Window,
     is_window_name,
     list_windows,
     normalise,
     window_id,
 )
+from pipeline.windows import unfetched as windows_unfetched
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,17 +71,12 @@ class MonitorWindow:
 
 
 def unfetched(directory: Path) -> list[str]:
-    """Window files DVC tracks (`<id>.parquet.dvc`) that are not in the workspace."""
-    if not directory.is_dir():
-        return []
-    return sorted(
-        p.name[: -len(".dvc")]
-        for p in directory.glob("*.parquet.dvc")
-        if not (directory / p.name[: -len(".dvc")]).is_file()
-    )
+    """Partitions (and windows of the earlier layout) DVC tracks that are not in the workspace
+    (`pipeline.windows.unfetched`, the owner of the layout)."""
+    return windows_unfetched(directory)
 
 
-def read_files(paths: Sequence[Path]) -> list[pd.DataFrame]:
+def read_files(paths: Sequence[Path | BinaryIO]) -> list[pd.DataFrame]:
     import pandas as pd
 
     frames = []
@@ -142,7 +139,7 @@ class FileInfo:
     """What planning needs of one window file, kept under the digest of its bytes."""
 
     name: str
-    path: Path | None
+    window: Window | None  # where to read it (loose or packed); None: given in memory
     digest: str
     rows: int
     first: int | None  # first and last time, ns since the epoch (None: no rows)
@@ -178,7 +175,7 @@ class WindowPlan:
     key: str
 
 
-def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) -> FileInfo:
+def file_info(name: str, window: Window | None, digest: str, frame: pd.DataFrame) -> FileInfo:
     """Summarise a window file read as `frame` (raises DataError as pooling would)."""
     import pandas as pd
 
@@ -193,7 +190,7 @@ def file_info(name: str, path: Path | None, digest: str, frame: pd.DataFrame) ->
         labelled = {str(k): int(v) for k, v in sorted(scored.astype(str).value_counts().items())}
     return FileInfo(
         name=name,
-        path=path,
+        window=window,
         digest=digest,
         rows=len(frame),
         first=int(times.min()) if len(times) else None,
@@ -385,9 +382,9 @@ class Traffic:
 
     def _pooled(self, cluster: Cluster) -> pd.DataFrame:
         if id(cluster) not in self.pooled:
-            paths = [f.path for f in cluster.files]
-            assert all(p is not None for p in paths)
-            frame, _ = pool(read_files([p for p in paths if p is not None]))
+            stored = [f.window for f in cluster.files]
+            assert all(w is not None for w in stored)
+            frame, _ = pool(read_files([w.source() for w in stored if w is not None]))
             self.pooled[id(cluster)] = frame
         return self.pooled[id(cluster)]
 
@@ -422,16 +419,17 @@ def survey(
         infos: list[FileInfo] = []
         frames: dict[str, pd.DataFrame] = {}
         for window in windows:
-            raw = window.path.read_bytes()
+            raw = window.data()  # loose or packed (pipeline.windows owns the layout)
             digest = hashlib.sha256(raw).hexdigest()
             found = kept.get("files", digest)
             if found is None:
                 try:
                     frame = pd.read_parquet(_io.BytesIO(raw))
                 except Exception as exc:
-                    raise DataError(f"{window.path}: not a readable Parquet window: {exc}") from exc
-                info = file_info(window.path.name, window.path, digest, frame)
-                frames[window.path.name] = frame
+                    where = window.path if window.member is None else f"{window.path}:{window.name}"
+                    raise DataError(f"{where}: not a readable Parquet window: {exc}") from exc
+                info = file_info(window.name, window, digest, frame)
+                frames[window.name] = frame
                 kept.put(
                     "files",
                     digest,
@@ -445,8 +443,8 @@ def survey(
                 )
             else:
                 info = FileInfo(
-                    window.path.name,
-                    window.path,
+                    window.name,
+                    window,
                     digest,
                     int(found["rows"]),
                     found["first"],
@@ -462,7 +460,7 @@ def survey(
                 summary = kept.get("clusters", key)
                 if summary is None:
                     got = [
-                        frames[m.name] if m.name in frames else read_files([m.path])[0]  # type: ignore[list-item]
+                        frames[m.name] if m.name in frames else m.window.read()  # type: ignore[union-attr]
                         for m in members
                     ]
                     frame, cluster = pooled_cluster(members, got, spec)

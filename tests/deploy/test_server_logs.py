@@ -327,8 +327,11 @@ def test_mlops_serve_and_snapshot_end_to_end(cli_project: Path) -> None:
     assert "1 record(s) wait" in result.stdout and "dvc add data/production" in result.stdout
     [window] = list_windows(cli_project / "data/production")
     assert [None if pd.isna(v) else v for v in window.read()[LABEL]] == [None, "no"]
-    # one `dvc add` per window file: `dvc add data/production` fails (a git-tracked folder)
-    assert f"  dvc add data/production/{window.path.name}\n" in result.stdout
+    # the window lands in its month's folder, tracked as one DVC output (pipeline.windows)
+    month = window.path.parent.name
+    assert window.path == cli_project / "data/production" / month / window.path.name
+    assert f"  dvc add data/production/{month}\n" in result.stdout
+    assert f"  git add data/production/{month}.dvc data/production/.gitignore\n" in result.stdout
 
     bad = subprocess.run(
         [str(BIN / "mlops"), "serve", "--target", "batch"],

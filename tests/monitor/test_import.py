@@ -52,7 +52,8 @@ def test_imported_csv_traffic_is_monitored(project: Path, tmp_path: Path) -> Non
     labelled = int(traffic["actual"].notna().sum())
     assert f"{labelled} labelled" in out
     (add,) = [line.strip() for line in out.splitlines() if line.strip().startswith("dvc add ")]
-    assert add == f"dvc add {wrote[0]}"
+    month = str(Path(wrote[0]).parent)  # the window's month folder, one DVC output
+    assert add == f"dvc add {month}" and month == "data/production/2026-05"
 
     # importing the same file again writes nothing
     before = digests(project, ("data/**/*",))
@@ -61,7 +62,7 @@ def test_imported_csv_traffic_is_monitored(project: Path, tmp_path: Path) -> Non
     assert digests(project, ("data/**/*",)) == before
 
     dvc(*shlex.split(add)[1:], cwd=project)
-    assert (project / f"{wrote[0]}.dvc").is_file()
+    assert (project / f"{month}.dvc").is_file()
     dvc("repro", "monitor", cwd=project)
     report = json.loads((project / "reports/monitor/report.json").read_text())
     production = [w for w in report["windows"] if w["source"] == "production"]
@@ -95,7 +96,8 @@ def test_predict_output_is_monitored_as_it_is(project: Path, tmp_path: Path) -> 
     assert refused.returncode == 2 and "no time column" in refused.stderr
     assert "--time" in refused.stderr and "Traceback" not in refused.stderr
     dated = mlops("logs", "import", str(scored), "--time", "2026-05-02", cwd=project).stdout
-    assert re.search(r"^wrote data/production/20260502T000000-[0-9a-f]{12}\.parquet", dated, re.M)
+    wrote_dated = r"^wrote data/production/2026-05/20260502T000000-[0-9a-f]{12}\.parquet"
+    assert re.search(wrote_dated, dated, re.M)
 
 
 def test_a_stray_csv_in_production_stops_the_monitor_stage(project: Path, tmp_path: Path) -> None:

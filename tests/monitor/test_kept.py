@@ -15,7 +15,7 @@ from pipeline.monitor.kept import KeptStore
 from pipeline.monitor.monitored_bundle import read_bundle
 from pipeline.monitor.windowing import collect, survey
 from pipeline.params import MonitorSettings
-from pipeline.windows import write_window
+from pipeline.windows import list_windows, write_window
 from tests.monitor import fakes
 
 OUTPUTS = ("report.json", "report.html", "history.csv", "metrics.json")
@@ -115,7 +115,7 @@ def test_kept_reports_equal_a_full_recomputation_after_every_change(
     _same_as_full(ctx, production, tmp_path, kept)
 
     # an edited window (same name, other rows) and a removed one
-    files = sorted(production.glob("*.parquet"))
+    files = [w.path for w in list_windows(production)]  # loose: write_window's layout
     edited = fakes.traffic(100, seed=11, start=_day(3))
     edited.to_parquet(files[-2])
     files[0].unlink()
@@ -221,7 +221,7 @@ def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:
         _run(ctx, production, out, KeptStore(None))
         document = json.loads((out / "report.json").read_text())
         assert [w["id"] for w in document["windows"]] == [
-            p.stem for p in sorted(production.glob("*.parquet"))[-2:]
+            w.id for w in list_windows(production)[-2:]
         ]
         history = document["history"]
         assert history["windows"] == count and history["detailed"] == 2

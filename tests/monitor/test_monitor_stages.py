@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.windows import LABEL, REQUEST_ID, TIME, write_window
+from pipeline.paths import SCENARIOS_FILE
+from pipeline.windows import LABEL, REQUEST_ID, TIME, Window, list_windows, write_window
 from tests.conftest import digests, dvc, mlops
 
 pytestmark = pytest.mark.integration
@@ -41,9 +42,14 @@ def simulated(project: Path) -> dict:
     return json.loads((project / "data/simulated/scenarios.json").read_text())
 
 
+def simulated_windows(project: Path) -> list[Window]:
+    return list_windows(project / "data/simulated", also=[SCENARIOS_FILE])
+
+
 def window_file(project: Path, scenario: str) -> Path:
     (wid,) = [w for w, rec in simulated(project)["windows"].items() if rec["scenario"] == scenario]
-    return project / "data/simulated" / f"{wid}.parquet"
+    (window,) = [w for w in simulated_windows(project) if w.id == wid]
+    return window.path  # simulated windows stay loose (in their month's folder)
 
 
 def production_window(project: Path, scenario: str, start: str, rows: int | None = None) -> Path:
@@ -92,7 +98,8 @@ def test_monitoring_finds_exactly_what_each_scenario_injected(template: Path) ->
 
 def test_performance_counts_only_rows_whose_label_arrived(template: Path) -> None:
     newest = report(template)["simulated"]["newest"]
-    frame = pd.read_parquet(template / "data/simulated" / f"{newest['id']}.parquet")
+    (window,) = [w for w in simulated_windows(template) if w.id == newest["id"]]
+    frame = window.read()
     labelled = int(frame[LABEL].notna().sum())
     assert 0 < labelled < len(frame)  # the simulator leaves a share of labels unarrived
     assert newest["performance"]["labelled"] == newest["labelled"] == labelled
@@ -303,7 +310,7 @@ def test_a_regression_dataset_on_a_classification_release_is_explained_not_crash
     by_hand = mlops(
         "monitor",
         "--input",
-        str(next((project / "data/simulated").glob("*.parquet"))),
+        str(simulated_windows(project)[0].path),
         cwd=project,
         check=False,
     )

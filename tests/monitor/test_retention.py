@@ -17,7 +17,7 @@ from pipeline.monitor.kept import KeptStore
 from pipeline.monitor.retention import apply, plan, read_archive
 from pipeline.monitor.windowing import survey
 from pipeline.paths import CHAMPION_BUNDLE, MONITOR_ARCHIVE, MONITOR_KEPT, PRODUCTION_DIR
-from pipeline.windows import write_window
+from pipeline.windows import list_windows, track_partitions, write_window
 from tests.monitor import fakes
 
 OUTPUTS = ("report.json", "report.html", "history.csv", "metrics.json")
@@ -29,10 +29,13 @@ def _project(root: Path, keep_raw_days: int | None) -> SimpleNamespace:
     (root / "deploy").mkdir()
     (root / "deploy/local.json").write_text(json.dumps({"release": None, "target": "local"}))
     (root / PRODUCTION_DIR).mkdir(parents=True)
+    from dvc.repo import Repo
+
+    Repo.init(str(root), no_scm=True).close()  # windows are tracked per month partition
     for day in range(1, 7):
         frame = fakes.traffic(100, seed=day, start=f"2025-03-{day:02d}T00:00:00+00:00")
-        window = write_window(frame, root / PRODUCTION_DIR)
-        (root / PRODUCTION_DIR / f"{window.path.name}.dvc").write_text("outs: []\n")
+        write_window(frame, root / PRODUCTION_DIR)
+    track_partitions([root / PRODUCTION_DIR / "2025-03"])
     settings, dataset = fakes.typed(
         fakes.params(
             windows={"by": "rows", "rows": 100, "min_rows": 50},
@@ -56,7 +59,7 @@ def _tree(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".mlops" not in p.parts
+        if p.is_file() and ".mlops" not in p.parts and ".dvc" not in p.parts  # DVC's own state
     }
 
 
@@ -76,9 +79,11 @@ def test_retired_windows_leave_the_workspace_and_stay_in_the_reports(
     assert _tree(root) == tree  # planning is a dry run
 
     apply(root, retired)
-    left = sorted(p.name[:8] for p in (root / PRODUCTION_DIR).glob("*.parquet"))
+    left = [w.id[:8] for w in list_windows(root / PRODUCTION_DIR)]
     assert left == ["20250304", "20250305", "20250306"]
-    assert len(list((root / PRODUCTION_DIR).glob("*.dvc"))) == 3  # their pointers too
+    pointer = root / PRODUCTION_DIR / "2025-03.dvc"  # the month's pointer follows
+    assert hashlib.sha256(pointer.read_bytes()).hexdigest() != tree[f"{PRODUCTION_DIR}/2025-03.dvc"]
+    assert "nfiles: 3" in pointer.read_text()
     assert len(list((root / MONITOR_ARCHIVE).glob("*.json"))) == 3
     after = _reports(root, params, tmp_path / "after")
     for name in OUTPUTS:
@@ -97,9 +102,9 @@ def test_a_failed_retention_changes_nothing(
 
     import pipeline.windows
 
-    def half_then_fail(paths):
-        paths = list(paths)
-        paths[0].unlink()
+    def half_then_fail(windows):
+        windows = list(windows)
+        windows[0].path.unlink()
         raise OSError("disk went away")
 
     monkeypatch.setattr(pipeline.windows, "remove_windows", half_then_fail)

@@ -125,7 +125,7 @@ def test_every_file_that_is_not_a_window_is_refused_by_name(tmp_path: Path, name
 
 def test_window_pointers_and_the_simulator_manifest_are_allowed(tmp_path: Path) -> None:
     window = write_window(traffic(100), tmp_path)
-    (tmp_path / f"{window.path.name}.dvc").write_text("outs: []\n")
+    (tmp_path / f"{window.path.parent.name}.dvc").write_text("outs: []\n")  # its month's
     (tmp_path / "scenarios.json").write_text("{}")
     assert [
         w.id for w in collect({"simulated": tmp_path}, ROWS, {"simulated": ["scenarios.json"]})

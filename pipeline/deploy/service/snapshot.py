@@ -93,7 +93,7 @@ def snapshot(
         )
     sweep_partial_windows(out)  # what a snapshot killed half-way left
     result = SnapshotResult(watermark=watermark(out))
-    present = {w.path for w in list_windows(out)}
+    present = {w.id for w in list_windows(out)}
     cut = _Cut(rows, minutes, flush, label_wait_minutes)
     stream = _Stream(log_dir, result.watermark, include_current)
     labels: dict[str, Any] | None = None
@@ -109,8 +109,8 @@ def snapshot(
         # same whatever the order. Windows this run wrote from the stream go first.
         LOG.warning("%s: %s; sorting the whole log in memory", log_dir, exc)
         for window in result.written:
-            window.path.unlink(missing_ok=True)
-            present.discard(window.path)
+            window.path.unlink(missing_ok=True)  # written loose by this run
+            present.discard(window.id)
     result = SnapshotResult(watermark=result.watermark)
     records, horizon = _new_records(log_dir, result.watermark, include_current)
     if not records:
@@ -138,13 +138,13 @@ def _write(
     chunk: Sequence[dict[str, Any]],
     labels: Mapping[str, Any],
     out: Path,
-    present: set[Path],
+    present: set[str],
     result: SnapshotResult,
 ) -> None:
     frame = window_frame(chunk, labels)
     window = write_window(frame, out)
-    (result.existing if window.path in present else result.written).append(window)
-    present.add(window.path)
+    (result.existing if window.id in present else result.written).append(window)
+    present.add(window.id)
     result.labelled += int(frame[LABEL].notna().sum())
 
 
@@ -326,7 +326,7 @@ def watermark(out: Path) -> Key | None:
     for window in windows:
         newest = _footer_max(window)
         if newest is _UNKNOWN:
-            times = pq.read_table(window.path, columns=[TIME]).column(TIME)
+            times = pq.read_table(window.source(), columns=[TIME]).column(TIME)
             newest = max(times.to_pylist()) if len(times) else None
         if newest is not None:
             latest.append((newest, window))
@@ -336,7 +336,7 @@ def watermark(out: Path) -> Key | None:
     ids = [""]
     for t, window in latest:
         if t == newest:
-            table = pq.read_table(window.path, columns=[TIME, REQUEST_ID]).to_pylist()
+            table = pq.read_table(window.source(), columns=[TIME, REQUEST_ID]).to_pylist()
             ids += [row[REQUEST_ID] or "" for row in table if row[TIME] == newest]
     return _iso(newest), max(ids)
 
@@ -349,7 +349,7 @@ def _footer_max(window: Window) -> Any:
     when a row group lacks them."""
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(window.path)
+    meta = pq.read_metadata(window.source())
     paths = [meta.schema.column(j).path for j in range(meta.num_columns)]  # leaf columns
     if paths.count(TIME) != 1:
         return _UNKNOWN

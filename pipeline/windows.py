@@ -470,17 +470,18 @@ def track_partitions(folders: Sequence[Path]) -> None:
     without windows loses its pointer (`dvc remove`), so no pointer names an empty month."""
     if not folders:
         return
-    from dvc.repo import Repo
+    from pipeline import vcs  # the one way DVC is run (a process of its own: its logging and
+    #                           state never outlive the call inside a long-lived process)
 
     keep = [f for f in folders if f.is_dir() and any(f.iterdir())]
     gone = [f for f in folders if f not in keep]
-    with Repo(str(folders[0].parent)) as repo:
-        if keep:
-            repo.add([str(f.resolve()) for f in keep])
-        for folder in gone:
-            pointer = folder.with_name(folder.name + POINTER)
-            if pointer.exists():
-                repo.remove(str(pointer.resolve()))
+    where = folders[0].parent
+    if keep:
+        vcs.dvc(where, "add", "--quiet", *(str(f.resolve()) for f in keep))
+    pointers = [f.with_name(f.name + POINTER) for f in gone]
+    pointers = [p for p in pointers if p.exists()]
+    if pointers:
+        vcs.dvc(where, "remove", *(str(p.resolve()) for p in pointers))
 
 
 def _change(

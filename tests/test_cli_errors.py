@@ -42,6 +42,9 @@ OUTSIDE: list[Case] = [
         ["report", "--pr"],
         ["maintain"],
         ["maintain", "--apply"],
+        ["windows", "seal"],
+        ["windows", "migrate"],
+        ["windows", "retain"],
     )
 ]
 

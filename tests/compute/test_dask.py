@@ -98,6 +98,19 @@ def tasks_run(client: distributed.Client) -> int:
 
 
 # ---------------------------------------------------------------------------- config and errors
+def use_dask(project: Path, compute: str) -> None:
+    """Make `compute: dask` the project copy's machine-local choice (conf/local/, as a user
+    would), with the `compute:` keys given as YAML lines, and compose it."""
+    overrides = project / "conf/local/default.yaml"
+    overrides.write_text(
+        overrides.read_text().replace(
+            "# @package _global_\n",
+            f"# @package _global_\ndefaults:\n  - override /compute: dask\ncompute:\n{compute}",
+        )
+    )
+    mlops("compose", cwd=project)
+
+
 def test_no_stage_reads_compute() -> None:
     """Where to compute is never a stage's params dependency: switching it re-runs nothing."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -186,15 +199,7 @@ def test_a_training_stage_below_min_rows_never_contacts_the_cluster(
 
     outputs = ("models/candidates/**/*",)
     before = digests(project, outputs)
-    overrides = project / "conf/local/default.yaml"
-    overrides.write_text(
-        overrides.read_text().replace(
-            "# @package _global_\n",
-            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
-            f"compute:\n  address: {unreachable()}\n  connect_timeout_s: 0.5\n",
-        )
-    )
-    mlops("compose", cwd=project)
+    use_dask(project, f"  address: {unreachable()}\n  connect_timeout_s: 0.5\n")
     assert "compute:\n  kind: dask" in (project / "params.yaml").read_text()
     monkeypatch.chdir(project)
     train.main(["logistic_regression"])
@@ -366,16 +371,9 @@ def test_mlops_predict_and_training_on_dask_rerun_nothing_and_match(
     mlops("predict", "--bundle", "models/bundle", "--on-bad-rows", "skip",
           "--input", str(scoring_input), "--output", str(local_out), cwd=project)  # fmt: skip
     before = digests(project, ("models/**/*", "reports/**/*", "data/**/*"))
-    overrides = project / "conf/local/default.yaml"
-    overrides.write_text(
-        overrides.read_text().replace(
-            "# @package _global_\n",
-            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
-            f"compute:\n  address: {cluster.scheduler.address}\n  partition_rows: 2000\n"
-            "  min_rows: 0\n",
-        )
+    use_dask(
+        project, f"  address: {cluster.scheduler.address}\n  partition_rows: 2000\n  min_rows: 0\n"
     )
-    mlops("compose", cwd=project)
     assert "compute:\n  kind: dask" in (project / "params.yaml").read_text()
     assert "up to date" in dvc("status", cwd=project).stdout
     ran = tasks_run(cluster)
@@ -572,15 +570,7 @@ def test_a_worker_killed_during_training_leaves_the_stage_output_exact(
 
     outputs = ("models/candidates/**/*",)
     before = digests(project, outputs)
-    overrides = project / "conf/local/default.yaml"
-    overrides.write_text(
-        overrides.read_text().replace(
-            "# @package _global_\n",
-            "# @package _global_\ndefaults:\n  - override /compute: dask\n"
-            f"compute:\n  address: {cluster.scheduler.address}\n  min_rows: 0\n",
-        )
-    )
-    mlops("compose", cwd=project)
+    use_dask(project, f"  address: {cluster.scheduler.address}\n  min_rows: 0\n")
     flag = tmp_path / "killed"
     cluster.register_plugin(KillFirstTask(str(flag)))
     try:

@@ -397,7 +397,8 @@ def _environment_issues(targets: Mapping[str, Any], locate: Locate) -> list[Issu
     same folder, a request is within its limit, autoscaling's minimum is within its maximum."""
     from pipeline.paths import environment_dir
 
-    issues, folders = [], {}
+    issues: list[Issue] = []
+    folders: dict[str, str] = {}
     for name, target in targets.items():
         kind = target.get("kind")
         if kind not in ("kubernetes", "systemd") or kind not in target:

@@ -275,7 +275,8 @@ def compute_drift_parquet(
 
     total = sum(handle.metadata.num_rows for handle in handles)
     summaries: dict[str, Summary] | None = None
-    with session(compute if on_cluster(compute, total) else _LOCAL) as client:
+    where = compute if compute is not None and on_cluster(compute, total) else _LOCAL
+    with session(where) as client:
         # the reference (its sketches: megabytes) goes to each worker once, not with each task
         ref = reference if client is None else client.scatter(reference, broadcast=True, hash=False)
         items = [(ref, str(f), settings, rows) for f in files]

@@ -177,7 +177,7 @@ def differences(root: Path, rendering: Rendering) -> list[str]:
 def diff(root: Path, rendering: Rendering) -> str:
     """A unified diff from the files on disk to the rendering ('' when none)."""
     current = on_disk(root, rendering)
-    chunks = []
+    chunks: list[str] = []
     for name in sorted({*current, *rendering.files}):
         before, after = current.get(name), rendering.files.get(name)
         if before == after:

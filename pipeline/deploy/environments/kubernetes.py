@@ -96,7 +96,7 @@ def _metadata(
     return meta
 
 
-def annotations(image: ImageRecord) -> dict[str, str]:
+def release_annotations(image: ImageRecord) -> dict[str, str]:
     """What the pods serve: the release, its bundle digest and the image digest."""
     return {
         f"{ANNOTATION}/release": image.release,
@@ -194,7 +194,7 @@ def _pod_spec(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
 
 def _template(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
     return {
-        "metadata": {"labels": _labels(spec.name), "annotations": annotations(image)},
+        "metadata": {"labels": _labels(spec.name), "annotations": release_annotations(image)},
         "spec": _pod_spec(spec, image),
     }
 
@@ -237,7 +237,7 @@ def workload(spec: TargetSpec, image: ImageRecord) -> tuple[str, dict[str, Any]]
         return "rollout.yaml", {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Rollout",
-            "metadata": _metadata(spec, annotations(image)),
+            "metadata": _metadata(spec, release_annotations(image)),
             "spec": body,
         }
     body = _workload_spec(spec, image)
@@ -248,7 +248,7 @@ def workload(spec: TargetSpec, image: ImageRecord) -> tuple[str, dict[str, Any]]
     return "deployment.yaml", {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(spec, annotations(image)),
+        "metadata": _metadata(spec, release_annotations(image)),
         "spec": body,
     }
 
@@ -385,7 +385,7 @@ def inference_service(spec: TargetSpec, image: ImageRecord) -> dict[str, Any]:
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": _metadata(spec, annotations(image), KSERVE),
+        "metadata": _metadata(spec, release_annotations(image), KSERVE),
         "spec": {"predictor": predictor},
     }
 

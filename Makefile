@@ -20,6 +20,7 @@ $(BIN)/python:
 $(VENV)/.run-installed: requirements/run.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements/run.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@scripts/git_merge_drivers.sh "$(CURDIR)/$(BIN)/dvc"  # every set-up (make run, make test)
 	@touch $@
 
 $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
@@ -27,7 +28,6 @@ $(VENV)/.dev-installed: requirements/dev.lock $(VENV)/.run-installed
 	@touch $@
 
 install: $(VENV)/.run-installed  ## create .venv and install the project from its lock file
-	@scripts/git_merge_drivers.sh "$(CURDIR)/$(BIN)/dvc"
 
 # A DVC remote type's plugin (s3, gs, azure, ssh), locked apart from run.lock and constrained by
 # it: `make install-remote-s3`. .github/scripts/dvc_remote.sh runs it for the remote's URL.

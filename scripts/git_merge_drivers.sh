@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configure this clone's git for the merge drivers .gitattributes assigns (git keeps drivers in
-# the clone's own config, never in the repository: `make install` runs this in every clone).
+# the clone's own config, never in the repository: the venv set-up that `make run`, `make test`
+# and `make install` share runs this in every clone).
 #
 # dvc: data/production/<YYYY-MM>.dvc, one DVC output per month of production windows. Two
 # branches adding windows to the same month both change its pointer; DVC's driver merges the

@@ -30,7 +30,7 @@ from pipeline.monitor.assess import (
 )
 from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
-from pipeline.monitor.kept import KeptStore, digest
+from pipeline.monitor.kept import KeptStore, digest, part_of
 from pipeline.monitor.monitored_bundle import monitored_bundle
 from pipeline.monitor.windowing import MonitorWindow, Traffic, WindowPlan
 from pipeline.params import ComputeSpec, MonitorSettings
@@ -141,12 +141,13 @@ def assess_kept(
     just computed or kept, so both paths give the same values."""
     context = context_digest(ctx)
     keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
-    found = [kept.get("results", key) for key in keys]
+    parts = [part_of(plan.clusters[0].files[0].name) for plan in traffic.plans]
+    found = [kept.get("results", key, part) for key, part in zip(keys, parts, strict=True)]
     missing = [i for i, result in enumerate(found) if result is None]
     fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
     for index, measured_now in zip(missing, fresh, strict=True):
         entry = dict(measured_now, scenario=None)  # a function of the key: scenarios attached
-        kept.put("results", keys[index], entry)
+        kept.put("results", keys[index], entry, parts[index])
         found[index] = json.loads(json.dumps(entry, allow_nan=False))
     results: list[dict[str, Any]] = []
     plans: dict[int, WindowPlan] = {}

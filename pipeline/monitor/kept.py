@@ -20,10 +20,11 @@ and pushes it), so a fresh CI runner gets it with `dvc pull`; without it the sta
 everything and writes the same entries. `rm -rf reports/monitor/kept && dvc repro -f monitor`
 forces a full recomputation.
 
-Entries are written atomically but not fsynced (thousands of them in a first run): one lost
-or torn by a power cut reads as missing and is computed again. They are spread over 256
-sub-folders (two hex digits) so that no folder grows past a few dozen files per thousand
-windows: every atomic write lists its folder for stale temporaries.
+Entries are kept in packs, one per kind and month of the windows they describe
+(`<kind>/<YYYY-MM>.jsonl`, see `KeptStore`), so the folder holds three files a month whatever
+the number of windows: DVC walks every file of an output on each `dvc status`. Packs are written
+atomically at the end of a run but not fsynced: one lost or torn by a power cut reads as missing
+and is computed again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_write_text
+from pipeline.windows import is_window_name, partition_of
 
 KINDS = ("files", "clusters", "results")
 VERSION = 1  # bump to discard every kept entry (a change of format or meaning)
@@ -87,8 +89,24 @@ def digest(value: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+PACK = ".jsonl"  # a pack: one `<name>\t<entry JSON>` line per entry, sorted by name
+OTHER = "other"  # the part of entries with no month (a file that is not a window's)
+
+
+def part_of(name: str | None) -> str:
+    """The part (pack) an entry of the window (file) `name` is kept in: the window's month, so a
+    closed month's packs stop changing and a new window rewrites only its own month's."""
+    return partition_of(name) if name is not None and is_window_name(name) else OTHER
+
+
 class KeptStore:
     """A folder of kept entries (see the module docstring), read and written by one run.
+
+    Entries live in packs, `<kind>/<part>.jsonl`, one per kind and month of the windows they
+    describe: DVC walks, stats and hashes every file of the folder on each `dvc status`, so one
+    file per entry (three per window) made every pull request pay for the whole history. A
+    pack is read once, when an entry of it is first asked for, its entries parsed only when
+    asked for, and written back (atomically, sorted) by `save` only if its entries changed.
 
     `directory=None` keeps nothing: every lookup misses (a full recomputation)."""
 
@@ -98,68 +116,123 @@ class KeptStore:
         self.directory = directory
         self.read_only = read_only  # a reader of the monitor stage's entries (maintain)
         self.code = code_version() if code is None else code
-        self.used: set[Path] = set()
+        self.used: set[tuple[str, str, str]] = set()  # (kind, part, name)
         self.hits = 0
         self.misses = 0
+        self._packs: dict[tuple[str, str], dict[str, str]] = {}
+        self._changed: set[tuple[str, str]] = set()
 
-    def _path(self, kind: str, key: str) -> Path:
+    def _name(self, kind: str, key: str) -> str:
+        assert kind in KINDS
+        return hashlib.sha256(f"{self.code}\0{kind}\0{key}".encode()).hexdigest()
+
+    def pack_path(self, kind: str, part: str) -> Path:
         assert self.directory is not None and kind in KINDS
-        name = hashlib.sha256(f"{self.code}\0{kind}\0{key}".encode()).hexdigest()
-        return self.directory / kind / name[:2] / f"{name}.json"
+        return self.directory / kind / f"{part}{PACK}"
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    def _pack(self, kind: str, part: str) -> dict[str, str]:
+        """The pack's entries (name -> JSON text), read on first use. A line that is not
+        `<64 hex>\t<text>` (a pack torn by a power cut: packs are not fsynced) is skipped:
+        its entry reads as missing and is computed again."""
+        found = self._packs.get((kind, part))
+        if found is None:
+            found = {}
+            try:
+                text = self.pack_path(kind, part).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                text = ""
+            for line in text.splitlines():
+                name, tab, entry = line.partition("\t")
+                if tab and len(name) == 64:
+                    found[name] = entry
+            self._packs[(kind, part)] = found
+        return found
+
+    def get(self, kind: str, key: str, part: str = OTHER) -> dict[str, Any] | None:
         if self.directory is None:
             self.misses += 1
             return None
-        path = self._path(kind, key)
+        name = self._name(kind, key)
+        text = self._pack(kind, part).get(name)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.misses += 1
-            return None
-        try:
-            value = json.loads(text)
-        except ValueError:  # torn by a power cut (entries are not fsynced): computed again
+            value = None if text is None else json.loads(text)
+        except ValueError:  # torn by a power cut (packs are not fsynced): computed again
             value = None
         if not isinstance(value, dict):
             self.misses += 1
             return None
-        self.used.add(path)
+        self.used.add((kind, part, name))
         self.hits += 1
         return dict(value)
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = OTHER) -> None:
+        """Keep `value` (written by `save`, at the end of the run)."""
         if self.directory is None or self.read_only:
             return
-        path = self._path(kind, key)
+        name = self._name(kind, key)
         # insertion order kept (not sorted): a kept result reads back as the dict it was
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            atomic_write_text(path, text, durable=False)  # a lost entry is recomputed
-        self.used.add(path)
+        if "\n" in text:  # never: json.dumps escapes newlines inside strings
+            raise ValueError("a kept entry must be one line of JSON")
+        pack = self._pack(kind, part)
+        if pack.get(name) != text:
+            pack[name] = text
+            self._changed.add((kind, part))
+        self.used.add((kind, part, name))
+
+    def save(self) -> None:
+        """Write every pack an entry was added to or changed in (atomically, not fsynced: a
+        lost pack is recomputed)."""
+        if self.directory is None or self.read_only:
+            return
+        for kind, part in sorted(self._changed):
+            self._write(kind, part)
+        self._changed.clear()
+
+    def _write(self, kind: str, part: str) -> None:
+        pack = self._packs[(kind, part)]
+        path = self.pack_path(kind, part)
+        if not pack:
+            path.unlink(missing_ok=True)
+            return
+        body = "".join(f"{name}\t{pack[name]}\n" for name in sorted(pack))
+        atomic_write_text(path, body, durable=False)
 
     def prune(self) -> int:
-        """Remove every entry this run did not use (and emptied sub-folders); how many."""
-        if self.directory is None or self.read_only or not self.directory.is_dir():
+        """Drop every entry this run did not use (whole packs, and anything else in the
+        folder), then `save`; how many entries or stray files were removed."""
+        if self.directory is None or self.read_only:
             return 0
         removed = 0
-        for entry in sorted(self.directory.iterdir()):
-            if entry.name not in KINDS:  # nothing else belongs here
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                removed += 1
-                continue
-            for sub in sorted(p for p in entry.iterdir()):
-                if not sub.is_dir():
-                    sub.unlink()
-                    removed += 1
+        if self.directory.is_dir():
+            used_packs = {(kind, part) for kind, part, _ in self.used}
+            for entry in sorted(self.directory.iterdir()):
+                if entry.name not in KINDS or not entry.is_dir() or entry.is_symlink():
+                    removed += _remove(entry)  # nothing else belongs here
                     continue
-                for path in sub.iterdir():
-                    if path not in self.used:
+                for path in sorted(entry.iterdir()):
+                    part = path.name[: -len(PACK)]
+                    if not path.name.endswith(PACK) or path.is_dir() or not part:
+                        removed += _remove(path)  # the earlier layout, or a stray file
+                    elif (entry.name, part) not in used_packs:
+                        removed += len(self._pack(entry.name, part)) or 1
                         path.unlink()
-                        removed += 1
-                if not any(sub.iterdir()):
-                    sub.rmdir()
+                        self._packs.pop((entry.name, part), None)
+                        self._changed.discard((entry.name, part))
+        for (kind, part), pack in self._packs.items():
+            unused = [n for n in pack if (kind, part, n) not in self.used]
+            for name in unused:
+                del pack[name]
+            if unused:
+                removed += len(unused)
+                self._changed.add((kind, part))
+        self.save()
         return removed
+
+
+def _remove(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return 1

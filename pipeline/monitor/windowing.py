@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 import numpy as np
 
 from pipeline.errors import DataError
+from pipeline.monitor.kept import part_of
 from pipeline.params import WindowSpec
 from pipeline.windows import (
     LABEL,
@@ -340,16 +341,16 @@ def materialise(
 class Kept(Protocol):
     """Where summaries of files and clusters are kept between runs (`pipeline.monitor.kept`)."""
 
-    def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+    def get(self, kind: str, key: str, part: str = ...) -> dict[str, Any] | None: ...
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None: ...
+    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = ...) -> None: ...
 
 
 class _Nothing:
-    def get(self, kind: str, key: str) -> dict[str, Any] | None:
+    def get(self, kind: str, key: str, part: str = "") -> dict[str, Any] | None:
         return None
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any]) -> None:
+    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = "") -> None:
         return None
 
 
@@ -421,7 +422,8 @@ def survey(
         for window in windows:
             raw = window.data()  # loose or packed (pipeline.windows owns the layout)
             digest = hashlib.sha256(raw).hexdigest()
-            found = kept.get("files", digest)
+            part = part_of(window.name)
+            found = kept.get("files", digest, part)
             if found is None:
                 try:
                     frame = pd.read_parquet(_io.BytesIO(raw))
@@ -440,6 +442,7 @@ def survey(
                         "line": info.line,
                         "labelled": dict(info.labelled),
                     },
+                    part,
                 )
             else:
                 info = FileInfo(
@@ -457,7 +460,8 @@ def survey(
             clusters = []
             for members in clusters_of([i for i in infos if i.line == line]):
                 key = cluster_key(members, spec)
-                summary = kept.get("clusters", key)
+                part = part_of(members[0].name)
+                summary = kept.get("clusters", key, part)
                 if summary is None:
                     got = [
                         frames[m.name] if m.name in frames else m.window.read()  # type: ignore[union-attr]
@@ -473,6 +477,7 @@ def survey(
                             "duplicates": cluster.duplicates,
                             "buckets": [list(b) for b in cluster.buckets],
                         },
+                        part,
                     )
                 else:
                     cluster = Cluster(

@@ -125,7 +125,11 @@ def test_kept_reports_equal_a_full_recomputation_after_every_change(
     bumped = _same_as_full(ctx, production, tmp_path, kept, code="v2")
     assert bumped.hits == 0
     # pruned to this run's entries: the v1 entries are gone
-    entries = {p for p in kept.rglob("*.json")}
+    entries = {
+        (path.parent.name, path.name.removesuffix(".jsonl"), line.split("\t")[0])
+        for path in kept.rglob("*.jsonl")
+        for line in path.read_text().splitlines()
+    }
     assert entries == bumped.used
 
 
@@ -187,16 +191,49 @@ def test_collect_is_unchanged_by_a_kept_store(tmp_path: Path) -> None:
 
 
 def test_a_torn_kept_entry_is_computed_again(tmp_path: Path) -> None:
-    """Entries are not fsynced: one a power cut left empty or torn reads as missing."""
+    """Packs are not fsynced: an entry a power cut left empty or torn reads as missing, and
+    the other entries of its pack are still used."""
     store = KeptStore(tmp_path / "kept", code="v1")
     store.put("files", "abc", {"rows": 1})
-    (path,) = (tmp_path / "kept").rglob("*.json")
-    for torn in ("", "{not json", "[1]"):
-        path.write_text(torn)
+    store.put("files", "other", {"rows": 2})
+    store.save()
+    (path,) = (tmp_path / "kept").rglob("*.jsonl")
+    whole = path.read_text()
+    name = store._name("files", "abc")
+    line = next(x for x in whole.splitlines() if x.startswith(name))
+    for torn in (f"{name}\t", f"{name}\t{{not json", f"{name}\t[1]", name[:30]):
+        path.write_text(whole.replace(line, torn))
         again = KeptStore(tmp_path / "kept", code="v1")
         assert again.get("files", "abc") is None and again.misses == 1
+        assert again.get("files", "other") == {"rows": 2}
         again.put("files", "abc", {"rows": 1})
+        again.save()
         assert KeptStore(tmp_path / "kept", code="v1").get("files", "abc") == {"rows": 1}
+    path.write_text(whole[: len(whole) // 2])  # cut short
+    again = KeptStore(tmp_path / "kept", code="v1")
+    assert again.get("files", "abc") is None or again.get("files", "other") is None
+
+
+def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None:
+    """DVC walks every file of the folder on each `dvc status`: the store keeps three files a
+    month of windows, not three per window; a pack no run uses is removed, and a month whose
+    entries did not change is not rewritten."""
+    production, kept = tmp_path / "production", tmp_path / "kept"
+    for month, day in ((3, 1), (3, 2), (4, 5), (4, 6), (4, 7)):  # two months of windows
+        start = f"2025-{month:02d}-{day:02d}T00:00:00+00:00"
+        write_window(fakes.traffic(120, seed=day, start=start), production)
+    ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50})
+    _same_as_full(ctx, production, tmp_path, kept)
+    packs = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    months = sorted({p.split("/")[1] for p in packs})
+    assert len(months) == 2 and all(m.endswith(".jsonl") for m in months)
+    assert len(packs) == 6, packs
+    first_month = [kept / kind / months[0] for kind in ("files", "clusters", "results")]
+    stamps = [p.stat().st_mtime_ns for p in first_month]
+    write_window(fakes.traffic(120, seed=8, start="2025-04-08T00:00:00+00:00"), production)
+    store = _same_as_full(ctx, production, tmp_path, kept)
+    assert store.misses > 0
+    assert [p.stat().st_mtime_ns for p in first_month] == stamps  # closed month untouched
 
 
 def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:
@@ -256,7 +293,9 @@ def test_maintenance_reads_only_the_windows_the_live_release_labelled(
                 fakes.traffic(100, seed=day, start=_day(day), release=release, labelled=0.0),
                 production,
             )
-    survey({"production": production}, spec.windows, kept=KeptStore(kept, code="v1"))
+    writer = KeptStore(kept, code="v1")
+    survey({"production": production}, spec.windows, kept=writer)
+    writer.save()
 
     parsed: list[object] = []
     read_parquet = pd.read_parquet

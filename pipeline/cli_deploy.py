@@ -135,7 +135,7 @@ def _predict(args: argparse.Namespace) -> int:
     from pipeline.deploy import batch
 
     root = args.root
-    params = config.load_config(root)
+    params = config.load_config(root, hyperparameters=False)
     settings = params.deploy.batch(args.target)
     declared = {c.name: c.type for c in params.dataset.columns}
     overrides = {

@@ -30,7 +30,7 @@ def _logs(args: argparse.Namespace) -> _Logs:
     from pipeline.deploy.logship import location
 
     root = args.root
-    params = config.load_config(root)
+    params = config.load_config(root, hyperparameters=False)
     target = target_or_monitored(args.target, params)
     settings = params.deploy.service(target)
     loc = location(root, url=args.url, remote=args.remote)

@@ -37,7 +37,7 @@ def _load(root: Path, target: str | None) -> tuple[Any, Params]:
     """The target's serve settings (`target` None: the monitored one) and the params."""
     from pipeline import config
 
-    params = config.load_config(root)
+    params = config.load_config(root, hyperparameters=False)
     return params.deploy.service(target_or_monitored(target, params)), params
 
 

@@ -9,10 +9,13 @@ the same traffic twice yields the same file, and monitoring the same window agai
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +74,7 @@ class Window:
         """The window file's bytes (the same whether loose or packed)."""
         if self.member is None:
             return self.path.read_bytes()
-        with zipfile.ZipFile(self.path) as pack:
-            return pack.read(self.member)
+        return read_member(self.path, self.member)
 
     def source(self) -> Path | io.BytesIO:
         """Something pandas and pyarrow read as the window's Parquet file."""
@@ -270,15 +272,61 @@ def _allowed_in(path: Path, partition: str) -> bool:
     return is_pack_name(path.name, partition)
 
 
+_PACK_HINT = "restore it with `dvc checkout` (packs are written by `mlops windows seal`)"
+
+
 def _members(pack: Path) -> list[str]:
+    return list(_pack_index(pack))
+
+
+def _pack_index(pack: Path) -> dict[str, zipfile.ZipInfo]:
+    """A pack's members, read from its central directory once per version of the file (its
+    inode, size and mtime: packs are replaced atomically, never edited in place): opening the
+    zip for every member it holds made reading a month of windows quadratic in its length."""
     try:
-        with zipfile.ZipFile(pack) as archive:
-            return archive.namelist()
+        stat = pack.stat()
+    except OSError as exc:
+        raise DataError(f"{pack}: not a readable window pack ({exc})", hint=_PACK_HINT) from exc
+    return _index_of(str(pack), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _index_of(path: str, inode: int, size: int, mtime_ns: int) -> dict[str, zipfile.ZipInfo]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {info.filename: info for info in archive.infolist()}
     except (OSError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"{pack}: not a readable window pack ({exc})",
-            hint="restore it with `dvc checkout` (packs are written by `mlops windows seal`)",
-        ) from exc
+        raise DataError(f"{path}: not a readable window pack ({exc})", hint=_PACK_HINT) from exc
+
+
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
+
+
+def read_member(pack: Path, member: str) -> bytes:
+    """One member's bytes, found through the pack's cached index (`_pack_index`) and checked
+    against its CRC-32, as `zipfile` would check it. Packs are stored uncompressed
+    (`write_pack`); any other member is read through `zipfile` itself."""
+    info = _pack_index(pack).get(member)
+    if info is None or info.compress_type != zipfile.ZIP_STORED:
+        try:
+            with zipfile.ZipFile(pack) as archive:
+                return archive.read(member)
+        except (OSError, KeyError, zipfile.BadZipFile) as exc:
+            raise DataError(f"{pack}:{member}: not readable ({exc})", hint=_PACK_HINT) from exc
+    try:
+        with pack.open("rb") as fh:
+            fh.seek(info.header_offset)
+            magic, name_length, extra_length = _LOCAL_HEADER.unpack(fh.read(_LOCAL_HEADER.size))
+            name = fh.read(name_length)
+            fh.seek(extra_length, io.SEEK_CUR)
+            data = fh.read(info.compress_size)
+    except (OSError, struct.error) as exc:
+        raise DataError(f"{pack}:{member}: not readable ({exc})", hint=_PACK_HINT) from exc
+    if magic != b"PK\x03\x04" or name != member.encode() or len(data) != info.compress_size:
+        raise DataError(f"{pack}:{member}: the pack is damaged (bad local header)", hint=_PACK_HINT)
+    if zlib.crc32(data) != info.CRC:
+        raise DataError(f"{pack}:{member}: the pack is damaged (CRC mismatch)", hint=_PACK_HINT)
+    return data
 
 
 def _bad_members(pack: Path) -> list[str]:

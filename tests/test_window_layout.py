@@ -379,3 +379,45 @@ def test_monitoring_reads_packed_windows_as_it_read_them_loose(tmp_path: Path) -
     assert [(w.id, w.files) for w in packed] == [(w.id, w.files) for w in loose]
     for a, b in zip(loose, packed, strict=True):
         assert a.frame.equals(b.frame)
+
+
+def test_packed_members_read_through_the_index_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack's index is read once per version of the file (a month of windows opened the
+    zip once per member before: quadratic); the member's bytes are still the window's, a
+    rewritten pack is re-indexed, and a damaged member is an error naming the pack."""
+    import zipfile
+
+    from pipeline.windows import write_pack
+
+    pack = tmp_path / "2026-04" / "202604.zip"
+    pack.parent.mkdir()
+    members = {f"20260410T0{h}0000-{h:012x}.parquet": bytes([h]) * (100 + h) for h in range(5)}
+    write_pack(pack, members)
+    opened: list[object] = []
+    real = zipfile.ZipFile
+
+    def counting(*args: object, **kwargs: object) -> zipfile.ZipFile:
+        opened.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile, "ZipFile", counting)
+    for name, data in members.items():
+        assert Window(name[:-8], pack, name).data() == data
+    assert len(opened) == 1  # the index, once: not once per member
+    monkeypatch.setattr(zipfile, "ZipFile", real)
+    with zipfile.ZipFile(pack) as archive:
+        assert {m: archive.read(m) for m in archive.namelist()} == members
+    changed = {name: data[::-1] + b"x" for name, data in members.items()}
+    write_pack(pack, changed)  # replaced atomically: a new inode, re-indexed
+    assert [Window(n[:-8], pack, n).data() for n in changed] == list(changed.values())
+    raw = bytearray(pack.read_bytes())
+    first = next(iter(changed))
+    at = raw.index(changed[first])
+    raw[at] ^= 0xFF
+    damaged = tmp_path / "2026-04" / "202604.tmp"
+    damaged.write_bytes(raw)
+    damaged.replace(pack)
+    with pytest.raises(DataError, match=r"202604\.zip:.*CRC mismatch"):
+        Window(first[:-8], pack, first).data()

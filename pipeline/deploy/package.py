@@ -131,7 +131,7 @@ def build(directory: Path, params: Params) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    params = load_config()
+    params = load_config(hyperparameters=False)
     digest = build(CHAMPION_BUNDLE, params)
     log(f"package: bundle {bundle_id(digest)} in {CHAMPION_BUNDLE}/ (sha256 {digest[:12]}…)")
 

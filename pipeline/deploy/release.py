@@ -235,7 +235,7 @@ def _release(
 ) -> list[Outcome]:
     from pipeline.config import load_config
 
-    params = load_config(root)
+    params = load_config(root, hyperparameters=False)
     outcomes: list[Outcome] = []
     plans: list[tuple[str, dict[str, Any]]] = []
     for target in declared_targets(params, targets):
@@ -431,7 +431,7 @@ def _rollback(root: Path, target: str, to: str | None, journal: Journal) -> Roll
     from pipeline import config
 
     config.check(root)  # recomposing must change nothing but the pin
-    spec = config.load_config(root).deploy.target(target)
+    spec = config.load_config(root, hyperparameters=False).deploy.target(target)
     record = read_record(root / release_path(target), target)
     if record.running_rollout is not None:
         raise GateError(
@@ -488,7 +488,7 @@ def _unpin(root: Path, target: str, journal: Journal) -> bool:
     from pipeline import config
 
     config.check(root)
-    spec = config.load_config(root).deploy.target(target)
+    spec = config.load_config(root, hyperparameters=False).deploy.target(target)
     pins = read_pins(root)
     entry = pins.get("deploy", {}).get("targets", {}).get(target)
     if spec.pin is None or not entry or entry.get("pin") is None:
@@ -505,5 +505,5 @@ def check_gates(
     """(target, report) for every declared target (or `targets`)."""
     from pipeline.config import load_config
 
-    params = load_config(root)
+    params = load_config(root, hyperparameters=False)
     return [(t, read_report(root, t)) for t in declared_targets(params, targets)]

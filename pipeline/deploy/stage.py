@@ -22,7 +22,7 @@ def main(argv: Sequence[str]) -> None:
     if len(argv) != 1:
         raise MlopsError("usage: python -m pipeline.deploy.stage TARGET")
     target = argv[0]
-    spec = load_config().deploy.target(target)
+    spec = load_config(hyperparameters=False).deploy.target(target)
     report = decide(target, spec)
     write_json(report_path(target), report)
     detail = "; ".join(report["reasons"]) if report["decision"] == BLOCKED else ""

@@ -10,6 +10,7 @@ listed as not judged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from pipeline.monitor.drift import check_settings
 from pipeline.monitor.kept import KeptStore, digest, part_of
 from pipeline.monitor.monitored_bundle import monitored_bundle
 from pipeline.monitor.windowing import MonitorWindow, Traffic, WindowPlan
-from pipeline.params import ComputeSpec, MonitorSettings
+from pipeline.params import ComputeSpec, MonitorSettings, ReportSpec
 from pipeline.paths import SIMULATED_DIR
 from pipeline.settings import DatasetSpec
 from pipeline.windows import PREDICTION
@@ -137,30 +138,49 @@ def assess_kept(
 ) -> tuple[list[dict[str, Any]], dict[int, WindowPlan]]:
     """Every planned window's result, ordered by (id, source): kept ones read back, the others
     read, assessed (`assess_all`) and kept. Returns the results and, by `id()` of each result,
-    the plan it came from. A result is kept as JSON and read back the same way whether it was
-    just computed or kept, so both paths give the same values."""
+    the plan it came from.
+
+    A kept result is stored judged, with the digest of the thresholds it was judged under
+    (`judging_digest`): while they hold, it is used as read, and only a change of threshold
+    judges it again (`assess.rejudge`, then kept under the new ones), so a run costs a read per
+    old window, not a verdict. Every result, just computed or kept, goes through the same JSON
+    round trip, so both paths give the same values."""
     context = context_digest(ctx)
+    judging = judging_digest(ctx)
     keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
     parts = [part_of(plan.clusters[0].files[0].name) for plan in traffic.plans]
     found = [kept.get("results", key, part) for key, part in zip(keys, parts, strict=True)]
     missing = [i for i, result in enumerate(found) if result is None]
     fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
     for index, measured_now in zip(missing, fresh, strict=True):
-        entry = dict(measured_now, scenario=None)  # a function of the key: scenarios attached
-        kept.put("results", keys[index], entry, parts[index])
-        found[index] = json.loads(json.dumps(entry, allow_nan=False))
+        found[index] = dict(measured_now, scenario=None)  # scenarios attached below
     results: list[dict[str, Any]] = []
     plans: dict[int, WindowPlan] = {}
-    for plan, stored in zip(traffic.plans, found, strict=True):
+    for index, (plan, stored) in enumerate(zip(traffic.plans, found, strict=True)):
         assert stored is not None
-        # judged under this run's thresholds: the same verdict as measuring again
-        result = rejudge(stored, ctx)
+        if stored.pop(JUDGED_UNDER, None) != judging:
+            # judged under this run's thresholds: the same verdict as measuring again
+            entry = {**rejudge(stored, ctx), JUDGED_UNDER: judging}
+            kept.put("results", keys[index], entry, parts[index])
+            stored = json.loads(json.dumps(entry, allow_nan=False))
+            del stored[JUDGED_UNDER]
+        result = stored
         result.pop(PERFORMANCE_CHECKS, None)
         result["scenario"] = scenario_for(result["source"], result["files"], ctx.scenarios)
         results.append(result)
         plans[id(result)] = plan
     results.sort(key=lambda r: (r["id"], r["source"]))
     return results, plans
+
+
+JUDGED_UNDER = "judged_under"  # a kept result's `judging_digest`
+
+
+def judging_digest(ctx: Context) -> str:
+    """The settings a kept result's verdicts depend on beyond its statistics (the thresholds):
+    every monitoring setting but what only bounds the reports and the raw windows."""
+    settings = dataclasses.replace(ctx.settings, report=ReportSpec(0, 0), keep_raw_days=None)
+    return digest(["judging", repr(settings)])
 
 
 def assess_all(

@@ -15,7 +15,15 @@ import pandas as pd
 import pytest
 
 from pipeline.paths import SCENARIOS_FILE
-from pipeline.windows import LABEL, REQUEST_ID, TIME, Window, list_windows, write_window
+from pipeline.windows import (
+    LABEL,
+    REQUEST_ID,
+    TIME,
+    Window,
+    list_windows,
+    track_partitions,
+    write_window,
+)
 from tests.conftest import digests, dvc, mlops
 
 pytestmark = pytest.mark.integration
@@ -120,7 +128,7 @@ def test_a_new_production_window_reruns_monitor_and_upserts_one_history_row(
 ) -> None:
     old = (project / "reports/monitor/history.csv").read_text().splitlines()
     path = production_window(project, "clean", "2026-02-01T00:00:00+00:00")
-    dvc("add", str(path.relative_to(project)), cwd=project)  # how windows are tracked
+    track_partitions([path.parent])  # how windows are tracked: one DVC output a month
     assert "monitor" in dvc("status", cwd=project).stdout
     assert ran(dvc("repro", cwd=project).stdout) == [
         "monitor",
@@ -161,7 +169,7 @@ def test_fail_on_breach_exit_codes(project: Path) -> None:
     assert "no production windows yet: nothing judged" in checked.stdout
     assert "simulated scenarios (not counted for --check or maintenance)" in checked.stdout
     noisy_traffic = production_window(project, "label_noise", "2024-12-01T00:00:00+00:00")
-    dvc("add", str(noisy_traffic.relative_to(project)), cwd=project)
+    track_partitions([noisy_traffic.parent])
     dvc("repro", cwd=project)
     checked = mlops("monitor", "--check", "--fail-on-breach", cwd=project, check=False)
     assert checked.returncode == 1 and "BREACH" in checked.stdout
@@ -233,7 +241,7 @@ def test_an_unreleased_retrain_leaves_the_releases_reference_and_verdicts_alone(
     release_rows = rows_of(bundle / "reference/reference.json")
     assert release_rows == json.loads((bundle / "bundle.json").read_text())["data"]["train_rows"]
     window = production_window(project, "clean", "2026-02-01T00:00:00+00:00")
-    dvc("add", str(window.relative_to(project)), cwd=project)
+    track_partitions([window.parent])
     dvc("repro", cwd=project)
     before = (project / "reports/monitor/history.csv").read_bytes()
     judged = report(project)
@@ -267,7 +275,7 @@ def test_production_heads_the_report_and_simulated_windows_drive_nothing(
     # real traffic older than the simulated scenarios (stamped 2025-01-06), the newest of
     # which (label noise) breaches
     window = production_window(project, "clean", "2024-12-01T00:00:00+00:00")
-    dvc("add", str(window.relative_to(project)), cwd=project)
+    track_partitions([window.parent])
     log = dvc("repro", cwd=project)
     assert "monitor: judged against the unreleased champion's bundle" in log.stderr + log.stdout
     doc = report(project)

@@ -31,7 +31,7 @@ from pipeline.monitor.assess import (
 )
 from pipeline.monitor.compat import refusal
 from pipeline.monitor.drift import check_settings
-from pipeline.monitor.kept import KeptStore, digest, part_of
+from pipeline.monitor.kept import KeptStore, digest, parts_of
 from pipeline.monitor.monitored_bundle import monitored_bundle
 from pipeline.monitor.windowing import MonitorWindow, Traffic, WindowPlan
 from pipeline.params import ComputeSpec, MonitorSettings, ReportSpec
@@ -148,7 +148,9 @@ def assess_kept(
     context = context_digest(ctx)
     judging = judging_digest(ctx)
     keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
-    parts = [part_of(plan.clusters[0].files[0].name) for plan in traffic.plans]
+    parts = [
+        parts_of(p.clusters[0].files[0].name, traffic.newest.get(p.source)) for p in traffic.plans
+    ]
     found = [kept.get("results", key, part) for key, part in zip(keys, parts, strict=True)]
     missing = [i for i, result in enumerate(found) if result is None]
     fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)

@@ -93,17 +93,29 @@ PACK = ".jsonl"  # a pack: one `<name>\t<entry JSON>` line per entry, sorted by 
 OTHER = "other"  # the part of entries with no month (a file that is not a window's)
 
 
-def part_of(name: str | None) -> str:
-    """The part (pack) an entry of the window (file) `name` is kept in: the window's month, so a
-    closed month's packs stop changing and a new window rewrites only its own month's."""
-    return partition_of(name) if name is not None and is_window_name(name) else OTHER
+def parts_of(name: str | None, newest: str | None) -> tuple[str, ...]:
+    """Where an entry of the window (file) `name` is kept, in a source whose newest window is
+    `newest`: the pack to keep it in, then where an earlier run may have kept it.
+
+    A closed month's entries share a month pack (`YYYY-MM`), which stops changing; the current
+    month's are kept per day (`YYYY-MM-DD`), so a run rewrites only today's small packs (DVC
+    caches every version of a changed file: a month pack rewritten by every hourly run would
+    grow the cache by the month's size each time). When a month closes its day packs are read
+    once more and their entries moved into the month pack."""
+    if name is None or not is_window_name(name):
+        return (OTHER,)
+    month, day = partition_of(name), f"{partition_of(name)}-{name[6:8]}"
+    if newest is not None and name[:6] < newest[:6]:
+        return (month, day)
+    return (day,)
 
 
 class KeptStore:
     """A folder of kept entries (see the module docstring), read and written by one run.
 
-    Entries live in packs, `<kind>/<part>.jsonl`, one per kind and month of the windows they
-    describe: DVC walks, stats and hashes every file of the folder on each `dvc status`, so one
+    Entries live in packs, `<kind>/<part>.jsonl`, one per kind and closed month of the windows
+    they describe and one per kind and day of the current month (`parts_of`): DVC walks,
+    stats and hashes every file of the folder on each `dvc status`, so one
     file per entry (three per window) made every pull request pay for the whole history. A
     pack is read once, when an entry of it is first asked for, its entries parsed only when
     asked for, and written back (atomically, sorted) by `save` only if its entries changed.
@@ -148,27 +160,39 @@ class KeptStore:
             self._packs[(kind, part)] = found
         return found
 
-    def get(self, kind: str, key: str, part: str = OTHER) -> dict[str, Any] | None:
+    def get(self, kind: str, key: str, parts: tuple[str, ...] = (OTHER,)) -> dict[str, Any] | None:
+        """The entry kept under `key`, looked for in `parts` (`parts_of`); one found in a later
+        part is moved into the first (the earlier part loses it when the run is pruned)."""
         if self.directory is None:
             self.misses += 1
             return None
         name = self._name(kind, key)
-        text = self._pack(kind, part).get(name)
-        try:
-            value = None if text is None else json.loads(text)
-        except ValueError:  # torn by a power cut (packs are not fsynced): computed again
-            value = None
-        if not isinstance(value, dict):
+        for part in parts:
+            text = self._pack(kind, part).get(name)
+            try:
+                value = None if text is None else json.loads(text)
+            except ValueError:  # torn by a power cut (packs are not fsynced): computed again
+                value = None
+            if isinstance(value, dict):
+                break
+        else:
             self.misses += 1
             return None
+        if part != parts[0] and text is not None and not self.read_only:
+            self._pack(kind, parts[0])[name] = text
+            self._changed.add((kind, parts[0]))
+            part = parts[0]
         self.used.add((kind, part, name))
         self.hits += 1
         return dict(value)
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = OTHER) -> None:
-        """Keep `value` (written by `save`, at the end of the run)."""
+    def put(
+        self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = (OTHER,)
+    ) -> None:
+        """Keep `value` in the first of `parts` (written by `save`, at the end of the run)."""
         if self.directory is None or self.read_only:
             return
+        part = parts[0]
         name = self._name(kind, key)
         # insertion order kept (not sorted): a kept result reads back as the dict it was
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))

@@ -28,14 +28,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
 from pipeline.errors import DataError
-from pipeline.monitor.kept import part_of
+from pipeline.monitor.kept import parts_of
 from pipeline.params import WindowSpec
 from pipeline.windows import (
     LABEL,
@@ -341,16 +341,20 @@ def materialise(
 class Kept(Protocol):
     """Where summaries of files and clusters are kept between runs (`pipeline.monitor.kept`)."""
 
-    def get(self, kind: str, key: str, part: str = ...) -> dict[str, Any] | None: ...
+    def get(self, kind: str, key: str, parts: tuple[str, ...] = ...) -> dict[str, Any] | None: ...
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = ...) -> None: ...
+    def put(
+        self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = ...
+    ) -> None: ...
 
 
 class _Nothing:
-    def get(self, kind: str, key: str, part: str = "") -> dict[str, Any] | None:
+    def get(self, kind: str, key: str, parts: tuple[str, ...] = ()) -> dict[str, Any] | None:
         return None
 
-    def put(self, kind: str, key: str, value: Mapping[str, Any], part: str = "") -> None:
+    def put(
+        self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = ()
+    ) -> None:
         return None
 
 
@@ -361,6 +365,7 @@ class Traffic:
     plans: list[WindowPlan]
     spec: WindowSpec
     pooled: dict[int, pd.DataFrame]  # id(cluster) -> its pooled rows, once read
+    newest: dict[str, str] = field(default_factory=dict)  # source -> its newest window's id
 
     def labelled_by(self, release: str) -> list[MonitorWindow]:
         """The windows that may hold labelled rows scored by `release` (a file of theirs has
@@ -408,6 +413,7 @@ def survey(
     kept = kept or _Nothing()
     plans: list[WindowPlan] = []
     pooled: dict[int, pd.DataFrame] = {}
+    newest_of: dict[str, str] = {}
     for source, directory in directories.items():
         windows = list_windows(directory, also=(also or {}).get(source, ()))
         missing = unfetched(directory)
@@ -419,10 +425,13 @@ def survey(
             )
         infos: list[FileInfo] = []
         frames: dict[str, pd.DataFrame] = {}
+        newest = windows[-1].id if windows else None  # list_windows: oldest first
+        if newest is not None:
+            newest_of[source] = newest
         for window in windows:
             raw = window.data()  # loose or packed (pipeline.windows owns the layout)
             digest = hashlib.sha256(raw).hexdigest()
-            part = part_of(window.name)
+            part = parts_of(window.name, newest)
             found = kept.get("files", digest, part)
             if found is None:
                 try:
@@ -460,7 +469,7 @@ def survey(
             clusters = []
             for members in clusters_of([i for i in infos if i.line == line]):
                 key = cluster_key(members, spec)
-                part = part_of(members[0].name)
+                part = parts_of(members[0].name, newest)
                 summary = kept.get("clusters", key, part)
                 if summary is None:
                     got = [
@@ -488,7 +497,7 @@ def survey(
                     )
                 clusters.append(cluster)
             plans += plan(source, clusters, spec)
-    return Traffic(plans, spec, pooled)
+    return Traffic(plans, spec, pooled, newest_of)
 
 
 def windows_of(

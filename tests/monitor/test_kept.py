@@ -215,25 +215,34 @@ def test_a_torn_kept_entry_is_computed_again(tmp_path: Path) -> None:
 
 
 def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None:
-    """DVC walks every file of the folder on each `dvc status`: the store keeps three files a
-    month of windows, not three per window; a pack no run uses is removed, and a month whose
-    entries did not change is not rewritten."""
+    """DVC walks every file of the folder on each `dvc status`: the store keeps three packs per
+    closed month and three per day of the current month, not three files per window; a closed
+    month's packs are not rewritten by a new window, and when the month closes its day packs
+    move into the month pack, nothing computed again."""
     production, kept = tmp_path / "production", tmp_path / "kept"
     for month, day in ((3, 1), (3, 2), (4, 5), (4, 6), (4, 7)):  # two months of windows
         start = f"2025-{month:02d}-{day:02d}T00:00:00+00:00"
         write_window(fakes.traffic(120, seed=day, start=start), production)
     ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50})
     _same_as_full(ctx, production, tmp_path, kept)
-    packs = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
-    months = sorted({p.split("/")[1] for p in packs})
-    assert len(months) == 2 and all(m.endswith(".jsonl") for m in months)
-    assert len(packs) == 6, packs
-    first_month = [kept / kind / months[0] for kind in ("files", "clusters", "results")]
-    stamps = [p.stat().st_mtime_ns for p in first_month]
+
+    def packs() -> list[str]:
+        return sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+
+    names = sorted({p.split("/")[1] for p in packs()})
+    assert names == ["2025-03.jsonl", "2025-04-05.jsonl", "2025-04-06.jsonl", "2025-04-07.jsonl"]
+    closed = [kept / kind / "2025-03.jsonl" for kind in ("files", "clusters", "results")]
+    stamps = [p.stat().st_mtime_ns for p in closed]
     write_window(fakes.traffic(120, seed=8, start="2025-04-08T00:00:00+00:00"), production)
     store = _same_as_full(ctx, production, tmp_path, kept)
     assert store.misses > 0
-    assert [p.stat().st_mtime_ns for p in first_month] == stamps  # closed month untouched
+    assert [p.stat().st_mtime_ns for p in closed] == stamps  # a closed month: untouched
+    write_window(fakes.traffic(120, seed=9, start="2025-05-01T00:00:00+00:00"), production)
+    store = _same_as_full(ctx, production, tmp_path, kept)  # April closes
+    names = sorted({p.split("/")[1] for p in packs()})
+    assert names == ["2025-03.jsonl", "2025-04.jsonl", "2025-05-01.jsonl"]
+    assert store.misses <= 4 and store.hits >= 12  # April moved (4 windows), not recomputed
+    assert _same_as_full(ctx, production, tmp_path, kept).misses == 0
 
 
 def test_reports_are_bounded_whatever_the_history(tmp_path: Path) -> None:

@@ -64,9 +64,9 @@ def _canon_column(series: pd.Series, prefix: str = "") -> list[str]:
 
     dtype = series.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+        if dtype.kind == "f":
+            return _float_texts(series.to_numpy(), prefix)
         cells = series.to_numpy().tolist()
-        if dtype.kind == "f":  # tolist gives Python floats: _canon is repr, "" for NaN
-            return [prefix + r if r != "nan" else prefix for r in map(repr, cells)]
         if dtype.kind == "b":
             yes, no = prefix + "true", prefix + "false"
             return [yes if v else no for v in cells]
@@ -85,6 +85,24 @@ def _canon_column(series: pd.Series, prefix: str = "") -> list[str]:
         result: list[str] = out.tolist()
         return result
     return [prefix + _canon(v) for v in series.tolist()]
+
+
+def _float_texts(values: np.ndarray, prefix: str) -> list[str]:
+    """`prefix + repr(v)` per value ("" for NaN), each distinct value formatted once.
+
+    Values are told apart by their bits (so -0.0 and 0.0 stay two texts; every NaN is ""):
+    `repr` costs about 0.5 us a cell, and real columns (ages, counts, prices stored as floats)
+    repeat values, while factorizing costs a few tens of nanoseconds a cell."""
+    import pandas as pd
+
+    wide = values.astype(np.float64, copy=False)  # the Python float `tolist` gave, exactly
+    codes, uniques = pd.factorize(wide.view(np.int64))
+    if len(uniques) * 2 > len(wide):  # mostly distinct: format each cell, no table
+        return [prefix + r if r != "nan" else prefix for r in map(repr, wide.tolist())]
+    floats = uniques.view(np.float64).tolist()
+    table = np.array([prefix + r if r != "nan" else prefix for r in map(repr, floats)], object)
+    result: list[str] = table[codes].tolist()
+    return result
 
 
 BLOCK_ROWS = 100_000  # rows whose key texts are held at once while hashing

@@ -62,6 +62,9 @@ def _columns(n: int, rng: np.random.Generator) -> dict[str, pd.Series]:
     return {
         "f64": pd.Series(pick(FLOATS), dtype="float64"),
         "f32": pd.Series(pick(FLOATS), dtype="float32"),
+        # mostly distinct values: each cell formatted (the repeated ones above: a table)
+        "f64_distinct": pd.Series(rng.normal(size=n) * 10.0 ** rng.integers(-30, 30, n)),
+        "f32_distinct": pd.Series(rng.normal(size=n), dtype="float32"),
         "i64": pd.Series(rng.integers(-(2**62), 2**62, n), dtype="int64"),
         "u8": pd.Series(rng.integers(0, 255, n), dtype="uint8"),
         "b": pd.Series(rng.integers(0, 2, n).astype(bool)),

@@ -19,7 +19,8 @@ the baselines, and every run checks that old and new give the same result.
   declare) against the per-chunk implementation: nanoseconds per test row per resample, and
   identical intervals.
 * snapshot: `mlops logs snapshot`'s function: 250 new records on top of W windows of 250, and a
-  log of N records cut into windows of 1000 (old and new write the same windows).
+  log of N records cut into windows of 1000 (old and new write the same windows). The log is
+  written as the service writes it: rotated into numbered files of `rotate_bytes` (10 MiB).
 * predict: `mlops predict` (a fresh process) on a 30-feature Parquet file of the project's
   pool rows at each size: peak RSS and rows/s.
 """
@@ -332,11 +333,29 @@ def _log_entries(start: int, n: int) -> Any:
         }
 
 
+ROTATE_BYTES = 10_485_760  # conf/deploy/local.yaml's serve.log.rotate_bytes
+
+
 def _append_log(log_dir: Path, start: int, n: int) -> None:
+    """Append as the service's log writer does: the current file rotates into the next
+    numbered file once it reaches `rotate_bytes` (pipeline.deploy.service.predlog's layout)."""
+    from pipeline.deploy.service.predlog import rotated_paths
+
     log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "predictions.jsonl").open("a") as fh:
+    current = log_dir / "predictions.jsonl"
+    rotated = rotated_paths(log_dir, "predictions")
+    number = int(rotated[-1].name.split(".")[1]) if rotated else 0
+    fh = current.open("a")
+    try:
         for entry in _log_entries(start, n):
             fh.write(json.dumps(entry) + "\n")
+            if fh.tell() >= ROTATE_BYTES:
+                fh.close()
+                number += 1
+                current.rename(log_dir / f"predictions.{number:08d}.jsonl")
+                fh = current.open("a")
+    finally:
+        fh.close()
 
 
 def child_snapshot(mode: str, log_dir: str, out: str, rows: str) -> dict[str, Any]:

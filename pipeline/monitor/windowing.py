@@ -263,14 +263,19 @@ def plan(source: str, clusters: Sequence[Cluster], spec: WindowSpec) -> list[Win
     slices: list[list[tuple[int, int, int]]] = []
     if spec.by == "rows":
         total = sum(c.rows for c in clusters)
-        offsets = np.cumsum([0, *[c.rows for c in clusters]])
+        offsets = np.cumsum([0, *[c.rows for c in clusters]]).tolist()
+        first = 0  # the clusters before it end before this window starts (windows go forward)
         for start in range(0, total, spec.rows):
             stop = min(start + spec.rows, total)
+            while offsets[first + 1] <= start:
+                first += 1
             parts = []
-            for index in range(len(clusters)):
+            index = first  # only the clusters this window overlaps: linear, not windows x clusters
+            while index < len(clusters) and offsets[index] < stop:
                 lo, hi = max(start, offsets[index]), min(stop, offsets[index + 1])
                 if lo < hi:
-                    parts.append((index, int(lo - offsets[index]), int(hi - offsets[index])))
+                    parts.append((index, lo - offsets[index], hi - offsets[index]))
+                index += 1
             slices.append(parts)
     else:
         by_bucket: dict[int, list[tuple[int, int, int]]] = {}

@@ -132,3 +132,34 @@ def test_window_pointers_and_the_simulator_manifest_are_allowed(tmp_path: Path) 
     ] == [window.id]
     with pytest.raises(DataError, match=r"not production windows: scenarios\.json"):
         collect({"production": tmp_path}, ROWS, {"simulated": ["scenarios.json"]})
+
+
+def test_a_rows_cut_takes_each_window_from_the_clusters_it_overlaps() -> None:
+    """`plan` sweeps the clusters once (it compared every window with every cluster, quadratic
+    in the history): the slices equal that comparison's for clusters of every size, empty
+    ones and ones longer than a window included."""
+    from pipeline.monitor.windowing import Cluster, FileInfo, plan
+
+    rng = np.random.default_rng(3)
+    sizes = [0, 250, 1, 99, 100, 0, 7, 301, *rng.integers(0, 260, 200).tolist()]
+    clusters = [
+        Cluster((FileInfo(f"f{i}", None, str(i), n, 0, 0, "line", {}),), n, 0, ())
+        for i, n in enumerate(sizes)
+    ]
+    for rows in (1, 7, 100, 1000):
+        spec = WindowSpec(by="rows", rows=rows, span="1d", min_rows=1)
+        offsets = np.cumsum([0, *sizes])
+        expected = []
+        for start in range(0, int(offsets[-1]), rows):
+            stop = min(start + rows, int(offsets[-1]))
+            parts = []
+            for i in range(len(sizes)):
+                lo, hi = max(start, offsets[i]), min(stop, offsets[i + 1])
+                if lo < hi:
+                    parts.append((clusters[i], int(lo - offsets[i]), int(hi - offsets[i])))
+            expected.append(parts)
+        got = [
+            [(w.clusters[index], lo, hi) for index, lo, hi in w.slices]
+            for w in plan("production", clusters, spec)
+        ]
+        assert got == expected

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import json
 import re
 import struct
 import zipfile
@@ -19,7 +20,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import DataError
 from pipeline.io import atomic_write_bytes
@@ -294,9 +295,91 @@ def _pack_index(pack: Path) -> dict[str, zipfile.ZipInfo]:
 def _index_of(path: str, inode: int, size: int, mtime_ns: int) -> dict[str, zipfile.ZipInfo]:
     try:
         with zipfile.ZipFile(path) as archive:
-            return {info.filename: info for info in archive.infolist()}
+            index = {info.filename: info for info in archive.infolist()}
+            _COMMENTS[(path, inode, size, mtime_ns)] = archive.comment
+            return index
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable window pack ({exc})", hint=_PACK_HINT) from exc
+
+
+_COMMENTS: dict[tuple[str, int, int, int], bytes] = {}  # beside _index_of's cache
+
+
+def _pack_newest(pack: Path) -> frozenset[str] | None:
+    """The members a pack's comment names as holding its newest row (`write_pack`); None
+    when the pack has no such comment (written before it was recorded, or by another tool)."""
+    _pack_index(pack)
+    stat = pack.stat()
+    comment = _COMMENTS.get((str(pack), stat.st_ino, stat.st_size, stat.st_mtime_ns), b"")
+    try:
+        names = json.loads(comment.decode("utf-8")).get("newest") if comment else None
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return frozenset(names)
+
+
+def newest_candidates(windows: Sequence[Window]) -> list[Window]:
+    """The windows that may hold the newest row of `windows`: every loose one, and of a packed
+    one only the members its pack's comment names (the pack's newest, recorded when it was
+    written), so finding the newest row reads a few footers, not one per window ever kept."""
+    found = []
+    for window in windows:
+        named = None if window.member is None else _pack_newest(window.path)
+        if named is None or window.member in named:
+            found.append(window)
+    return found
+
+
+def newest_time(source: Path | io.BytesIO | bytes) -> Any:
+    """The newest time of a window file, from its footer's statistics: None for no rows,
+    `UNKNOWN` when the footer cannot say (time stored as text or numbers by another writer,
+    a row group without statistics): the caller then reads the time column."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(io.BytesIO(source) if isinstance(source, bytes) else source)
+    paths = [meta.schema.column(j).path for j in range(meta.num_columns)]  # leaf columns
+    if paths.count(TIME) != 1:
+        return UNKNOWN
+    column = paths.index(TIME)
+    if meta.schema.column(column).logical_type.type != "TIMESTAMP":
+        return UNKNOWN
+    newest = None
+    for i in range(meta.num_row_groups):
+        group = meta.row_group(i)
+        if group.num_rows == 0:
+            continue
+        stats = group.column(column).statistics
+        if stats is None or not stats.has_min_max or stats.null_count:
+            return UNKNOWN
+        newest = stats.max if newest is None else max(newest, stats.max)
+    return newest
+
+
+UNKNOWN = object()  # `newest_time` cannot tell from the footer
+
+
+def _newest_members(members: dict[str, bytes]) -> list[str] | None:
+    """The members holding a pack's newest time (read from footers, or the time column); None
+    when their times do not compare (stored as text by another tool): no member is skipped."""
+    import pyarrow.parquet as pq
+
+    times: dict[str, Any] = {}
+    for name, data in members.items():
+        newest = newest_time(data)
+        if newest is UNKNOWN:
+            column = pq.read_table(io.BytesIO(data), columns=[TIME]).column(TIME).to_pylist()
+            newest = max((t for t in column if t is not None), default=None)
+        if newest is not None:
+            times[name] = newest
+    if not times:
+        return []
+    try:
+        top = max(times.values())
+        return sorted(name for name, t in times.items() if t == top)
+    except TypeError:
+        return None
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., file name length, extra length
@@ -433,10 +516,14 @@ def container_of(wid: str, newest: str) -> str | None:
 
 def write_pack(path: Path, members: dict[str, bytes]) -> None:
     """A pack, atomically: uncompressed zip (Parquet is compressed already), members sorted,
-    fixed timestamps and modes, so the same windows always make the same bytes."""
+    fixed timestamps and modes, so the same windows always make the same bytes. Its comment
+    names the members holding its newest row (`newest_candidates`: `mlops logs snapshot`'s
+    watermark then reads their footers only)."""
     from pipeline.io import atomic_open
 
+    comment = json.dumps({"newest": _newest_members(members)}, separators=(",", ":"))
     with atomic_open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as pack:
+        pack.comment = comment.encode()
         for name in sorted(members):
             info = zipfile.ZipInfo(name, date_time=PACK_TIME)
             info.external_attr = 0o644 << 16

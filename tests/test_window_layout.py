@@ -393,7 +393,12 @@ def test_packed_members_read_through_the_index_are_checked(
 
     pack = tmp_path / "2026-04" / "202604.zip"
     pack.parent.mkdir()
-    members = {f"20260410T0{h}0000-{h:012x}.parquet": bytes([h]) * (100 + h) for h in range(5)}
+    from pipeline.windows import encode_window
+
+    windows = [
+        encode_window(traffic(20, seed=h, start=f"2026-04-1{h}T08:00:00+00:00")) for h in range(5)
+    ]
+    members = {f"{wid}.parquet": data for wid, data in windows}
     write_pack(pack, members)
     opened: list[object] = []
     real = zipfile.ZipFile
@@ -409,7 +414,10 @@ def test_packed_members_read_through_the_index_are_checked(
     monkeypatch.setattr(zipfile, "ZipFile", real)
     with zipfile.ZipFile(pack) as archive:
         assert {m: archive.read(m) for m in archive.namelist()} == members
-    changed = {name: data[::-1] + b"x" for name, data in members.items()}
+    later = [
+        encode_window(traffic(30, seed=h, start=f"2026-04-2{h}T08:00:00+00:00")) for h in range(4)
+    ]
+    changed = {f"{wid}.parquet": data for wid, data in later}
     write_pack(pack, changed)  # replaced atomically: a new inode, re-indexed
     assert [Window(n[:-8], pack, n).data() for n in changed] == list(changed.values())
     raw = bytearray(pack.read_bytes())
@@ -421,3 +429,30 @@ def test_packed_members_read_through_the_index_are_checked(
     damaged.replace(pack)
     with pytest.raises(DataError, match=r"202604\.zip:.*CRC mismatch"):
         Window(first[:-8], pack, first).data()
+
+
+def test_a_pack_names_its_newest_members_and_the_watermark_reads_only_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlops logs snapshot`'s watermark reads one footer per loose window and, of a sealed
+    pack, only the members its comment names as holding its newest row: the same watermark
+    as reading every footer, whatever the number of packed windows."""
+    from pipeline import windows as windows_module
+    from pipeline.deploy.service import snapshot
+
+    for day in range(1, 25):
+        write_window(traffic(30, seed=day, start=f"2026-04-{day:02d}T08:00:00+00:00"), tmp_path)
+    write_window(traffic(30, seed=99, start="2026-05-01T08:00:00+00:00"), tmp_path)
+    every = snapshot.watermark(tmp_path)  # loose: every footer
+    assert apply_seal(plan_seal(tmp_path), track=False)
+    assert len(list(tmp_path.rglob("*.zip"))) == 1  # April in a month pack
+    read: list[object] = []
+    real = windows_module.newest_time
+
+    def counting(source: object) -> object:
+        read.append(source)
+        return real(source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snapshot, "newest_time", counting)
+    assert snapshot.watermark(tmp_path) == every
+    assert len(read) == 2  # April's newest member and May's loose window, not 25 footers

@@ -51,8 +51,11 @@ from pipeline.windows import (
     RELEASE,
     REQUEST_ID,
     TIME,
+    UNKNOWN,
     Window,
     list_windows,
+    newest_candidates,
+    newest_time,
     sweep_partial_windows,
     write_window,
 )
@@ -316,16 +319,19 @@ def watermark(out: Path) -> Key | None:
 
     Each window's newest time comes from its Parquet footer (the time column's statistics), so
     only the footers are read, and the data of the windows holding the newest time (usually
-    one); a window whose footer has no statistics (written by other tools) is read whole."""
+    one); a window whose footer has no statistics (written by other tools) is read whole. Of a
+    sealed pack only the members its comment names as its newest are read
+    (`pipeline.windows.newest_candidates`): the footers read are the current day's windows
+    and one or two per pack, not one per window ever cut."""
     import pyarrow.parquet as pq
 
     windows = list_windows(out)
     if not windows:
         return None
     latest: list[tuple[Any, Window]] = []
-    for window in windows:
-        newest = _footer_max(window)
-        if newest is _UNKNOWN:
+    for window in newest_candidates(windows):  # a pack names its newest members
+        newest = newest_time(window.source())
+        if newest is UNKNOWN:
             times = pq.read_table(window.source(), columns=[TIME]).column(TIME)
             newest = max(times.to_pylist()) if len(times) else None
         if newest is not None:
@@ -339,33 +345,6 @@ def watermark(out: Path) -> Key | None:
             table = pq.read_table(window.source(), columns=[TIME, REQUEST_ID]).to_pylist()
             ids += [row[REQUEST_ID] or "" for row in table if row[TIME] == newest]
     return _iso(newest), max(ids)
-
-
-_UNKNOWN = object()
-
-
-def _footer_max(window: Window) -> Any:
-    """The newest time of a window from its footer's statistics: None for no rows, `_UNKNOWN`
-    when a row group lacks them."""
-    import pyarrow.parquet as pq
-
-    meta = pq.read_metadata(window.source())
-    paths = [meta.schema.column(j).path for j in range(meta.num_columns)]  # leaf columns
-    if paths.count(TIME) != 1:
-        return _UNKNOWN
-    column = paths.index(TIME)
-    if meta.schema.column(column).logical_type.type != "TIMESTAMP":
-        return _UNKNOWN  # time as text or numbers (another writer): read as before
-    newest = None
-    for i in range(meta.num_row_groups):
-        group = meta.row_group(i)
-        if group.num_rows == 0:
-            continue
-        stats = group.column(column).statistics
-        if stats is None or not stats.has_min_max or stats.null_count:
-            return _UNKNOWN
-        newest = stats.max if newest is None else max(newest, stats.max)
-    return newest
 
 
 def _new_records(

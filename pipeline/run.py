@@ -9,7 +9,9 @@ per stage, more than most stages' actual work on the default data. So the first 
 forks a child per stage. The child is the stage: it gets the caller's working directory,
 environment, umask and standard streams (passed over a Unix socket, SCM_RIGHTS), runs the
 module's `__main__`, and its exit status becomes the caller's. Nothing about a stage's result
-depends on which way it ran: same code, same inputs, same bytes out.
+depends on which way it ran: same code, same inputs, same bytes out. The runner's preloaded
+heap is frozen before the first fork (`freeze_heap`): a stage's full garbage collections walk
+only what the stage made.
 
 Safety valves:
 * a stage dies with its caller: the runner watches each caller's connection and, when the

@@ -313,14 +313,16 @@ def bench_bootstrap(rows: list[int], resamples: int, repeat: int) -> None:
 
 # ------------------------------------------------------------------------------ snapshot
 def _log_entries(start: int, n: int) -> Any:
-    """Service log entries, one every 10 ms from a fixed time: 10 inputs, an id, flags."""
+    """Service log entries, one every 10 s from a fixed time (3,000 windows of 250 span 87
+    days, so sealing packs closed days and months as it does in production): 10 inputs, an
+    id, flags."""
     from datetime import UTC, datetime, timedelta
 
     base = datetime(2026, 1, 1, tzinfo=UTC)
     rng = np.random.default_rng(start)
     values = rng.normal(size=(n, 8)).round(3)
     for i in range(n):
-        moment = base + timedelta(milliseconds=10 * (start + i))
+        moment = base + timedelta(seconds=10 * (start + i))
         inputs: dict[str, Any] = {f"x{j}": float(values[i, j]) for j in range(8)}
         inputs["c0"], inputs["c1"] = f"k{(start + i) % 7}", None
         yield {
@@ -375,6 +377,7 @@ def bench_snapshot(windows: list[int], records: list[int], old_up_to: int) -> No
     import shutil
 
     from pipeline.deploy.service.snapshot import snapshot
+    from pipeline.windows import apply_seal, plan_seal
 
     def both(log_dir: Path, out: Path, rows: int, label: str, n: int) -> None:
         runs = {}
@@ -403,6 +406,7 @@ def bench_snapshot(windows: list[int], records: list[int], old_up_to: int) -> No
             log_dir, out = tmp / f"logs-w{w}", tmp / f"out-w{w}"
             _append_log(log_dir, 0, 250 * w)
             snapshot(log_dir, out, rows=250)
+            apply_seal(plan_seal(out), track=False)  # as the monitor workflow does after each
             _append_log(log_dir, 250 * w, 250)
             both(log_dir, out, 250, f"250 new records on top of {w} windows", 250)
         for n in records:  # a log of n records, no window yet, windows of 1000 records

@@ -236,17 +236,27 @@ def _log_loss(ys: np.ndarray, proba: np.ndarray, classes: list[str]) -> Scorer:
 
 def _binary_auc(positive: np.ndarray, score: np.ndarray) -> Scorer:
     """Weighted Mann-Whitney AUC (ties count one half): what roc_auc_score computes. The sort
-    order and the runs of tied scores are the rows'; only the weights change per chunk."""
+    order and the runs of tied scores are the rows'; only the weights change per chunk.
+
+    Each resample's weight per run of tied scores is summed by `bincount` over the rows in
+    their own order (each row's run index computed once), not by permuting the chunk into score
+    order: that gather reads the chunk at random and grew 1.5x per row from 25k to 200k rows
+    as a resample's row stopped fitting in the cache. The weights are row counts and `pos` is
+    0 or 1, so every sum is an exact integer: the same values in any order."""
     order = np.argsort(score, kind="stable")
     s_sorted = score[order]
-    starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
-    pos = positive[order].astype(float)
-    neg = 1.0 - pos
+    new_run = np.r_[True, s_sorted[1:] != s_sorted[:-1]]
+    runs = int(new_run.sum())
+    run_of = np.empty(len(score), dtype=np.intp)  # each row's run of tied scores, ascending
+    run_of[order] = np.cumsum(new_run) - 1
+    pos = positive.astype(float)
 
     def auc(W: np.ndarray) -> np.ndarray:
-        Ws = W[:, order]
-        P = np.add.reduceat(Ws * pos, starts, axis=1)
-        N = np.add.reduceat(Ws * neg, starts, axis=1)
+        size = W.shape[0]
+        index = (np.arange(size, dtype=np.intp)[:, None] * runs + run_of).ravel()
+        P = np.bincount(index, weights=(W * pos).ravel(), minlength=size * runs)
+        N = np.bincount(index, weights=W.ravel(), minlength=size * runs) - P
+        P, N = P.reshape(size, runs), N.reshape(size, runs)
         below = np.cumsum(N, axis=1) - N
         p_tot, n_tot = P.sum(axis=1), N.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -95,3 +95,15 @@ def test_a_successful_repro_writes_no_gitignore_of_its_own(template: Path) -> No
         "data/production/.gitkeep",
     ]
     assert (template / "models/champion").is_dir()  # the template did run the graph
+
+
+def test_no_path_the_bots_commit_is_ignored_as_a_whole() -> None:
+    """open_pr.sh passes its paths to `git add`, which refuses an ignored pathspec outright and
+    adds nothing: models/ (all DVC outputs) in that list failed every bot pull request."""
+    from tests.conftest import ROOT
+
+    script = (ROOT / ".github/scripts/open_pr.sh").read_text(encoding="utf-8")
+    loop = next(line for line in script.splitlines() if line.startswith("for path in "))
+    paths = loop.removeprefix("for path in ").removesuffix("; do").split()
+    assert "dvc.lock" in paths and "reports" in paths  # the line parsed as expected
+    assert [p for p in paths if _ignored(ROOT, p)] == []

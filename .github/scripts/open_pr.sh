@@ -13,6 +13,8 @@
 # to it by hand.
 # Only the paths the pipeline writes are committed: config, lock, reports, releases, the DVC
 # pointers under data/ (feedback, production windows) and the maintenance ledger (maintain/).
+# models/ is not among them: everything in it is a DVC-cached output, git-ignored as a whole, and
+# `git add` refuses an ignored pathspec outright (tests/test_gitignore.py keeps the two in step).
 # A path missing from this checkout is skipped: one missing pathspec makes `git add` add nothing.
 set -euo pipefail
 direct=no
@@ -24,7 +26,7 @@ else
   branch="$1"; title="$2"; body="$3"
 fi
 paths=()
-for path in conf params.yaml dvc.lock reports deploy bundles data models maintain; do
+for path in conf params.yaml dvc.lock reports deploy bundles data maintain; do
   if [ -e "${path}" ]; then
     paths+=("${path}")
   fi

@@ -40,7 +40,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +417,36 @@ def fold_workers(n_jobs: int | None) -> contextlib.AbstractContextManager[object
     return joblib.parallel_config(
         backend="multiprocessing", initializer=join_stage, initargs=(os.getpgid(0),)
     )
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """Every OpenMP and BLAS pool of this process at one thread, and the thread variables at 1
+    for any worker started meanwhile (joblib's loky workers take them from this environment),
+    restored on exit.
+
+    Why: a fit's numbers depend on how many threads compute it. `HistGradientBoosting*` sums
+    gradients with an OpenMP reduction whose partial sums follow the thread count, which
+    scikit-learn takes from the machine's cores, so a refit in the stage's own process (two
+    threads here) gave other model bytes than the same refit on one thread, and on another
+    machine than on this one: a result depending on no declared input. The parallel folds
+    already ran single-threaded (the fork server's workers, or joblib's when the jobs fill the
+    cores); with this, so do the search, the cross-validation and the final refit wherever
+    they run, and parallelism comes only from `train.n_jobs` (conf/config.yaml)."""
+    from joblib.parallel import ParallelBackendBase
+    from threadpoolctl import threadpool_limits
+
+    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
+    os.environ.update({k: "1" for k in saved})
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def join_stage(group: int) -> None:

@@ -25,6 +25,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.factory import build_pipeline, build_search
 from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
 from pipeline.paths import CANDIDATE_RECORD, LOCK_FILE, MODEL_FILE, candidate_dir, split_path
+from pipeline.run import single_threaded
 from pipeline.settings import (
     CandidateSpec,
     DatasetSpec,
@@ -95,7 +96,8 @@ def fit_candidate(
     `workers` (`pipeline.compute.training_workers`) is where the parallel fits of the search
     and the cross-validation run; the final fit runs here, outside it, so no fitted part of the
     model comes back through a worker (a Dask worker returns a copy, which skops would write
-    with different object sharing: other bytes for the same numbers)."""
+    with different object sharing: other bytes for the same numbers). Every fit runs
+    single-threaded (`pipeline.run.single_threaded`): the numbers do not depend on the cores."""
     from sklearn.model_selection import cross_validate
 
     pipeline = build_pipeline(candidate, dataset, prep)
@@ -110,7 +112,7 @@ def fit_candidate(
         seed=train.seed,
         verbose=train.verbose,
     )
-    with workers or nullcontext():
+    with single_threaded(), workers or nullcontext():
         best, n_fits = _search(search, pipeline, X, y, cv, primary, groups)
         # One cross-validation of the chosen configuration scores every metric on the same
         # folds (successive halving ranks by one metric only, so this also fills in the others).
@@ -127,7 +129,8 @@ def fit_candidate(
         )
     n_fits += cv.get_n_splits() + 1
     cv_metrics = {metric: cv_summary(metric, scores[f"test_{metric}"]) for metric in scoring}
-    pipeline.fit(X, y)
+    with single_threaded():  # the same numbers on every machine (`single_threaded`)
+        pipeline.fit(X, y)
     return Fitted(pipeline, best, cv_metrics, n_fits)
 
 

@@ -134,45 +134,94 @@ def context_digest(ctx: Context) -> str:
 
 
 def assess_kept(
-    traffic: Traffic, ctx: Context, compute: ComputeSpec | None, kept: KeptStore
+    traffic: Traffic,
+    ctx: Context,
+    compute: ComputeSpec | None,
+    kept: KeptStore,
+    *,
+    whole: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[int, WindowPlan]]:
     """Every planned window's result, ordered by (id, source): kept ones read back, the others
     read, assessed (`assess_all`) and kept. Returns the results and, by `id()` of each result,
     the plan it came from.
 
+    A window the reports show in detail (`report.detailed`) gets its full result; every other
+    one its summary (`report.slim`: all the reports read of it), so a run decodes a small entry
+    per old window and leaves its full result kept unread (`KeptStore.keep`). `whole`: every
+    window's full result (what `mlops windows retain` archives).
+
     A kept result is stored judged, with the digest of the thresholds it was judged under
     (`judging_digest`): while they hold, it is used as read, and only a change of threshold
-    judges it again (`assess.rejudge`, then kept under the new ones), so a run costs a read per
-    old window, not a verdict. Every result, just computed or kept, goes through the same JSON
-    round trip, so both paths give the same values."""
+    judges it again (`assess.rejudge`, from the full result, then kept under the new ones), so
+    a run costs a read per old window, not a verdict. Every result, just computed or kept, goes
+    through the same JSON round trip, so both paths give the same values."""
+    from pipeline.monitor.report import detailed, slim
+
     context = context_digest(ctx)
     judging = judging_digest(ctx)
-    keys = [digest(["result", plan.key, context]) for plan in traffic.plans]
-    parts = [
-        parts_of(p.clusters[0].files[0].name, traffic.newest.get(p.source)) for p in traffic.plans
-    ]
-    found = [kept.get("results", key, part) for key, part in zip(keys, parts, strict=True)]
-    missing = [i for i, result in enumerate(found) if result is None]
-    fresh = assess_all(traffic.read([traffic.plans[i] for i in missing]), ctx, compute, measure)
-    for index, measured_now in zip(missing, fresh, strict=True):
-        found[index] = dict(measured_now, scenario=None)  # scenarios attached below
+    plans = traffic.plans
+    keys = [digest(["result", plan.key, context]) for plan in plans]
+    parts = [parts_of(p.clusters[0].files[0].name, traffic.newest.get(p.source)) for p in plans]
+    light: list[dict[str, Any] | None] = []
+    for key, part in zip(keys, parts, strict=True):
+        summary = kept.get("summaries", key, part)
+        usable = summary is not None and summary.pop(JUDGED_UNDER, None) == judging
+        light.append(summary if usable else None)
+    full: dict[int, dict[str, Any]] = {}
+
+    def complete(wanted: Sequence[int]) -> None:
+        """The full result of each window of `wanted`: kept (judged again if its thresholds
+        changed), else assessed; each one judged now is kept with its summary."""
+        found = {i: kept.get("results", keys[i], parts[i]) for i in wanted}
+        missing = [i for i in wanted if found[i] is None]
+        fresh = assess_all(traffic.read([plans[i] for i in missing]), ctx, compute, measure)
+        for index, measured_now in zip(missing, fresh, strict=True):
+            found[index] = dict(measured_now, scenario=None)  # scenarios attached below
+        for index in wanted:
+            stored = found[index]
+            assert stored is not None
+            if stored.pop(JUDGED_UNDER, None) != judging:
+                # judged under this run's thresholds: the same verdict as measuring again
+                entry = {**rejudge(stored, ctx), JUDGED_UNDER: judging}
+                kept.put("results", keys[index], entry, parts[index])
+                kept.put("summaries", keys[index], slim(entry), parts[index])
+                stored = json.loads(json.dumps(entry, allow_nan=False))
+                del stored[JUDGED_UNDER]
+            elif light[index] is None:  # kept whole, its summary lost (a torn pack)
+                summary = {**slim(stored), JUDGED_UNDER: judging}
+                kept.put("summaries", keys[index], summary, parts[index])
+            full[index] = stored
+            light[index] = slim(stored)
+
+    complete([i for i, summary in enumerate(light) if summary is None])
+    shown = detailed([summary for summary in light if summary is not None], ctx.settings.report)
+    complete(
+        [
+            i
+            for i, summary in enumerate(light)
+            if i not in full
+            and summary is not None
+            and (whole or (summary["id"], summary["source"]) in shown)
+        ]
+    )
     results: list[dict[str, Any]] = []
-    plans: dict[int, WindowPlan] = {}
-    for index, (plan, stored) in enumerate(zip(traffic.plans, found, strict=True)):
-        assert stored is not None
-        if stored.pop(JUDGED_UNDER, None) != judging:
-            # judged under this run's thresholds: the same verdict as measuring again
-            entry = {**rejudge(stored, ctx), JUDGED_UNDER: judging}
-            kept.put("results", keys[index], entry, parts[index])
-            stored = json.loads(json.dumps(entry, allow_nan=False))
-            del stored[JUDGED_UNDER]
-        result = stored
+    by_plan: dict[int, WindowPlan] = {}
+    for index, plan in enumerate(plans):
+        if index in full:
+            result = full[index]
+        else:
+            result = light[index]
+            assert result is not None
+            if kept.found_in("summaries", keys[index]) == parts[index][0]:
+                kept.keep("results", keys[index], parts[index][0])
+            else:  # moved into its month's pack: its full result moves with it
+                kept.get("results", keys[index], parts[index])
         result.pop(PERFORMANCE_CHECKS, None)
         result["scenario"] = scenario_for(result["source"], result["files"], ctx.scenarios)
         results.append(result)
-        plans[id(result)] = plan
+        by_plan[id(result)] = plan
     results.sort(key=lambda r: (r["id"], r["source"]))
-    return results, plans
+    return results, by_plan
 
 
 JUDGED_UNDER = "judged_under"  # a kept result's `judging_digest`

@@ -9,7 +9,13 @@ Three kinds of entries, each a small JSON file named by the digest of everything
 * `results` - one monitoring window's full assessment (`pipeline.monitor.assess.assess`),
   under the window's key (the cluster slices it takes: its rows), the digest of the context it
   was judged in (`context_digest`: the monitored bundle with its reference, the settings, the
-  declared columns) and the code version (`code_version`).
+  declared columns) and the code version (`code_version`);
+* `summaries` - the same result without what only a window shown in detail needs (its
+  per-column statistics: nine tenths of the bytes; `pipeline.monitor.report.slim`), under the
+  same key, kept beside it in the same part. A run decodes the summary of every window and the
+  full result only of the windows the reports show in detail, so its cost per old window is a
+  small decode, not a 15 kB one. The full results of the other windows are kept unread
+  (`keep`); see `prune` for how the two kinds stay in step.
 
 Every key also carries `code_version()`, the digest of the source of the modules an entry is
 computed by, so editing the code cannot serve a stale entry. An entry is a pure function of its
@@ -39,7 +45,10 @@ from typing import Any
 from pipeline.io import atomic_write_text
 from pipeline.windows import is_window_name, partition_of
 
-KINDS = ("files", "clusters", "results")
+KINDS = ("files", "clusters", "results", "summaries")
+# A kind whose entries come with one of another kind under the same keys and parts (the body
+# they summarise): `prune` reads and prunes the body's pack only where the summaries changed.
+BODY = {"summaries": "results"}
 VERSION = 1  # bump to discard every kept entry (a change of format or meaning)
 _PACKAGE = Path(__file__).resolve().parent.parent  # pipeline/
 # The modules whose code decides a kept entry: everything monitoring computes a window's
@@ -133,6 +142,7 @@ class KeptStore:
         self.misses = 0
         self._packs: dict[tuple[str, str], dict[str, str]] = {}
         self._changed: set[tuple[str, str]] = set()
+        self._found: dict[tuple[str, str], str] = {}  # (kind, name) -> part `get` found it in
 
     def _name(self, kind: str, key: str) -> str:
         assert kind in KINDS
@@ -178,6 +188,7 @@ class KeptStore:
         else:
             self.misses += 1
             return None
+        self._found[(kind, name)] = part
         if part != parts[0] and text is not None and not self.read_only:
             self._pack(kind, parts[0])[name] = text
             self._changed.add((kind, parts[0]))
@@ -185,6 +196,19 @@ class KeptStore:
         self.used.add((kind, part, name))
         self.hits += 1
         return dict(value)
+
+    def found_in(self, kind: str, key: str) -> str | None:
+        """The part this run's `get` of `key` found it in (before moving it), or None."""
+        return self._found.get((kind, self._name(kind, key)))
+
+    def keep(self, kind: str, key: str, part: str) -> None:
+        """Keep the entry under `key` in `part` without reading it (its pack is not even
+        opened): for an entry this run does not need but must not prune, whose presence in
+        `part` its companion entry vouches for (`BODY`). If it is missing after all, nothing
+        is lost but the time to compute it again when it is next asked for."""
+        if self.directory is None or self.read_only:
+            return
+        self.used.add((kind, part, self._name(kind, key)))
 
     def put(
         self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = (OTHER,)
@@ -228,6 +252,13 @@ class KeptStore:
         if self.directory is None or self.read_only:
             return 0
         removed = 0
+        # A body pack (`BODY`) holds the keys of its summaries pack: where the summaries lost an
+        # entry, so does the body, and its pack is read to drop it; where they lost none, the
+        # body pack is left as it is, unread.
+        for (kind, part), pack in list(self._packs.items()):
+            body = BODY.get(kind)
+            if body is not None and any((kind, part, n) not in self.used for n in pack):
+                self._pack(body, part)
         if self.directory.is_dir():
             used_packs = {(kind, part) for kind, part, _ in self.used}
             for entry in sorted(self.directory.iterdir()):

@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.io import atomic_write_text, write_json
-from pipeline.monitor.assess import BREACH, INSUFFICIENT, NOT_JUDGED, STATUSES, Context
+from pipeline.monitor.assess import (
+    BREACH,
+    INSUFFICIENT,
+    NOT_JUDGED,
+    PERFORMANCE_CHECKS,
+    STATUSES,
+    Context,
+)
 from pipeline.monitor.task_metrics import HEADLINE_METRIC, label_metrics
 from pipeline.params import ReportSpec
 from pipeline.paths import HISTORY_CSV, METRICS_JSON, REPORT_HTML, REPORT_JSON
@@ -71,6 +78,31 @@ def newest(results: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     if not own:
         return None
     return max(own, key=lambda r: (r["id"], r["source"] == "production"))
+
+
+def detailed(results: Sequence[Mapping[str, Any]], bound: ReportSpec) -> set[tuple[str, str]]:
+    """(id, source) of the windows the reports show in full: in each group, the latest
+    `bound.detail_windows` (`section`, `html.group_body`) and the newest (`newest`). Every
+    other window is read through `slim`."""
+    ordered = sorted(results, key=lambda r: (r["id"], r["source"]))
+    out: set[tuple[str, str]] = set()
+    for members in split(ordered).values():
+        latest = newest(members)
+        for result in [*members[-bound.detail_windows :], *([latest] if latest else [])]:
+            out.add((result["id"], result["source"]))
+    return out
+
+
+def slim(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A window's result as the reports read it when they do not show it in detail (history
+    rows, summary lines, buckets, counts): without its per-column drift statistics and its
+    checks, nine tenths of its bytes. Kept beside the full result (`monitor.kept`), so a run
+    decodes this much per old window."""
+    out = {k: v for k, v in result.items() if k not in ("checks", PERFORMANCE_CHECKS)}
+    drift = out.get("drift")
+    if isinstance(drift, Mapping):
+        out["drift"] = {k: v for k, v in drift.items() if k != "columns"}
+    return out
 
 
 def summary_line(result: Mapping[str, Any]) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def plan(root: Path, params: Any) -> tuple[list[Retired], str]:
     traffic = survey({"production": root / PRODUCTION_DIR}, ctx.settings.windows, kept=store)
     if not traffic.plans:
         return [], "no production window"
-    results, plans = assess_kept(traffic, ctx, None, store)
+    results, plans = assess_kept(traffic, ctx, None, store, whole=True)
     by_plan = {id(plans[id(r)]): r for r in results}
     newest = max(f.last for p in traffic.plans for c in p.clusters for f in c.files if f.last)
     cutoff = newest - days * DAY_NS

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.monitor.assess import Context, build_context
 from pipeline.monitor.engine import monitor
-from pipeline.monitor.kept import KeptStore
+from pipeline.monitor.kept import KINDS, KeptStore
 from pipeline.monitor.monitored_bundle import read_bundle
 from pipeline.monitor.windowing import collect, survey
 from pipeline.params import MonitorSettings
@@ -133,21 +133,60 @@ def test_kept_reports_equal_a_full_recomputation_after_every_change(
     assert entries == bumped.used
 
 
-def test_kept_reports_equal_a_full_recomputation_quick(tmp_path: Path) -> None:
-    """The suite's share of the test above: a new window, a threshold, an edited window."""
+@pytest.mark.parametrize("detail", [100, 1], ids=["all-detailed", "one-detailed"])
+def test_kept_reports_equal_a_full_recomputation_quick(tmp_path: Path, detail: int) -> None:
+    """The suite's share of the test above: a new window, a threshold, an edited window; with
+    every window shown in detail, and with only the newest (the others read as summaries)."""
     production, kept = tmp_path / "production", tmp_path / "kept"
     production.mkdir()
-    for day in (1, 2):
+    for day in (1, 2, 3):
         write_window(fakes.traffic(100, seed=day, start=_day(day)), production)
     windows = {"by": "rows", "rows": 150, "min_rows": 50}
-    ctx = _context(tmp_path, windows=windows)
+    report = {"detail_windows": detail, "history_buckets": 2}
+    ctx = _context(tmp_path, windows=windows, report=report)
     _same_as_full(ctx, production, tmp_path, kept)
     new = write_window(fakes.traffic(100, seed=4, start=_day(4), shift=2.0), production)
     assert _same_as_full(ctx, production, tmp_path, kept).hits > 0
-    changed = _context(tmp_path, windows=windows, drift={"drift_share": 0.1})
+    changed = _context(tmp_path, windows=windows, report=report, drift={"drift_share": 0.1})
     assert _same_as_full(changed, production, tmp_path, kept).misses == 0
     fakes.traffic(100, seed=5, start=_day(4)).to_parquet(new.path)
     assert _same_as_full(ctx, production, tmp_path, kept).misses > 0
+
+
+def test_only_the_windows_shown_in_detail_are_decoded_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run decodes every window's summary and the full result only of the windows the
+    reports show in detail; the others stay kept unread, and are pruned with their window."""
+    production, kept = tmp_path / "production", tmp_path / "kept"
+    production.mkdir()
+    for day in (1, 2, 3, 4):
+        write_window(fakes.traffic(100, seed=day, start=_day(day)), production)
+    report = {"detail_windows": 1, "history_buckets": 2}
+    ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50}, report=report)
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    asked: list[str] = []
+    get = KeptStore.get
+
+    def spy(self: KeptStore, kind: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(kind)
+        return get(self, kind, *args, **kwargs)
+
+    monkeypatch.setattr(KeptStore, "get", spy)
+    store = _same_as_full(ctx, production, tmp_path, kept)
+    assert store.misses == 0
+    assert asked.count("summaries") == 4 * 2  # both runs: the kept one and the full one
+    assert asked.count("results") == 1 + 4  # the newest; the full run asks for every one
+    monkeypatch.undo()
+
+    def entries(kind: str) -> int:
+        return sum(len(p.read_text().splitlines()) for p in (kept / kind).glob("*.jsonl"))
+
+    assert entries("results") == entries("summaries") == 4  # kept, though not read
+    list_windows(production)[0].path.unlink()
+    _same_as_full(ctx, production, tmp_path, kept)
+    assert entries("results") == entries("summaries") == 3  # pruned with their window
 
 
 def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +211,7 @@ def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch: pytest.Mon
     store = KeptStore(kept, code="v1")
     _run(ctx, production, tmp_path / "out", store)
     assert len(parsed) == 1  # the new file only, once (it is also the newest window)
-    assert store.misses == 3  # its summary, its cluster's, its result
+    assert store.misses == 4  # its file's summary, its cluster's, its result and its summary
 
 
 def test_collect_is_unchanged_by_a_kept_store(tmp_path: Path) -> None:
@@ -215,8 +254,8 @@ def test_a_torn_kept_entry_is_computed_again(tmp_path: Path) -> None:
 
 
 def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None:
-    """DVC walks every file of the folder on each `dvc status`: the store keeps three packs per
-    closed month and three per day of the current month, not three files per window; a closed
+    """DVC walks every file of the folder on each `dvc status`: the store keeps a pack per kind
+    and closed month and per kind and day of the current month, not files per window; a closed
     month's packs are not rewritten by a new window, and when the month closes its day packs
     move into the month pack, nothing computed again."""
     production, kept = tmp_path / "production", tmp_path / "kept"
@@ -231,7 +270,7 @@ def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None
 
     names = sorted({p.split("/")[1] for p in packs()})
     assert names == ["2025-03.jsonl", "2025-04-05.jsonl", "2025-04-06.jsonl", "2025-04-07.jsonl"]
-    closed = [kept / kind / "2025-03.jsonl" for kind in ("files", "clusters", "results")]
+    closed = [kept / kind / "2025-03.jsonl" for kind in KINDS]
     stamps = [p.stat().st_mtime_ns for p in closed]
     write_window(fakes.traffic(120, seed=8, start="2025-04-08T00:00:00+00:00"), production)
     store = _same_as_full(ctx, production, tmp_path, kept)
@@ -241,7 +280,9 @@ def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None
     store = _same_as_full(ctx, production, tmp_path, kept)  # April closes
     names = sorted({p.split("/")[1] for p in packs()})
     assert names == ["2025-03.jsonl", "2025-04.jsonl", "2025-05-01.jsonl"]
-    assert store.misses <= 4 and store.hits >= 12  # April moved (4 windows), not recomputed
+    # April moved (4 windows), not recomputed; computed: the new file's summary, its cluster's,
+    # and its windows' results and summaries
+    assert store.misses <= 6 and store.hits >= 12
     assert _same_as_full(ctx, production, tmp_path, kept).misses == 0
 
 

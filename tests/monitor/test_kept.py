@@ -51,6 +51,21 @@ def _context(tmp: Path, name: str = "bundle", seed: int = 1, **monitor: Any) -> 
     return build_context(settings, bundle.reference(), bundle)
 
 
+def _count_parquet_reads(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every source `pd.read_parquet` parses from now on (the list fills as the test runs)."""
+    import pandas as pd
+
+    parsed: list[object] = []
+    read_parquet = pd.read_parquet
+
+    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(source)
+        return read_parquet(source, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_parquet", counting)
+    return parsed
+
+
 def _day(day: int) -> str:
     return f"2025-03-{day:02d}T00:00:00+00:00"
 
@@ -197,16 +212,7 @@ def test_a_kept_window_is_not_read_again(tmp_path: Path, monkeypatch: pytest.Mon
     ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50})
     _run(ctx, production, tmp_path / "out", KeptStore(kept, code="v1"))
 
-    import pandas as pd
-
-    parsed: list[object] = []
-    read_parquet = pd.read_parquet
-
-    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
-        parsed.append(source)
-        return read_parquet(source, *args, **kwargs)
-
-    monkeypatch.setattr(pd, "read_parquet", counting)
+    parsed = _count_parquet_reads(monkeypatch)
     write_window(fakes.traffic(100, seed=3, start=_day(3)), production)
     store = KeptStore(kept, code="v1")
     _run(ctx, production, tmp_path / "out", store)
@@ -347,14 +353,7 @@ def test_maintenance_reads_only_the_windows_the_live_release_labelled(
     survey({"production": production}, spec.windows, kept=writer)
     writer.save()
 
-    parsed: list[object] = []
-    read_parquet = pd.read_parquet
-
-    def counting(source: Any, *args: Any, **kwargs: Any) -> Any:
-        parsed.append(source)
-        return read_parquet(source, *args, **kwargs)
-
-    monkeypatch.setattr(pd, "read_parquet", counting)
+    parsed = _count_parquet_reads(monkeypatch)
     store = KeptStore(kept, code="v1", read_only=True)
     live = survey({"production": production}, spec.windows, kept=store).labelled_by("r0002-bbbb")
     assert [w.frame["__release__"].unique().tolist() for w in live] == [["r0002-bbbb"]] * 2

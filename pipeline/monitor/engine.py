@@ -207,11 +207,12 @@ def assess_kept(
     results: list[dict[str, Any]] = []
     by_plan: dict[int, WindowPlan] = {}
     for index, plan in enumerate(plans):
+        summary = light[index]
         if index in full:
             result = full[index]
         else:
-            result = light[index]
-            assert result is not None
+            assert summary is not None
+            result = summary
             if kept.found_in("summaries", keys[index]) == parts[index][0]:
                 kept.keep("results", keys[index], parts[index][0])
             else:  # moved into its month's pack: its full result moves with it

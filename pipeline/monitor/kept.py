@@ -4,6 +4,9 @@ Three kinds of entries, each a small JSON file named by the digest of everything
 
 * `files` - one window file's summary (rows, first and last time, line), under the digest of
   its bytes: planning the cut (`pipeline.monitor.windowing.survey`) never parses a kept file;
+* `packs` - the summaries (and digests) of every member of a pack of windows (a closed day or
+  month, `pipeline.windows`), under the digest of the pack's bytes: a run reads a closed
+  month in one pass and decodes one entry for it, not one per window;
 * `clusters` - what pooling time-overlapping files found (rows, repeated request ids dropped,
   rows per time bucket), under their names, digests and the cut;
 * `results` - one monitoring window's full assessment (`pipeline.monitor.assess.assess`),
@@ -45,7 +48,7 @@ from typing import Any
 from pipeline.io import atomic_write_text
 from pipeline.windows import is_window_name, partition_of
 
-KINDS = ("files", "clusters", "results", "summaries")
+KINDS = ("files", "packs", "clusters", "results", "summaries")
 # A kind whose entries come with one of another kind under the same keys and parts (the body
 # they summarise): `prune` reads and prunes the body's pack only where the summaries changed.
 BODY = {"summaries": "results"}

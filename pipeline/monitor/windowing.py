@@ -352,6 +352,8 @@ class Kept(Protocol):
         self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = ...
     ) -> None: ...
 
+    def keep(self, kind: str, key: str, part: str) -> None: ...
+
 
 class _Nothing:
     def get(self, kind: str, key: str, parts: tuple[str, ...] = ()) -> dict[str, Any] | None:
@@ -360,6 +362,9 @@ class _Nothing:
     def put(
         self, kind: str, key: str, value: Mapping[str, Any], parts: tuple[str, ...] = ()
     ) -> None:
+        return None
+
+    def keep(self, kind: str, key: str, part: str) -> None:
         return None
 
 
@@ -400,6 +405,20 @@ class Traffic:
         return self.pooled[id(cluster)]
 
 
+def _info_of(window: Window, digest: str, found: Mapping[str, Any]) -> FileInfo:
+    """A file's summary as kept (`survey`)."""
+    return FileInfo(
+        window.name,
+        window,
+        digest,
+        int(found["rows"]),
+        found["first"],
+        found["last"],
+        str(found["line"]),
+        {str(k): int(v) for k, v in found["labelled"].items()},
+    )
+
+
 def survey(
     directories: Mapping[str, Path],
     spec: WindowSpec,
@@ -433,10 +452,29 @@ def survey(
         newest = windows[-1].id if windows else None  # list_windows: oldest first
         if newest is not None:
             newest_of[source] = newest
+        # A pack's members are summarised together, under the digest of the pack's bytes: a
+        # run reads and digests a closed day's or month's pack in one pass and decodes one
+        # entry for it, instead of reading, digesting and decoding every member's.
+        packs: dict[Path, dict[str, Any] | None] = {}
+        summarised: dict[Path, dict[str, Any]] = {}
         for window in windows:
+            part = parts_of(window.name, newest)
+            pack = None
+            if window.member is not None:
+                if window.path not in packs:
+                    pack_digest = hashlib.sha256(window.path.read_bytes()).hexdigest()
+                    packs[window.path] = kept.get("packs", pack_digest, part) or None
+                    summarised[window.path] = {"digest": pack_digest, "part": part, "files": {}}
+                pack = packs[window.path]
+            found = None if pack is None else pack.get(window.name)
+            if found is not None:
+                infos.append(_info_of(window, str(found["digest"]), found))
+                # its own summary stays kept, unread: a new pack of the same member (the
+                # month's, when it closes) then costs a decode per member, not a parse
+                kept.keep("files", str(found["digest"]), part[0])
+                continue
             raw = window.data()  # loose or packed (pipeline.windows owns the layout)
             digest = hashlib.sha256(raw).hexdigest()
-            part = parts_of(window.name, newest)
             found = kept.get("files", digest, part)
             if found is None:
                 try:
@@ -459,17 +497,21 @@ def survey(
                     part,
                 )
             else:
-                info = FileInfo(
-                    window.name,
-                    window,
-                    digest,
-                    int(found["rows"]),
-                    found["first"],
-                    found["last"],
-                    str(found["line"]),
-                    {str(k): int(v) for k, v in found["labelled"].items()},
-                )
+                info = _info_of(window, digest, found)
             infos.append(info)
+            if window.member is not None:
+                summarised[window.path]["files"][window.name] = {
+                    "digest": digest,
+                    "rows": info.rows,
+                    "first": info.first,
+                    "last": info.last,
+                    "line": info.line,
+                    "labelled": dict(info.labelled),
+                }
+        for path, found_pack in packs.items():
+            if found_pack is None:  # every member was summarised above
+                entry = summarised[path]
+                kept.put("packs", entry["digest"], entry["files"], entry["part"])
         for line in sorted({i.line for i in infos}):
             clusters = []
             for members in clusters_of([i for i in infos if i.line == line]):

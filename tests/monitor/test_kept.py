@@ -276,7 +276,8 @@ def test_the_kept_folder_holds_a_pack_per_kind_and_month(tmp_path: Path) -> None
 
     names = sorted({p.split("/")[1] for p in packs()})
     assert names == ["2025-03.jsonl", "2025-04-05.jsonl", "2025-04-06.jsonl", "2025-04-07.jsonl"]
-    closed = [kept / kind / "2025-03.jsonl" for kind in KINDS]
+    loose = [kind for kind in KINDS if kind != "packs"]  # write_window's windows are loose
+    closed = [kept / kind / "2025-03.jsonl" for kind in loose]
     stamps = [p.stat().st_mtime_ns for p in closed]
     write_window(fakes.traffic(120, seed=8, start="2025-04-08T00:00:00+00:00"), production)
     store = _same_as_full(ctx, production, tmp_path, kept)
@@ -367,3 +368,40 @@ def test_maintenance_reads_only_the_windows_the_live_release_labelled(
     # the same rows in the same order; a column's dtype may differ where the full concat mixed
     # in windows without labels (object) and this one does not (strings): the same values
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+
+def test_a_sealed_pack_is_summarised_once_and_its_members_never_parsed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A closed month's or day's pack is read and digested whole and its members' summaries
+    decoded as one entry; when the month closes and its days are packed again, the members'
+    own summaries (kept unread meanwhile) spare parsing them."""
+    from pipeline import windows
+
+    production, kept = tmp_path / "production", tmp_path / "kept"
+    for month, day in ((3, 1), (3, 2), (4, 5), (4, 6), (4, 7)):
+        write_window(fakes.traffic(120, seed=day, start=f"2025-{month:02d}-{day:02d}"), production)
+    windows.apply_seal(windows.plan_seal(production), track=False)
+    assert {p.suffix for p in production.rglob("*") if p.is_file()} == {".zip", ".parquet"}
+    ctx = _context(tmp_path, windows={"by": "rows", "rows": 100, "min_rows": 50})
+    _same_as_full(ctx, production, tmp_path, kept)
+
+    members: list[str] = []
+    read_member = windows.read_member
+
+    def spy(pack: Path, member: str) -> bytes:
+        members.append(member)
+        return read_member(pack, member)
+
+    monkeypatch.setattr(windows, "read_member", spy)
+    store = KeptStore(kept, code="v1")
+    _run(ctx, production, tmp_path / "again", store)
+    assert members == [] and store.misses == 0  # the packs digested whole, no member read
+
+    write_window(fakes.traffic(120, seed=9, start="2025-05-01"), production)
+    windows.apply_seal(windows.plan_seal(production), track=False)  # April closes
+    parsed = _count_parquet_reads(monkeypatch)
+    store = KeptStore(kept, code="v1")
+    _run(ctx, production, tmp_path / "closed", store)
+    assert len(parsed) == 1  # the new window only (also the newest): April's were not parsed
+    assert _same_as_full(ctx, production, tmp_path, kept).misses == 0

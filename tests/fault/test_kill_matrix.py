@@ -471,9 +471,12 @@ def paused_training(project: Path, tmp_path: Path) -> Iterator[Paused]:
     pause.mkdir()
     before = workspace(project)
     proc = subprocess.Popen(
-        [str(BIN / "dvc"), "repro", "--force", "--single-item", "train@random_forest"],
+        [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
         cwd=project,
-        env=fault_env(MLOPS_TEST_PAUSE_AT_FSYNC="model.skops", MLOPS_TEST_PAUSE_DIR=str(pause)),
+        env=fault_env(
+            MLOPS_TEST_PAUSE_AT_FSYNC="models/candidates/random_forest/model.skops",
+            MLOPS_TEST_PAUSE_DIR=str(pause),
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

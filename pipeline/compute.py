@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import ComputeError, ConfigError
-from pipeline.run import fold_workers
+from pipeline.run import close_fold_pools, fold_workers
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -115,7 +115,10 @@ def training_pool(
     the stage's process, outside that context, and the folds' scores are the same numbers,
     so the model file and the candidate record are byte-identical either way."""
     if not on_cluster(spec, rows):
-        yield lambda: fold_workers(n_jobs)
+        try:
+            yield lambda: fold_workers(n_jobs)  # one pool for every fit (`fold_workers`)
+        finally:
+            close_fold_pools()
         return
     with session(spec):
         yield _dask_joblib

@@ -99,6 +99,7 @@ def test_editing_one_candidate_refits_only_it_and_reruns_the_selection(project: 
     assert dvc("status", cwd=project).stdout.strip() == "Data and pipelines are up to date."
 
 
+@pytest.mark.slow  # two training runs; test_kept_folders.py holds pruning by default
 def test_removing_and_adding_a_candidate(project: Path) -> None:
     """Removing a candidate removes its files and its kept fit, fitting nothing; declaring
     it again fits only it, to the same bytes as before. (params.yaml edited as `dvc exp run
@@ -123,7 +124,7 @@ def test_removing_and_adding_a_candidate(project: Path) -> None:
     assert files(project, CANDIDATES) == before and files(project, KEPT) == kept_before
 
 
-@pytest.mark.long(10)
+@pytest.mark.long(15)  # seconds on CI: handed out early
 def test_reusing_kept_fits_equals_recomputing_them(project: Path) -> None:
     """Every candidate fitted again from nothing kept writes the bytes the kept fits hold;
     a damaged kept fit (its model no longer matching its record) is fitted again."""

@@ -427,6 +427,15 @@ def test_a_stage_killed_at_a_write(project: Path, tmp_path: Path) -> None:
     )
 
 
+def test_train_killed_while_keeping_a_fit(project: Path, tmp_path: Path) -> None:
+    """`train` with nothing kept, killed as it puts its first fit in the kept store (the
+    folder written, not yet renamed into place): no kept fit or output is left half-written
+    or visible, and `dvc repro` then fits again and restores the workspace byte for byte."""
+    before = workspace(project)
+    shutil.rmtree(project / "models/kept")
+    check_stage_kill(project, "train", "model.skops", tmp_path / "p", before)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # 38 kill points, each a copy, a killed stage and a `dvc repro`
 def test_every_stage_killed_at_every_write(template_project: Path, tmp_path: Path) -> None:

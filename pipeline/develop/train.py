@@ -142,7 +142,7 @@ def fit_candidate(
 ) -> Fitted:
     """Search (if declared), cross-validate every metric and refit on all training rows.
 
-    `workers` (`pipeline.compute.training_workers`) is where the parallel fits of the search
+    `workers` (one of `pipeline.compute.training_pool`) is where the parallel fits of the search
     and the cross-validation run; the final fit runs here, outside it, so no fitted part of the
     model comes back through a worker (a Dask worker returns a copy, which skops would write
     with different object sharing: other bytes for the same numbers)."""

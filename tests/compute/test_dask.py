@@ -43,12 +43,31 @@ def _warm(names: tuple[str, ...]) -> int:
     return os.getpid()
 
 
+def _restore_environ(saved: dict[str, str]) -> None:
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _environ_unchanged() -> Iterator[None]:
+    """distributed's nannies set `OMP_NUM_THREADS=1` (and other limits) in the environment of
+    the process that starts a LocalCluster, and leave them: every later subprocess of this
+    pytest worker (a `dvc repro`, a stage runner) would then fit with one OpenMP thread, and
+    HistGradientBoosting records its thread count in the model: other bytes. Restored after
+    each test (and after the shared cluster starts)."""
+    saved = dict(os.environ)
+    yield
+    _restore_environ(saved)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.Client]:
     """A 2-process LocalCluster on 127.0.0.1 and a client of it (the tests' own handle: the
     code under test connects by `compute.address`)."""
     import logging
 
+    saved = dict(os.environ)
     with (
         distributed.LocalCluster(
             host="127.0.0.1",
@@ -60,8 +79,10 @@ def cluster() -> Iterator[distributed.Client]:
         ) as local,
         distributed.Client(local, set_as_default=False) as client,
     ):
+        _restore_environ(saved)
         client.run(_warm, WARM)
         yield client
+    _restore_environ(saved)
 
 
 def spec(client: distributed.Client, partition_rows: int = 2_000, min_rows: int = 0) -> ComputeSpec:

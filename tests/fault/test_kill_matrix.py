@@ -427,6 +427,7 @@ def test_a_stage_killed_at_a_write(project: Path, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # two training runs; tests/test_kept_folders.py kills a kept write by default
 def test_train_killed_while_keeping_a_fit(project: Path, tmp_path: Path) -> None:
     """`train` with nothing kept, killed as it puts its first fit in the kept store (the
     folder written, not yet renamed into place): no kept fit or output is left half-written

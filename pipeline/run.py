@@ -422,6 +422,7 @@ def fold_workers(n_jobs: int | None) -> contextlib.AbstractContextManager[object
 # stage (a search, a cross-validation, of each candidate) reuses one instead of starting and
 # joining its own; `close_fold_pools` ends them.
 _POOLS: dict[str, Any] = {}
+_AT_EXIT: list[bool] = []  # whether `close_fold_pools` is registered to run at exit
 
 
 def _shared_pool_backend() -> type:
@@ -429,6 +430,7 @@ def _shared_pool_backend() -> type:
     `Parallel` call: starting a pool costs a `gc.collect()`, forking its workers and joining
     them at the end, for every search and cross-validation of every candidate. The tasks and
     their order are joblib's own, so the fits and their results are the same bytes."""
+    import atexit
     import gc
 
     from joblib._parallel_backends import (
@@ -455,6 +457,9 @@ def _shared_pool_backend() -> type:
             pool = _POOLS.get(key)
             if pool is None:
                 gc.collect()
+                if not _AT_EXIT:  # a stage's end runs atexit handlers (`_shutdown_workers`)
+                    atexit.register(close_fold_pools)
+                    _AT_EXIT.append(True)
                 pool = _POOLS[key] = MemmappingPool(n_jobs, **kwargs)
             self._pool = pool
             self.parallel = parallel
@@ -486,7 +491,8 @@ def _close_pool(pool: Any) -> None:
 
 
 def close_fold_pools() -> None:
-    """End the pools `fold_workers` started in this process (at the end of a stage's fits)."""
+    """End the pools `fold_workers` started in this process: at the end of a stage's fits
+    (`pipeline.compute.training_pool`), else when the stage exits (atexit)."""
     while _POOLS:
         _close_pool(_POOLS.popitem()[1])
 

@@ -1,5 +1,5 @@
 """The develop graph (`mlops compose --check && dvc repro evaluate` from scratch: ingest,
-validate, prepare, train@<candidate>, evaluate) against one plain script doing the same
+validate, prepare, train (every candidate), evaluate) against one plain script doing the same
 scikit-learn work (bench/_plain_script.py), in the same run, at one or more candidate counts
 (`--candidates 3,6,10`); then, with `--rest`, the rest of the graph (deploy and monitor stages,
 which the script does not do) is timed on its own.

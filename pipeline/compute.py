@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pipeline.errors import ComputeError, ConfigError
-from pipeline.run import fold_workers
+from pipeline.run import close_fold_pools, fold_workers
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -102,29 +102,38 @@ def on_cluster(spec: ComputeSpec | None, rows: int) -> bool:
     return spec is not None and spec.kind == "dask" and rows >= spec.min_rows
 
 
-def training_workers(
+@contextlib.contextmanager
+def training_pool(
     spec: ComputeSpec, n_jobs: int | None, rows: int
-) -> contextlib.AbstractContextManager[object]:
-    """Where a training stage's parallel fits (cross-validation folds, search candidates) on
-    `rows` training rows run: `compute: local`, or fewer rows than `compute.min_rows`, keeps
-    `pipeline.run.fold_workers` (the runner's fork server or joblib's own workers); otherwise
-    `compute: dask` hands them to the cluster through joblib's Dask backend. The final refit
-    stays in the stage's process either way, and the folds' scores are the same numbers, so
-    the model file and the candidate record are byte-identical."""
+) -> Iterator[Callable[[], contextlib.AbstractContextManager[object]]]:
+    """Where a training stage's parallel fits (cross-validation folds, search candidates, of
+    every candidate it fits) on `rows` training rows run. Yields a function giving the context
+    each fit's parallel part runs in: `compute: local`, or fewer rows than `compute.min_rows`,
+    keeps `pipeline.run.fold_workers` (the runner's fork server or joblib's own workers);
+    otherwise `compute: dask` hands them to the cluster through joblib's Dask backend, with one
+    cluster session (connected or started once) for the whole stage. The final refit stays in
+    the stage's process, outside that context, and the folds' scores are the same numbers,
+    so the model file and the candidate record are byte-identical either way."""
     if not on_cluster(spec, rows):
-        return fold_workers(n_jobs)
-    return _dask_joblib(spec)
+        try:
+            yield lambda: fold_workers(n_jobs)  # one pool for every fit (`fold_workers`)
+        finally:
+            close_fold_pools()
+        return
+    with session(spec):
+        yield _dask_joblib
 
 
 @contextlib.contextmanager
-def _dask_joblib(spec: ComputeSpec) -> Iterator[object]:
-    """joblib's Dask backend scatters every argument over 1 kB (the training data) to one
-    worker: such data has no recipe, so a worker lost with it cancels the search; the stage
-    then stops cleanly (`lost_work`) before writing anything. Fits lost with a worker but
-    whose inputs survive are re-run by Dask, and the search completes with the same bytes."""
+def _dask_joblib() -> Iterator[object]:
+    """joblib's Dask backend (on the session's default client) scatters every argument over
+    1 kB (the training data) to one worker: such data has no recipe, so a worker lost with it
+    cancels the search; the stage then stops cleanly (`lost_work`) before writing anything.
+    Fits lost with a worker but whose inputs survive are re-run by Dask, and the search
+    completes with the same bytes."""
     import joblib
 
-    with session(spec), joblib.parallel_config(backend="dask"), lost_work("training"):
+    with joblib.parallel_config(backend="dask"), lost_work("training"):
         yield None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -331,14 +331,14 @@ def load_params(
     root: Path | None = None,
     *,
     path: Path | None = None,
-    hyperparameters: bool | Collection[str] = True,
+    hyperparameters: bool = True,
 ) -> dict[str, Any]:
     """Read params.yaml and re-validate it: `dvc exp run -S` composes without our checks.
 
     Stages that never build an estimator pass `hyperparameters=False` to skip importing
-    scikit-learn's estimators for their parameter constraints (see validate_params); a stage
-    that builds some passes their names (`train@<candidate>` its own), so that each of N
-    candidate stages checks one candidate's constraints, not all N of them."""
+    scikit-learn's estimators for their parameter constraints (see validate_params); the one
+    stage that builds them (`train`) checks every candidate's, once, each problem naming its
+    `candidates.<name>.<key>`."""
     from pipeline.validation import validate_params
 
     base = root or Path.cwd()
@@ -371,7 +371,7 @@ def load_config(
     root: Path | None = None,
     *,
     path: Path | None = None,
-    hyperparameters: bool | Collection[str] = True,
+    hyperparameters: bool = True,
 ) -> Params:
     """params.yaml, re-validated (as `load_params`), as one frozen typed tree built once
     (`pipeline.params`): what stages, commands and the service read their settings from.

@@ -43,6 +43,8 @@ SCENARIOS_FILE = "scenarios.json"  # in SIMULATED_DIR: what each simulated windo
 # ------------------------------------------------------------------------------ models
 CANDIDATES_DIR = Path("models/candidates")  # models/candidates/<name>/: one per candidate
 CANDIDATE_RECORD = "candidate.json"  # in a candidate's folder, beside its model file
+# each candidate's fit, kept by the digest of its inputs (`pipeline.develop.train`; persisted)
+TRAIN_KEPT = Path("models/kept")
 CHAMPION_DIR = Path("models/champion")
 CHAMPION_MODEL = CHAMPION_DIR / MODEL_FILE
 CHAMPION_RECORD = CHAMPION_DIR / "champion.json"

@@ -40,7 +40,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -414,39 +414,87 @@ def fold_workers(n_jobs: int | None) -> contextlib.AbstractContextManager[object
     if not fills_cores(n_jobs, joblib.cpu_count()):
         return contextlib.nullcontext()
     multiprocessing.set_start_method("forkserver", force=True)  # this stage process only
-    return joblib.parallel_config(
-        backend="multiprocessing", initializer=join_stage, initargs=(os.getpgid(0),)
+    backend = _shared_pool_backend()(initializer=join_stage, initargs=(os.getpgid(0),))
+    return joblib.parallel_config(backend=backend)
+
+
+# The fold workers' pools of this stage process, by their settings: every `Parallel` call of a
+# stage (a search, a cross-validation, of each candidate) reuses one instead of starting and
+# joining its own; `close_fold_pools` ends them.
+_POOLS: dict[str, Any] = {}
+_AT_EXIT: list[bool] = []  # whether `close_fold_pools` is registered to run at exit
+
+
+def _shared_pool_backend() -> type:
+    """joblib's multiprocessing backend, but with one pool per stage (`_POOLS`), not one per
+    `Parallel` call: starting a pool costs a `gc.collect()`, forking its workers and joining
+    them at the end, for every search and cross-validation of every candidate. The tasks and
+    their order are joblib's own, so the fits and their results are the same bytes."""
+    import atexit
+    import gc
+
+    from joblib._parallel_backends import (
+        FallbackToBackend,
+        MultiprocessingBackend,
+        SequentialBackend,
     )
+    from joblib.pool import MemmappingPool
+
+    class SharedPoolBackend(MultiprocessingBackend):
+        def configure(
+            self,
+            n_jobs: int = 1,
+            parallel: Any = None,
+            prefer: Any = None,
+            require: Any = None,
+            **kwargs: Any,
+        ) -> int:
+            n_jobs = self.effective_n_jobs(n_jobs)
+            if n_jobs == 1:
+                raise FallbackToBackend(SequentialBackend(nesting_level=self.nesting_level))
+            kwargs = {**self.backend_kwargs, **kwargs}
+            key = repr((n_jobs, sorted(kwargs.items())))
+            pool = _POOLS.get(key)
+            if pool is None:
+                gc.collect()
+                if not _AT_EXIT:  # a stage's end runs atexit handlers (`_shutdown_workers`)
+                    atexit.register(close_fold_pools)
+                    _AT_EXIT.append(True)
+                pool = _POOLS[key] = MemmappingPool(n_jobs, **kwargs)
+            self._pool = pool
+            self.parallel = parallel
+            return n_jobs
+
+        def terminate(self) -> None:
+            self._pool = None  # left running for the stage's next `Parallel` call
+            self.reset_batch_stats()
+
+        def abort_everything(self, ensure_ready: bool = True) -> None:
+            pool = self._pool
+            for key in [k for k, p in _POOLS.items() if p is pool]:
+                _close_pool(_POOLS.pop(key))
+            self._pool = None
+            self.reset_batch_stats()
+            if ensure_ready:
+                self.configure(
+                    n_jobs=self.parallel.n_jobs,
+                    parallel=self.parallel,
+                    **self.parallel._backend_kwargs,
+                )
+
+    return SharedPoolBackend
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Every OpenMP and BLAS pool of this process at one thread, and the thread variables at 1
-    for any worker started meanwhile (joblib's loky workers take them from this environment),
-    restored on exit.
+def _close_pool(pool: Any) -> None:
+    pool.close()
+    pool.terminate()  # joins its workers
 
-    Why: a fit's numbers depend on how many threads compute it. `HistGradientBoosting*` sums
-    gradients with an OpenMP reduction whose partial sums follow the thread count, which
-    scikit-learn takes from the machine's cores, so a refit in the stage's own process (two
-    threads here) gave other model bytes than the same refit on one thread, and on another
-    machine than on this one: a result depending on no declared input. The parallel folds
-    already ran single-threaded (the fork server's workers, or joblib's when the jobs fill the
-    cores); with this, so do the search, the cross-validation and the final refit wherever
-    they run, and parallelism comes only from `train.n_jobs` (conf/config.yaml)."""
-    from joblib.parallel import ParallelBackendBase
-    from threadpoolctl import threadpool_limits
 
-    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
-    os.environ.update({k: "1" for k in saved})
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def close_fold_pools() -> None:
+    """End the pools `fold_workers` started in this process: at the end of a stage's fits
+    (`pipeline.compute.training_pool`), else when the stage exits (atexit)."""
+    while _POOLS:
+        _close_pool(_POOLS.popitem()[1])
 
 
 def join_stage(group: int) -> None:

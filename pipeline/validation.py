@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -202,14 +202,13 @@ def validate_params(
     *,
     root: Path,
     missing: Iterable[str] = (),
-    hyperparameters: bool | Collection[str] = True,
+    hyperparameters: bool = True,
 ) -> list[Issue]:
     """Every problem with a composed config, in a stable order. Empty means valid.
 
     `hyperparameters=False` skips only scikit-learn's parameter constraints (which import the
     estimators, about a second): stages that never build an estimator still check everything
-    else, `_target_` allow-list included. A collection of candidate names checks those
-    candidates' constraints (and search spaces) only: what a stage building just them needs.
+    else, `_target_` allow-list included.
     """
     issues = [Issue(locate(key), key, "required value is not set (still ???)") for key in missing]
     # an interpolation that survived into params.yaml (`dvc exp run -S` with an escaped one)
@@ -733,7 +732,7 @@ def _simulate_issues(sim: Mapping[str, Any], ds: Mapping[str, Any], locate: Loca
 
 
 def _candidate_issues(
-    cands: Mapping[str, Any], task: str, locate: Locate, check_params: bool | Collection[str]
+    cands: Mapping[str, Any], task: str, locate: Locate, check_params: bool
 ) -> list[Issue]:
     from pipeline.factory import check_hyperparameters, hyperparameters, target_task
 
@@ -758,7 +757,7 @@ def _candidate_issues(
                 )
             )
             continue
-        if not check_params or (not isinstance(check_params, bool) and name not in check_params):
+        if not check_params:
             continue
         for param, problem in check_hyperparameters(target, hyperparameters(spec)).items():
             key = f"{base}.{param}"

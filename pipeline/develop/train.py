@@ -1,31 +1,51 @@
-"""Stage `train@<candidate>`: fit one candidate, with its declared search, on the train split.
+"""Stage `train`: fit every declared candidate, with its declared search, on the train split.
 
-`python -m pipeline.develop.train NAME` reads only `candidates.NAME` (and the shared settings),
-so editing one candidate re-runs only its own training and the selection. Writes
-`models/candidates/NAME/model.skops` (byte-reproducible) and `candidate.json` (cross-validated
-metrics, best parameters, size, digests; nothing measured from the clock).
+Writes `models/candidates/<name>/model.skops` (byte-reproducible) and `candidate.json`
+(cross-validated metrics, best parameters, size, digests; nothing measured from the clock) for
+each key of `candidates`, and nothing else there.
+
+One stage for all candidates, not one per candidate: DVC's cost per stage (a process, the
+config and the data read again, and above all `dvc.lock` rewritten whole after every stage)
+grew the graph by about a second a candidate. Per-candidate re-execution is kept another way:
+each candidate's fit is kept in `models/kept` (a `persist: true` output, `pipeline.kept`)
+under the digest of everything it depends on (`fit_key`: its own `candidates.<name>`, the
+shared settings the stage declares, the train split's and the lock file's bytes, the library
+versions its record names, the code that fits it), and reused while that digest holds. So
+editing one candidate re-fits only that one, adding one fits only it, and removing one removes
+its files; a reused fit is the same bytes a new one would be (the fit is a pure function of
+that key). `rm -rf models/kept && dvc repro -f train` re-fits everything.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import sys
-from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import metrics
-from pipeline.compute import on_cluster, training_workers
-from pipeline.config import load_config
+from pipeline import kept, metrics
+from pipeline.compute import on_cluster, training_pool
+from pipeline.config import load_params
 from pipeline.develop.folds import cv_summary, make_cv
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.factory import build_pipeline, build_search
-from pipeline.io import model_bytes, sha256_bytes, sha256_file, write_json
-from pipeline.paths import CANDIDATE_RECORD, LOCK_FILE, MODEL_FILE, candidate_dir, split_path
-from pipeline.run import single_threaded
+from pipeline.io import atomic_write_bytes, dumps_json, model_bytes, sha256_bytes, sha256_file
+from pipeline.paths import (
+    CANDIDATE_RECORD,
+    CANDIDATES_DIR,
+    LOCK_FILE,
+    MODEL_FILE,
+    TRAIN_KEPT,
+    candidate_dir,
+    split_path,
+)
 from pipeline.settings import (
     CandidateSpec,
     DatasetSpec,
@@ -38,6 +58,66 @@ from pipeline.tables import read_table
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from pipeline.params import Params
+
+VERSION = 1  # bump to discard every kept fit (a change of what a kept fit means)
+# The params the stage reads besides `candidates` (dvc.yaml lists the same, and `candidates`):
+# a candidate's fit depends on its own `candidates.<name>` and on all of these.
+SHARED_PARAMS = (
+    "task",
+    "selection.metric",
+    "dataset.target",
+    "dataset.columns",
+    "preprocessing",
+    "split",
+    "train",
+    "project.seed",
+)
+# The modules (under pipeline/) whose code decides a fit's bytes: the stage's code deps in
+# dvc.yaml (a test checks they agree).
+CODE = (
+    "develop/train.py",
+    "develop/folds.py",
+    "factory.py",
+    "transformers.py",
+    "model_types.py",
+    "metrics.py",
+    "settings.py",
+    "io.py",
+    "kept.py",
+)
+KEPT_FILES = (MODEL_FILE, CANDIDATE_RECORD)  # a candidate's folder, kept whole
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Every OpenMP and BLAS pool of this process at one thread, and the thread variables at 1
+    for any worker started meanwhile (joblib's loky workers take them from this environment),
+    restored on exit.
+
+    Why: a fit's numbers depend on how many threads compute it. `HistGradientBoosting*` sums
+    gradients with an OpenMP reduction whose partial sums follow the thread count, which
+    scikit-learn takes from the machine's cores, so a refit in the stage's own process (two
+    threads here) gave other model bytes than the same refit on one thread, and on another
+    machine than on this one: a result depending on no declared input. The parallel folds
+    already ran single-threaded (the fork server's workers, or joblib's when the jobs fill the
+    cores); with this, so do the search, the cross-validation and the final refit wherever
+    they run, and parallelism comes only from `train.n_jobs` (conf/config.yaml)."""
+    from joblib.parallel import ParallelBackendBase
+    from threadpoolctl import threadpool_limits
+
+    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
+    os.environ.update({k: "1" for k in saved})
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
@@ -93,11 +173,11 @@ def fit_candidate(
 ) -> Fitted:
     """Search (if declared), cross-validate every metric and refit on all training rows.
 
-    `workers` (`pipeline.compute.training_workers`) is where the parallel fits of the search
+    `workers` (one of `pipeline.compute.training_pool`) is where the parallel fits of the search
     and the cross-validation run; the final fit runs here, outside it, so no fitted part of the
     model comes back through a worker (a Dask worker returns a copy, which skops would write
     with different object sharing: other bytes for the same numbers). Every fit runs
-    single-threaded (`pipeline.run.single_threaded`): the numbers do not depend on the cores."""
+    single-threaded (`single_threaded`): the numbers do not depend on the cores."""
     from sklearn.model_selection import cross_validate
 
     pipeline = build_pipeline(candidate, dataset, prep)
@@ -186,82 +266,166 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+def fit_context(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What every candidate's fit depends on besides its own spec: `SHARED_PARAMS` (from
+    params.yaml as read, `data`), the train split's and the lock file's bytes (both named in
+    its record), the library versions its record names and the code of `CODE`."""
+    return {
+        "code": kept.code_version(f"gitops-mlops/train-kept/{VERSION}", CODE),
+        "params": {key: _lookup(data, key) for key in SHARED_PARAMS},
+        "train_sha256": sha256_file(split_path("train")),
+        "lock_sha256": sha256_file(LOCK_FILE) if LOCK_FILE.exists() else None,
+        "versions": library_versions(),
+    }
+
+
+def fit_key(name: str, data: Mapping[str, Any], context: Mapping[str, Any]) -> str:
+    """The digest of everything candidate `name`'s fit and record depend on: its own
+    `candidates.<name>` and the `fit_context`. Two runs with the same key write the same
+    bytes."""
+    return kept.digest({**context, "name": name, "candidate": data["candidates"][name]})
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
 def main(argv: Sequence[str]) -> None:
-    if len(argv) != 1:
-        print("usage: python -m pipeline.develop.train CANDIDATE", file=sys.stderr)
+    if argv:
+        print("usage: python -m pipeline.develop.train  (fits every candidate)", file=sys.stderr)
         raise SystemExit(2)
-    name = argv[0]
-    # this candidate's hyperparameters only: every other one is checked by its own stage
-    params = load_config(hyperparameters=[name])
-    specs = params.candidates
-    if name not in specs:
-        raise ConfigError(
-            f"params.yaml: candidates.{name}: no such candidate; declared: " + ", ".join(specs)
-        )
-    candidate, task = specs[name], params.task
-    dataset, split, train, selection = params.dataset, params.split, params.train, params.selection
+    from pipeline.params import build
+
+    data = load_params()  # every candidate's hyperparameters checked, each error naming its key
+    params = build(data, Path.cwd())
+    task, dataset, split, train = params.task, params.dataset, params.split, params.train
     frame = read_table(split_path("train"), "parquet")
     X, y = frame[[c.name for c in dataset.features]], frame[dataset.target]
     groups = frame[split.group_column] if split.method == "group" else None
     if task == "classification":
         check_classes(y, split, train)
+    context = fit_context(data)
+    store = kept.KeptFolders(TRAIN_KEPT)
+    folders: dict[str, dict[str, bytes]] = {}
+    fitted_names = []
+    with training_pool(params.compute, train.n_jobs, len(frame)) as workers:
+        for name, candidate in params.candidates.items():
+            key = fit_key(name, data, context)
+            files = _kept_fit(store, key, name)
+            if files is not None:
+                log(f"train {name}: kept fit reused ({key[:16]})")
+            else:
+                files = _fit(name, candidate, params, X, y, groups, len(frame), workers(), context)
+                store.put(key, files)
+                fitted_names.append(name)
+            folders[name] = files
+    for name, files in folders.items():
+        for file, body in files.items():
+            atomic_write_bytes(candidate_dir(name) / file, body)
+    kept.prune_folder(CANDIDATES_DIR, folders)  # a removed candidate's files (outside DVC)
+    pruned = store.prune()
     log(
-        f"train {name}: {candidate.target} on {len(frame)} rows, "
+        f"train: {len(fitted_names)} of {len(folders)} candidate(s) fitted"
+        + (f" ({', '.join(fitted_names)})" if fitted_names else "")
+        + f", {len(folders) - len(fitted_names)} kept fit(s) reused, {pruned} unused pruned"
+    )
+
+
+def _kept_fit(store: kept.KeptFolders, key: str, name: str) -> dict[str, bytes] | None:
+    """The files of the fit kept under `key`, if whole and consistent (the record names this
+    candidate and the model's digest); None to fit it again (and replace the entry)."""
+    folder = store.get(key, KEPT_FILES)
+    if folder is None:
+        return None
+    files = {file: (folder / file).read_bytes() for file in KEPT_FILES}
+    try:
+        record = json.loads(files[CANDIDATE_RECORD])
+        whole = record["name"] == name and record["model"]["sha256"] == sha256_bytes(
+            files[MODEL_FILE]
+        )
+    except (ValueError, KeyError, TypeError):
+        whole = False
+    if not whole:
+        store.used.discard(key)
+        return None
+    return files
+
+
+def _fit(
+    name: str,
+    candidate: CandidateSpec,
+    params: Params,
+    X: pd.DataFrame,
+    y: pd.Series,
+    groups: Any,
+    rows: int,
+    workers: AbstractContextManager[object],
+    context: Mapping[str, Any],
+) -> dict[str, bytes]:
+    """Fit one candidate; its folder's files (model, record)."""
+    task, train, metric = params.task, params.train, params.selection.metric
+    log(
+        f"train {name}: {candidate.target} on {rows} rows, "
         f"{candidate.search.method} search, {train.cv}-fold cv, n_jobs={train.n_jobs}"
-        + (" on a Dask cluster" if on_cluster(params.compute, len(frame)) else "")
+        + (" on a Dask cluster" if on_cluster(params.compute, rows) else "")
     )
     fitted = fit_candidate(
         candidate,
         X,
         y,
-        dataset=dataset,
+        dataset=params.dataset,
         prep=params.preprocessing,
         task=task,
-        primary=selection.metric,
-        cv=make_cv(task, split, train),
+        primary=metric,
+        cv=make_cv(task, params.split, train),
         train=train,
         groups=groups,
-        workers=training_workers(params.compute, train.n_jobs, len(frame)),
+        workers=workers,
     )
-    write_candidate(name, candidate, fitted, task)
-    primary = fitted.cv[selection.metric]
+    primary = fitted.cv[metric]
     shown = (
         "undefined on every fold"
         if primary["mean"] is None
         else f"{primary['mean']:.4f} ± {primary['std']:.4f}"
     )
-    log(f"train {name}: cv {selection.metric} {shown} ({fitted.n_fits} fits)")
+    log(f"train {name}: cv {metric} {shown} ({fitted.n_fits} fits)")
+    return candidate_files(name, candidate, fitted, task, context)
 
 
-def write_candidate(name: str, candidate: CandidateSpec, fitted: Fitted, task: str) -> None:
+def candidate_files(
+    name: str,
+    candidate: CandidateSpec,
+    fitted: Fitted,
+    task: str,
+    context: Mapping[str, Any],
+) -> dict[str, bytes]:
+    """A candidate's folder: the model file and its record (naming the digests and versions
+    of `context`, its `fit_context`), as bytes."""
     data = model_bytes(fitted.model)
-    out = candidate_dir(name)
-    from pipeline.io import atomic_write_bytes
-
-    atomic_write_bytes(out / MODEL_FILE, data)
-    write_json(
-        out / CANDIDATE_RECORD,
-        {
-            "name": name,
-            "task": task,
-            "estimator": candidate.target,
-            "hyperparameters": {**candidate.hyperparameters, **fitted.best_params},
-            "search": {
-                "method": candidate.search.method,
-                "best_params": fitted.best_params,
-                "fits": fitted.n_fits,
-            },
-            "cv": fitted.cv,
-            "n_parameters": count_parameters(fitted.model),
-            "model_size": len(data),
-            "model": {"file": MODEL_FILE, "sha256": sha256_bytes(data)},
-            "inputs": {
-                "train_sha256": sha256_file(split_path("train")),
-                "lock_sha256": sha256_file(LOCK_FILE) if LOCK_FILE.exists() else None,
-            },
-            "versions": library_versions(),
+    record = {
+        "name": name,
+        "task": task,
+        "estimator": candidate.target,
+        "hyperparameters": {**candidate.hyperparameters, **fitted.best_params},
+        "search": {
+            "method": candidate.search.method,
+            "best_params": fitted.best_params,
+            "fits": fitted.n_fits,
         },
-    )
+        "cv": fitted.cv,
+        "n_parameters": count_parameters(fitted.model),
+        "model_size": len(data),
+        "model": {"file": MODEL_FILE, "sha256": sha256_bytes(data)},
+        "inputs": {
+            "train_sha256": context["train_sha256"],
+            "lock_sha256": context["lock_sha256"],
+        },
+        "versions": context["versions"],
+    }
+    return {MODEL_FILE: data, CANDIDATE_RECORD: dumps_json(record).encode()}
 
 
 if __name__ == "__main__":

@@ -20,14 +20,15 @@ Three kinds of entries, each a small JSON file named by the digest of everything
   small decode, not a 15 kB one. The full results of the other windows are kept unread
   (`keep`); see `prune` for how the two kinds stay in step.
 
-Every key also carries `code_version()`, the digest of the source of the modules an entry is
-computed by, so editing the code cannot serve a stale entry. An entry is a pure function of its
-key, so reusing one equals recomputing it; `prune` removes every entry the run did not use,
-so the folder is a function of the stage's inputs. The folder is the `monitor` stage's output
-`reports/monitor/kept` declared `persist: true` (DVC leaves it in place across runs, caches it
-and pushes it), so a fresh CI runner gets it with `dvc pull`; without it the stage recomputes
-everything and writes the same entries. `rm -rf reports/monitor/kept && dvc repro -f monitor`
-forces a full recomputation.
+The rules every kept store follows (digests, code version, pruning, a persisted output) are
+`pipeline.kept`'s. Every key also carries `code_version()`, the digest of the source of the
+modules an entry is computed by, so editing the code cannot serve a stale entry. An entry is
+a pure function of its key, so reusing one equals recomputing it; `prune` removes every entry
+the run did not use, so the folder is a function of the stage's inputs. The folder is the
+`monitor` stage's output `reports/monitor/kept` declared `persist: true` (DVC leaves it in
+place across runs, caches it and pushes it), so a fresh CI runner gets it with `dvc pull`;
+without it the stage recomputes everything and writes the same entries.
+`rm -rf reports/monitor/kept && dvc repro -f monitor` forces a full recomputation.
 
 Entries are kept in packs, one per kind and month of the windows they describe
 (`<kind>/<YYYY-MM>.jsonl`, see `KeptStore`), so the folder holds three files a month whatever
@@ -40,12 +41,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline import kept
 from pipeline.io import atomic_write_text
+from pipeline.kept import PACKAGE, remove
 from pipeline.windows import is_window_name, partition_of
 
 KINDS = ("files", "packs", "clusters", "results", "summaries")
@@ -53,7 +55,6 @@ KINDS = ("files", "packs", "clusters", "results", "summaries")
 # they summarise): `prune` reads and prunes the body's pack only where the summaries changed.
 BODY = {"summaries": "results"}
 VERSION = 1  # bump to discard every kept entry (a change of format or meaning)
-_PACKAGE = Path(__file__).resolve().parent.parent  # pipeline/
 # The modules whose code decides a kept entry: everything monitoring computes a window's
 # assessment with. The report writers (report.py, html.py) and the stage are not here: they
 # run on every result, kept or not, on every run.
@@ -78,6 +79,7 @@ _CODE = (
     "profile/sample.py",
     "bundle_format.py",
     "floors.py",
+    "kept.py",
     "metrics.py",
     "model_types.py",
     "params.py",
@@ -87,18 +89,12 @@ _CODE = (
 )
 
 
-def code_version(root: Path = _PACKAGE, modules: Iterable[str] = _CODE) -> str:
+def code_version(root: Path = PACKAGE, modules: Iterable[str] = _CODE) -> str:
     """The digest of the code kept entries are computed by (and of `VERSION`)."""
-    digest = hashlib.sha256(f"gitops-mlops/monitor-kept/{VERSION}".encode())
-    for name in modules:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes() + b"\0")
-    return digest.hexdigest()
+    return kept.code_version(f"gitops-mlops/monitor-kept/{VERSION}", modules, root)
 
 
-def digest(value: object) -> str:
-    """The key of a JSON-ready value (sorted keys: the same value, the same key)."""
-    text = json.dumps(value, sort_keys=True, allow_nan=False, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+digest = kept.digest  # the key of a JSON-ready value: the same rule as every kept store
 
 
 PACK = ".jsonl"  # a pack: one `<name>\t<entry JSON>` line per entry, sorted by name
@@ -266,12 +262,12 @@ class KeptStore:
             used_packs = {(kind, part) for kind, part, _ in self.used}
             for entry in sorted(self.directory.iterdir()):
                 if entry.name not in KINDS or not entry.is_dir() or entry.is_symlink():
-                    removed += _remove(entry)  # nothing else belongs here
+                    removed += remove(entry)  # nothing else belongs here
                     continue
                 for path in sorted(entry.iterdir()):
                     part = path.name[: -len(PACK)]
                     if not path.name.endswith(PACK) or path.is_dir() or not part:
-                        removed += _remove(path)  # the earlier layout, or a stray file
+                        removed += remove(path)  # the earlier layout, or a stray file
                     elif (entry.name, part) not in used_packs:
                         removed += len(self._pack(entry.name, part)) or 1
                         path.unlink()
@@ -286,11 +282,3 @@ class KeptStore:
                 self._changed.add((kind, part))
         self.save()
         return removed
-
-
-def _remove(path: Path) -> int:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-    return 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -42,12 +43,31 @@ def _warm(names: tuple[str, ...]) -> int:
     return os.getpid()
 
 
+def _restore_environ(saved: dict[str, str]) -> None:
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _environ_unchanged() -> Iterator[None]:
+    """distributed's nannies set `OMP_NUM_THREADS=1` (and other limits) in the environment of
+    the process that starts a LocalCluster, and leave them: every later subprocess of this
+    pytest worker (a `dvc repro`, a stage runner) would then fit with one OpenMP thread, and
+    HistGradientBoosting records its thread count in the model: other bytes. Restored after
+    each test (and after the shared cluster starts)."""
+    saved = dict(os.environ)
+    yield
+    _restore_environ(saved)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[distributed.Client]:
     """A 2-process LocalCluster on 127.0.0.1 and a client of it (the tests' own handle: the
     code under test connects by `compute.address`)."""
     import logging
 
+    saved = dict(os.environ)
     with (
         distributed.LocalCluster(
             host="127.0.0.1",
@@ -59,8 +79,10 @@ def cluster() -> Iterator[distributed.Client]:
         ) as local,
         distributed.Client(local, set_as_default=False) as client,
     ):
+        _restore_environ(saved)
         client.run(_warm, WARM)
         yield client
+    _restore_environ(saved)
 
 
 def spec(client: distributed.Client, partition_rows: int = 2_000, min_rows: int = 0) -> ComputeSpec:
@@ -147,7 +169,7 @@ def test_local_compute_never_imports_dask() -> None:
         "import sys; from pipeline import compute; from pipeline.params import ComputeSpec\n"
         "local = ComputeSpec('local', None, 0.0, None, None, 0)\n"
         "with compute.session(local) as c: assert c is None\n"
-        "with compute.training_workers(local, 2, 10**9): pass\n"
+        "with compute.training_pool(local, 2, 10**9) as workers, workers(): pass\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -179,11 +201,11 @@ def test_min_rows_decides_where_training_runs(cluster: distributed.Client) -> No
 
     nobody = ComputeSpec("dask", unreachable(), 0.5, None, 1000, 456)
     assert not compute.on_cluster(nobody, 455) and compute.on_cluster(nobody, 456)
-    with compute.training_workers(nobody, 2, 455):
+    with compute.training_pool(nobody, 2, 455) as workers, workers():
         assert "Dask" not in type(get_active_backend()[0]).__name__
         assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
     ran = tasks_run(cluster)
-    with compute.training_workers(spec(cluster, min_rows=455), 2, 455):
+    with compute.training_pool(spec(cluster, min_rows=455), 2, 455) as workers, workers():
         assert "Dask" in type(get_active_backend()[0]).__name__
         assert joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
     assert tasks_run(cluster) - ran >= 1
@@ -202,9 +224,10 @@ def test_a_training_stage_below_min_rows_never_contacts_the_cluster(
     use_dask(project, f"  address: {unreachable()}\n  connect_timeout_s: 0.5\n")
     assert "compute:\n  kind: dask" in (project / "params.yaml").read_text()
     monkeypatch.chdir(project)
-    train.main(["logistic_regression"])
+    shutil.rmtree(project / "models/kept")  # nothing kept: every candidate is fitted
+    train.main([])
     said = capfd.readouterr()
-    assert "train logistic_regression: " in said.err
+    assert "train: 3 of 3 candidate(s) fitted" in said.err
     assert "Dask" not in said.err + said.out
     assert digests(project, outputs) == before
 
@@ -377,7 +400,8 @@ def test_mlops_predict_and_training_on_dask_rerun_nothing_and_match(
     assert "compute:\n  kind: dask" in (project / "params.yaml").read_text()
     assert "up to date" in dvc("status", cwd=project).stdout
     ran = tasks_run(cluster)
-    repro = dvc("repro", "--force", "--single-item", "train@logistic_regression", cwd=project)
+    shutil.rmtree(project / "models/kept")  # nothing kept: every candidate is fitted again
+    repro = dvc("repro", "--force", "--single-item", "train", cwd=project)
     assert "on a Dask cluster" in repro.stdout + repro.stderr
     assert tasks_run(cluster) - ran >= 4 * 3  # a 4-point grid over 3 folds, at least
     dask_out = project / "dask.parquet"
@@ -573,9 +597,10 @@ def test_a_worker_killed_during_training_leaves_the_stage_output_exact(
     use_dask(project, f"  address: {cluster.scheduler.address}\n  min_rows: 0\n")
     flag = tmp_path / "killed"
     cluster.register_plugin(KillFirstTask(str(flag)))
+    shutil.rmtree(project / "models/kept")  # nothing kept: the first candidate is fitted
     try:
         stage = subprocess.run(
-            [sys.executable, "-m", "pipeline.develop.train", "logistic_regression"],
+            [sys.executable, "-m", "pipeline.develop.train"],
             cwd=project,
             capture_output=True,
             text=True,

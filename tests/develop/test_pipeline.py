@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import BIN, ROOT, digests, dvc, env, mlops, use_fast_settings
 
@@ -50,7 +53,29 @@ def test_template_reproduced_a_champion(template: Path) -> None:
     assert dvc("status", cwd=template).stdout.strip() == "Data and pipelines are up to date."
 
 
-def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -> None:
+CANDIDATES = "models/candidates"
+KEPT = "models/kept"
+
+
+def files(project: Path, folder: str) -> dict[str, str]:
+    """sha256 of every file under `folder`, by its path relative to it."""
+    base = project / folder
+    return {
+        p.relative_to(base).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(base.rglob("*"))
+        if p.is_file()
+    }
+
+
+def of(found: dict[str, str], name: str) -> dict[str, str]:
+    return {k: v for k, v in found.items() if k.startswith(f"{name}/")}
+
+
+def test_editing_one_candidate_refits_only_it_and_reruns_the_selection(project: Path) -> None:
+    """One `train` stage for every candidate, yet editing one candidate re-fits only that one:
+    the others' kept fits are reused (the stage says so) and their files stay byte-identical;
+    the edited one's old fit is pruned from the kept store."""
+    before, kept_before = files(project, CANDIDATES), files(project, KEPT)
     edit(
         project / "conf/model/random_forest_classifier.yaml",
         "min_samples_leaf: 1",
@@ -58,9 +83,66 @@ def test_editing_one_candidate_reruns_only_it_and_the_selection(project: Path) -
     )
     mlops("compose", cwd=project)
     status = dvc("status", cwd=project).stdout
-    assert "train@random_forest" in status and "evaluate" in status
-    assert "train@logistic_regression" not in status and "prepare" not in status
-    assert ran(dvc("repro", cwd=project).stdout) == ["train@random_forest", "evaluate"]
+    assert "train:" in status and "evaluate:" in status and "prepare" not in status
+    proc = dvc("repro", cwd=project)
+    assert ran(proc.stdout) == ["train", "evaluate"]
+    said = proc.stdout + proc.stderr
+    assert "train: 1 of 3 candidate(s) fitted (random_forest), 2 kept fit(s) reused" in said
+    assert "train logistic_regression: kept fit reused" in said
+    assert "train logistic_regression: sklearn" not in said  # not fitted again
+    after, kept_after = files(project, CANDIDATES), files(project, KEPT)
+    for name in ("logistic_regression", "hist_gradient_boosting"):
+        assert of(after, name) == of(before, name)
+    assert of(after, "random_forest") != of(before, "random_forest")
+    assert len(kept_after) == len(kept_before) == 6  # three fits of two files each
+    assert set(kept_after.values()) == set(after.values())  # the kept fits are the outputs
+    assert dvc("status", cwd=project).stdout.strip() == "Data and pipelines are up to date."
+
+
+@pytest.mark.slow  # two training runs; test_kept_folders.py holds pruning by default
+def test_removing_and_adding_a_candidate(project: Path) -> None:
+    """Removing a candidate removes its files and its kept fit, fitting nothing; declaring
+    it again fits only it, to the same bytes as before. (params.yaml edited as `dvc exp run
+    -S` would.)"""
+    before, kept_before = files(project, CANDIDATES), files(project, KEPT)
+    params_file = project / "params.yaml"
+    declared = params_file.read_text()
+    params = yaml.safe_load(declared)
+    del params["candidates"]["random_forest"]
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = dvc("repro", "train", cwd=project)
+    said = "train: 0 of 2 candidate(s) fitted, 2 kept fit(s) reused, 1 unused pruned"
+    assert said in proc.stderr
+    after = files(project, CANDIDATES)
+    assert after == {k: v for k, v in before.items() if not k.startswith("random_forest/")}
+    assert not (project / CANDIDATES / "random_forest").exists()
+    assert len(files(project, KEPT)) == 4
+    params_file.write_text(declared)
+    proc = dvc("repro", "train", cwd=project)
+    said = "train: 1 of 3 candidate(s) fitted (random_forest), 2 kept fit(s) reused"
+    assert said in proc.stderr
+    assert files(project, CANDIDATES) == before and files(project, KEPT) == kept_before
+
+
+@pytest.mark.long(15)  # seconds on CI: handed out early
+def test_reusing_kept_fits_equals_recomputing_them(project: Path) -> None:
+    """Every candidate fitted again from nothing kept writes the bytes the kept fits hold;
+    a damaged kept fit (its model no longer matching its record) is fitted again."""
+    before, kept_before = files(project, CANDIDATES), files(project, KEPT)
+    shutil.rmtree(project / KEPT)
+    proc = dvc("repro", "--force", "--single-item", "train", cwd=project)
+    assert "train: 3 of 3 candidate(s) fitted" in proc.stderr
+    assert files(project, CANDIDATES) == before and files(project, KEPT) == kept_before
+    (record,) = [
+        p
+        for p in (project / KEPT).glob("*/candidate.json")
+        if json.loads(p.read_text())["name"] == "logistic_regression"
+    ]
+    with (record.parent / "model.skops").open("ab") as fh:
+        fh.write(b" ")
+    proc = dvc("repro", "--force", "--single-item", "train", cwd=project)
+    assert "train: 1 of 3 candidate(s) fitted (logistic_regression)" in proc.stderr
+    assert files(project, CANDIDATES) == before and files(project, KEPT) == kept_before
 
 
 @pytest.mark.long(10)  # seconds on CI: handed out early
@@ -110,7 +192,8 @@ def test_experiment_composes_natively_and_stages_revalidate(project: Path) -> No
         "candidates.random_forest.n_estimators=11",
         cwd=project,
     )
-    assert ran(proc.stdout) == ["train@random_forest", "evaluate"]
+    assert ran(proc.stdout) == ["train", "evaluate"]
+    assert "train: 1 of 3 candidate(s) fitted (random_forest)" in proc.stderr
     table = dvc("exp", "show", "--json", cwd=project).stdout
     assert "small-forest" in table
     params = (project / "params.yaml").read_text()

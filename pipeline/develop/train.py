@@ -25,14 +25,13 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline import kept, metrics
 from pipeline.compute import on_cluster, training_pool
-from pipeline.config import load_params
+from pipeline.config import load_config
 from pipeline.develop.folds import cv_summary, make_cv
 from pipeline.errors import DataError
 from pipeline.factory import build_pipeline, build_search
@@ -297,10 +296,8 @@ def main(argv: Sequence[str]) -> None:
     if argv:
         print("usage: python -m pipeline.develop.train  (fits every candidate)", file=sys.stderr)
         raise SystemExit(2)
-    from pipeline.params import build
-
-    data = load_params()  # every candidate's hyperparameters checked, each error naming its key
-    params = build(data, Path.cwd())
+    params = load_config()  # every candidate's hyperparameters checked, each error naming its key
+    data = params.data  # the validated mapping, as the kept fits' keys digest it
     task, dataset, split, train = params.task, params.dataset, params.split, params.train
     frame = read_table(split_path("train"), "parquet")
     X, y = frame[[c.name for c in dataset.features]], frame[dataset.target]

@@ -48,7 +48,8 @@ def test_a_fit_is_the_same_bytes_whatever_threads_the_process_has(
     """Histogram boosting sums gradients with an OpenMP reduction whose partial sums follow
     the thread count, which scikit-learn takes from the machine's cores: a refit in a stage
     with two OpenMP threads wrote other model bytes than with one. Fits run single-threaded
-    (`pipeline.develop.train.single_threaded`), so the process's own thread settings change nothing."""
+    (`pipeline.develop.train.single_threaded`): the process's own thread settings change
+    nothing."""
     name = "hist_gradient_boosting"
     with threadpool_limits(limits=1):
         one = _fit(name)

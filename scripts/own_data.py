@@ -108,8 +108,8 @@ def footfall(first: str = "2021-01-01", last: str = "2023-12-31", seed: int = 3)
     day = np.repeat(days, len(stores))
     store = np.tile(stores, len(days))
     promo = rng.random(rows) < 0.15
-    holiday = np.isin(np.asarray(day.dayofweek), [5, 6]) | (rng.random(rows) < 0.03)
-    season = np.sin((np.asarray(day.dayofyear) - 100) / 365 * 2 * np.pi)
+    holiday = np.isin(np.asarray(day.day_of_week), [5, 6]) | (rng.random(rows) < 0.03)
+    season = np.sin((np.asarray(day.day_of_year) - 100) / 365 * 2 * np.pi)
     temp = 12 + 10 * season + rng.normal(0, 3, rows)
     base = {"central": 900, "mall": 1400, "station": 600}
     visitors = (

@@ -282,10 +282,13 @@ def test_stage_killed_mid_write_leaves_no_partial_file(project: Path, victim: st
         # One process per stage: a SIGKILLed parent would leave joblib's worker processes
         # holding DVC's output pipe until their idle timeout.
         edit(project / "conf/local/default.yaml", "  cv: 3", "  cv: 3\n  n_jobs: 1")
-        outputs = project / "models/candidates"
+        # `train` first keeps each fit whole in models/kept (a hidden folder renamed into
+        # place), then writes models/candidates: the first model it writes is a kept one.
+        outputs = project / "models"
+        in_place = project / "models/candidates"
     else:
         edit(project / "conf/split/hash.yaml", "salt: gitops-mlops", "salt: another")
-        outputs = project / "data/prepared"
+        outputs = in_place = project / "data/prepared"
     mlops("compose", cwd=project)
     fault = dict(env(), PYTHONPATH=str(ROOT / "tests/fault"), MLOPS_TEST_KILL_AT_FSYNC=victim)
     proc = subprocess.run(
@@ -298,12 +301,21 @@ def test_stage_killed_mid_write_leaves_no_partial_file(project: Path, victim: st
         check=False,
     )
     assert proc.returncode != 0, proc.stdout
-    leftovers = list(outputs.rglob(f".{victim}.*.tmp"))
+
+    def temporaries() -> list[Path]:
+        """atomic writes' hidden temporaries (`.<name>.<random>.tmp`, a file or a folder)."""
+        return [p for p in outputs.rglob(".*.tmp") if not p.parent.name.endswith(".tmp")]
+
+    leftovers = temporaries()
     assert len(leftovers) == 1, "the fault was not injected where expected"
-    assert not (leftovers[0].parent / victim).exists(), "a killed stage left its output in place"
+    (leftover,) = leftovers
+    killed = leftover / victim if leftover.is_dir() else leftover  # a kept fit's folder, or a file
+    assert killed.is_file() and killed.stat().st_size > 0, "the fault hit another write"
+    assert leftover.is_dir() or leftover.name.startswith(f".{victim}."), leftover
+    assert not list(in_place.rglob(victim)), "a killed stage left its output in place"
     dvc("repro", cwd=project)
-    assert (leftovers[0].parent / victim).exists()
-    assert not list(outputs.rglob(f".{victim}.*.tmp"))
+    assert list(in_place.rglob(victim))
+    assert not temporaries(), "the next run left the killed write's temporary behind"
     assert dvc("status", cwd=project).stdout.strip() == "Data and pipelines are up to date."
 
 

@@ -362,21 +362,14 @@ def _start_forkserver() -> None:
     import multiprocessing
     from multiprocessing import forkserver
 
-    from joblib.parallel import ParallelBackendBase
+    from pipeline.threads import one_thread_variables
 
-    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
-    os.environ.update({k: v or "1" for k, v in saved.items()})
-    try:
-        multiprocessing.set_forkserver_preload(list(WORKER_PRELOAD))
-        forkserver.ensure_running()
-    except (OSError, ValueError):  # no fork server: stages keep joblib's own workers
-        pass
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with one_thread_variables(override=False):
+        try:
+            multiprocessing.set_forkserver_preload(list(WORKER_PRELOAD))
+            forkserver.ensure_running()
+        except (OSError, ValueError):  # no fork server: stages keep joblib's own workers
+            pass
 
 
 FORK_SERVER_ENV = "MLOPS_FORK_SERVER"

@@ -19,7 +19,6 @@ that key). `rm -rf models/kept && dvc repro -f train` re-fits everything.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,6 +53,7 @@ from pipeline.settings import (
 )
 from pipeline.stage import log, run
 from pipeline.tables import read_table
+from pipeline.threads import one_thread_variables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,6 +85,7 @@ CODE = (
     "settings.py",
     "io.py",
     "kept.py",
+    "threads.py",
 )
 KEPT_FILES = (MODEL_FILE, CANDIDATE_RECORD)  # a candidate's folder, kept whole
 
@@ -103,20 +104,10 @@ def single_threaded() -> Iterator[None]:
     already ran single-threaded (the fork server's workers, or joblib's when the jobs fill the
     cores); with this, so do the search, the cross-validation and the final refit wherever
     they run, and parallelism comes only from `train.n_jobs` (conf/config.yaml)."""
-    from joblib.parallel import ParallelBackendBase
     from threadpoolctl import threadpool_limits
 
-    saved = {k: os.environ.get(k) for k in ParallelBackendBase.MAX_NUM_THREADS_VARS}
-    os.environ.update({k: "1" for k in saved})
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with one_thread_variables(override=True), threadpool_limits(limits=1):
+        yield
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline.deploy.service.predlog import iter_lines
 from pipeline.deploy.service.releases import route_point
 from pipeline.io import write_json
 from pipeline.release_record import check_record as _check
@@ -51,9 +52,11 @@ def _rollout(
 
 
 def _entries(root: Path) -> list[dict[str, Any]]:
+    """Every complete entry so far: the service may be writing the last line as we read (the
+    rule every reader of the log follows, `predlog.iter_lines`)."""
     out = []
     for path in sorted((root / "logs/local").glob("predictions*.jsonl")):
-        out += [json.loads(line) for line in path.read_text().splitlines() if line]
+        out += [json.loads(line) for line in iter_lines(path)]
     return out
 
 

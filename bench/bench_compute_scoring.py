@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--train", type=Path, default=Path("data/prepared/train.parquet"))
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
-    parser.add_argument("--partition-rows", type=int, default=500_000)
+    parser.add_argument("--partition-rows", type=int, default=200_000)  # conf/compute/dask.yaml
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workdir", type=Path, help="keep the input here (default: a tmp dir)")
     args = parser.parse_args()

@@ -9,14 +9,14 @@ same run, interleaved:
                   before the clock (how a team runs it: a scheduler that is already up);
 each dask mode twice: with `compute.min_rows` as declared in conf/compute/dask.yaml (work on
 fewer rows stays in the stage's process and never contacts the cluster: the default data's
-training stages, 354 rows, run as with compute: local) and forced to 0 (every training stage's
-folds on the cluster: the overhead of the cluster itself).
+`train` stage, 354 rows, runs as with compute: local) and forced to 0 (every candidate's folds
+on the cluster: the overhead of the cluster itself).
 
     .venv/bin/python bench/bench_compute_pipeline.py [--repeat 1]
 
 Goal: dask / local at most 1.2x. Also printed, to say where the overhead goes: how long one
-LocalCluster takes to start and stop here, and how many stages use one (the training stages
-whose train split has at least min_rows rows: the default monitoring is exact mode, which stays
+LocalCluster takes to start and stop here, and whether the `train` stage uses one (it does when
+the train split has at least min_rows rows; the default monitoring is exact mode, which stays
 local; batch scoring is not a stage).
 Every run's outputs (models, reports, bundle id) are compared with the local run's: they must
 be the same bytes.
@@ -126,7 +126,7 @@ def main() -> None:
                     file=sys.stderr,
                     flush=True,
                 )
-        stages = yaml.safe_load((project / "params.yaml").read_text())["candidates"]
+        candidates = yaml.safe_load((project / "params.yaml").read_text())["candidates"]
         threshold = yaml.safe_load((project / "conf/compute/dask.yaml").read_text())["min_rows"]
         train_rows = len(pd.read_parquet(project / "data/prepared/train.parquet"))
     start_stop = median([cluster_start_stop() for _ in range(2)])
@@ -140,11 +140,11 @@ def main() -> None:
             f"compute: dask, {label:<40} median {t:6.1f} s  {times[mode]}  "
             f"ratio {t / loc:.2f}x (goal <= 1.2x)  outputs identical: {same[mode]}"
         )
-    used = len(stages) if train_rows >= threshold else 0
+    on = "yes" if train_rows >= threshold else "no"
     print(
-        f"one 2-worker LocalCluster start + stop here: {start_stop:.1f} s; training stages: "
-        f"{len(stages)} on {train_rows} rows; on the cluster with min_rows {threshold}: {used}, "
-        f"with min_rows 0: {len(stages)}"
+        f"one 2-worker LocalCluster start + stop here: {start_stop:.1f} s; the train stage: "
+        f"{len(candidates)} candidates on {train_rows} rows; its folds on the cluster with "
+        f"min_rows {threshold}: {on}, with min_rows 0: yes"
     )
     print(f"load average at the end: {os.getloadavg()}")
 

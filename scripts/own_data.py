@@ -7,6 +7,10 @@ of README "Your own data" and for `bench/bench_own_data.py`.
 * `houses`: a regression target with missing values, a name-like column (near-unique text), a
   year and a sale date; prices in the hundreds of thousands (units matter for tolerances).
 * `footfall`: a daily series per store, split by time, with a later year given as a file.
+  Promotions began on 2023-07-01: the training years never hold one (a feature constant in the
+  train split), the test quarter and the later year do, so retraining on the later year's labels
+  learns what the first model could not (and the deploy gate's comparison on the test quarter
+  shows it, rather than a coin flip between two equally good models).
 
 Each generator is seeded and returns a pandas frame as a user's CSV would hold it (text with
 its own spellings, empty cells for missing values).
@@ -98,16 +102,22 @@ def houses(n: int = 420, seed: int = 2) -> pd.DataFrame:
     )
 
 
-def footfall(first: str = "2021-01-01", last: str = "2023-12-31", seed: int = 3) -> pd.DataFrame:
+def footfall(
+    first: str = "2021-01-01",
+    last: str = "2023-12-31",
+    seed: int = 3,
+    promotions_from: str = "2023-07-01",
+) -> pd.DataFrame:
     """Daily visitors per store; `footfall("2024-01-01", "2024-12-31", seed=4)` is the later
-    year monitored from a file."""
+    year monitored from a file. From `promotions_from` on, 15% of store days run a promotion
+    (+35% visitors); before it none does."""
     rng = np.random.default_rng(seed)
     days = pd.date_range(first, last, freq="D")
     stores = np.array(["central", "mall", "station"])
     rows = len(days) * len(stores)
     day = np.repeat(days, len(stores))
     store = np.tile(stores, len(days))
-    promo = rng.random(rows) < 0.15
+    promo = (rng.random(rows) < 0.15) & (np.asarray(day) >= np.datetime64(promotions_from))
     holiday = np.isin(np.asarray(day.day_of_week), [5, 6]) | (rng.random(rows) < 0.03)
     season = np.sin((np.asarray(day.day_of_year) - 100) / 365 * 2 * np.pi)
     temp = 12 + 10 * season + rng.normal(0, 3, rows)

@@ -6,9 +6,10 @@ template project (fast experiment) and every test copies it (`project`) or, when
 nothing, reads it in place (`template`); with pytest-xdist the first worker builds it under a
 file lock and the others reuse it (`build_once`, which other session-wide projects use too).
 
-`mlops(...)` runs the command in this process (`pipeline.cli.main`): a test of a command's
-exit code and output does not pay one to three seconds of imports per call. Tests of the
-process itself (signals, the installed entry point, a server) call `mlops_process(...)`.
+`mlops(...)` and `dvc(...)` run the command in this process (`pipeline.cli.main`,
+`dvc.cli.main`): a test of a command's exit code and output does not pay one to three seconds
+of imports per call. Tests of the process itself (signals, the installed entry point, a server)
+call `mlops_process(...)` or `dvc_process(...)`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from dvc import cli as dvc_cli  # imported now, not inside a call's capture: see `_dvc_main`
 
 from pipeline.io import dumps_json
 
@@ -94,16 +96,63 @@ def mlops_process(*args: str, cwd: Path, check: bool = True) -> subprocess.Compl
 
 
 def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """`mlops ARGS` in this process, as the entry point runs it (`pipeline.cli.main`): from
-    `cwd`, with `env()`, a new interpreter's warning filters, file descriptors 1 and 2 captured,
-    so the output of any program a command starts (`dvc repro`) is captured too. An exception
-    the command lets through exits 1 with its traceback on stderr, as the interpreter would."""
+    """`mlops ARGS` in this process, as the entry point runs it (`pipeline.cli.main`)."""
     from pipeline import cli
 
+    return _in_process("mlops", cli.main, args, cwd, check)
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`dvc ARGS` in this process (`dvc.cli.main`, as DVC's own tests call it): a DVC command
+    costs its work, not half a second of imports. The stages a `dvc repro` runs are still
+    processes of their own. Tests of the process itself (a kill, a signal) start `BIN/dvc`."""
+    return _in_process("dvc", _dvc_main, args, cwd, check)
+
+
+def _dvc_main(argv: list[str]) -> int | None:
+    """DVC's entry point, its log handlers pointed at this call's captured streams. DVC binds
+    them (and colorama its wrappers) to whatever sys.stdout and sys.stderr are when it is first
+    imported, so this module imports it at collection, outside any call's capture: tests that
+    use DVC's API directly (`Repo.init`) then log to the session's streams, never to a closed
+    one. DVC_TEST, as
+    DVC's own tests set it: `--json` output is written to the current sys.stdout instead of
+    colorama's stream from import time (and no update check, no analytics)."""
+    import logging
+
+    os.environ["DVC_TEST"] = "1"  # `_within` restores the environment
+
+    handlers = {
+        handler
+        for name in ("dvc", "dvc_objects", "dvc_data")
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, logging.StreamHandler)
+    }
+    saved = {handler: handler.stream for handler in handlers}
+    for handler in handlers:
+        handler.stream = sys.stderr if handler.level >= logging.WARNING else sys.stdout
+    try:
+        return int(dvc_cli.main(argv))
+    finally:
+        for handler, stream in saved.items():
+            handler.stream = stream
+
+
+def _in_process(
+    name: str,
+    main: Callable[[list[str]], int | None],
+    args: Sequence[str],
+    cwd: Path,
+    check: bool,
+) -> subprocess.CompletedProcess[str]:
+    """`name ARGS` run by `main` in this process as its entry point would run it: from `cwd`,
+    with `env()`, a new interpreter's warning filters, file descriptors 1 and 2 captured, so the
+    output of any program the command starts (`dvc repro`, a stage) is captured too. An
+    exception the command lets through exits 1 with its traceback on stderr, as the interpreter
+    would."""
     code: int | str | None
     with _captured() as (out, err), _within(cwd):
         try:
-            code = cli.main(list(args))
+            code = main(list(args))
         except SystemExit as exc:
             code = exc.code
         except Exception:  # noqa: BLE001 - what the interpreter does with it, exit status 1
@@ -113,10 +162,10 @@ def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProc
         if code is not None:
             err.append(f"{code}\n")
         code = 0 if code is None else 1
-    proc = subprocess.CompletedProcess(["mlops", *args], code, "".join(out), "".join(err))
+    proc = subprocess.CompletedProcess([name, *args], code, "".join(out), "".join(err))
     if check and code != 0:
         raise AssertionError(
-            f"mlops {' '.join(args)} exited {code}\n--- stdout\n{proc.stdout}\n--- stderr\n"
+            f"{name} {' '.join(args)} exited {code}\n--- stdout\n{proc.stdout}\n--- stderr\n"
             f"{proc.stderr}"
         )
     return proc
@@ -175,7 +224,8 @@ def _captured() -> Iterator[tuple[list[str], list[str]]]:
                 into.insert(0, file.read().decode("utf-8", errors="replace"))
 
 
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def dvc_process(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The installed `dvc` in a process of its own."""
     return sh([str(BIN / "dvc"), *args], cwd, check=check)
 
 

@@ -7,12 +7,13 @@ the service buffer more than the limit. JSON is parsed strictly: NaN and Infinit
 and are refused, like invalid UTF-8, numbers too long to convert and nesting too deep to parse;
 none of these can crash the service.
 
-Text must be valid Unicode. JSON's `\\uXXXX` escapes can spell an unpaired UTF-16 surrogate
-(`"\\ud800"`), which Python's `json` accepts and turns into a `str` that cannot be encoded as
-UTF-8: answered 200, it later killed the prediction log's writer (and, as a field name, broke
-the error response). Such a body is refused here, at parse time, with 400 and the place of the
-bad string; nothing downstream ever sees one. Only POSTs declaring JSON (`require_json`) are
-read at all, so a browser cannot send one cross-site without a CORS preflight.
+Text must be valid Unicode. JSON's `\\u` escapes (four hex digits) can spell an unpaired
+UTF-16 surrogate (`"\\ud800"`), which Python's `json` accepts and turns into a `str` that cannot
+be encoded as UTF-8: answered 200, it later killed the prediction log's writer (and, as a field
+name, broke the error response). Such a body is refused here, at parse time, with 400 and the
+place of the bad string; nothing downstream ever sees one. Only POSTs declaring JSON
+(`require_json`) are read at all, so a browser cannot send one cross-site without a CORS
+preflight.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ file lock and the others reuse it (`build_once`, which other session-wide projec
 `mlops(...)` and `dvc(...)` run the command in this process (`pipeline.cli.main`,
 `dvc.cli.main`): a test of a command's exit code and output does not pay one to three seconds
 of imports per call. Tests of the process itself (signals, the installed entry point, a server)
-call `mlops_process(...)` or `dvc_process(...)`.
+call `mlops_process(...)`, or start `BIN / "dvc"`.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def mlops(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProc
 def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`dvc ARGS` in this process (`dvc.cli.main`, as DVC's own tests call it): a DVC command
     costs its work, not half a second of imports. The stages a `dvc repro` runs are still
-    processes of their own. Tests of the process itself (a kill, a signal) start `BIN/dvc`."""
+    processes of their own. Tests of the process itself (a kill, a signal) start `BIN / "dvc"`
+    with `sh` or `subprocess`."""
     return _in_process("dvc", _dvc_main, args, cwd, check)
 
 
@@ -114,9 +115,9 @@ def _dvc_main(argv: list[str]) -> int | None:
     them (and colorama its wrappers) to whatever sys.stdout and sys.stderr are when it is first
     imported, so this module imports it at collection, outside any call's capture: tests that
     use DVC's API directly (`Repo.init`) then log to the session's streams, never to a closed
-    one. DVC_TEST, as
-    DVC's own tests set it: `--json` output is written to the current sys.stdout instead of
-    colorama's stream from import time (and no update check, no analytics)."""
+    one. DVC_TEST is set as DVC's own tests set it: `--json` output goes to the current
+    sys.stdout, not to colorama's stream from import time (and no update check, no
+    analytics)."""
     import logging
 
     os.environ["DVC_TEST"] = "1"  # `_within` restores the environment
@@ -222,11 +223,6 @@ def _captured() -> Iterator[tuple[list[str], list[str]]]:
             for file, into in ((out_file, out), (err_file, err)):
                 file.seek(0)
                 into.insert(0, file.read().decode("utf-8", errors="replace"))
-
-
-def dvc_process(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The installed `dvc` in a process of its own."""
-    return sh([str(BIN / "dvc"), *args], cwd, check=check)
 
 
 def _ignore(directory: str, names: list[str]) -> set[str]:

@@ -208,13 +208,13 @@ def release_own_data(project: Path, case: Case, tmp_path: Path) -> tuple[str, Pa
     assert answer["release"] == first and len(answer["predictions"]) == 1
 
     # score a later file in batch
-    later = tmp_path / f"{case.name}-later.csv"
-    case.later().to_csv(later, index=False)
+    later, rows = tmp_path / f"{case.name}-later.csv", case.later()
+    rows.to_csv(later, index=False)
     scored = tmp_path / f"{case.name}-scored.parquet"
     mlops(
         "predict", "--target", "batch", "--input", str(later), "--output", str(scored), cwd=project
     )
-    assert first is not None and len(pd.read_parquet(scored)) == len(case.later())
+    assert first is not None and len(pd.read_parquet(scored)) == len(rows)
     return first, scored
 
 

@@ -98,7 +98,10 @@ def test_the_committed_lock_records_only_the_stages_of_the_graph(tmp_path: Path)
         stages = {stage.name for stage in repo.index.stages}
     locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
     assert "deploy@local" in stages and "train" in stages  # the expansion is DVC's
-    assert locked <= stages, f"dvc.lock names stages dvc.yaml has not: {sorted(locked - stages)}"
+    assert locked <= stages, (
+        f"dvc.lock holds entries of stages dvc.yaml no longer has: {sorted(locked - stages)}; "
+        "delete them from dvc.lock (`dvc remove` cannot: the stages are gone) and commit it"
+    )
 
 
 def test_check_cache_never_hides_a_change(tmp_path: Path) -> None:

@@ -84,11 +84,12 @@ def test_params_equal_dvc_hydra_composition(tmp_path: Path) -> None:
         assert config.compose(ROOT, overrides).text == out.read_text(encoding="utf-8")
 
 
-def test_the_committed_lock_records_only_the_stages_of_the_graph(tmp_path: Path) -> None:
+def test_the_committed_lock_records_exactly_the_stages_of_the_graph(tmp_path: Path) -> None:
     """DVC never drops the dvc.lock entry of a stage that left dvc.yaml (treeverse/dvc#5293):
     it is dead weight that `dvc repro` parses and rewrites after every stage it runs (four
     stale entries made the lock 3,108 lines instead of 2,279 and `dvc repro -f` 1.15x
-    slower). The stage names come from DVC itself, foreach expanded over params.yaml."""
+    slower). And a stage without an entry was added without reproducing and committing the
+    lock. The stage names come from DVC itself, foreach expanded over params.yaml."""
     from dvc.repo import Repo
 
     Repo.init(tmp_path, no_scm=True)
@@ -101,6 +102,9 @@ def test_the_committed_lock_records_only_the_stages_of_the_graph(tmp_path: Path)
     assert locked <= stages, (
         f"dvc.lock holds entries of stages dvc.yaml no longer has: {sorted(locked - stages)}; "
         "delete them from dvc.lock (`dvc remove` cannot: the stages are gone) and commit it"
+    )
+    assert stages <= locked, (
+        f"dvc.lock has no entry for {sorted(stages - locked)}: run `dvc repro` and commit dvc.lock"
     )
 
 

@@ -50,12 +50,23 @@ PROJECT_ITEMS = (
 )
 
 
+# What every process of the session runs with, the test workers included: a test that calls
+# a command's code directly (`cli.main`, `pipeline.vcs`) starts `dvc` and stages from the
+# worker's own environment. Without these, each such `dvc` forked DVC's analytics daemon (a
+# network call from a test, and a third of a second of CPU each), and a stage started that way
+# needed a stage runner of its own (the runner is keyed by PYTHONHASHSEED: pipeline/run.py).
+SESSION_ENV = {"DVC_NO_ANALYTICS": "1", "PYTHONHASHSEED": "0"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(SESSION_ENV)
+
+
 def env() -> dict[str, str]:
     """The environment for subprocesses: this interpreter's venv first on PATH, no analytics."""
     out = dict(os.environ)
     out["PATH"] = f"{BIN}{os.pathsep}{out.get('PATH', '')}"
-    out["DVC_NO_ANALYTICS"] = "1"
-    out["PYTHONHASHSEED"] = "0"
+    out.update(SESSION_ENV)
     out.setdefault("GIT_AUTHOR_NAME", "test")
     out.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
     out.setdefault("GIT_COMMITTER_NAME", "test")

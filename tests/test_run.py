@@ -106,7 +106,9 @@ if __name__ == "__main__":
 
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
-    """A project with its own copy of the package (so its own runner) and a probe module."""
+    """A project with its own copy of the package (so its own runner) and a probe module: for
+    a test that edits the code or sets its runner's idle time (a runner costs seconds of
+    imports: the others share `shared_code`)."""
     return make_code(tmp_path)
 
 
@@ -189,9 +191,9 @@ def fields(out: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
-def test_warm_run_matches_a_plain_run(code: Path) -> None:
+def test_warm_run_matches_a_plain_run(shared_code: Path) -> None:
     for args in ((), ("3",)):
-        warm, cold = call(code, *args), call(code, *args, runner=False)
+        warm, cold = call(shared_code, *args), call(shared_code, *args, runner=False)
         assert warm.returncode == cold.returncode == (int(args[0]) if args else 0)
         w, c = fields(warm.stdout), fields(cold.stdout)
         assert {k: w[k] for k in ("cwd", "env", "stdin", "umask")} == {
@@ -258,17 +260,17 @@ def test_fork_server_workers_only_where_joblibs_would_be_single_threaded(
     assert fills_cores(n_jobs, cores) is fills
 
 
-def test_a_crash_is_reported_like_the_interpreter_does(code: Path) -> None:
-    proc = call(code, "fail")
+def test_a_crash_is_reported_like_the_interpreter_does(shared_code: Path) -> None:
+    proc = call(shared_code, "fail")
     assert proc.returncode == 1
     assert "RuntimeError: boom" in proc.stderr and "Traceback" in proc.stderr
 
 
-def test_a_signal_to_the_caller_stops_the_stage(code: Path) -> None:
-    environ = dict(env(), PROBE_VALUE="x", PYTHONPATH=str(code))
+def test_a_signal_to_the_caller_stops_the_stage(shared_code: Path) -> None:
+    environ = dict(env(), PROBE_VALUE="x", PYTHONPATH=str(shared_code))
     with subprocess.Popen(
         [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", "sleep"],
-        cwd=code / "work",
+        cwd=shared_code / "work",
         env=environ,
         text=True,
         stdin=subprocess.DEVNULL,

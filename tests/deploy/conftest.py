@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,20 @@ def ran_ours(log: str) -> list[str]:
 
 def report(project: Path, target: str) -> dict[str, Any]:
     return json.loads((project / "reports/deploy" / f"{target}.json").read_text())
+
+
+def run_stage(project: Path, module: str, *args: str) -> None:
+    """A stage's module run by its dvc.yaml command (`python -m pipeline.run MODULE ARGS`), as
+    `dvc repro` runs it but without DVC's checks: forked from the session's warm stage runner
+    (the gate then forks its smoke test from it too), not a new interpreter importing pandas
+    and scikit-learn."""
+    sh([sys.executable, "-m", "pipeline.run", module, *args], project)
+
+
+def gate(project: Path, target: str = "local") -> dict[str, Any]:
+    """Run the gate stage `deploy@<target>` (see `run_stage`); its report."""
+    run_stage(project, "pipeline.deploy.stage", target)
+    return report(project, target)
 
 
 def record(project: Path, target: str) -> dict[str, Any]:

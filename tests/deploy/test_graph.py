@@ -6,38 +6,26 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.bundle_format import PREDICTIONS, verify, write_manifest
-from tests.conftest import dvc, env, mlops, sh
+from tests.conftest import dvc, mlops, sh
 from tests.deploy.conftest import (
     STUMP,
     TARGETS,
     commit,
     fabricate_release,
+    gate,
     ran_ours,
     record,
     report,
+    run_stage,
     tree_digests,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def gate(project: Path, target: str = "local") -> dict:
-    """Run the gate stage's module directly (as dvc repro would, without DVC's checks)."""
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.deploy.stage", target],
-        cwd=project,
-        env=env(),
-        check=True,
-        capture_output=True,
-    )
-    return report(project, target)
 
 
 def test_template_proposes_its_champion(template: Path) -> None:
@@ -60,9 +48,7 @@ def test_package_is_content_addressed_and_byte_reproducible(project: Path) -> No
     ).read_bytes()
     before = tree_digests(project, "models/bundle")
     shutil.rmtree(bundle)  # as DVC does before running the stage
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.deploy.package"], cwd=project, env=env(), check=True
-    )
+    run_stage(project, "pipeline.deploy.package")
     assert tree_digests(project, "models/bundle") == before
     digest, meta = verify(bundle)
     assert meta["config"]["keys"] == ["task", "dataset", "split", "preprocessing"]

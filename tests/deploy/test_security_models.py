@@ -16,16 +16,14 @@ import io
 import json
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.io import dumps_json, model_bytes, sha256_bytes, sha256_file
-from tests.conftest import env, mlops
-from tests.deploy.conftest import commit, report
+from tests.conftest import mlops
+from tests.deploy.conftest import commit, gate
 from tests.deploy.serving import (
     Built,
     good_record,
@@ -188,17 +186,6 @@ def test_the_service_refuses_to_swap_to_a_hostile_release(tmp_path: Path) -> Non
         assert health["release"] == good.release and not health["in_sync"]
         assert client.post("/predict", json=good_record()).json()["release"] == good.release
     assert not marker.exists()
-
-
-def gate(project: Path, target: str = "local") -> dict:
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.deploy.stage", target],
-        cwd=project,
-        env=env(),
-        check=True,
-        capture_output=True,
-    )
-    return report(project, target)
 
 
 @pytest.mark.integration

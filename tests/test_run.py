@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,148 +15,19 @@ from typing import Any
 import pytest
 
 from pipeline.run import fills_cores
-from tests.conftest import ROOT, env
-
-PROBE = """
-import gc, os, sys, time
-from pathlib import Path
-
-args = sys.argv[1:]
-print("cwd", Path.cwd().name)
-print("env", os.environ.get("PROBE_VALUE"))
-print("ppid", os.getppid())
-print("pid", os.getpid())
-print("stdin", sys.stdin.readline().strip())
-print("to stderr", file=sys.stderr)
-umask = os.umask(0)
-print("umask", oct(umask))
-print("frozen", gc.get_freeze_count())
-cycle = []
-cycle.append(cycle)
-del cycle
-print("collected", gc.collect())
-if args and args[0] == "sleep":
-    print("sleeping", flush=True)
-    time.sleep(60)
-if args and args[0] == "fail":
-    raise RuntimeError("boom")
-if args and args[0] == "kill":
-    os.kill(os.getpid(), int(args[1]))
-raise SystemExit(int(args[0]) if args else 0)
-"""
-
-
-FOLDS = """
-import json
-import os
-
-import joblib
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV
-
-from pipeline.run import fold_workers
-
-
-def main() -> None:
-    X, y = load_breast_cancer(return_X_y=True)
-    with fold_workers(-1):
-        parents = joblib.Parallel(n_jobs=-1)(joblib.delayed(os.getppid)() for _ in range(4))
-        search = GridSearchCV(
-            LogisticRegression(max_iter=3000), {"C": [0.1, 1.0]}, cv=3, n_jobs=-1
-        ).fit(X, y)
-    print("stage", os.getpid())
-    print("parents", json.dumps(sorted(set(parents))))
-    print("scores", [round(float(s), 12) for s in search.cv_results_["mean_test_score"]])
-
-
-if __name__ == "__main__":  # workers import this module too, as stages' workers do
-    main()
-"""
-
-
-SLOW_FOLDS = """
-import os
-import sys
-import time
-from pathlib import Path
-
-import joblib
-
-from pipeline.run import fold_workers
-
-
-def work(folder: str) -> None:
-    Path(folder, str(os.getpid())).touch()
-    time.sleep(60)
-
-
-def main() -> None:
-    print("pid", os.getpid(), flush=True)
-    with fold_workers(-1):
-        joblib.Parallel(n_jobs=-1)(joblib.delayed(work)(sys.argv[1]) for _ in range(2))
-    Path(sys.argv[1], "finished").touch()
-
-
-if __name__ == "__main__":
-    main()
-"""
+from tests import probe_code as probes
+from tests.conftest import env
+from tests.probe_code import make_code
 
 
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
-    """A project with its own copy of the package (so its own runner) and a probe module: for
-    a test that edits the code or sets its runner's idle time (a runner costs seconds of
-    imports: the others share `shared_code`)."""
-    return make_code(tmp_path)
+    """A copy of the package of this test's own (so its own runner): for a test that edits the
+    code, sets its runner's idle time or kills its runner (the others share `probe_code`)."""
+    return make_code(tmp_path / "proj")
 
 
-@pytest.fixture(scope="module")
-def shared_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One such project for the tests that leave its code alone: one runner serves them."""
-    return make_code(tmp_path_factory.mktemp("shared"))
-
-
-# A stage that has the runner fork another process (as the gate does for its smoke test).
-FORKER = """
-import json, os, sys, tempfile
-
-from pipeline.run import _code_root, _key, _socket_path, run_forked
-
-sleep = sys.argv[1:] == ["sleep"]
-with tempfile.TemporaryFile() as inp, tempfile.TemporaryFile() as out, \\
-        tempfile.TemporaryFile() as err:
-    inp.write(b"from the stage\\n")
-    inp.seek(0)
-    try:
-        code = run_forked(
-            "pipeline.probe_stage",
-            ["sleep"] if sleep else ["5"],
-            env={**os.environ, "PROBE_VALUE": "forked"},
-            fds=[inp.fileno(), out.fileno(), err.fileno()],
-            timeout=3 if sleep else 60,
-        )
-    except TimeoutError:
-        code = "timeout"
-    out.seek(0)
-    err.seek(0)
-    print(json.dumps({"code": code, "stage": os.getpid(), "runner": os.getppid(),
-                      "out": out.read().decode(), "err": err.read().decode(),
-                      "runner_socket": _socket_path(_key(_code_root())).exists()}))
-"""
-
-
-def make_code(tmp_path: Path) -> Path:
-    root = tmp_path / "proj"
-    shutil.copytree(
-        ROOT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (root / "pipeline" / "probe_stage.py").write_text(PROBE)
-    (root / "pipeline" / "folds_stage.py").write_text(FOLDS)
-    (root / "pipeline" / "slow_folds_stage.py").write_text(SLOW_FOLDS)
-    (root / "pipeline" / "forker_stage.py").write_text(FORKER)
-    (root / "work").mkdir()
-    return root
+probe_code = probes.probe_code  # one copy for the session, one runner for its tests
 
 
 def call(
@@ -191,9 +61,9 @@ def fields(out: str) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
-def test_warm_run_matches_a_plain_run(shared_code: Path) -> None:
+def test_warm_run_matches_a_plain_run(probe_code: Path) -> None:
     for args in ((), ("3",)):
-        warm, cold = call(shared_code, *args), call(shared_code, *args, runner=False)
+        warm, cold = call(probe_code, *args), call(probe_code, *args, runner=False)
         assert warm.returncode == cold.returncode == (int(args[0]) if args else 0)
         w, c = fields(warm.stdout), fields(cold.stdout)
         assert {k: w[k] for k in ("cwd", "env", "stdin", "umask")} == {
@@ -203,11 +73,11 @@ def test_warm_run_matches_a_plain_run(shared_code: Path) -> None:
         assert warm.stderr == cold.stderr == "to stderr\n"
 
 
-def test_a_stage_starts_with_the_runners_heap_frozen(shared_code: Path) -> None:
+def test_a_stage_starts_with_the_runners_heap_frozen(probe_code: Path) -> None:
     """The runner's preloaded objects are out of the collector's reach in its stages (a full
     collection, which joblib's process backend makes before each pool, does not walk them);
     what a stage makes is still collected. A plain run has nothing frozen."""
-    warm, cold = fields(call(shared_code).stdout), fields(call(shared_code, runner=False).stdout)
+    warm, cold = fields(call(probe_code).stdout), fields(call(probe_code, runner=False).stdout)
     assert int(cold["frozen"]) == 0
     assert int(warm["frozen"]) > 100_000  # pandas, scikit-learn, scipy, skops, ...
     assert int(warm["collected"]) >= 1 and int(cold["collected"]) >= 1
@@ -260,17 +130,17 @@ def test_fork_server_workers_only_where_joblibs_would_be_single_threaded(
     assert fills_cores(n_jobs, cores) is fills
 
 
-def test_a_crash_is_reported_like_the_interpreter_does(shared_code: Path) -> None:
-    proc = call(shared_code, "fail")
+def test_a_crash_is_reported_like_the_interpreter_does(probe_code: Path) -> None:
+    proc = call(probe_code, "fail")
     assert proc.returncode == 1
     assert "RuntimeError: boom" in proc.stderr and "Traceback" in proc.stderr
 
 
-def test_a_signal_to_the_caller_stops_the_stage(shared_code: Path) -> None:
-    environ = dict(env(), PROBE_VALUE="x", PYTHONPATH=str(shared_code))
+def test_a_signal_to_the_caller_stops_the_stage(probe_code: Path) -> None:
+    environ = dict(env(), PROBE_VALUE="x", PYTHONPATH=str(probe_code))
     with subprocess.Popen(
         [sys.executable, "-m", "pipeline.run", "pipeline.probe_stage", "sleep"],
-        cwd=shared_code / "work",
+        cwd=probe_code / "work",
         env=environ,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -331,11 +201,11 @@ CALLER = [sys.executable, "-c", "import subprocess, sys; subprocess.run(sys.argv
 
 
 @pytest.mark.parametrize("kill", ["caller", "caller's process group", "caller's parent"])
-def test_a_stage_dies_with_its_caller(shared_code: Path, kill: str) -> None:
+def test_a_stage_dies_with_its_caller(probe_code: Path, kill: str) -> None:
     """kill -9 of the caller (and of `dvc`, its parent, or of the whole process group, as a
     CI cancel does) never leaves the stage running to write outputs for a stopped run."""
     command = CALLER if kill == "caller's parent" else STAGE
-    proc, seen = start_sleeping(shared_code, command, start_new_session=True)
+    proc, seen = start_sleeping(probe_code, command, start_new_session=True)
     with proc:
         stage = int(seen["pid"])
         assert int(seen["ppid"]) != proc.pid  # it runs in the runner
@@ -348,13 +218,13 @@ def test_a_stage_dies_with_its_caller(shared_code: Path, kill: str) -> None:
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: joblib runs folds inline")
-def test_fold_workers_die_with_the_stage(shared_code: Path, tmp_path: Path) -> None:
+def test_fold_workers_die_with_the_stage(probe_code: Path, tmp_path: Path) -> None:
     marks = tmp_path / "workers"
     marks.mkdir()
     with subprocess.Popen(
         [sys.executable, "-m", "pipeline.run", "pipeline.slow_folds_stage", str(marks)],
-        cwd=shared_code / "work",
-        env=dict(env(), PYTHONPATH=str(shared_code)),
+        cwd=probe_code / "work",
+        env=dict(env(), PYTHONPATH=str(probe_code)),
         text=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -374,29 +244,29 @@ def test_fold_workers_die_with_the_stage(shared_code: Path, tmp_path: Path) -> N
 
 
 def test_a_stage_has_its_runner_fork_a_process_with_its_environment_and_streams(
-    shared_code: Path,
+    probe_code: Path,
 ) -> None:
     """`run_forked` (the gate's smoke test): a new process forked from the stage's own runner,
     with the environment and standard streams it is given, and its exit status back."""
-    proc = call(shared_code, module="pipeline.forker_stage")
+    proc = call(probe_code, module="pipeline.forker_stage")
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     forked = fields(got["out"])
     assert got["code"] == 5 and got["err"] == "to stderr\n"
     assert forked["env"] == "forked" and forked["stdin"] == "from the stage"
-    assert forked["cwd"] == "work" and forked["umask"] == fields(call(shared_code).stdout)["umask"]
+    assert forked["cwd"] == "work" and forked["umask"] == fields(call(probe_code).stdout)["umask"]
     assert int(forked["ppid"]) == got["runner"] != os.getpid()  # the runner forked both
     assert int(forked["pid"]) != got["stage"]
 
 
-def test_run_forked_never_starts_a_runner(shared_code: Path) -> None:
+def test_run_forked_never_starts_a_runner(probe_code: Path) -> None:
     """Without a runner (MLOPS_RUNNER=0, or none for this code and environment) it returns
     None, and the caller starts the process its own way."""
     for extra in ({"MLOPS_RUNNER": "0"}, {"PYTHONHASHSEED": "7"}):  # the latter: no runner yet
         proc = subprocess.run(
             [sys.executable, "-m", "pipeline.forker_stage"],
-            cwd=shared_code / "work",
-            env=dict(env(), PYTHONPATH=str(shared_code), **extra),
+            cwd=probe_code / "work",
+            env=dict(env(), PYTHONPATH=str(probe_code), **extra),
             text=True,
             capture_output=True,
             timeout=120,
@@ -407,17 +277,17 @@ def test_run_forked_never_starts_a_runner(shared_code: Path) -> None:
         assert extra.get("PYTHONHASHSEED") != "7" or not got["runner_socket"]
 
 
-def test_a_forked_process_past_its_timeout_is_killed(shared_code: Path) -> None:
-    proc = call(shared_code, "sleep", module="pipeline.forker_stage")
+def test_a_forked_process_past_its_timeout_is_killed(probe_code: Path) -> None:
+    proc = call(probe_code, "sleep", module="pipeline.forker_stage")
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
     assert got["code"] == "timeout"
     assert gone(int(fields(got["out"])["pid"])), "the forked process outlived its timeout"
 
 
-def test_a_stage_dies_with_its_runner(shared_code: Path) -> None:
-    """(Last of the shared runner's tests: it kills the runner.)"""
-    proc, seen = start_sleeping(shared_code, STAGE)
+def test_a_stage_dies_with_its_runner(code: Path) -> None:
+    """(On a runner of its own: it kills it.)"""
+    proc, seen = start_sleeping(code, STAGE)
     with proc:
         os.kill(int(seen["ppid"]), signal.SIGKILL)
         assert gone(int(seen["pid"])), "the stage outlived its runner"
@@ -464,14 +334,14 @@ def test_an_idle_runner_exits_on_its_own_with_its_fork_server(code: Path) -> Non
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
 def test_a_stage_killed_by_a_signal_kills_its_caller_the_same_way(
-    shared_code: Path, signum: int
+    probe_code: Path, signum: int
 ) -> None:
     """A stage killed by SIGKILL (the OOM killer, a fault test) under the runner: its caller
     dies of the same signal, as a plain `python -m` stage would, so DVC reports it; it used
     to print a traceback (SIGKILL's handler cannot be set) and exit 1."""
     warm, cold = (
-        call(shared_code, "kill", str(signum)),
-        call(shared_code, "kill", str(signum), runner=False),
+        call(probe_code, "kill", str(signum)),
+        call(probe_code, "kill", str(signum), runner=False),
     )
     assert warm.returncode == cold.returncode == -signum
     assert "Traceback" not in warm.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,41 +14,12 @@ from typing import Any
 import pytest
 
 from pipeline.deploy import smoke
-from tests.conftest import ROOT, env
+from tests import probe_code as probes
+from tests.conftest import env
 
 pytestmark = pytest.mark.integration
 
-# A stage that runs the smoke test on a bundle twice (with the bundle's own predictions as the
-# reference, then with a reference given on stdin, as for a rollback to an older split), and
-# says whether each ran forked from the runner (0) or in a new interpreter (None).
-PROBE = """
-import json, sys
-from pathlib import Path
-
-import pandas as pd
-
-from pipeline import run
-from pipeline.deploy import scoring, smoke
-
-forked = []
-real = run.run_forked
-
-
-def spy(*args, **kwargs):
-    forked.append(real(*args, **kwargs))
-    return forked[-1]
-
-
-run.run_forked = spy
-bundle, test = Path(sys.argv[1]), Path(sys.argv[2])
-own = smoke.run(bundle, test, rows=50, tolerance=1e-12, threads=1)
-offline = pd.read_parquet(bundle / "predictions.parquet").set_index(scoring.ROW)
-rows = offline.loc[smoke.held_out_rows(len(pd.read_parquet(test)), 50)]
-proba = [c for c in offline.columns if c.startswith("proba_")]
-reference = {"prediction": rows[scoring.PREDICTION].tolist(), "proba": rows[proba].values.tolist()}
-given = smoke.run(bundle, test, rows=50, tolerance=1e-12, threads=1, reference=reference)
-print(json.dumps({"own": own, "given": given, "forked": forked}))
-"""
+probe_code = probes.probe_code  # the session's copy of the package with the probes
 
 
 def smoke_twice(code: Path, template: Path, runner: bool) -> dict[str, Any]:
@@ -75,12 +45,12 @@ def smoke_twice(code: Path, template: Path, runner: bool) -> dict[str, Any]:
 
 @pytest.mark.long(15)  # seconds on CI: handed out early
 def test_forked_from_the_runner_or_in_a_new_interpreter_the_result_is_the_same(
-    template: Path, tmp_path: Path
+    template: Path, probe_code: Path
 ) -> None:
-    code = tmp_path / "code"
-    shutil.copytree(ROOT / "pipeline", code / "pipeline", ignore=shutil.ignore_patterns("*.pyc"))
-    (code / "pipeline" / "smoke_probe.py").write_text(PROBE)
-    warm, cold = smoke_twice(code, template, runner=True), smoke_twice(code, template, False)
+    """`pipeline.smoke_probe` (tests/probe_code.py) runs the smoke test twice, in a stage forked
+    from the shared probe runner and in a plain interpreter."""
+    warm = smoke_twice(probe_code, template, runner=True)
+    cold = smoke_twice(probe_code, template, runner=False)
     assert warm["forked"] == [0, 0] and cold["forked"] == [None, None]
     for run in ("own", "given"):
         assert warm[run] == cold[run]

@@ -528,11 +528,15 @@ def test_killing_dvc_repro_stops_its_stage(
     else:
         os.killpg(dvc_pid, signal.SIGKILL)
     paused_training.proc.wait(timeout=60)
-    (tmp_path / "pause" / "go").touch()  # were it still alive, it would now write its model
     deadline = time.monotonic() + 15
     while alive(paused_training.stage_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(paused_training.stage_pid), "the stage outlived `dvc repro`"
+    # Released only once the stage is dead: the runner kills a stage when it sees its caller
+    # gone, a moment after `dvc repro` dies, and a stage released within that moment finished
+    # its write first (once in a loaded run). Released earlier, a stage that was never killed
+    # would also write and exit, and pass for a killed one. Anything still paused writes now.
+    (tmp_path / "pause" / "go").touch()
     time.sleep(1)
     model = project / "models/candidates/random_forest/model.skops"
     assert not model.exists(), "a stage of a killed `dvc repro` wrote its output"

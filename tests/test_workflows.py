@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pipeline import cli
-from tests.conftest import BIN, ROOT, env
+from tests.conftest import BIN, ROOT, mlops
 
 WORKFLOW_DIR = ROOT / ".github/workflows"
 SCRIPT_DIR = ROOT / ".github/scripts"
@@ -291,9 +291,7 @@ def test_mlops_commands_exist(call: tuple[str, list[str]]) -> None:
     """`mlops <command> --help` works, and the arguments parse as the workflow passes them."""
     _, args = call
     words = [a for a in args[:2] if re.fullmatch(r"[a-z][a-z-]*", a)]
-    proc = subprocess.run(
-        [str(BIN / "mlops"), *words, "--help"], capture_output=True, text=True, env=env()
-    )
+    proc = mlops(*words, "--help", cwd=ROOT, check=False)  # as the entry point runs it
     assert proc.returncode == 0, proc.stderr
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):

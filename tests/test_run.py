@@ -17,14 +17,13 @@ import pytest
 from pipeline.run import fills_cores
 from tests import probe_code as probes
 from tests.conftest import env
-from tests.probe_code import make_code
 
 
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
-    """A copy of the package of this test's own (so its own runner): for a test that edits the
-    code, sets its runner's idle time or kills its runner (the others share `probe_code`)."""
-    return make_code(tmp_path / "proj")
+    """This test's own copy of the package (so its own runner): for a test that edits the code,
+    sets its runner's idle time or kills its runner (the others share `probe_code`)."""
+    return probes.make_code(tmp_path / "proj")
 
 
 probe_code = probes.probe_code  # one copy for the session, one runner for its tests

@@ -302,7 +302,15 @@ def copy_project(dest: Path, *, link_code: bool = True) -> Path:
     sh(["git", "init", "-q", "-b", "main"], dest)
     sh(["git", "add", "-A"], dest)
     sh(["git", "commit", "-q", "-m", "project"], dest)
+    pack(dest)
     return dest
+
+
+def pack(project: Path) -> None:
+    """Pack the git objects of a project that tests copy: a commit leaves one loose file (and
+    often a directory) per object, half the files of a copy, and a session writes hundreds of
+    copies (and pytest deletes them three sessions later)."""
+    sh(["git", "gc", "-q"], project)
 
 
 def digests(
@@ -365,6 +373,7 @@ def _build_template(target: Path) -> None:
     dvc("repro", cwd=target)
     sh(["git", "add", "-A"], target)
     sh(["git", "commit", "-q", "-m", "reproduced"], target)
+    pack(target)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

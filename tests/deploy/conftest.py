@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import build_once, copy_built, dvc, mlops, sh
+from tests.conftest import build_once, copy_built, dvc, mlops, pack, sh
 
 # A deliberately weak champion: one depth-1 tree (roc_auc ~0.88 against ~0.99), which still
 # meets the balanced-accuracy floor, so only the comparison with the incumbent can stop it.
@@ -106,6 +106,7 @@ def _build_history(template: Path, project: Path) -> None:
         shutil.copy(project / f"reports/deploy/{target}.json", project / f"proposal-{target}.json")
     mlops("release", cwd=project)
     commit(project, "release the champion")
+    pack(project)
 
 
 @pytest.fixture

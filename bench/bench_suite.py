@@ -63,6 +63,19 @@ def run_suite(tree: Path) -> dict[str, float | str]:
     return {"wall": wall, "busy": busy1 - busy0, "idle": idle1 - idle0, "summary": summary}
 
 
+def short_rev(rev: str) -> str:
+    """`rev` as a short commit id; exits naming it when git does not know it."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--short", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.exit(f"bench_suite: {rev!r} is not a commit of {ROOT}")
+    return proc.stdout.strip()
+
+
 def worktree(rev: str, into: Path) -> Path:
     subprocess.run(
         ["git", "worktree", "add", "--quiet", "--detach", str(into), rev], cwd=ROOT, check=True
@@ -76,12 +89,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="base/this pairs reported")
     parser.add_argument("--prime", type=int, default=0, help="unreported runs first")
     args = parser.parse_args()
-    this_rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    base_rev = subprocess.run(
-        ["git", "rev-parse", "--short", args.base], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
+    this_rev, base_rev = short_rev("HEAD"), short_rev(args.base)
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as tmp:
         trees = {
             "base": worktree(base_rev, Path(tmp) / "base"),

@@ -217,6 +217,9 @@ def test_snapshot_while_the_service_writes(tmp_path: Path) -> None:
         for _round in range(3):
             for _ in range(15):
                 client.post("/predict", json=[good_record()] * 2)
+            # the writer thread flushes a moment after the response: wait for it, or a
+            # second snapshot finds the entries the first one had not seen yet
+            wait_for(lambda: srv.service.predlog.backlog == 0)
             snapshot(log_dir, out, rows=7)
             assert snapshot(log_dir, out, rows=7).written == []
     snapshot(log_dir, out, rows=7, flush=True)

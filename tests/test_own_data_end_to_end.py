@@ -33,7 +33,7 @@ import pytest
 from scripts import own_data
 from tests.conftest import BIN, copy_built, dvc, env, mlops, sh
 from tests.deploy import conftest as deploy_fixtures
-from tests.deploy.serving import free_port
+from tests.deploy.serving import free_port, http_get, http_post
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,7 @@ def serve_one(project: Path, record: dict[str, Any]) -> dict[str, Any]:
         deadline = time.monotonic() + 90
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok":
+                if http_get(f"{url}/health", timeout=1).json()["status"] == "ok":
                     break
             except httpx.TransportError:
                 pass
@@ -164,7 +164,7 @@ def serve_one(project: Path, record: dict[str, Any]) -> dict[str, Any]:
                 proc.stdout.read() if proc.stdout else "the service did not start"
             )
             time.sleep(0.2)
-        response = httpx.post(f"{url}/predict", params={"proba": "true"}, json=record, timeout=30)
+        response = http_post(f"{url}/predict", params={"proba": "true"}, json=record, timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

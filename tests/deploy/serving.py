@@ -14,6 +14,7 @@ import atexit
 import functools
 import shutil
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -212,6 +213,24 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """One TLS context for every test client. httpx builds one per client, loading the CA
+    bundle (20 ms of CPU), even for http:// on loopback, and the tests make hundreds of
+    clients; with this one, 0.07 ms."""
+    return httpx.create_ssl_context()
+
+
+def http_get(url: str, **kwargs: Any) -> httpx.Response:
+    """`httpx.get` with the session's TLS context (`tls`): for polling loops."""
+    return httpx.get(url, verify=tls(), **kwargs)
+
+
+def http_post(url: str, **kwargs: Any) -> httpx.Response:
+    """`httpx.post` with the session's TLS context (`tls`)."""
+    return httpx.post(url, verify=tls(), **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -229,7 +248,7 @@ class Running:
         return self.app.state.service
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10, **kwargs)
+        return httpx.Client(base_url=self.url, timeout=10, verify=tls(), **kwargs)
 
 
 @contextmanager

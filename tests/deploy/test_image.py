@@ -29,7 +29,7 @@ from pipeline.errors import ArtifactError
 from pipeline.release_record import ReleaseRecord
 from tests.conftest import BIN, ROOT, dvc, env, mlops
 from tests.deploy.conftest import record
-from tests.deploy.serving import free_port
+from tests.deploy.serving import free_port, http_get, http_post
 
 DOCKERFILE = ROOT / "Dockerfile"
 HADOLINT = ROOT / ".venv-deploy-tools/bin/hadolint"
@@ -196,7 +196,7 @@ def serving(
         while True:
             assert proc.poll() is None, log.read_text()
             try:
-                if httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok":
+                if http_get(f"{url}/health", timeout=1).json()["status"] == "ok":
                     break
             except httpx.TransportError:
                 pass
@@ -209,11 +209,11 @@ def serving(
 
 
 def check_serves(url: str, project: Path, release: str) -> None:
-    health = httpx.get(f"{url}/health", timeout=5).json()
+    health = http_get(f"{url}/health", timeout=5).json()
     assert health["status"] == "ok" and health["error"] is None, health
-    version = httpx.get(f"{url}/version", timeout=5).json()
+    version = http_get(f"{url}/version", timeout=5).json()
     assert version["release"] == release, version
-    response = httpx.post(f"{url}/predict", json=one_row(project), timeout=30)
+    response = http_post(f"{url}/predict", json=one_row(project), timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["release"] == release
 
@@ -485,7 +485,7 @@ def test_the_image_builds_and_serves_read_only(history: Path, tmp_path: Path) ->
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    if http_get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass

@@ -33,10 +33,12 @@ from tests.deploy.serving import (
     Built,
     free_port,
     good_record,
+    http_get,
     make_bundle,
     project,
     release,
     running,
+    tls,
     wait_for,
 )
 
@@ -290,14 +292,14 @@ def test_mlops_serve_and_snapshot_end_to_end(cli_project: Path) -> None:
 
         def up() -> bool:
             try:
-                return httpx.get(f"{url}/health", timeout=1).json()["status"] == "ok"
+                return http_get(f"{url}/health", timeout=1).json()["status"] == "ok"
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                 return False
 
         wait_for(up, timeout=60, interval=0.1)
         startup = time.monotonic() - started
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10, verify=tls()) as client:
             ids = [
                 client.post("/predict", json=good_record()).json()["predictions"][0]["request_id"]
                 for _ in range(3)

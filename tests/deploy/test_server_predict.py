@@ -25,6 +25,7 @@ from tests.deploy.serving import (
     regression_bundle,
     release,
     running,
+    tls,
 )
 
 MAX_BODY = 8192
@@ -336,7 +337,7 @@ def test_predict_requiring_a_token_refuses_to_start_without_one(tmp_path: Path) 
 def test_connection_errors_are_not_possible_after_413(flagging: tuple[Running, Built]) -> None:
     """A refused upload still gets its answer, and the next request works."""
     srv, _ = flagging
-    with httpx.Client(base_url=srv.url, timeout=10) as client:
+    with httpx.Client(base_url=srv.url, timeout=10, verify=tls()) as client:
         for _ in range(3):
             big = b"x" * (4 * MAX_BODY)
             assert client.post("/predict", content=big, headers=JSON).status_code == 413

@@ -19,7 +19,14 @@ from pipeline.errors import ArtifactError, ConfigError, MlopsError
 from pipeline.release_record import ReleaseRecord
 from tests.conftest import BIN, dvc, env, mlops, sh
 from tests.deploy.conftest import commit, fabricate_release, record, report
-from tests.deploy.serving import free_port, metric, parse_metrics, wait_for
+from tests.deploy.serving import (
+    free_port,
+    http_get,
+    metric,
+    parse_metrics,
+    tls,
+    wait_for,
+)
 
 SHA = "ab" * 32
 RELEASE = f"r0002-{SHA[:16]}"
@@ -221,7 +228,7 @@ def service(tmp_path: Path) -> Iterator[Any]:
         def up() -> bool:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             try:
-                return httpx.get(f"{url}/health", timeout=1).status_code == 200
+                return http_get(f"{url}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -245,7 +252,7 @@ class HealthProbe:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(timeout=2) as client:
+        with httpx.Client(timeout=2, verify=tls()) as client:
             while not self._stop.wait(0.03):
                 health = client.get(f"{self.url}/health").json()
                 self.samples += 1
@@ -262,7 +269,7 @@ class HealthProbe:
 
 
 def version(url: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{url}/version", timeout=5).json())
+    return dict(http_get(f"{url}/version", timeout=5).json())
 
 
 def push(dev: Path) -> None:
@@ -315,7 +322,7 @@ def test_sync_pulls_the_new_bundle_then_fast_forwards_and_the_service_swaps(
     assert f"local: in sync: declared {second['release']}, live {second['release']}" in out.stdout
     assert f"pulled bundle {bundle_id}" in out.stdout and "fast-forwarded" in out.stdout
     assert probe.samples > 0 and probe.errors == []
-    samples = parse_metrics(httpx.get(f"{url}/metrics", timeout=5).text)
+    samples = parse_metrics(http_get(f"{url}/metrics", timeout=5).text)
     assert metric(samples, "mlops_release_load_failures_total") == 0
     live = version(url)
     assert live["release"] == second["release"]

@@ -28,8 +28,10 @@ from tests.deploy.serving import (
     constant_bundle,
     free_port,
     good_record,
+    http_get,
     project,
     running,
+    tls,
     wait_for,
 )
 
@@ -209,7 +211,7 @@ def _serve(root: Path, port: int) -> subprocess.Popen[str]:
 
 def _up(url: str) -> Any:
     try:
-        return httpx.get(f"{url}/version", timeout=1).json().get("rollout")
+        return http_get(f"{url}/version", timeout=1).json().get("rollout")
     except (httpx.TransportError, ValueError):
         return None
 
@@ -233,7 +235,7 @@ def test_kill_9_mid_rollout_resumes_the_same_step_from_the_record(tmp_path: Path
     proc = _serve(root, port)
     try:
         assert wait_for(lambda: _up(url), timeout=60)["step"] == 1
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10, verify=tls()) as client:
             for i in range(0, 200, 20):
                 body = client.post(
                     "/predict", json=[good_record(customer_id=c) for c in range(i, i + 20)]
@@ -249,7 +251,7 @@ def test_kill_9_mid_rollout_resumes_the_same_step_from_the_record(tmp_path: Path
             0.6,
             candidate.release,
         )
-        with httpx.Client(base_url=url, timeout=10) as client:
+        with httpx.Client(base_url=url, timeout=10, verify=tls()) as client:
             # what was logged before the kill is still known: feedback for it is accepted
             accepted = client.post(
                 "/feedback", json={"request_id": ids[0], "label": "no"}, headers=AUTH
